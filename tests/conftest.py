@@ -1,0 +1,70 @@
+"""Shared fixtures. Tests that need ../shared skip with the reason when it is absent."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = Path(os.environ.get("WB_SHARED_DIR", REPO.parent / "shared"))
+
+# Keep FiftyOne and friends quiet and local, whatever a test imports.
+os.environ.setdefault("FIFTYONE_DO_NOT_TRACK", "true")
+os.environ.setdefault("FIFTYONE_DATABASE_VALIDATION", "false")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests without a tier marker are unit tests by their folder."""
+    for item in items:
+        path = str(item.fspath)
+        marks = {m.name for m in item.iter_markers()}
+        if not marks & {"unit", "integration", "browser"}:
+            if "/integration/" in path:
+                item.add_marker(pytest.mark.integration)
+            elif "/e2e/" in path:
+                item.add_marker(pytest.mark.browser)
+            else:
+                item.add_marker(pytest.mark.unit)
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    if not SHARED.is_dir():
+        pytest.skip(f"../shared is not present at {SHARED}: real-photo tests need it")
+    return SHARED
+
+
+@pytest.fixture(scope="session")
+def kangaroo_dir(shared_dir) -> Path:
+    d = shared_dir / "data" / "kangaroo"
+    if not (d / "images").is_dir() or not (d / "annots").is_dir():
+        pytest.skip(f"kangaroo VOC data set not found under {d}")
+    return d
+
+
+@pytest.fixture(scope="session")
+def demo_data(tmp_path_factory) -> Path:
+    """The built-in demo data set, generated once per test session (read-only for tests)."""
+    from workbench.demo_data import generate_demo_data
+
+    out = tmp_path_factory.mktemp("demo-data")
+    generate_demo_data(out, seed=0)
+    return out
+
+
+@pytest.fixture
+def workspace_factory(tmp_path):
+    """Make workspaces: ``ws = workspace_factory(classes=["kangaroo"])``."""
+    from workbench.taxonomy import Taxonomy
+    from workbench.workspace import Workspace
+
+    made = []
+
+    def make(classes: list[str] | None = None, name: str = "ws") -> Workspace:
+        tax = Taxonomy.flat(classes) if classes else Taxonomy.default()
+        ws = Workspace.create(tmp_path / f"{name}{len(made)}", tax)
+        made.append(ws)
+        return ws
+
+    return make

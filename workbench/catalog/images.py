@@ -1,0 +1,163 @@
+"""Images and their ground-truth boxes."""
+from __future__ import annotations
+
+from collections import Counter
+from typing import Iterable
+
+from .core import now_iso
+from .records import Box, ImageRecord
+
+_IMAGE_COLS = ("id, path, sha256, file_size, mtime, width, height, label, status, status_reason, "
+               "source_format, source, annotated, split, ingested_at, updated_at")
+
+
+def _image(row) -> ImageRecord:
+    d = dict(row)
+    d["annotated"] = bool(d["annotated"])
+    return ImageRecord(**d)
+
+
+def _box(row) -> Box:
+    return Box(label=row["label"], x1=row["x1"], y1=row["y1"], x2=row["x2"], y2=row["y2"],
+               source=row["source"], annotator=row["annotator"], annotation_id=row["annotation_id"])
+
+
+class ImagesMixin:
+    # ---- reading ----------------------------------------------------------
+    def get_image(self, image_id: int) -> ImageRecord | None:
+        row = self.db.execute(f"SELECT {_IMAGE_COLS} FROM images WHERE id = ?", (image_id,)).fetchone()
+        return _image(row) if row else None
+
+    def get_image_by_path(self, path: str) -> ImageRecord | None:
+        row = self.db.execute(f"SELECT {_IMAGE_COLS} FROM images WHERE path = ?", (str(path),)).fetchone()
+        return _image(row) if row else None
+
+    def images_by_sha256(self, sha256: str) -> list[ImageRecord]:
+        rows = self.db.execute(f"SELECT {_IMAGE_COLS} FROM images WHERE sha256 = ? ORDER BY id",
+                               (sha256,))
+        return [_image(r) for r in rows]
+
+    def images(self, status: str | Iterable[str] | None = None, label: str | None = None,
+               annotated: bool | None = None, split: str | None = None,
+               ids: Iterable[int] | None = None) -> list[ImageRecord]:
+        """Images in ingest order, filtered by the given fields."""
+        where, args = [], []
+        if status is not None:
+            statuses = [status] if isinstance(status, str) else list(status)
+            where.append(f"status IN ({','.join('?' * len(statuses))})")
+            args += statuses
+        if label is not None:
+            where.append("label = ?")
+            args.append(label)
+        if annotated is not None:
+            where.append("annotated = ?")
+            args.append(int(annotated))
+        if split is not None:
+            where.append("split = ?")
+            args.append(split)
+        sql = f"SELECT {_IMAGE_COLS} FROM images"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY id"
+        rows = [_image(r) for r in self.db.execute(sql, args)]
+        if ids is not None:
+            wanted = set(ids)
+            rows = [r for r in rows if r.id in wanted]
+        return rows
+
+    def boxes_for(self, image_id: int) -> list[Box]:
+        rows = self.db.execute("SELECT * FROM boxes WHERE image_id = ? ORDER BY id", (image_id,))
+        return [_box(r) for r in rows]
+
+    def boxes_by_image(self, image_ids: Iterable[int] | None = None) -> dict[int, list[Box]]:
+        out: dict[int, list[Box]] = {}
+        if image_ids is not None:
+            for i in image_ids:
+                out[i] = []
+        for r in self.db.execute("SELECT * FROM boxes ORDER BY image_id, id"):
+            if image_ids is None or r["image_id"] in out:
+                out.setdefault(r["image_id"], []).append(_box(r))
+        return out
+
+    # ---- writing ------------------------------------------------------------
+    def add_image(self, rec: ImageRecord, boxes: list[Box] | None = None) -> int:
+        """Insert one image (and its boxes) in one transaction; returns its id."""
+        ts = now_iso()
+        with self.atomic() as db:
+            cur = db.execute(
+                "INSERT INTO images (path, sha256, file_size, mtime, width, height, label, status, "
+                "status_reason, source_format, source, annotated, split, ingested_at, updated_at) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (rec.path, rec.sha256, rec.file_size, rec.mtime, rec.width, rec.height, rec.label,
+                 rec.status, rec.status_reason, rec.source_format, rec.source,
+                 int(rec.annotated or boxes is not None), rec.split, ts, ts))
+            image_id = cur.lastrowid
+            if boxes is not None:
+                self._insert_boxes(image_id, boxes, ts)
+        return image_id
+
+    def update_image(self, image_id: int, **fields) -> None:
+        """Update named columns of one image (column names are checked)."""
+        allowed = set(_IMAGE_COLS.replace(" ", "").split(",")) - {"id", "ingested_at"}
+        bad = set(fields) - allowed
+        if bad:
+            raise ValueError(f"unknown image fields: {sorted(bad)}")
+        if not fields:
+            return
+        if "annotated" in fields:
+            fields["annotated"] = int(bool(fields["annotated"]))
+        fields["updated_at"] = now_iso()
+        cols = ", ".join(f"{k} = ?" for k in fields)
+        with self.atomic() as db:
+            db.execute(f"UPDATE images SET {cols} WHERE id = ?", (*fields.values(), image_id))
+
+    def replace_boxes(self, image_id: int, boxes: list[Box], source: str | None = None,
+                      annotated: bool = True) -> None:
+        """Make ``boxes`` the image's ground truth. With ``source``, only boxes of that
+        source are replaced (e.g. Label Studio annotations replace earlier pulls)."""
+        ts = now_iso()
+        with self.atomic() as db:
+            if source is None:
+                db.execute("DELETE FROM boxes WHERE image_id = ?", (image_id,))
+            else:
+                db.execute("DELETE FROM boxes WHERE image_id = ? AND source = ?", (image_id, source))
+            self._insert_boxes(image_id, boxes, ts)
+            db.execute("UPDATE images SET annotated = ?, updated_at = ? WHERE id = ?",
+                       (int(annotated), ts, image_id))
+
+    def _insert_boxes(self, image_id: int, boxes: list[Box], ts: str) -> None:
+        self.db.executemany(
+            "INSERT INTO boxes (image_id, label, x1, y1, x2, y2, source, annotator, annotation_id, "
+            "created_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
+            [(image_id, b.label, b.x1, b.y1, b.x2, b.y2, b.source, b.annotator, b.annotation_id, ts)
+             for b in boxes])
+
+    def set_status(self, image_ids: Iterable[int], status: str, reason: str | None = None) -> None:
+        ts = now_iso()
+        with self.atomic() as db:
+            db.executemany("UPDATE images SET status = ?, status_reason = ?, updated_at = ? WHERE id = ?",
+                           [(status, reason, ts, i) for i in image_ids])
+
+    def set_splits(self, assignments: dict[int, str]) -> None:
+        """Assign splits; an image that already has a split keeps it (splits are sticky)."""
+        ts = now_iso()
+        with self.atomic() as db:
+            db.executemany("UPDATE images SET split = ?, updated_at = ? WHERE id = ? AND split IS NULL",
+                           [(s, ts, i) for i, s in assignments.items()])
+
+    # ---- summaries ------------------------------------------------------------
+    def status_counts(self) -> dict:
+        images = self.db.execute("SELECT status, label, annotated FROM images").fetchall()
+        boxes = self.db.execute("SELECT label FROM boxes").fetchall()
+        return {
+            "images": {
+                "total": len(images),
+                "by_status": dict(sorted(Counter(r["status"] for r in images).items())),
+                "by_label": dict(sorted(Counter(r["label"] or "(none)" for r in images).items())),
+                "annotated": sum(r["annotated"] for r in images),
+            },
+            "boxes": {
+                "total": len(boxes),
+                "by_label": dict(sorted(Counter(r["label"] for r in boxes).items())),
+            },
+        }

@@ -1,0 +1,176 @@
+"""The catalog schema, written out, and its numbered migrations.
+
+Each migration is a function applied in the same transaction as its record in
+``schema_migrations``. Migration 1 holds the whole first schema so one place
+shows every table. Add a migration by appending a function to ``MIGRATIONS``;
+never edit one that has shipped.
+"""
+from __future__ import annotations
+
+import sqlite3
+
+
+def _run_script(db: sqlite3.Connection, sql: str) -> None:
+    """Run statements one by one (``executescript`` would COMMIT our transaction)."""
+    lines = [line.split("--", 1)[0] for line in sql.splitlines()]
+    for stmt in "\n".join(lines).split(";"):
+        if stmt.strip():
+            db.execute(stmt)
+
+
+def m0001_initial(db: sqlite3.Connection) -> None:
+    _run_script(
+        db,
+        """
+        -- One row per image file the user pointed us at. The file itself is never touched.
+        CREATE TABLE images (
+            id            INTEGER PRIMARY KEY,
+            path          TEXT NOT NULL UNIQUE,          -- absolute path
+            sha256        TEXT,                          -- NULL when the file could not be read
+            file_size     INTEGER,
+            mtime         REAL,
+            width         INTEGER,                       -- after EXIF orientation
+            height        INTEGER,
+            label         TEXT,                          -- image-level label (folder name, ...)
+            status        TEXT NOT NULL DEFAULT 'active'
+                          CHECK (status IN ('active','unreadable','duplicate','conflict','excluded')),
+            status_reason TEXT,
+            source_format TEXT,                          -- folders|coco|voc|yolo|labelstudio
+            source        TEXT,                          -- the PATH given to `wb ingest`
+            annotated     INTEGER NOT NULL DEFAULT 0,    -- 1: ground truth known (boxes or negative)
+            split         TEXT CHECK (split IN ('train','val','test')),  -- sticky once set
+            ingested_at   TEXT NOT NULL,
+            updated_at    TEXT NOT NULL
+        );
+        CREATE INDEX images_sha256 ON images(sha256);
+        CREATE INDEX images_status ON images(status);
+        CREATE INDEX images_label ON images(label);
+
+        -- Ground-truth boxes, pixel xyxy in the EXIF-corrected frame.
+        CREATE TABLE boxes (
+            id            INTEGER PRIMARY KEY,
+            image_id      INTEGER NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+            label         TEXT NOT NULL,
+            x1 REAL NOT NULL, y1 REAL NOT NULL, x2 REAL NOT NULL, y2 REAL NOT NULL,
+            source        TEXT NOT NULL DEFAULT 'import', -- import|labelstudio
+            annotator     TEXT,
+            annotation_id INTEGER,                        -- Label Studio annotation id
+            created_at    TEXT NOT NULL
+        );
+        CREATE INDEX boxes_image ON boxes(image_id);
+
+        -- Perceptual hashes, cached per method (a re-run hashes only new images).
+        CREATE TABLE image_hashes (
+            image_id    INTEGER NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+            method      TEXT NOT NULL,
+            hash        TEXT NOT NULL,       -- hex, as imagededup writes it
+            mirror_hash TEXT,                -- hash of the horizontally mirrored image
+            PRIMARY KEY (image_id, method)
+        );
+
+        -- Duplicate groups and cross-class conflicts (connected components of pairs).
+        CREATE TABLE dup_groups (
+            id           INTEGER PRIMARY KEY,
+            group_key    TEXT NOT NULL UNIQUE,   -- stable: sorted member sha256s
+            kind         TEXT NOT NULL CHECK (kind IN ('duplicate','conflict')),
+            method       TEXT,
+            max_distance INTEGER,
+            resolution   TEXT CHECK (resolution IN ('label','distinct')),
+            resolved_label TEXT,
+            resolved_by  TEXT,                   -- cli|labelstudio:<user>
+            resolved_at  TEXT,
+            created_at   TEXT NOT NULL,
+            updated_at   TEXT NOT NULL
+        );
+        CREATE TABLE dup_members (
+            group_id  INTEGER NOT NULL REFERENCES dup_groups(id) ON DELETE CASCADE,
+            image_id  INTEGER NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+            keep      INTEGER NOT NULL DEFAULT 0,
+            distance  INTEGER,                   -- smallest hash distance to another member
+            PRIMARY KEY (group_id, image_id)
+        );
+        CREATE INDEX dup_members_image ON dup_members(image_id);
+
+        -- Label Studio: one task per image per project; re-push never duplicates.
+        CREATE TABLE ls_tasks (
+            image_id      INTEGER NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+            project_id    INTEGER NOT NULL,
+            task_id       INTEGER NOT NULL,
+            kind          TEXT NOT NULL DEFAULT 'label',   -- label|review
+            prediction_version TEXT,                      -- model version of the prediction sent
+            pushed_at     TEXT NOT NULL,
+            PRIMARY KEY (project_id, image_id, kind)
+        );
+        CREATE INDEX ls_tasks_task ON ls_tasks(task_id);
+
+        -- Annotations seen at the last pull (to detect updates, deletions, disagreements).
+        CREATE TABLE ls_annotations (
+            annotation_id INTEGER PRIMARY KEY,
+            project_id    INTEGER NOT NULL,
+            task_id       INTEGER NOT NULL,
+            image_id      INTEGER REFERENCES images(id) ON DELETE CASCADE,
+            annotator     TEXT,
+            updated_at    TEXT,
+            was_cancelled INTEGER NOT NULL DEFAULT 0,     -- skipped by the annotator
+            n_boxes       INTEGER NOT NULL DEFAULT 0,
+            chosen        INTEGER NOT NULL DEFAULT 0,     -- the one the policy picked
+            result_json   TEXT
+        );
+        CREATE INDEX ls_annotations_task ON ls_annotations(task_id);
+
+        -- Registered model versions. Files live in models/<version>/.
+        CREATE TABLE models (
+            version     TEXT PRIMARY KEY,
+            parent      TEXT,
+            created_at  TEXT NOT NULL,
+            promoted    INTEGER NOT NULL DEFAULT 0,
+            promoted_at TEXT,
+            level       TEXT,
+            classes_json TEXT,
+            metrics_json TEXT,
+            config_json  TEXT
+        );
+
+        -- A model's detections per image (pixel xyxy), with full class probabilities.
+        CREATE TABLE predictions (
+            image_id      INTEGER NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+            model_version TEXT NOT NULL,
+            boxes_json    TEXT NOT NULL,   -- [{"label","x1","y1","x2","y2","score","probs":{...}}]
+            created_at    TEXT NOT NULL,
+            PRIMARY KEY (image_id, model_version)
+        );
+
+        -- Annotation priority per model version (most uncertain first).
+        CREATE TABLE priorities (
+            image_id      INTEGER NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+            model_version TEXT NOT NULL,
+            uncertainty   REAL NOT NULL,
+            components_json TEXT,
+            rank          INTEGER,
+            selected      INTEGER NOT NULL DEFAULT 0,
+            created_at    TEXT NOT NULL,
+            PRIMARY KEY (image_id, model_version)
+        );
+
+        -- Events Label Studio sent to the ML backend's /webhook.
+        CREATE TABLE webhook_events (
+            id            INTEGER PRIMARY KEY,
+            received_at   TEXT NOT NULL,
+            action        TEXT NOT NULL,
+            project_id    INTEGER,
+            task_id       INTEGER,
+            annotation_id INTEGER,
+            payload_json  TEXT,
+            consumed      INTEGER NOT NULL DEFAULT 0
+        );
+
+        -- Small key/value state (ingest runs, last pull time, ...).
+        CREATE TABLE meta (
+            key   TEXT PRIMARY KEY,
+            value TEXT
+        );
+        """
+    )
+
+
+MIGRATIONS = [m0001_initial]

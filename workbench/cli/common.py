@@ -1,0 +1,78 @@
+"""Shared CLI state and option bundles."""
+from __future__ import annotations
+
+import json
+from functools import wraps
+from pathlib import Path
+
+import click
+
+from ..errors import WorkbenchError
+from ..workspace import Workspace, resolve_workspace_path
+
+
+class App:
+    """State on ``ctx.obj``: the workspace path, opened lazily."""
+
+    def __init__(self, workspace: str | None):
+        self.workspace_path: Path = resolve_workspace_path(workspace)
+        self._ws: Workspace | None = None
+        self._catalog = None
+
+    @property
+    def ws(self) -> Workspace:
+        if self._ws is None:
+            self._ws = Workspace.open(self.workspace_path)
+        return self._ws
+
+    @property
+    def catalog(self):
+        if self._catalog is None:
+            self._catalog = self.ws.open_catalog()
+        return self._catalog
+
+    def close(self) -> None:
+        if self._catalog is not None:
+            self._catalog.close()
+            self._catalog = None
+
+
+pass_app = click.make_pass_decorator(App)
+
+
+def json_option(f):
+    return click.option("--json", "as_json", is_flag=True, help="Print JSON for machines.")(f)
+
+
+def echo_json(obj) -> None:
+    click.echo(json.dumps(obj, indent=2, default=str))
+
+
+def domain_errors(f):
+    """Turn domain errors into ClickException (exit 1) with their message."""
+
+    @wraps(f)
+    def wrapper(*args, **kwargs):
+        try:
+            return f(*args, **kwargs)
+        except WorkbenchError as exc:
+            raise click.ClickException(str(exc)) from None
+
+    return wrapper
+
+
+def console():
+    from rich.console import Console
+
+    return Console(stderr=False, highlight=False)
+
+
+def progress(transient: bool = False):
+    """A rich progress bar on stderr (stdout stays clean for --json)."""
+    from rich.console import Console
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                               TimeElapsedColumn, TimeRemainingColumn)
+
+    return Progress(TextColumn("[progress.description]{task.description}"), BarColumn(),
+                    MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
+                    console=Console(stderr=True), transient=transient)

@@ -1,0 +1,182 @@
+"""`wb init`, `wb ingest`, `wb status`, `wb export`, `wb demo-data`."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ..errors import WorkbenchError
+from ..formats import EXPORT_FORMATS, FORMATS
+from .common import App, console, domain_errors, echo_json, json_option, pass_app, progress
+
+
+@click.command()
+@click.option("--classes", help="Comma-separated class names (a flat taxonomy).")
+@click.option("--taxonomy", "taxonomy_file", type=click.Path(dir_okay=False, exists=True),
+              help="A taxonomy TOML file (species with their categories).")
+@click.option("--exist-ok", is_flag=True, help="Do nothing if the workspace exists.")
+@pass_app
+@domain_errors
+def init(app: App, classes: str | None, taxonomy_file: str | None, exist_ok: bool) -> None:
+    """Create a workspace: workbench.toml, taxonomy.toml and catalog.sqlite.
+
+    With neither --classes nor --taxonomy the taxonomy is the default
+    wildlife-products one (label_config/wildlife.toml).
+
+    Example:
+
+        wb --workspace ws init --classes kangaroo,raccoon
+    """
+    from ..taxonomy import Taxonomy
+    from ..workspace import Workspace
+
+    if classes and taxonomy_file:
+        raise click.UsageError("give --classes or --taxonomy, not both")
+    tax = (Taxonomy.flat(classes.split(",")) if classes else
+           Taxonomy.from_file(taxonomy_file) if taxonomy_file else Taxonomy.default())
+    ws = Workspace.create(app.workspace_path, tax, exist_ok=exist_ok)
+    click.echo(f"workspace {ws.root}: {len(ws.taxonomy.species)} species, "
+               f"{len(ws.taxonomy.categories)} categories ({ws.taxonomy.name})")
+
+
+@click.command()
+@click.argument("path", type=click.Path(exists=True))
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="folders", show_default=True,
+              help="How PATH is laid out.")
+@click.option("--images", "images_dir", type=click.Path(exists=True, file_okay=False),
+              help="Where the images are, when the annotation file does not say (COCO, "
+                   "Label Studio, YOLO).")
+@click.option("--add-classes", is_flag=True, help="Add classes unknown to the taxonomy.")
+@click.option("--strict", is_flag=True, help="Exit 1 if any file is unreadable.")
+@json_option
+@pass_app
+@domain_errors
+def ingest(app: App, path: str, fmt: str, images_dir: str | None, add_classes: bool,
+           strict: bool, as_json: bool) -> None:
+    """Catalog photos: one folder per class, or a COCO / VOC / YOLO / Label Studio export.
+
+    Re-running changes nothing; a moved file is recognised by its content; files
+    that cannot be read are recorded as `unreadable` with the reason. Images are
+    only read, never changed.
+
+    Example:
+
+        wb ingest ../shared/data/kangaroo --format voc
+    """
+    from ..ingest import ingest as run_ingest
+
+    with progress(transient=as_json) as bar:
+        task = bar.add_task("ingest", total=None)
+        result = run_ingest(app.ws, app.catalog, path, fmt, images_dir=images_dir,
+                            add_classes=add_classes,
+                            on_progress=lambda d, t: bar.update(task, completed=d, total=t))
+    if as_json:
+        echo_json(result.to_dict())
+    else:
+        click.echo(f"ingested {result.seen} images from {path}: {result.added} new, "
+                   f"{result.updated} updated, {result.unchanged} unchanged, {result.moved} moved; "
+                   f"{result.boxes_added} boxes")
+        if result.new_classes:
+            click.echo(f"added classes: {', '.join(result.new_classes)}")
+        if result.boxes_dropped:
+            click.echo(f"dropped {result.boxes_dropped} boxes with no area inside the image")
+        for p, reason in result.unreadable[:20]:
+            click.echo(f"unreadable: {p}: {reason}", err=True)
+        if len(result.unreadable) > 20:
+            click.echo(f"... and {len(result.unreadable) - 20} more unreadable (wb status)", err=True)
+    if strict and result.unreadable:
+        raise click.ClickException(f"{len(result.unreadable)} unreadable file(s) (--strict)")
+
+
+@click.command()
+@json_option
+@pass_app
+@domain_errors
+def status(app: App, as_json: bool) -> None:
+    """Counts of images and boxes, by status and label.
+
+    Example:
+
+        wb status --json
+    """
+    counts = app.catalog.status_counts()
+    if as_json:
+        echo_json(counts)
+        return
+    from rich.table import Table
+
+    c = console()
+    t = Table(title=f"images in {app.ws.root}")
+    t.add_column("status")
+    t.add_column("images", justify="right")
+    for k, v in counts["images"]["by_status"].items():
+        t.add_row(k, str(v))
+    t.add_row("[bold]total", f"[bold]{counts['images']['total']}")
+    c.print(t)
+    t = Table(title="labels")
+    t.add_column("label")
+    t.add_column("images", justify="right")
+    t.add_column("boxes", justify="right")
+    labels = sorted(set(counts["images"]["by_label"]) | set(counts["boxes"]["by_label"]))
+    for k in labels:
+        t.add_row(k, str(counts["images"]["by_label"].get(k, 0)),
+                  str(counts["boxes"]["by_label"].get(k, 0)))
+    t.add_row("[bold]total", f"[bold]{counts['images']['total']}",
+              f"[bold]{counts['boxes']['total']}")
+    c.print(t)
+    c.print(f"annotated images: {counts['images']['annotated']}")
+
+
+@click.command("export")
+@click.option("--format", "fmt", type=click.Choice(EXPORT_FORMATS), required=True)
+@click.option("--out", required=True, type=click.Path(),
+              help="Output: a .json file (COCO) or a folder (VOC, YOLO; images are linked, "
+                   "not copied).")
+@click.option("--annotated-only", is_flag=True, help="Only images with ground truth.")
+@pass_app
+@domain_errors
+def export_cmd(app: App, fmt: str, out: str, annotated_only: bool) -> None:
+    """Export active images and their boxes (never duplicates or unsettled conflicts).
+
+    Example:
+
+        wb export --format coco --out annotations.json
+    """
+    from ..export import export
+
+    path, n = export(app.ws, app.catalog, fmt, out, annotated_only=annotated_only)
+    click.echo(f"exported {n} images as {fmt} to {path}")
+
+
+@click.command("demo-data")
+@click.argument("out", type=click.Path(file_okay=False))
+@click.option("--seed", default=0, show_default=True)
+@click.option("--n-images", default=300, show_default=True)
+@domain_errors
+def demo_data(out: str, seed: int, n_images: int) -> None:
+    """Generate the built-in demo data set (deterministic, no download).
+
+    Folder-per-class images, exact boxes as COCO (annotations.json), and the list
+    of planted duplicates and conflicts (planted.json).
+
+    Example:
+
+        wb demo-data demo/ && wb ingest demo/images --format folders
+    """
+    from ..demo_data import generate_demo_data
+
+    outp = Path(out)
+    if outp.exists() and any(outp.iterdir()) and not (outp / "annotations.json").exists():
+        raise WorkbenchError(f"{outp} exists and is not a demo data folder; choose an empty folder")
+    with progress() as bar:
+        task = bar.add_task("demo data", total=n_images)
+        summary = generate_demo_data(outp, seed=seed, n_images=n_images,
+                                     on_progress=lambda d, t: bar.update(task, completed=d, total=t))
+    click.echo(f"demo data in {outp.resolve()}: {summary.n_images} images, {summary.n_boxes} boxes")
+    click.echo(f"  images:      {outp.resolve() / 'images'}  (one folder per class)")
+    click.echo(f"  boxes:       {outp.resolve() / 'annotations.json'}  (COCO)")
+
+
+def register(group: click.Group) -> None:
+    for cmd in (init, ingest, status, export_cmd, demo_data):
+        group.add_command(cmd)

@@ -1,0 +1,202 @@
+"""Perceptual hashes of images, computed in worker processes.
+
+Hashing uses imagededup's hash classes (``PHash`` by default) but images are opened
+through ``workbench.images.open_image`` (EXIF orientation, odd modes, corrupt files)
+and handed over as arrays. Each image gives four 64-bit hashes:
+
+- ``full``: the whole image, and the same of its horizontal mirror;
+- ``centre``: the central part of the image (``CENTRE_KEEP`` of each side), and its
+  mirror. Copies with a banner pasted along an edge or cropped by a few percent land
+  far from the original on the full-image hash but close on the centre hash
+  (measured in docs/dedup.md).
+
+Unreadable files are returned in ``EncodeResult.unreadable`` with the reason, never
+dropped silently.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+from PIL import Image, ImageOps
+
+from ..errors import WorkbenchError
+from ..images import UnreadableImage, open_image
+
+log = logging.getLogger(__name__)
+
+METHODS = ("phash", "dhash", "whash", "ahash")
+DEFAULT_METHOD = "phash"
+VIEWS = ("full", "centre")
+# Fraction of width and height the centre view keeps: drops banners up to ~15 % of the
+# height and makes a crop of a few percent a smaller relative shift.
+CENTRE_KEEP = 0.70
+# Images are shrunk to this longest side before hashing: hashes look at 8x8..256x256
+# pixels, so this changes nothing they see and makes big photos cheap to hash.
+WORK_SIZE = 512
+
+ProgressFn = Callable[[int, int], None]
+
+
+class UnknownHashMethod(WorkbenchError):
+    def __init__(self, method: str):
+        super().__init__(f"unknown hash method {method!r}; valid: {', '.join(METHODS)}")
+
+
+@dataclass
+class ImageHashes:
+    """The four hashes of one image, as 16-digit hex strings (imagededup's format)."""
+
+    hash: str
+    mirror_hash: str
+    centre_hash: str
+    centre_mirror_hash: str
+
+
+@dataclass
+class EncodeResult:
+    """Hashes per path (``hashes``/``mirror_hashes`` for the whole image, ``centre_*`` for
+    the centre view) and the files that could not be read, as ``(path, reason)``."""
+
+    hashes: dict[str, str] = field(default_factory=dict)
+    mirror_hashes: dict[str, str] = field(default_factory=dict)
+    centre_hashes: dict[str, str] = field(default_factory=dict)
+    centre_mirror_hashes: dict[str, str] = field(default_factory=dict)
+    unreadable: list[tuple[str, str]] = field(default_factory=list)
+
+    def get(self, path: str) -> ImageHashes | None:
+        if path not in self.hashes:
+            return None
+        return ImageHashes(self.hashes[path], self.mirror_hashes[path],
+                           self.centre_hashes[path], self.centre_mirror_hashes[path])
+
+
+def _hasher(method: str):
+    from imagededup.methods import AHash, DHash, PHash, WHash
+
+    classes = {"phash": PHash, "dhash": DHash, "whash": WHash, "ahash": AHash}
+    if method not in classes:
+        raise UnknownHashMethod(method)
+    return classes[method](verbose=False)
+
+
+def check_method(method: str) -> str:
+    if method not in METHODS:
+        raise UnknownHashMethod(method)
+    return method
+
+
+def centre_view(img: Image.Image, keep: float = CENTRE_KEEP) -> Image.Image:
+    w, h = img.size
+    dx, dy = round(w * (1 - keep) / 2), round(h * (1 - keep) / 2)
+    return img.crop((dx, dy, w - dx, h - dy)) if w - 2 * dx >= 8 and h - 2 * dy >= 8 else img
+
+
+def _shrink(img: Image.Image) -> Image.Image:
+    longest = max(img.size)
+    if longest > 2 * WORK_SIZE:
+        img = img.reduce(longest // WORK_SIZE)   # box filter, fast and alias-free
+    if max(img.size) > WORK_SIZE:
+        img = img.copy()
+        img.thumbnail((WORK_SIZE, WORK_SIZE), Image.LANCZOS)
+    return img
+
+
+def hash_image(img: Image.Image, method: str = DEFAULT_METHOD, hasher=None) -> ImageHashes:
+    """The four hashes of an RGB image."""
+    hasher = hasher or _hasher(method)
+    img = _shrink(img)
+    centre = centre_view(img)
+
+    def h(view: Image.Image) -> str:
+        return hasher.encode_image(image_array=np.asarray(view))
+
+    return ImageHashes(h(img), h(ImageOps.mirror(img)), h(centre), h(ImageOps.mirror(centre)))
+
+
+# ---- worker side ----------------------------------------------------------
+_worker_hasher = None
+
+
+def _init_worker(method: str) -> None:
+    global _worker_hasher
+    _worker_hasher = _hasher(method)
+    try:  # hashing is pure CPU: keep BLAS/OpenMP from oversubscribing the cores
+        import threadpoolctl
+        threadpoolctl.threadpool_limits(1)
+    except Exception:
+        pass
+
+
+def _hash_path(path: str, hasher=None) -> tuple[str, ImageHashes | None, str | None]:
+    try:
+        img = open_image(path)
+    except UnreadableImage as exc:
+        return path, None, exc.reason
+    try:
+        return path, hash_image(img, hasher=hasher or _worker_hasher), None
+    except Exception as exc:  # a hash that fails on a readable image is a reason too
+        return path, None, f"cannot hash: {type(exc).__name__}: {exc}"
+    finally:
+        img.close()
+
+
+def default_workers() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def encode(paths: Sequence[str] | Iterable[str], method: str = DEFAULT_METHOD,
+           workers: int | None = None, on_progress: ProgressFn | None = None) -> EncodeResult:
+    """Hash every path (full image, its mirror, centre view, its mirror).
+
+    ``workers``: processes to use (default: all cores available to us; 0 or 1 hashes
+    in this process). ``on_progress(done, total)`` is called as results arrive.
+
+    >>> r = encode(["a.jpg", "broken.jpg"])            # doctest: +SKIP
+    >>> r.hashes["a.jpg"], r.unreadable
+    ('9f17...', [('broken.jpg', 'truncated image: ...')])
+    """
+    check_method(method)
+    paths = [str(p) for p in paths]
+    total = len(paths)
+    result = EncodeResult()
+    if not paths:
+        return result
+    workers = default_workers() if workers is None else workers
+    workers = min(workers, total)
+
+    def collect(item, done: int) -> None:
+        path, hashes, reason = item
+        if hashes is None:
+            result.unreadable.append((path, reason))
+        else:
+            result.hashes[path] = hashes.hash
+            result.mirror_hashes[path] = hashes.mirror_hash
+            result.centre_hashes[path] = hashes.centre_hash
+            result.centre_mirror_hashes[path] = hashes.centre_mirror_hash
+        if on_progress:
+            on_progress(done, total)
+
+    if workers <= 1:
+        hasher = _hasher(method)
+        for done, path in enumerate(paths, 1):
+            collect(_hash_path(path, hasher), done)
+        return result
+    chunksize = max(1, min(64, total // (workers * 8)))
+    with ProcessPoolExecutor(max_workers=workers, initializer=_init_worker,
+                             initargs=(method,)) as pool:
+        for done, item in enumerate(pool.map(_hash_path, paths, chunksize=chunksize), 1):
+            collect(item, done)
+    return result
+
+
+def hex_to_uint64(hashes: Sequence[str]) -> np.ndarray:
+    """16-digit hex hashes -> uint64 array (imagededup's hex is the 64 bits, MSB first)."""
+    return np.fromiter((int(h, 16) for h in hashes), dtype=np.uint64, count=len(hashes))

@@ -1,0 +1,79 @@
+"""Annotation formats <-> catalog records.
+
+``read(path, fmt)`` yields ``ImportedImage`` records; ``write(fmt, out, items, classes)``
+writes ``ExportItem`` records. Readers never open user images for writing.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Iterator
+
+from ..catalog.records import Box, ImportedImage
+from ..errors import WorkbenchError
+
+FORMATS = ("folders", "coco", "voc", "yolo", "labelstudio")
+EXPORT_FORMATS = ("coco", "voc", "yolo")
+
+
+class FormatError(WorkbenchError):
+    """The input is not in the format the user named, or is malformed."""
+
+
+@dataclass
+class ExportItem:
+    path: str
+    width: int
+    height: int
+    label: str | None
+    boxes: list[Box]
+
+
+def majority_label(boxes: list[Box] | None) -> str | None:
+    if not boxes:
+        return None
+    return Counter(b.label for b in boxes).most_common(1)[0][0]
+
+
+def read(path: str | Path, fmt: str, images_dir: str | Path | None = None,
+         known_labels: Iterable[str] = ()) -> Iterator[ImportedImage]:
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise FormatError(f"{path} does not exist")
+    images_dir = Path(images_dir).expanduser() if images_dir else None
+    if fmt == "folders":
+        from .folders import read_folders
+        return read_folders(path, set(known_labels))
+    if fmt == "coco":
+        from .coco import read_coco
+        return read_coco(path, images_dir)
+    if fmt == "voc":
+        from .voc import read_voc
+        return read_voc(path, images_dir)
+    if fmt == "yolo":
+        from .yolo import read_yolo
+        return read_yolo(path, images_dir)
+    if fmt == "labelstudio":
+        from .labelstudio_json import read_labelstudio
+        return read_labelstudio(path, images_dir)
+    raise FormatError(f"unknown format '{fmt}'; choose one of: {', '.join(FORMATS)}")
+
+
+def write(fmt: str, out: str | Path, items: list[ExportItem], classes: list[str]) -> Path:
+    out = Path(out).expanduser().resolve()
+    if fmt == "coco":
+        from .coco import write_coco
+        return write_coco(out, items, classes)
+    if fmt == "voc":
+        from .voc import write_voc
+        return write_voc(out, items)
+    if fmt == "yolo":
+        from .yolo import write_yolo
+        return write_yolo(out, items, classes)
+    raise FormatError(f"unknown export format '{fmt}'; choose one of: {', '.join(EXPORT_FORMATS)}")
+
+
+def export_name(item: ExportItem, index: int) -> str:
+    """A collision-free file stem for an exported image: index + original stem."""
+    return f"{index:06d}_{Path(item.path).stem}"

@@ -1,0 +1,217 @@
+"""`wb ingest`: catalog photos from a folder tree or an annotation export.
+
+Each image is written in its own transaction, so an interrupted run leaves a
+consistent catalog and a re-run completes it. A file already in the catalog with
+the same size and modification time is not read again; a file that moved is
+recognised by its sha256. The user's files are only ever read.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from .catalog import Catalog
+from .catalog.records import Box, ImageRecord, ImportedImage
+from .errors import UnknownClassError
+from .formats import read
+from .images import UnreadableImage, probe_image, sha256_file
+from .workspace import Workspace
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class IngestResult:
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    moved: int = 0
+    boxes_added: int = 0
+    boxes_dropped: int = 0          # degenerate boxes (zero area after clipping)
+    unreadable: list[tuple[str, str]] = field(default_factory=list)
+    new_classes: list[str] = field(default_factory=list)
+
+    @property
+    def seen(self) -> int:
+        return self.added + self.updated + self.unchanged + self.moved
+
+    def to_dict(self) -> dict:
+        return {"added": self.added, "updated": self.updated, "unchanged": self.unchanged,
+                "moved": self.moved, "boxes_added": self.boxes_added,
+                "boxes_dropped": self.boxes_dropped, "new_classes": self.new_classes,
+                "unreadable": [{"path": p, "reason": r} for p, r in self.unreadable]}
+
+
+@dataclass
+class _Probe:
+    sha256: str | None
+    size: int | None
+    mtime: float | None
+    width: int | None = None
+    height: int | None = None
+    error: str | None = None
+
+
+def _probe(path: str) -> _Probe:
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        return _Probe(None, None, None, error=f"cannot read file: {exc.strerror or exc}")
+    try:
+        sha = sha256_file(path)
+    except OSError as exc:
+        return _Probe(None, st.st_size, st.st_mtime, error=f"cannot read file: {exc}")
+    try:
+        info = probe_image(path)
+    except UnreadableImage as exc:
+        return _Probe(sha, st.st_size, st.st_mtime, error=exc.reason)
+    return _Probe(sha, st.st_size, st.st_mtime, info.width, info.height)
+
+
+def _clip_boxes(boxes: list[Box], width: int | None, height: int | None) -> tuple[list[Box], int]:
+    if width is None or height is None:
+        return boxes, 0
+    kept, dropped = [], 0
+    for b in boxes:
+        x1, y1 = max(0.0, min(b.x1, b.x2)), max(0.0, min(b.y1, b.y2))
+        x2, y2 = min(float(width), max(b.x1, b.x2)), min(float(height), max(b.y1, b.y2))
+        if x2 - x1 < 1e-6 or y2 - y1 < 1e-6:
+            dropped += 1
+            continue
+        kept.append(Box(b.label, x1, y1, x2, y2, b.source, b.annotator, b.annotation_id))
+    return kept, dropped
+
+
+def _same_boxes(a: list[Box], b: list[Box]) -> bool:
+    key = lambda x: (x.label, round(x.x1, 3), round(x.y1, 3), round(x.x2, 3), round(x.y2, 3))  # noqa: E731
+    return sorted(map(key, a)) == sorted(map(key, b))
+
+
+def check_labels(ws: Workspace, items: list[ImportedImage], add_classes: bool) -> list[str]:
+    """Every image and box label must be in the taxonomy, or be added with --add-classes."""
+    tax = ws.taxonomy
+    unknown: list[str] = []
+    for it in items:
+        for lab in [it.label] + [b.label for b in it.boxes or []]:
+            if lab is not None and not tax.is_known(lab) and lab not in unknown:
+                unknown.append(lab)
+    if unknown and not add_classes:
+        raise UnknownClassError(
+            f"unknown class{'es' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}. "
+            f"Known classes: {', '.join(tax.all_labels)} (and 'background' for background-only "
+            "images). Re-run with --add-classes to add them to the workspace taxonomy.")
+    if unknown:
+        ws.set_taxonomy(tax.with_classes(unknown))
+    return unknown
+
+
+def ingest(ws: Workspace, catalog: Catalog, path: str | Path, fmt: str,
+           images_dir: str | Path | None = None, add_classes: bool = False,
+           workers: int | None = None,
+           on_progress: Callable[[int, int], None] | None = None) -> IngestResult:
+    """Catalog every image under ``path`` read as ``fmt``. Idempotent."""
+    source = str(Path(path).expanduser().resolve())
+    items = list(read(path, fmt, images_dir=images_dir, known_labels=ws.taxonomy.all_labels))
+    result = IngestResult()
+    result.new_classes = check_labels(ws, items, add_classes)
+
+    # Cheap pass: which files need reading at all?
+    todo: list[tuple[ImportedImage, ImageRecord | None]] = []
+    for it in items:
+        rec = catalog.get_image_by_path(it.path)
+        try:
+            st = os.stat(it.path)
+            unchanged_file = rec is not None and rec.file_size == st.st_size and rec.mtime == st.st_mtime
+        except OSError:
+            unchanged_file = False
+        if unchanged_file:
+            _update_existing(catalog, rec, it, result)
+        else:
+            todo.append((it, rec))
+    total = len(items)
+    done = total - len(todo)
+    if on_progress:
+        on_progress(done, total)
+
+    workers = workers or min(4, os.cpu_count() or 1)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        probes = pool.map(lambda t: _probe(t[0].path), todo)
+        for (it, rec), pr in zip(todo, probes):
+            _store(catalog, it, rec, pr, fmt, source, result)
+            done += 1
+            if on_progress:
+                on_progress(done, total)
+    return result
+
+
+def _update_existing(catalog: Catalog, rec: ImageRecord, it: ImportedImage,
+                     result: IngestResult) -> None:
+    """A known, unchanged file: take new label/boxes from the source if it has them."""
+    changes = {}
+    if it.label is not None and rec.label != it.label and rec.label is None:
+        changes["label"] = it.label
+    boxes_changed = False
+    if it.boxes is not None and rec.status != "unreadable":
+        boxes, dropped = _clip_boxes(it.boxes, rec.width, rec.height)
+        current = [b for b in catalog.boxes_for(rec.id) if b.source == "import"]
+        if not _same_boxes(current, boxes) or not rec.annotated:
+            with catalog.atomic():
+                catalog.replace_boxes(rec.id, boxes, source="import")
+                if changes:
+                    catalog.update_image(rec.id, **changes)
+            result.boxes_added += len(boxes)
+            result.boxes_dropped += dropped
+            boxes_changed = True
+    if changes and not boxes_changed:
+        catalog.update_image(rec.id, **changes)
+    if changes or boxes_changed:
+        result.updated += 1
+    else:
+        result.unchanged += 1
+
+
+def _store(catalog: Catalog, it: ImportedImage, rec: ImageRecord | None, pr: _Probe, fmt: str,
+           source: str, result: IngestResult) -> None:
+    if pr.error:
+        result.unreadable.append((it.path, pr.error))
+    if rec is not None:
+        # Same path, file changed on disk: refresh what we know of it.
+        fields = dict(sha256=pr.sha256, file_size=pr.size, mtime=pr.mtime, width=pr.width,
+                      height=pr.height)
+        if pr.error:
+            fields.update(status="unreadable", status_reason=pr.error)
+        elif rec.status == "unreadable":
+            fields.update(status="active", status_reason=None)
+        with catalog.atomic():
+            catalog.update_image(rec.id, **fields)
+            if it.boxes is not None and not pr.error:
+                boxes, dropped = _clip_boxes(it.boxes, pr.width, pr.height)
+                catalog.replace_boxes(rec.id, boxes, source="import")
+                result.boxes_added += len(boxes)
+                result.boxes_dropped += dropped
+        result.updated += 1
+        return
+    if pr.sha256:
+        for old in catalog.images_by_sha256(pr.sha256):
+            if not Path(old.path).exists():
+                # The same bytes under a new path: the user moved the file.
+                catalog.update_image(old.id, path=it.path, file_size=pr.size, mtime=pr.mtime)
+                result.moved += 1
+                return
+    boxes = None
+    if it.boxes is not None:
+        # An unreadable image keeps its annotation as given (nothing is lost); it is
+        # out of training and export by its status, not by dropping data.
+        boxes, dropped = _clip_boxes(it.boxes, pr.width, pr.height) if not pr.error else (it.boxes, 0)
+        result.boxes_added += len(boxes)
+        result.boxes_dropped += dropped
+    catalog.add_image(ImageRecord(
+        id=None, path=it.path, sha256=pr.sha256, file_size=pr.size, mtime=pr.mtime,
+        width=pr.width, height=pr.height, label=it.label,
+        status="unreadable" if pr.error else "active", status_reason=pr.error,
+        source_format=fmt, source=source), boxes=boxes)
+    result.added += 1
