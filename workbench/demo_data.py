@@ -30,12 +30,14 @@ from typing import Callable
 import numpy as np
 from PIL import Image, ImageDraw, ImageEnhance, ImageFilter, ImageFont, ImageOps
 
+from .errors import WorkbenchError
 from .taxonomy import BACKGROUND, Taxonomy
 
 log = logging.getLogger(__name__)
 
 NEAR_DUPLICATE_KINDS = ("resized", "reencoded", "brightened", "grayscale", "banner", "mirrored", "crop")
 JPEG_QUALITY = 90
+MAX_TILT = 30.0                  # degrees an object is turned from level
 MIN_VISIBLE_PIXELS = 40          # an object cut down below this (crop, banner) loses its box
 
 
@@ -200,8 +202,8 @@ def _ellipse(x0, y0, x1, y1, n: int = 20) -> list[tuple[float, float]]:
     return list(zip(cx + rx * np.cos(a), cy + ry * np.sin(a)))
 
 
-_ASPECT = {"tusk": (0.22, 0.32), "claw": (0.35, 0.5), "fang": (0.3, 0.42), "figurine": (0.45, 0.6),
-           "blob": (0.6, 0.9), "scale": (0.7, 0.9), "disc": (0.85, 1.0), "bone": (0.3, 0.4),
+_ASPECT = {"tusk": (0.3, 0.38), "claw": (0.4, 0.55), "fang": (0.38, 0.5), "figurine": (0.5, 0.62),
+           "blob": (0.6, 0.9), "scale": (0.7, 0.9), "disc": (0.85, 1.0), "bone": (0.34, 0.42),
            "pelt": (0.55, 0.8)}
 
 
@@ -258,7 +260,8 @@ def _draw_object(category: str, canvas: Image.Image, occupied: np.ndarray,
     texture = np.where(inner[..., None], texture, texture * 0.55)
     rgba = Image.fromarray(np.clip(texture, 0, 255).astype(np.uint8), "RGB").convert("RGBA")
     rgba.putalpha(shape_mask)
-    angle = float(rng.uniform(0, 360))
+    # products are laid out roughly level, as sellers photograph them
+    angle = float(rng.choice([0.0, 180.0]) + rng.uniform(-MAX_TILT, MAX_TILT))
     rgba = rgba.rotate(angle, resample=Image.Resampling.NEAREST, expand=True)
 
     cw, ch = canvas.size
@@ -410,7 +413,7 @@ def _render_original(label: str, layout: str, lookalike: str | None, size: tuple
         return _render_scene([], size, rng)
     if layout == "collage":
         return _render_collage(label, size, rng)
-    n = int(rng.choice([1, 2, 3, 4], p=[0.35, 0.3, 0.2, 0.15]))
+    n = int(rng.choice([1, 2, 3, 4], p=[0.2, 0.3, 0.3, 0.2]))
     cats = [label] * n
     if lookalike and label != lookalike and rng.random() < 0.15:
         cats.append(lookalike)        # a look-alike beside the real product
@@ -428,7 +431,7 @@ def generate_demo_data(out_dir: Path, seed: int = 0, n_images: int = 300,
 
     >>> s = generate_demo_data(Path("demo"), n_images=60)   # doctest: +SKIP
     >>> s.by_label["background"], s.n_planted_exact             # doctest: +SKIP
-    (5, 2)
+    (6, 2)
     """
     out_dir = Path(out_dir)
     taxonomy = Taxonomy.default()
@@ -441,8 +444,9 @@ def generate_demo_data(out_dir: Path, seed: int = 0, n_images: int = 300,
         n_conflicts = 0
     n_originals = n_images - n_exact - n_near - n_conflicts
     if n_originals < len(categories) + 2:
-        raise ValueError(f"n_images={n_images} is too small: need at least "
-                         f"{len(categories) + 2 + n_exact + n_near + n_conflicts} for one image per class")
+        raise WorkbenchError(f"n_images={n_images} is too small: need at least "
+                             f"{len(categories) + 2 + n_exact + n_near + n_conflicts} for one image per class "
+                             "and the planted copies; ask for more images")
 
     images_dir = out_dir / "images"
     if images_dir.exists():

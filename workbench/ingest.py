@@ -188,6 +188,8 @@ def _store(catalog: Catalog, it: ImportedImage, rec: ImageRecord | None, pr: _Pr
             fields.update(status="active", status_reason=None)
         with catalog.atomic():
             catalog.update_image(rec.id, **fields)
+            if pr.sha256 != rec.sha256:
+                catalog.forget_image_hashes([rec.id])  # cached perceptual hashes are stale
             if it.boxes is not None and not pr.error:
                 boxes, dropped = _clip_boxes(it.boxes, pr.width, pr.height)
                 catalog.replace_boxes(rec.id, boxes, source="import")

@@ -1,6 +1,80 @@
-"""Catalog tables for this area (see schema.py). Owned by the models feature."""
+"""Catalog tables for this area (see schema.py): ``models`` and ``predictions``.
+Owned by the models feature."""
 from __future__ import annotations
+
+import json
+from typing import Any, Iterable
+
+from .core import now_iso
+
+
+def _model_row(row) -> dict[str, Any]:
+    return {
+        "version": row["version"],
+        "parent": row["parent"],
+        "created_at": row["created_at"],
+        "promoted": bool(row["promoted"]),
+        "promoted_at": row["promoted_at"],
+        "level": row["level"],
+        "classes": json.loads(row["classes_json"] or "[]"),
+        "metrics": json.loads(row["metrics_json"] or "{}"),
+        "config": json.loads(row["config_json"] or "{}"),
+    }
 
 
 class ModelsMixin:
-    pass
+    # ---- model versions -------------------------------------------------------
+    def add_model(self, version: str, parent: str | None, level: str | None,
+                  classes: list[str], metrics: dict, config: dict) -> None:
+        with self.atomic() as db:
+            db.execute(
+                "INSERT INTO models (version, parent, created_at, promoted, level, classes_json, "
+                "metrics_json, config_json) VALUES (?, ?, ?, 0, ?, ?, ?, ?)",
+                (version, parent, now_iso(), level, json.dumps(classes),
+                 json.dumps(metrics, default=str), json.dumps(config, default=str)))
+
+    def model(self, version: str) -> dict[str, Any] | None:
+        row = self.db.execute("SELECT * FROM models WHERE version = ?", (version,)).fetchone()
+        return _model_row(row) if row else None
+
+    def models(self) -> list[dict[str, Any]]:
+        """Every registered version, oldest first."""
+        rows = self.db.execute("SELECT * FROM models ORDER BY created_at, version")
+        return [_model_row(r) for r in rows]
+
+    def set_model_metrics(self, version: str, metrics: dict) -> None:
+        with self.atomic() as db:
+            db.execute("UPDATE models SET metrics_json = ? WHERE version = ?",
+                       (json.dumps(metrics, default=str), version))
+
+    def promote_model(self, version: str) -> None:
+        """Make ``version`` the one promoted (serving) model."""
+        with self.atomic() as db:
+            db.execute("UPDATE models SET promoted = 0, promoted_at = NULL WHERE promoted = 1")
+            db.execute("UPDATE models SET promoted = 1, promoted_at = ? WHERE version = ?",
+                       (now_iso(), version))
+
+    def promoted_model(self) -> dict[str, Any] | None:
+        row = self.db.execute("SELECT * FROM models WHERE promoted = 1").fetchone()
+        return _model_row(row) if row else None
+
+    # ---- predictions ----------------------------------------------------------
+    def store_predictions(self, version: str, rows: dict[int, list[dict]]) -> None:
+        """Replace the model's detections for these images (image id -> detection dicts)."""
+        ts = now_iso()
+        with self.atomic() as db:
+            db.executemany(
+                "INSERT INTO predictions (image_id, model_version, boxes_json, created_at) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT(image_id, model_version) DO UPDATE SET "
+                "boxes_json = excluded.boxes_json, created_at = excluded.created_at",
+                [(image_id, version, json.dumps(dets), ts) for image_id, dets in rows.items()])
+
+    def predictions(self, version: str, image_ids: Iterable[int] | None = None
+                    ) -> dict[int, list[dict]]:
+        """image id -> the model's detections (``{"label","x1",...,"score","probs"}``)."""
+        rows = self.db.execute(
+            "SELECT image_id, boxes_json FROM predictions WHERE model_version = ? ORDER BY image_id",
+            (version,))
+        wanted = set(image_ids) if image_ids is not None else None
+        return {r["image_id"]: json.loads(r["boxes_json"]) for r in rows
+                if wanted is None or r["image_id"] in wanted}

@@ -173,4 +173,25 @@ def m0001_initial(db: sqlite3.Connection) -> None:
     )
 
 
-MIGRATIONS = [m0001_initial]
+def m0002_ls_review_tasks(db: sqlite3.Connection) -> None:
+    _run_script(
+        db,
+        """
+        -- `wb dedup review`: one Label Studio review task per duplicate group (a group
+        -- spans several images, so ls_tasks, keyed by image, does not fit).
+        CREATE TABLE ls_review_tasks (
+            project_id    INTEGER NOT NULL,       -- the review project
+            group_id      INTEGER NOT NULL REFERENCES dup_groups(id) ON DELETE CASCADE,
+            group_key     TEXT NOT NULL,          -- the group's members when pushed
+            task_id       INTEGER NOT NULL,
+            pushed_at     TEXT NOT NULL,
+            applied_annotation_id INTEGER,        -- the answer that settled the group
+            applied_updated_at    TEXT,           -- its updated_at when applied
+            PRIMARY KEY (project_id, group_id)
+        );
+        CREATE INDEX ls_review_tasks_task ON ls_review_tasks(task_id);
+        """
+    )
+
+
+MIGRATIONS = [m0001_initial, m0002_ls_review_tasks]

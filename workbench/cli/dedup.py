@@ -1,8 +1,234 @@
-"""`wb` commands for this area (not built yet)."""
+"""`wb dedup`: duplicate groups and cross-class conflicts, and settling them."""
 from __future__ import annotations
+
+from collections import Counter
+from contextlib import ExitStack
+from pathlib import Path
 
 import click
 
+from .common import console, domain_errors, echo_json, json_option, pass_app, progress
+from .labelstudio import ls_url_option
+
+
+def _progress_for(stack: ExitStack, enabled: bool):
+    """A ``progress_for(stage)`` factory drawing one rich bar per stage on stderr."""
+    if not enabled:
+        return None
+    bar = stack.enter_context(progress(transient=True))
+    tasks: dict[str, int] = {}
+
+    def for_stage(stage: str):
+        def update(done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(stage, total=total)
+            bar.update(tasks[stage], completed=done, total=total)
+        return update
+
+    return for_stage
+
+
+def _summary_table(report: dict, paths: dict) -> None:
+    from rich.table import Table
+
+    s = report["summary"]
+    t = Table(title="wb dedup", show_header=True)
+    t.add_column("")
+    t.add_column("count", justify="right")
+    for name, value in (("images checked", s["images"]), ("hashed now", s["hashed_now"]),
+                        ("hashes from cache", s["hashed_cached"]),
+                        ("duplicate groups", s["duplicate_groups"]),
+                        ("copies set aside (status duplicate)", s["duplicate_images"]),
+                        ("conflict groups (different labels)", s["conflict_groups"]),
+                        ("images in conflict", s["conflict_images"]),
+                        ("unreadable (skipped)", s["unreadable"])):
+        t.add_row(name, str(value))
+    out = console()
+    out.print(t)
+    open_conflicts = [g for g in report["groups"] if g["kind"] == "conflict"]
+    for g in open_conflicts[:10]:
+        out.print(f"  conflict group {g['id']}: {', '.join(g['labels'])} "
+                  f"({len(g['images'])} images)")
+    if len(open_conflicts) > 10:
+        out.print(f"  ... and {len(open_conflicts) - 10} more conflict groups")
+    if open_conflicts:
+        out.print("Settle with: wb dedup resolve GROUP --label CLASS   (or --distinct), "
+                  "or in Label Studio: wb dedup review")
+    for path, reason in [(u["path"], u["reason"]) for u in report["unreadable"][:5]]:
+        out.print(f"  unreadable: {path}: {reason}")
+    out.print(f"Report: {paths['html']}  (also {paths['json'].name}, {paths['csv'].name})")
+
+
+@click.group("dedup", invoke_without_command=True)
+@click.option("--method", type=click.Choice(["phash", "dhash", "whash", "ahash"]),
+              default="phash", show_default=True, help="Perceptual hash (imagededup).")
+@click.option("--max-distance", type=click.IntRange(0, 64), default=None,
+              help="Hash distance (bits of 64) accepted without a pixel check "
+                   "[default: 6, measured; see docs/dedup.md].")
+@click.option("--verify-distance", type=click.IntRange(0, 64), default=None,
+              help="Pairs up to this distance on both whole and centre hashes are checked "
+                   "on pixels (finds crops) [default: 16; 0 turns the check off].")
+@click.option("--workers", type=click.IntRange(1, 256), default=None,
+              help="Hashing processes [default: all cores].")
+@click.option("--report-json", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write the JSON report to this path.")
+@click.option("--no-progress", is_flag=True, help="No progress bars.")
+@json_option
+@pass_app
+@click.pass_context
+@domain_errors
+def dedup(ctx: click.Context, app, method: str, max_distance: int | None,
+          verify_distance: int | None, workers: int | None, report_json: Path | None,
+          no_progress: bool, as_json: bool) -> None:
+    """Find duplicate images and cross-class conflicts; write the report.
+
+    Copies within one label become a duplicate group: the largest image is kept, the
+    others get status `duplicate`. Copies under different labels are a conflict: all
+    get status `conflict` (out of export and training) until settled with
+    `wb dedup resolve`. Report: reports/dedup/index.html (thumbnails), report.json,
+    report.csv. Hashes are cached: a re-run hashes only new images.
+
+    Example:
+
+        wb dedup && wb dedup resolve 3 --label pangolin_scales
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    from ..dedup.report import build_report, write_report
+    from ..dedup.run import DEFAULT_MAX_DISTANCE, DEFAULT_VERIFY_DISTANCE, DedupOptions, find_duplicates
+
+    options = DedupOptions(method=method,
+                           max_distance=DEFAULT_MAX_DISTANCE if max_distance is None else max_distance,
+                           verify_distance=(DEFAULT_VERIFY_DISTANCE if verify_distance is None
+                                            else verify_distance),
+                           workers=workers)
+    with ExitStack() as stack:
+        run = find_duplicates(app.catalog, options, _progress_for(stack, not no_progress))
+        report = build_report(app.catalog, run)
+        paths = write_report(report, app.ws.reports_dir, extra_json=report_json)
+    if as_json:
+        echo_json(report)
+    else:
+        _summary_table(report, paths)
+
+
+@dedup.command("resolve")
+@click.argument("group_id", metavar="GROUP", type=int)
+@click.option("--label", default=None, help="The right image-level label for every image of "
+                                            "the group.")
+@click.option("--distinct", is_flag=True, help="The images are different photos: all go back "
+                                              "to active and are never grouped again.")
+@click.option("--by", "resolved_by", default="cli", show_default=True,
+              help="Who settled it (recorded in the catalog).")
+@json_option
+@pass_app
+@domain_errors
+def resolve(app, group_id: int, label: str | None, distinct: bool, resolved_by: str,
+            as_json: bool) -> None:
+    """Settle a conflict (or duplicate) group: give the right label, or --distinct.
+
+    With --label the group becomes a duplicate group under that label (largest image
+    kept, others `duplicate`). Settled groups stay settled when `wb dedup` runs again.
+
+    Example:
+
+        wb dedup resolve 3 --label pangolin_scales
+    """
+    from ..dedup.resolve import resolve_group
+    from ..taxonomy import BACKGROUND
+
+    if (label is None) == (not distinct):
+        raise click.UsageError("give exactly one of --label CLASS or --distinct")
+    valid = None
+    if label is not None:
+        valid = [*app.ws.taxonomy.all_labels, BACKGROUND]
+    group = resolve_group(app.catalog, group_id, label=label, distinct=distinct,
+                          resolved_by=resolved_by, valid_labels=valid)
+    statuses = {m.image_id: app.catalog.get_image(m.image_id).status for m in group.members}
+    if as_json:
+        echo_json({"id": str(group.id), "kind": group.kind, "resolution": group.resolution,
+                   "resolved_label": group.resolved_label, "resolved_by": group.resolved_by,
+                   "images": [{"id": m.image_id, "keep": m.keep, "status": statuses[m.image_id]}
+                              for m in group.members]})
+        return
+    what = f"label {group.resolved_label!r}" if group.resolution == "label" else "distinct images"
+    kept = [m.image_id for m in group.members if m.keep]
+    click.echo(f"group {group.id} settled as {what} by {group.resolved_by}; "
+               + (f"kept image {kept[0]}, " if kept else "")
+               + ", ".join(f"{n} {s}" for s, n in Counter(statuses.values()).items()))
+
+
+@dedup.command("review")
+@click.option("--pull", "pull_answers", is_flag=True,
+              help="Apply the answers experts submitted in the review project.")
+@click.option("--new-project", is_flag=True,
+              help="Create a new review project (e.g. the old one was deleted) and push "
+                   "the open conflict groups again.")
+@ls_url_option
+@json_option
+@pass_app
+@domain_errors
+def review(app, pull_answers: bool, new_project: bool, ls_url: str | None, as_json: bool) -> None:
+    """Settle conflict groups in Label Studio: push them to a review project, then --pull.
+
+    One task per open conflict group, its images side by side, one question: which
+    label is right, or "These are different images". Re-running never makes a second
+    task for a group. `--pull` settles each answered group (by
+    `labelstudio:<annotator>`); settled groups stay settled when `wb dedup` runs again.
+
+    Example:
+
+        wb dedup && wb dedup review   # experts answer in Label Studio, then:
+        wb dedup review --pull
+    """
+    from ..dedup.review import open_conflicts, pull_answers as pull, push_conflicts
+    from ..labelstudio.client import connect
+
+    if pull_answers and new_project:
+        raise click.UsageError("--new-project pushes; it cannot be combined with --pull")
+    if not pull_answers and not new_project and not open_conflicts(app.catalog):
+        msg = "no open conflict groups to review (run `wb dedup` first to find them)"
+        if as_json:
+            echo_json({"project_id": None, "created": 0, "already": 0, "message": msg})
+        else:
+            click.echo(msg)
+        return
+    client, _conn = connect(app.ws, ls_url)
+    if pull_answers:
+        res = pull(app.ws, app.catalog, client)
+        if as_json:
+            echo_json(res.to_dict())
+            return
+        for s in res.settled:
+            what = f"label {s.label!r}" if s.resolution == "label" else "distinct images"
+            counts = ", ".join(f"{n} {st}" for st, n in sorted(s.statuses.items()))
+            click.echo(f"group {s.group_id} settled as {what} by {s.resolved_by} ({counts})")
+        for d in res.disagreements:
+            answers = "; ".join(f"{who}: {c}" for who, c in d["answers"].items())
+            click.echo(f"group {d['group_id']} left open: annotators disagree ({answers})")
+        for bad in res.invalid:
+            click.echo(f"group {bad['group_id']} left open: unknown label {bad['choice']!r}")
+        if res.settled_elsewhere:
+            click.echo("settled meanwhile outside Label Studio (answer not applied): groups "
+                       + ", ".join(map(str, res.settled_elsewhere)))
+        if res.stale_tasks:
+            click.echo(f"{len(res.stale_tasks)} answered task(s) belong to groups that no longer "
+                       "exist (`wb dedup` regrouped their images); ignored")
+        click.echo(f"{len(res.settled)} group(s) settled now, {res.unchanged} unchanged, "
+                   f"{len(res.waiting)} waiting for an answer")
+        return
+    res = push_conflicts(app.ws, app.catalog, client, _conn, new_project=new_project)
+    if as_json:
+        echo_json({"project_id": res.project_id, "project_url": res.project_url,
+                   "new_project": res.new_project, "created": res.created,
+                   "already": res.already, "reconciled": res.reconciled,
+                   "tasks": {str(g): t for g, t in res.task_ids.items()}})
+        return
+    click.echo(f"review project {res.project_id}: {res.created} new review task(s), "
+               f"{res.already} already there ({res.project_url})")
+    click.echo("Answer them in Label Studio, then run `wb dedup review --pull`.")
+
 
 def register(group: click.Group) -> None:
-    """Add this area's commands to the `wb` group."""
+    """Add `wb dedup` (with `wb dedup resolve` and `wb dedup review`) to the `wb` group."""
+    group.add_command(dedup)

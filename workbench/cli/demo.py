@@ -1,8 +1,104 @@
-"""`wb` commands for this area (not built yet)."""
+"""`wb demo`: the whole loop, unattended, on built-in data."""
 from __future__ import annotations
 
 import click
 
+from .common import App, domain_errors, echo_json, json_option, pass_app, progress
+
+
+def _print_summary(s: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    c = Console()
+    c.rule("[bold]workbench demo: summary")
+    d, dd, ls = s["data"], s["dedup"], s["labelstudio"]
+    c.print(f"data      {d['images']} images in {d['path']}")
+    c.print(f"dedup     {dd['duplicate_groups']} duplicate groups, {dd['conflict_groups']} "
+            f"conflicts (planted: {d['planted_exact']} exact, {d['planted_near']} near, "
+            f"{d['planted_conflicts']} conflicts); report {dd['report']}")
+    c.print(f"labelling Label Studio project {ls['project_id']}: {ls['tasks']} tasks "
+            f"({ls.get('project_url', ls['url'])})")
+    p = s.get("prioritize") or {}
+    if p:
+        c.print(f"order     {p.get('candidates')} images ranked by uncertainty; Label Studio "
+                f"handed out the most uncertain first: {p.get('first_task_is_most_uncertain')}; "
+                f"page {p.get('report')}")
+    t = Table(title="models (each round's test figures; then both on the final test split)")
+    for col in ("round", "version", "annotated", "promoted", "mAP@0.5", "mAP", "mAR@100",
+                "final split mAP@0.5", "final split accuracy"):
+        t.add_column(col, justify="right")
+    f = lambda v: "-" if v is None else f"{v:.3f}" if isinstance(v, float) else str(v)  # noqa: E731
+    for r in s["rounds"]:
+        m, cm = r["metrics"], s["comparison"].get(r["version"] or "", {})
+        t.add_row(str(r["round"]), str(r["version"]), str(r["annotated"]),
+                  "yes" if r["promoted"] == r["version"] else "no", f(m.get("mAP50")),
+                  f(m.get("mAP")), f(m.get("mAR100")), f(cm.get("mAP50")), f(cm.get("accuracy")))
+    c.print(t)
+    rv = s.get("review") or {}
+    if rv:
+        c.print(f"review    FiftyOne dataset {rv.get('dataset')}: {rv.get('samples')} samples, "
+                f"evaluations {', '.join((rv.get('evaluations') or {}).keys())}; open it with "
+                f"`wb --workspace {s['workspace']} review`")
+    c.print(f"models    {s['reports'].get('models')}   reports {s['reports'].get('evaluation')}")
+    for k, v in (s.get("services") or {}).items():
+        c.print(f"service   {k}: {v}")
+    c.print(f"took {s['seconds'] / 60:.1f} min")
+
+
+@click.command()
+@click.option("--minutes", default=12.0, show_default=True,
+              help="Budget for the whole demo; training gets about 65% of it.")
+@click.option("--images", "n_images", default=300, show_default=True,
+              help="Size of the generated data set.")
+@click.option("--seed-batch", default=150, show_default=True,
+              help="Images annotated before the first model.")
+@click.option("--second-batch", default=50, show_default=True,
+              help="Least certain images annotated in round 2.")
+@click.option("--backbone", default="mobilenet_v3", show_default=True)
+@click.option("--image-size", default=320, show_default=True)
+@click.option("--keep-running", is_flag=True,
+              help="Leave Label Studio, the ML backend and the FiftyOne App running until Ctrl-C.")
+@click.option("--no-review", is_flag=True, help="Skip the FiftyOne step.")
+@json_option
+@pass_app
+@domain_errors
+def demo(app: App, minutes: float, n_images: int, seed_batch: int, second_batch: int,
+         backbone: str, image_size: int, keep_running: bool, no_review: bool,
+         as_json: bool) -> None:
+    """The whole loop, for real, on built-in data: dedup, Label Studio, simulated
+    annotators, retrain, the ML backend, uncertainty order, a second round, FiftyOne.
+
+    Everything it starts it stops at the end (unless --keep-running). A second run
+    reuses what is there.
+
+    Example:
+
+        wb --workspace demo-ws demo --minutes 12
+    """
+    from ..demo import DemoOptions, run_demo
+
+    opts = DemoOptions(minutes=minutes, n_images=n_images, seed_batch=seed_batch,
+                       second_batch=second_batch, backbone=backbone, image_size=image_size,
+                       keep_running=keep_running, review=not no_review)
+    with progress(transient=True) as bar:
+        tasks: dict[str, int] = {}
+
+        def progress_for(stage: str):
+            def update(done: int, total: int) -> None:
+                if stage not in tasks:
+                    tasks[stage] = bar.add_task(stage, total=total)
+                bar.update(tasks[stage], completed=done, total=total)
+            return update
+
+        echo = (lambda msg: bar.console.print(msg, highlight=False)) if not as_json else \
+            (lambda msg: click.echo(msg, err=True))
+        summary = run_demo(app.workspace_path, opts, echo=echo, progress_for=progress_for)
+    if as_json:
+        echo_json(summary.to_dict())
+    else:
+        _print_summary(summary.to_dict())
+
 
 def register(group: click.Group) -> None:
-    """Add this area's commands to the `wb` group."""
+    group.add_command(demo)

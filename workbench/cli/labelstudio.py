@@ -1,8 +1,262 @@
-"""`wb` commands for this area (not built yet)."""
+"""`wb ls start|stop|status`, `wb push`, `wb pull`: the Label Studio part of the loop."""
+
 from __future__ import annotations
 
 import click
 
+from .common import domain_errors, echo_json, json_option, pass_app, progress
+
+LEVEL_CHOICES = click.Choice(["species", "category"])
+
+
+def ls_url_option(f):
+    return click.option(
+        "--ls-url",
+        envvar="WB_LS_URL",
+        show_envvar=True,
+        default=None,
+        help="Use this Label Studio instead of the workspace's own "
+        "(authenticate with WB_LS_TOKEN).",
+    )(f)
+
+
+@click.group("ls")
+def ls_group() -> None:
+    """Run the workspace's local Label Studio server.
+
+    Example:
+
+        wb ls start && wb ls status
+    """
+
+
+@ls_group.command("start")
+@click.option(
+    "--port",
+    type=click.IntRange(1, 65535),
+    default=8080,
+    show_default=True,
+    help="Port on 127.0.0.1; a busy port is refused, never moved.",
+)
+@click.option(
+    "--document-root",
+    type=click.Path(file_okay=False, exists=True),
+    default=None,
+    help="Folder to serve images from (default: the common folder of the catalog's images).",
+)
+@click.option(
+    "--timeout",
+    type=float,
+    default=300.0,
+    show_default=True,
+    help="Seconds to wait for the server to answer /health.",
+)
+@pass_app
+@domain_errors
+def ls_start(app, port: int, document_root: str | None, timeout: float) -> None:
+    """Start Label Studio for this workspace (data in services/labelstudio).
+
+    Example:
+
+        wb ls start --port 8080
+    """
+    from ..labelstudio import server
+
+    with progress(transient=True) as bar:
+        task = bar.add_task("starting Label Studio (first start migrates, ~30 s)", total=timeout)
+        state, started = server.start(
+            app.ws,
+            port=port,
+            document_root=document_root,
+            timeout=timeout,
+            on_progress=lambda d, t: bar.update(task, completed=d),
+        )
+    creds = server.credentials(app.ws.services_dir)
+    verb = "started" if started else "already running"
+    click.echo(f"Label Studio {verb} at {state.url} (pid {state.pid})")
+    click.echo(
+        f"  log in as {creds.username}; password in " f"{app.ws.services_dir / server.AUTH_NAME}"
+    )
+    click.echo(
+        f"  serving images under {state.document_root or '(nothing yet: restart after ingest)'}"
+    )
+    click.echo(f"  log: {state.log}")
+
+
+@ls_group.command("stop")
+@pass_app
+@domain_errors
+def ls_stop(app) -> None:
+    """Stop the Label Studio this workspace started (by its PID).
+
+    Example:
+
+        wb ls stop
+    """
+    from ..labelstudio import server
+
+    state = server.stop(app.ws)
+    if state is None:
+        click.echo("Label Studio is not running for this workspace")
+    else:
+        click.echo(f"stopped Label Studio (pid {state.pid}) at {state.url}")
+
+
+@ls_group.command("status")
+@ls_url_option
+@json_option
+@pass_app
+@domain_errors
+def ls_status(app, ls_url: str | None, as_json: bool) -> None:
+    """Say whether Label Studio answers, and how many tasks the project holds.
+
+    Example:
+
+        wb ls status --json
+    """
+    from ..labelstudio.status import local_server, status
+
+    info, problem = status(app.ws, ls_url)
+    if problem:
+        click.echo(f"warning: {problem}", err=True)
+    if as_json:
+        echo_json(info)
+        return
+    click.echo(f"Label Studio at {info['url']}: {'running' if info['running'] else 'not running'}")
+    local = local_server(app.ws)
+    if local is not None:
+        click.echo(f"  started by this workspace: pid {local.pid}, log {local.log}")
+    if info["project_id"] is None:
+        click.echo("  no project yet (run `wb push`)")
+    else:
+        tasks = info["tasks"] if info["tasks"] is not None else "unknown"
+        click.echo(
+            f"  project {info['project_id']}: {tasks} tasks "
+            f"({info['url']}/projects/{info['project_id']})"
+        )
+    if not info["running"]:
+        click.echo("  start it with `wb ls start`")
+
+
+@click.command("push")
+@click.option(
+    "--level",
+    type=LEVEL_CHOICES,
+    default=None,
+    help="Class level of the boxes (default: the workspace's [model] level).",
+)
+@click.option("--batch-size", type=click.IntRange(1, 10000), default=500, show_default=True)
+@click.option(
+    "--new-project",
+    is_flag=True,
+    help="Create a new Label Studio project (e.g. after the old one was deleted).",
+)
+@click.option("--limit", type=click.IntRange(1), default=None, help="Push at most N new images.")
+@ls_url_option
+@json_option
+@pass_app
+@domain_errors
+def push_cmd(app, level, batch_size, new_project, limit, ls_url, as_json) -> None:
+    """Send active images to Label Studio as tasks, with the promoted model's boxes.
+
+    Re-running pushes only images without a task; it never duplicates one.
+
+    Example:
+
+        wb push --level species
+    """
+    from ..labelstudio import connect, push
+
+    client, conn = connect(app.ws, ls_url)
+    with progress(transient=as_json) as bar:
+        task = bar.add_task("pushing tasks", total=None)
+        result = push(
+            app.ws,
+            app.catalog,
+            client,
+            conn,
+            level=level,
+            batch_size=batch_size,
+            new_project=new_project,
+            limit=limit,
+            on_progress=lambda d, t: bar.update(task, completed=d, total=t),
+        )
+    if as_json:
+        echo_json({**result.__dict__, "tasks_per_second": round(result.tasks_per_second, 1)})
+        return
+    if result.new_project:
+        click.echo(f"created Label Studio project {result.project_id} (level {result.level})")
+    click.echo(
+        f"pushed {result.created} new tasks ({result.with_predictions} with boxes of model "
+        f"{result.model_version or '-'}); {result.already} images already had one"
+    )
+    if result.reconciled or result.forgotten:
+        click.echo(
+            f"reconciled: {result.reconciled} tasks recorded from Label Studio, "
+            f"{result.forgotten} deleted there forgotten"
+        )
+    if result.refreshed:
+        click.echo(f"refreshed predictions of {result.refreshed} earlier tasks")
+    click.echo(f"open {result.project_url}")
+
+
+@click.command("pull")
+@click.option(
+    "--export",
+    "export",
+    type=(click.Choice(["coco"]), click.Path(dir_okay=False)),
+    default=None,
+    metavar="FORMAT PATH",
+    help="Also write the annotated set, e.g. coco out.json.",
+)
+@ls_url_option
+@json_option
+@pass_app
+@domain_errors
+def pull_cmd(app, export, ls_url, as_json) -> None:
+    """Bring Label Studio annotations back into the catalog as ground-truth boxes.
+
+    The latest submitted annotation of a task wins; disagreements are reported.
+
+    Example:
+
+        wb pull --export coco annotated.json
+    """
+    from ..labelstudio import connect, export_coco, pull
+
+    client, _ = connect(app.ws, ls_url)
+    with progress(transient=as_json) as bar:
+        task = bar.add_task("pulling annotations", total=None)
+        result = pull(
+            app.ws,
+            app.catalog,
+            client,
+            on_progress=lambda d, t: bar.update(task, completed=d, total=t),
+        )
+    out = result.to_dict()
+    if export:
+        path, n = export_coco(app.ws, app.catalog, export[1])
+        out["export"] = {"format": export[0], "path": str(path), "images": n}
+    if as_json:
+        echo_json(out)
+        return
+    click.echo(
+        f"{result.tasks} tasks, {result.annotated_tasks} annotated: {result.updated_images} "
+        f"images updated ({result.boxes} boxes, {result.negatives} negatives), "
+        f"{result.cleared} cleared, {result.skipped} skipped, {result.unchanged} unchanged"
+    )
+    for d in result.disagreements:
+        others = ", ".join(f"{o['annotator']} ({o['n_boxes']} boxes)" for o in d.others)
+        click.echo(
+            f"  disagreement on image {d.image_id} (task {d.task_id}): kept "
+            f"{d.chosen_annotator}'s latest annotation {d.chosen_annotation}; differs: {others}"
+        )
+    if export:
+        click.echo(f"wrote {out['export']['images']} images as COCO to {out['export']['path']}")
+
 
 def register(group: click.Group) -> None:
     """Add this area's commands to the `wb` group."""
+    group.add_command(ls_group)
+    group.add_command(push_cmd)
+    group.add_command(pull_cmd)

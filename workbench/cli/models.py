@@ -1,8 +1,187 @@
-"""`wb` commands for this area (not built yet)."""
+"""`wb retrain` and `wb models`: train, register, promote and list detector versions."""
 from __future__ import annotations
 
 import click
 
+from .common import domain_errors, echo_json, json_option, pass_app
+
+SKIPPABLE = ("pull", "train", "register", "evaluate", "promote", "predict", "refresh")
+
+
+def _skip_options(f):
+    for step in reversed(SKIPPABLE):
+        f = click.option(f"--skip-{step}", f"skip_{step}", is_flag=True,
+                         help=f"Skip the {step} step.")(f)
+    return f
+
+
+def _labelstudio_hooks(app):
+    """(pull, refresh) callables ``(ws, catalog) -> summary`` for the loop's Label Studio
+    steps; None until the Label Studio area wires them."""
+    return None, None
+
+
+class _ProgressPrinter:
+    """Turns training events into a rich progress bar (loss, lr, ETA) on stderr."""
+
+    def __init__(self, bar):
+        self.bar = bar
+        self.task = None
+
+    def __call__(self, e: dict) -> None:
+        kind = e.get("event")
+        tag = f"[{e['species']}] " if e.get("species") else ""
+        if kind == "epoch_start":
+            if self.task is not None:
+                self.bar.remove_task(self.task)
+            self.task = self.bar.add_task(f"{tag}epoch {e['epoch']}", total=e["iterations"])
+        elif kind == "step" and "iteration" in e and self.task is not None:
+            self.bar.update(self.task, completed=e["iteration"],
+                            description=f"{tag}epoch {e['epoch']} loss {e.get('loss', 0):.3f} "
+                                        f"lr {e.get('lr', 0):.2g}")
+        elif kind == "epoch":
+            val = e.get("val_mAP50")
+            self.bar.console.print(
+                f"{tag}epoch {e['epoch']}: loss {e['loss']:.3f}, val mAP@0.5 "
+                f"{'n/a' if val is None else f'{val:.3f}'} (best {e.get('best_val_mAP50')!s:.6} "
+                f"at epoch {e.get('best_epoch')})")
+        elif kind == "step" and "step" in e:
+            mark = {"done": "✓", "skipped": "-", "failed": "✗"}.get(e["status"], "?")
+            self.bar.console.print(f"{mark} {e['step']}: {e['message']}")
+
+
+@click.command("retrain")
+@click.option("--backbone", help="Detector backbone (default: the workspace's, densenet121).")
+@click.option("--level", type=click.Choice(["species", "category"]), help="Class level.")
+@click.option("--per-species", is_flag=True, help="One model per species (plus look-alikes).")
+@click.option("--weights", help="Initial weights: imagenet | none | PATH (default none).")
+@click.option("--init-from", help="Start from a registered VERSION (or 'promoted').")
+@click.option("--loss", type=click.Choice(["ce", "asl"]), help="Box classification loss.")
+@click.option("--gamma-pos", type=float, help="ASL focusing of positives (default 0).")
+@click.option("--gamma-neg", type=float, help="ASL focusing of negatives (default 4).")
+@click.option("--clip", type=float, help="ASL probability margin for negatives (default 0.05).")
+@click.option("--regimen", type=click.Choice(["combi", "finetune", "scratch"]),
+              help="combi: head, then all layers (default); finetune: head only; scratch: all.")
+@click.option("--head-epochs", type=int, help="combi: epochs with the backbone frozen (default 3).")
+@click.option("--no-negatives", is_flag=True, help="Leave background-only images out of training.")
+@click.option("--patience", type=int, help="Early stopping on val mAP@0.5 (default 15).")
+@click.option("--max-epochs", type=int, help="At most this many epochs (default 100).")
+@click.option("--max-minutes", type=float, help="Stop training after this long.")
+@click.option("--image-size", type=int, help="Longer image side in pixels (default: workspace's).")
+@click.option("--batch-size", type=int, help="Images per step and process (default 2).")
+@click.option("--lr", type=float, help="Learning rate (default 0.01).")
+@click.option("--seed", type=int, help="Seed for splits and training (default 0).")
+@click.option("--resume", is_flag=True, help="Continue the interrupted run from its last epoch.")
+@click.option("--promote", "promote_policy", type=click.Choice(["if-better", "always", "never"]),
+              default="if-better", show_default=True,
+              help="Promote the new model when it beats the current one on the test split.")
+@_skip_options
+@json_option
+@pass_app
+@domain_errors
+def retrain_cmd(app, backbone, level, per_species, weights, init_from, loss, gamma_pos, gamma_neg,
+                clip, regimen, head_epochs, no_negatives, patience, max_epochs, max_minutes,
+                image_size, batch_size, lr, seed, resume, promote_policy, as_json, **skips):
+    """Train a detector on the annotated images, evaluate, register, promote if better,
+    and predict on the images still without annotations.
+
+    Example:
+
+        wb retrain --backbone mobilenet_v3 --image-size 320 --max-minutes 10
+    """
+    from ..detection.retrain import RetrainOptions, headline, retrain
+    from ..detection.train import TrainConfig
+    from .common import progress
+
+    ws = app.ws
+    given = {"backbone": backbone or ws.get("model", "backbone"),
+             "level": level or ws.get("model", "level"),
+             "image_size": image_size or ws.get("model", "image_size"),
+             "weights": weights, "init_from": init_from, "loss": loss, "gamma_pos": gamma_pos,
+             "gamma_neg": gamma_neg, "clip": clip, "regimen": regimen, "head_epochs": head_epochs,
+             "patience": patience, "max_epochs": max_epochs, "max_minutes": max_minutes,
+             "batch_size": batch_size, "lr": lr, "seed": seed}
+    config = TrainConfig(**{k: v for k, v in given.items() if v is not None},
+                         negatives=not no_negatives)
+    pull, refresh = _labelstudio_hooks(app)
+    options = RetrainOptions(train=config, per_species=per_species, resume=resume,
+                             split_seed=config.seed, promote=promote_policy.replace("-", "_"),
+                             skip={k[len("skip_"):] for k, v in skips.items() if v},
+                             pull=pull, refresh=refresh)
+    with progress(transient=True) as bar:
+        report = retrain(app.ws, app.catalog, options, on_event=_ProgressPrinter(bar))
+    if as_json:
+        echo_json(report.to_dict())
+        return
+    for s in report.steps:
+        click.echo(f"{s.step:9} {s.status:8} {s.message}")
+    if report.versions:
+        mv = app.catalog.model(report.versions[-1])
+        click.echo(f"new: {', '.join(report.versions)}; metrics {headline(mv['metrics'])}")
+    click.echo(f"promoted: {report.promoted or 'none'}")
+
+
+def _fmt(x) -> str:
+    return "-" if x is None else f"{x:.3f}" if isinstance(x, float) else str(x)
+
+
+@click.group("models", invoke_without_command=True)
+@json_option
+@pass_app
+@click.pass_context
+@domain_errors
+def models_group(ctx, app, as_json):
+    """List registered model versions with their headline metrics.
+
+    Example:
+
+        wb models --json
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    from ..detection.registry import Registry
+    from ..detection.retrain import headline
+
+    versions = Registry.of(app.ws, app.catalog).list()
+    if as_json:
+        echo_json([{**mv.summary(), "metrics": headline(mv.metrics)} for mv in versions])
+        return
+    if not versions:
+        click.echo("no models yet: run `wb retrain`")
+        return
+    click.echo(f"{'version':9} {'':2} {'backbone':13} {'level':9} {'mAP50':>7} {'mAP':>7} "
+               f"{'acc':>7} {'valmAP50':>9}  parent")
+    for mv in versions:
+        m = mv.metrics
+        click.echo(f"{mv.version:9} {'*' if mv.promoted else '':2} "
+                   f"{mv.summary()['backbone'] or '-':13} {mv.level or '-':9} "
+                   f"{_fmt(m.get('mAP50')):>7} {_fmt(m.get('mAP')):>7} "
+                   f"{_fmt(m.get('accuracy')):>7} {_fmt(m.get('val_mAP50')):>9}  "
+                   f"{mv.parent or '-'}")
+
+
+@models_group.command("promote")
+@click.argument("version")
+@json_option
+@pass_app
+@domain_errors
+def promote_cmd(app, version, as_json):
+    """Make VERSION the serving (promoted) model.
+
+    Example:
+
+        wb models promote v003
+    """
+    from ..detection.registry import Registry
+
+    mv = Registry.of(app.ws, app.catalog).promote(version)
+    if as_json:
+        echo_json(mv.summary())
+    else:
+        click.echo(f"promoted {mv.version}")
+
 
 def register(group: click.Group) -> None:
     """Add this area's commands to the `wb` group."""
+    group.add_command(retrain_cmd)
+    group.add_command(models_group)

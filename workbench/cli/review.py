@@ -1,8 +1,175 @@
-"""`wb` commands for this area (not built yet)."""
+"""`wb review`: the model's errors against ground-truth boxes, in the FiftyOne App.
+
+Nothing here imports fiftyone: the work runs in ``workbench.review``'s worker process.
+"""
 from __future__ import annotations
+
+import signal
+from contextlib import ExitStack
 
 import click
 
+from .common import domain_errors, echo_json, json_option, pass_app, progress
+from .labelstudio import ls_url_option
+
+
+def _progress(stack: ExitStack, enabled: bool):
+    if not enabled:
+        return None
+    bar = stack.enter_context(progress(transient=True))
+    task = bar.add_task("review dataset", total=None)
+    return lambda done, total: bar.update(task, completed=done, total=total)
+
+
+def _print_summary(summary: dict, view_urls: dict[str, str] | None) -> None:
+    sync = summary["sync"]
+    click.echo(f"Review dataset {summary['dataset']}: {summary['samples']} samples "
+               f"(added {sync['added']}, updated {sync['updated']}, removed {sync['removed']}, "
+               f"unchanged {sync['unchanged']}) in {summary['seconds']:.1f} s")
+    if summary["model"] is None:
+        click.echo("No model predictions in the catalog yet: only ground truth, duplicates and "
+                   "priorities to review (run `wb retrain` first for the error views).")
+    else:
+        against = f", compared with {summary['previous_model']}" if summary["previous_model"] else ""
+        click.echo(f"Views are about model {summary['model']}{against} "
+                   f"(classes at level {summary['level']}).")
+    for version, m in summary["evaluations"].items():
+        mAP = "n/a" if m["mAP50"] is None else f"{m['mAP50']:.3f}"
+        click.echo(f"  {version}: mAP@0.5 {mAP}  TP {m['tp']}  FP {m['fp']}  FN {m['fn']}  "
+                   f"on {m['images']} annotated images")
+    click.echo("Saved views (samples):")
+    for name in summary["views"]:
+        url = f"  {view_urls[name]}" if view_urls and name in view_urls else ""
+        click.echo(f"  {name} ({summary['view_samples'].get(name, 0)}){url}")
+
+
+def _interrupt(*_) -> None:
+    raise KeyboardInterrupt
+
+
+@click.group("review", invoke_without_command=True)
+@click.option("--model", "model", default=None, metavar="VERSION",
+              help="Model version the error views are about [default: the promoted one].")
+@click.option("--port", type=click.IntRange(1, 65535), default=5151, show_default=True,
+              help="Port of the FiftyOne App (bound to 127.0.0.1).")
+@click.option("--no-launch", is_flag=True, help="Only build/update the dataset; no App.")
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
+@json_option
+@pass_app
+@click.pass_context
+@domain_errors
+def review(ctx: click.Context, app, model: str | None, port: int, no_launch: bool,
+           no_progress: bool, as_json: bool) -> None:
+    """Build/update the FiftyOne review dataset and open the App on 127.0.0.1.
+
+    Syncs the catalog's images, ground-truth boxes and each model version's
+    predictions into a persistent FiftyOne dataset, evaluates every version
+    (COCO, IoU 0.5, class-wise and class-agnostic), saves the reviewer's views,
+    then serves the App (no browser is opened) until Ctrl-C.
+
+    Example:
+
+        wb review --model v3 --port 5151        (then open the printed URL)
+
+        wb review --no-launch --json
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    from ..review import ReviewApp, build_review
+
+    ws = app.ws
+    if no_launch:
+        with ExitStack() as stack:
+            summary = build_review(ws, model=model,
+                                   on_progress=_progress(stack, not (no_progress or as_json)))
+        echo_json(summary) if as_json else _print_summary(summary, None)
+        return
+    review_app = ReviewApp(ws, model=model, port=port)
+    try:
+        with ExitStack() as stack:
+            summary = review_app.start(on_progress=_progress(stack, not (no_progress or as_json)))
+        if as_json:
+            echo_json({**summary, "url": review_app.url, "view_urls": review_app.view_urls})
+        else:
+            _print_summary(summary, review_app.view_urls)
+            click.echo(f"FiftyOne App: {review_app.url}   (Ctrl-C to stop)")
+        # SIGTERM (a service manager, `kill`) stops as cleanly as Ctrl-C
+        previous = signal.signal(signal.SIGTERM, _interrupt)
+        try:
+            code = review_app.wait()
+        except KeyboardInterrupt:
+            click.echo("Stopping the App and its database...", err=True)
+            return
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+    finally:
+        review_app.stop()
+    raise click.ClickException(f"the FiftyOne App stopped unexpectedly (exit code {code}); see "
+                               f"{ws.services_dir / 'fiftyone' / 'log' / 'worker.log'}")
+
+
+@review.command("send")
+@click.argument("view", required=False)
+@click.option("--tag", default=None, metavar="TAG",
+              help="Only the samples a reviewer tagged TAG in the App (the sample or one of its "
+                   "boxes); without VIEW, from the whole dataset.")
+@ls_url_option
+@json_option
+@pass_app
+@domain_errors
+def send(app, view: str | None, tag: str | None, ls_url: str | None, as_json: bool) -> None:
+    """Send a saved view's images (or the tagged ones) to the FRONT of Label Studio's queue.
+
+    VIEW is a saved view of the review dataset, as `wb review` lists them. Images
+    without a task are pushed first (never twice); then the sent images, in the
+    view's order, are what Label Studio's queue hands out next (uncertainty
+    sampling on the project's model version, the sent tasks scored lowest).
+
+    Example:
+
+        wb review send missed-ground-truth
+
+        wb review send worst-images --tag fix
+    """
+    if view is None and tag is None:
+        raise click.UsageError("give a saved VIEW (e.g. missed-ground-truth), or --tag TAG")
+    from ..labelstudio import connect
+    from ..labelstudio.front import send_to_front
+    from ..review.selection import select_review
+
+    client, conn = connect(app.ws, ls_url)  # fail fast, before starting FiftyOne
+    selected = select_review(app.ws, view=view, tag=tag)
+    what = " ".join(filter(None, [f"view '{view}'" if view else "the review dataset",
+                                  f"tagged '{tag}'" if tag else None]))
+    if not selected["samples"]:
+        hint = (f" Tags in the dataset: {', '.join(selected['tags']) or 'none'}." if tag else
+                " (The views follow the model `wb review` last built them for: --model.)")
+        raise click.ClickException(f"nothing to send: {what} holds no images.{hint}")
+    ids = [s["image_id"] for s in selected["samples"]]
+    with progress(transient=True) as bar:
+        task = bar.add_task("sending to Label Studio", total=len(ids))
+        result = send_to_front(app.ws, app.catalog, client, conn, ids,
+                               on_progress=lambda d, t: bar.update(task, completed=d, total=t))
+    paths = {s["image_id"]: s["filepath"] for s in selected["samples"]}
+    if as_json:
+        out = result.as_dict()
+        for s in out["sent"]:
+            s["filepath"] = paths.get(s["image_id"])
+        echo_json({"dataset": selected["dataset"], "view": view, "tag": tag, **out})
+        return
+    click.echo(f"Sent {len(result.sent)} images of {what} to the front of Label Studio project "
+               f"{result.project_id} (model version {result.model_version}, uncertainty sampling): "
+               f"{result.pushed} pushed as new tasks, {result.moved} already had a task")
+    first = result.sent[0]
+    click.echo(f"  first in the queue: image {first.image_id} ({paths.get(first.image_id)}), "
+               f"task {first.task_id}")
+    for image_id, reason in result.left_out.items():
+        click.echo(f"  left out image {image_id} ({paths.get(image_id)}): {reason}")
+    for warning in result.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    click.echo(f"open {result.project_url}")
+
 
 def register(group: click.Group) -> None:
-    """Add this area's commands to the `wb` group."""
+    """Add `wb review` to the `wb` group."""
+    group.add_command(review)

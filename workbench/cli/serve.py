@@ -1,8 +1,138 @@
-"""`wb` commands for this area (not built yet)."""
+"""`wb serve`: the ML backend Label Studio calls for pre-drawn boxes."""
 from __future__ import annotations
 
+import logging
+
 import click
+
+from .common import domain_errors, pass_app
+
+logger = logging.getLogger(__name__)
+
+
+def _auth_pair(ctx, param, value):
+    if value is None:
+        return None
+    user, sep, password = value.partition(":")
+    if not sep or not user or not password:
+        raise click.BadParameter("expected USER:PASSWORD, both non-empty")
+    return user, password
+
+
+@click.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Interface to listen on (keep 127.0.0.1 unless behind a proxy).")
+@click.option("--port", default=9090, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--connect", is_flag=True,
+              help="Register with the workspace's Label Studio project (title = model "
+                   "version) and turn on uncertainty sampling.")
+@click.option("--retrain-after", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Retrain in the background after N new annotations (promoted only if better).")
+@click.option("--auth", callback=_auth_pair, metavar="USER:PASS",
+              help="Require HTTP basic auth (Label Studio supports it for ML backends).")
+@click.option("--token", metavar="T", help="Require 'Authorization: Bearer T' (other clients).")
+@click.option("--poll-seconds", type=click.FloatRange(min=0), default=2.0, show_default=True,
+              help="How often to look for a newly promoted model version.")
+@click.option("--max-body-mb", type=click.FloatRange(min=0.01), default=16.0, show_default=True,
+              help="Refuse request bodies over this size.")
+@click.option("--min-score", type=click.FloatRange(0, 1), default=0.3, show_default=True,
+              help="Boxes scored below this are not sent.")
+@pass_app
+@domain_errors
+def serve_cmd(app, host, port, connect, retrain_after, auth, token, poll_seconds, max_body_mb,
+              min_score):
+    """Serve the promoted model to Label Studio as an ML backend (/health, /setup,
+    /predict, /versions, /webhook). A newly promoted version is picked up without a
+    restart.
+
+    Example:
+
+        wb serve --connect --retrain-after 50 --auth annotator:s3cret
+    """
+    from ..backend import BackendSettings, ModelHolder, RetrainWorker, create_app, run
+    from ..labelstudio.client import resolve_connection
+
+    if auth and token:
+        raise click.UsageError("--auth and --token exclude each other; choose one")
+    if connect and token:
+        raise click.UsageError("Label Studio authenticates to ML backends with basic auth only: "
+                               "use --auth USER:PASS with --connect")
+    ws = app.ws
+    app.catalog        # opens (and migrates) the catalog once, so errors show here
+
+    def catalog_factory():
+        return ws.open_catalog()
+
+    conn = resolve_connection(ws)
+    holder = ModelHolder.for_workspace(ws, catalog_factory, poll_seconds=poll_seconds)
+    if holder.current() is None:
+        click.echo(f"warning: {holder.last_error or 'no promoted model yet'}; /predict "
+                   "answers 503 until one is promoted (`wb retrain`)", err=True)
+    settings = BackendSettings(taxonomy=ws.taxonomy, document_root=conn.document_root,
+                               ls_url=conn.url, ls_token=conn.token or None,
+                               max_body_bytes=int(max_body_mb * 1024 * 1024),
+                               basic_auth=auth, bearer_token=token, min_score=min_score)
+    worker = None
+    if retrain_after:
+        worker = RetrainWorker(_retrain_runner(ws, catalog_factory, conn), catalog_factory,
+                               retrain_after)
+    service = create_app(holder, catalog_factory, settings, retrainer=worker)
+
+    on_started = None
+    if connect:
+        if holder.version is None:
+            raise click.ClickException("--connect needs a promoted model (its version names the "
+                                       "backend in Label Studio): run `wb retrain` first")
+        on_started = _connector(ws, conn, holder, host, port, auth)
+    click.echo(f"serving {holder.version or 'no model yet'} on http://{host}:{port} "
+               f"(Ctrl-C stops)", err=True)
+    run(service, host=host, port=port, on_started=on_started)
+
+
+def _connector(ws, conn, holder, host, port, auth):
+    from ..backend.connect import connect_backend, follow_version
+    from ..labelstudio.client import LabelStudioClient
+    from ..labelstudio.pull import project_id_of
+
+    project_id = project_id_of(ws)
+    url_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+
+    def on_started():
+        client = LabelStudioClient.from_connection(conn)
+        connected = connect_backend(client, project_id, f"http://{url_host}:{port}",
+                                    holder.version, basic_auth=auth)
+        holder.on_swap = lambda version: follow_version(client, connected, version)
+        click.echo(f"connected to Label Studio project {project_id} at {conn.url} as "
+                   f"{connected.model_version} (uncertainty sampling on)", err=True)
+
+    return on_started
+
+
+def _retrain_runner(ws, catalog_factory, conn):
+    """The background retrain: pull from Label Studio when a project is set, train with
+    the workspace's model settings, promote only if better."""
+    from ..detection.retrain import RetrainOptions, retrain
+    from ..detection.train import TrainConfig
+
+    def pull_hook(ws_, catalog):
+        from ..labelstudio.client import LabelStudioClient
+        from ..labelstudio.pull import pull
+
+        res = pull(ws_, catalog, LabelStudioClient.from_connection(conn))
+        return f"{res.tasks} tasks read, {res.boxes} boxes written"
+
+    def run_retrain() -> dict:
+        given = {"backbone": ws.get("model", "backbone"), "level": ws.get("model", "level"),
+                 "image_size": ws.get("model", "image_size")}
+        config = TrainConfig(**{k: v for k, v in given.items() if v is not None})
+        options = RetrainOptions(train=config, promote="if_better",
+                                 pull=pull_hook if ws.get("labelstudio", "project_id") else None)
+        with catalog_factory() as catalog:
+            return retrain(ws, catalog, options).to_dict()
+
+    return run_retrain
 
 
 def register(group: click.Group) -> None:
     """Add this area's commands to the `wb` group."""
+    group.add_command(serve_cmd)

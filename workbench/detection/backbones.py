@@ -93,6 +93,9 @@ def create_detector(name: str, num_classes: int, weights: str | None = "none",
         ensure_available(weights_backbone, name)
     model = spec.build(num_classes, weights_backbone, **options)
     model.roi_heads = WorkbenchRoIHeads.from_roi_heads(model.roi_heads, classification_loss)
+    # Training images arrive resized (and scale-jittered) by our dataset transforms;
+    # torchvision's own resize would undo the jitter. Evaluation still resizes.
+    model.transform._skip_resize = True
     if weights not in ("none", "imagenet"):
         load_matching(model, load_state_dict_file(weights), f"--weights {weights}")
     return model
@@ -103,6 +106,12 @@ def _size_options(options: dict[str, Any]) -> dict[str, Any]:
     scaled to ``image_size`` (our dataset already resizes so, making this a no-op there)."""
     size = options.pop("image_size")
     return {"min_size": size, "max_size": size, **options}
+
+
+def _all_layers_trainable(weights_backbone, n_layers: int) -> dict[str, int]:
+    # torchvision freezes early layers of a pretrained backbone by default; our regimens
+    # decide what trains (and it warns when told this about an untrained one)
+    return {"trainable_backbone_layers": n_layers} if weights_backbone is not None else {}
 
 
 class FeatureMap(nn.Module):
@@ -138,7 +147,7 @@ def _densenet121(num_classes: int, weights_backbone, **options) -> FasterRCNN:
 def _mobilenet_v3(num_classes: int, weights_backbone, **options) -> FasterRCNN:
     return torchvision.models.detection.fasterrcnn_mobilenet_v3_large_fpn(
         weights=None, weights_backbone=weights_backbone, num_classes=num_classes,
-        trainable_backbone_layers=6, **_size_options(options))
+        **_all_layers_trainable(weights_backbone, 6), **_size_options(options))
 
 
 @register_backbone("resnet50_fpn",
@@ -147,7 +156,7 @@ def _mobilenet_v3(num_classes: int, weights_backbone, **options) -> FasterRCNN:
 def _resnet50_fpn(num_classes: int, weights_backbone, **options) -> FasterRCNN:
     return torchvision.models.detection.fasterrcnn_resnet50_fpn(
         weights=None, weights_backbone=weights_backbone, num_classes=num_classes,
-        trainable_backbone_layers=5, **_size_options(options))
+        **_all_layers_trainable(weights_backbone, 5), **_size_options(options))
 
 
 def backbone_parameters(model: nn.Module) -> tuple[list[nn.Parameter], list[nn.Parameter]]:

@@ -57,35 +57,41 @@ def headline_text(result: EvaluationResult) -> str:
             f"(score threshold {result.config.score_threshold})")
 
 
-def confusion_rows(result: EvaluationResult) -> tuple[list[str], list[list[str]]]:
-    """Rows: ground-truth class; columns: predicted class (``background`` = nothing)."""
-    header = ["truth \\ predicted", *result.confusion_labels]
-    rows = [[label, *map(str, counts)]
-            for label, counts in zip(result.confusion_labels, result.confusion_matrix)]
+def confusion_rows(result: EvaluationResult, numbered: bool | None = None
+                   ) -> tuple[list[str], list[list[str]]]:
+    """Rows: ground-truth class; columns: predicted class (``background`` = nothing).
+    With many classes (``numbered``, default past 5) columns are headed by the row
+    numbers so the table stays narrow."""
+    labels = result.confusion_labels
+    if numbered is None:
+        numbered = len(labels) > 5
+    if numbered:
+        header = ["truth \\ predicted", *(str(i + 1) for i in range(len(labels)))]
+        names = [f"{i + 1} {label}" for i, label in enumerate(labels)]
+    else:
+        header, names = ["truth \\ predicted", *labels], list(labels)
+    rows = [[name, *map(str, counts)] for name, counts in zip(names, result.confusion_matrix)]
     return header, rows
 
 
 def compare_rows(base: EvaluationResult, other: EvaluationResult
                  ) -> tuple[list[str], list[list[str]]]:
-    """Both versions side by side per class and for the headline, with ``other - base``."""
-    a, b = base.model or "A", other.model or "B"
-    header = ["class"]
-    for _, title in MEASURES:
-        header += [f"{title} {a}", f"{title} {b}", "delta"]
-    classes = list(base.per_class) + [c for c in other.per_class if c not in base.per_class]
-    empty = {"AP50": None, "AR100": None, "accuracy": None}
+    """Both versions side by side, one row per class and measure (then the headline
+    ``all`` rows), with ``delta = other - base``. Long rather than wide, so that
+    long class names still fit a terminal."""
+    header = ["class", "measure", str(base.model or "base"), str(other.model or "other"), "delta"]
+    classes = list(dict.fromkeys([*base.per_class, *other.per_class]))
     rows = []
     for c in classes:
-        pa, pb = base.per_class.get(c, empty), other.per_class.get(c, empty)
-        row = [c]
-        for key, _ in MEASURES:
-            row += [fmt(pa[key]), fmt(pb[key]), fmt_delta(pa[key], pb[key])]
-        rows.append(row)
-    row = [HEADLINE]
-    for x, y in ((base.mAP50, other.mAP50), (base.mAR100, other.mAR100),
-                 (base.accuracy, other.accuracy)):
-        row += [fmt(x), fmt(y), fmt_delta(x, y)]
-    rows.append(row)
+        pa, pb = base.per_class.get(c, {}), other.per_class.get(c, {})
+        for i, (key, title) in enumerate(MEASURES):
+            x, y = pa.get(key), pb.get(key)
+            rows.append([c if i == 0 else "", title, fmt(x), fmt(y), fmt_delta(x, y)])
+    for i, (title, x, y) in enumerate((("mAP@0.5", base.mAP50, other.mAP50),
+                                       ("mAP@[.5:.95]", base.mAP, other.mAP),
+                                       ("mAR@100", base.mAR100, other.mAR100),
+                                       ("accuracy", base.accuracy, other.accuracy))):
+        rows.append([HEADLINE if i == 0 else "", title, fmt(x), fmt(y), fmt_delta(x, y)])
     return header, rows
 
 
@@ -214,11 +220,12 @@ def plot_compare(base: EvaluationResult, other: EvaluationResult, path: Path | s
 
 
 # ---- files ---------------------------------------------------------------------
-def save_report(result: EvaluationResult, reports_dir: Path | str) -> dict[str, Path]:
+def save_report(result: EvaluationResult, reports_dir: Path | str,
+                stem: str | None = None) -> dict[str, Path]:
     """Write ``eval_<version>_<split>.json`` (the whole result, rebuildable), its bar
     chart ``.png`` and ``_confusion.png``. Returns the paths by kind."""
     reports_dir = Path(reports_dir)
-    stem = report_stem(result.model, result.split)
+    stem = stem or report_stem(result.model, result.split)
     paths = {"json": reports_dir / f"{stem}.json", "chart": reports_dir / f"{stem}.png",
              "confusion": reports_dir / f"{stem}_confusion.png"}
     atomic_write_json(paths["json"], {"metrics": result.metrics, "result": result.to_dict()})

@@ -4,6 +4,7 @@ Every SDK call goes through ``LabelStudioClient`` so that a server that is down,
 a wrong token or a deleted project become ``WorkbenchError`` messages that say
 what to do, instead of tracebacks.
 """
+
 from __future__ import annotations
 
 import logging
@@ -45,14 +46,14 @@ class Connection:
     url: str
     token: str
     document_root: Path | None = None
-    local: bool = False   # a server this workspace started
+    local: bool = False  # a server this workspace started
 
 
 def resolve_connection(ws, url: str | None = None, token: str | None = None) -> Connection:
     """``--ls-url`` > ``WB_LS_URL`` > the workspace's ``[labelstudio] url``; token
     ``WB_LS_TOKEN`` > the workspace's generated one."""
     state = server.read_state(ws.services_dir)
-    url = (url or os.environ.get("WB_LS_URL") or ws.get("labelstudio", "url") or DEFAULT_URL)
+    url = url or os.environ.get("WB_LS_URL") or ws.get("labelstudio", "url") or DEFAULT_URL
     url = url.rstrip("/")
     if token is None:
         token = os.environ.get("WB_LS_TOKEN") or server.credentials(ws.services_dir).token
@@ -90,7 +91,8 @@ class LabelStudioClient:
             raise LabelStudioUnreachable(
                 f"Label Studio is not reachable at {self.url} ({type(exc).__name__}: {exc}) while "
                 f"trying to {what}. Start the local server with `wb ls start`, or point "
-                "--ls-url / WB_LS_URL at a running one.") from None
+                "--ls-url / WB_LS_URL at a running one."
+            ) from None
         except ApiError as exc:
             status = exc.status_code
             detail = _detail(exc.body)
@@ -99,14 +101,17 @@ class LabelStudioClient:
                     f"Label Studio at {self.url} refused the API token (401: {detail}). Set "
                     "WB_LS_TOKEN to a valid legacy token or personal access token (Account & "
                     "Settings in Label Studio), or unset it to use the workspace's own token "
-                    f"(services/{server.AUTH_NAME}).") from None
+                    f"(services/{server.AUTH_NAME})."
+                ) from None
             if status == 404 and project_id is not None:
                 raise ProjectMissing(
                     f"Label Studio project {project_id} no longer exists at {self.url} (it was "
                     "deleted there, or this is another server). Run `wb push --new-project` to "
-                    "create a new project and push the images again.") from None
+                    "create a new project and push the images again."
+                ) from None
             raise LabelStudioRequestError(
-                f"Label Studio at {self.url} refused to {what} ({status}: {detail})") from None
+                f"Label Studio at {self.url} refused to {what} ({status}: {detail})"
+            ) from None
 
     # ---- calls -------------------------------------------------------------------------
     def whoami(self) -> Any:
@@ -134,30 +139,52 @@ class LabelStudioClient:
 
     def add_local_storage(self, project_id: int, path: Path) -> None:
         with self._call(f"connect local-files storage {path}", project_id):
-            self.sdk.import_storage.local.create(project=project_id, path=str(path),
-                                                 title=f"wb: {Path(path).name}")
+            self.sdk.import_storage.local.create(
+                project=project_id, path=str(path), title=f"wb: {Path(path).name}"
+            )
 
     def import_tasks(self, project_id: int, tasks: list[dict]) -> list[int]:
         """Import tasks in one request; returns their ids in the order given."""
         with self._call(f"import {len(tasks)} tasks into project {project_id}", project_id):
-            resp = self.sdk.projects.import_tasks(id=project_id, request=tasks, return_task_ids=True)
+            resp = self.sdk.projects.import_tasks(
+                id=project_id, request=tasks, return_task_ids=True
+            )
         ids = list(resp.task_ids or [])
         if len(ids) != len(tasks):
             raise LabelStudioRequestError(
-                f"Label Studio imported {len(ids)} of {len(tasks)} tasks into project {project_id}; "
-                "run `wb push` again (it reconciles by image id and never duplicates)")
+                f"Label Studio imported {len(ids)} of {len(tasks)} tasks into project "
+                f"{project_id}; "
+                "run `wb push` again (it reconciles by image id and never duplicates)"
+            )
         return ids
 
-    def iter_tasks(self, project_id: int, fields: str | None = None, include: str | None = None,
-                   page_size: int = 500) -> Iterator[Any]:
+    def iter_tasks(
+        self,
+        project_id: int,
+        fields: str | None = None,
+        include: str | None = None,
+        page_size: int = 500,
+        query: str | None = None,
+    ) -> Iterator[Any]:
+        """The project's tasks, page by page; ``query`` is a Data Manager filter (JSON)."""
         with self._call(f"list the tasks of project {project_id}", project_id):
-            pager = self.sdk.tasks.list(project=project_id, fields=fields, include=include,
-                                        page_size=page_size)
+            pager = self.sdk.tasks.list(
+                project=project_id, fields=fields, include=include, page_size=page_size, query=query
+            )
             yield from pager
 
     def create_prediction(self, task_id: int, prediction: dict) -> None:
         with self._call(f"add a prediction to task {task_id}"):
             self.sdk.predictions.create(task=task_id, **prediction)
+
+    def list_predictions(self, project_id: int) -> list[Any]:
+        """Every prediction of the project's tasks (id, task, model_version, score, ...)."""
+        with self._call(f"list the predictions of project {project_id}", project_id):
+            return list(self.sdk.predictions.list(project=project_id))
+
+    def update_prediction(self, prediction_id: int, **fields) -> None:
+        with self._call(f"update prediction {prediction_id}"):
+            self.sdk.predictions.update(id=prediction_id, **fields)
 
     def users(self) -> dict[int, str]:
         """User id -> email (or username)."""
@@ -173,8 +200,9 @@ def _detail(body: Any) -> str:
     return str(body)[:300]
 
 
-def connect(ws, url: str | None = None, token: str | None = None,
-            check: bool = True) -> tuple[LabelStudioClient, Connection]:
+def connect(
+    ws, url: str | None = None, token: str | None = None, check: bool = True
+) -> tuple[LabelStudioClient, Connection]:
     """Resolve the connection and (with ``check``) prove the server and token work."""
     conn = resolve_connection(ws, url, token)
     client = LabelStudioClient.from_connection(conn)

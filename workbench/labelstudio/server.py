@@ -12,6 +12,7 @@ Files in ``services/``:
   generated once per workspace (``WB_LS_TOKEN`` overrides the token);
 - ``labelstudio.log``: the server's output.
 """
+
 from __future__ import annotations
 
 import json
@@ -32,12 +33,14 @@ from ..fsutil import atomic_write_text
 
 log = logging.getLogger(__name__)
 
-LABEL_STUDIO_VERSION = "1.23.2"   # what set-up installs into .venv-ls
+LABEL_STUDIO_VERSION = "1.23.2"  # what set-up installs into .venv-ls
 DEFAULT_PORT = 8080
 DEFAULT_USERNAME = "admin@workbench.local"
 REPO_ROOT = Path(__file__).resolve().parent.parent.parent
-SETUP_HINT = (f"python -m venv .venv-ls && .venv-ls/bin/pip install label-studio=={LABEL_STUDIO_VERSION}"
-              " (in the repository root)")
+SETUP_HINT = (
+    f"python -m venv .venv-ls && .venv-ls/bin/pip install label-studio=={LABEL_STUDIO_VERSION}"
+    " (in the repository root)"
+)
 
 STATE_NAME = "labelstudio.json"
 AUTH_NAME = "labelstudio.auth.json"
@@ -85,8 +88,10 @@ def find_executable() -> Path:
         p = Path(env).expanduser()
         if p.is_file() and os.access(p, os.X_OK):
             return p
-        raise LabelStudioNotInstalled(f"WB_LS_BIN={env} is not an executable file. "
-                                      f"Install Label Studio with: {SETUP_HINT}")
+        raise LabelStudioNotInstalled(
+            f"WB_LS_BIN={env} is not an executable file. "
+            f"Install Label Studio with: {SETUP_HINT}"
+        )
     local = REPO_ROOT / ".venv-ls" / "bin" / "label-studio"
     if local.is_file():
         return local
@@ -96,7 +101,8 @@ def find_executable() -> Path:
     raise LabelStudioNotInstalled(
         f"the Label Studio server is not installed (looked for WB_LS_BIN, {local}, and "
         f"`label-studio` on PATH). Install it with: {SETUP_HINT}; or use a running server "
-        "with --ls-url / WB_LS_URL and WB_LS_TOKEN.")
+        "with --ls-url / WB_LS_URL and WB_LS_TOKEN."
+    )
 
 
 # ---- credentials -------------------------------------------------------------------
@@ -138,13 +144,14 @@ def choose_document_root(image_paths: Iterable[str | Path]) -> Path | None:
     if not parents:
         return None
     common = Path(os.path.commonpath([str(p) for p in parents]))
-    if common in parents:       # some image sits directly in the common folder
+    if common in parents:  # some image sits directly in the common folder
         common = common.parent
     if common == Path(common.anchor):
         raise DocumentRootError(
             f"the catalog's images have no common folder below {common} (e.g. "
             f"{sorted(parents)[0]} ...). Label Studio must not serve the whole file system: "
-            "keep the images under one folder, or pass --document-root.")
+            "keep the images under one folder, or pass --document-root."
+        )
     return common
 
 
@@ -155,8 +162,10 @@ def storage_dirs(image_paths: Iterable[str | Path], root: Path) -> list[Path]:
     for p in image_paths:
         rel = Path(p).resolve().relative_to(root)
         if len(rel.parts) < 2:
-            raise DocumentRootError(f"{p} lies directly in the served folder {root}; "
-                                    "restart the server so it serves the folder above")
+            raise DocumentRootError(
+                f"{p} lies directly in the served folder {root}; "
+                "restart the server so it serves the folder above"
+            )
         out.add(root / rel.parts[0])
     return sorted(out)
 
@@ -190,26 +199,28 @@ def is_healthy(url: str, timeout: float = 2.0) -> bool:
 # ---- launching (also used by the test fixture) ------------------------------------------
 def server_env(data_dir: Path, creds: Credentials, document_root: Path | None) -> dict[str, str]:
     env = dict(os.environ)
-    for key in list(env):   # a parent Label Studio's settings must not leak in
+    for key in list(env):  # a parent Label Studio's settings must not leak in
         if key.startswith(("LABEL_STUDIO_", "DJANGO_")):
             del env[key]
-    env.update({
-        "LABEL_STUDIO_BASE_DATA_DIR": str(data_dir),
-        "DJANGO_DB": "sqlite",
-        "LABEL_STUDIO_USERNAME": creds.username,
-        "LABEL_STUDIO_PASSWORD": creds.password,
-        "LABEL_STUDIO_USER_TOKEN": creds.token,
-        # legacy tokens are off by default for a new organisation in 1.23
-        "LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN": "true",
-        "LABEL_STUDIO_DISABLE_SIGNUP_WITHOUT_LINK": "true",
-        # an ML backend / webhook on 127.0.0.1 is refused with 403 otherwise
-        "LABEL_STUDIO_ML_BLOCK_LOCAL_IP": "false",
-        "LABEL_STUDIO_SSRF_PROTECTION_ENABLED": "false",
-        "LATEST_VERSION_CHECK": "false",
-        "COLLECT_ANALYTICS": "false",
-        "SENTRY_DSN": "",
-        "FRONTEND_SENTRY_DSN": "",
-    })
+    env.update(
+        {
+            "LABEL_STUDIO_BASE_DATA_DIR": str(data_dir),
+            "DJANGO_DB": "sqlite",
+            "LABEL_STUDIO_USERNAME": creds.username,
+            "LABEL_STUDIO_PASSWORD": creds.password,
+            "LABEL_STUDIO_USER_TOKEN": creds.token,
+            # legacy tokens are off by default for a new organisation in 1.23
+            "LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN": "true",
+            "LABEL_STUDIO_DISABLE_SIGNUP_WITHOUT_LINK": "true",
+            # an ML backend / webhook on 127.0.0.1 is refused with 403 otherwise
+            "LABEL_STUDIO_ML_BLOCK_LOCAL_IP": "false",
+            "LABEL_STUDIO_SSRF_PROTECTION_ENABLED": "false",
+            "LATEST_VERSION_CHECK": "false",
+            "COLLECT_ANALYTICS": "false",
+            "SENTRY_DSN": "",
+            "FRONTEND_SENTRY_DSN": "",
+        }
+    )
     if document_root is not None:
         env["LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED"] = "true"
         env["LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT"] = str(document_root)
@@ -218,26 +229,45 @@ def server_env(data_dir: Path, creds: Credentials, document_root: Path | None) -
     return env
 
 
-def launch(port: int, data_dir: Path, creds: Credentials, document_root: Path | None,
-           log_path: Path, executable: Path | None = None) -> subprocess.Popen:
+def launch(
+    port: int,
+    data_dir: Path,
+    creds: Credentials,
+    document_root: Path | None,
+    log_path: Path,
+    executable: Path | None = None,
+) -> subprocess.Popen:
     """Start ``label-studio`` in its own session (so stopping it reaches only it)."""
     if not port_is_free(port):
-        raise PortInUse(f"port {port} on 127.0.0.1 is already in use; Label Studio would "
-                        "silently move to another port. Stop what uses it, or pick another "
-                        "with --port.")
+        raise PortInUse(
+            f"port {port} on 127.0.0.1 is already in use; Label Studio would "
+            "silently move to another port. Stop what uses it, or pick another "
+            "with --port."
+        )
     exe = executable or find_executable()
     data_dir.mkdir(parents=True, exist_ok=True)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     cmd = [str(exe), "start", "--no-browser", "--internal-host", "127.0.0.1", "--port", str(port)]
     log.info("starting %s (data %s, serving %s)", " ".join(cmd), data_dir, document_root)
     with open(log_path, "ab") as out:
-        return subprocess.Popen(cmd, env=server_env(data_dir, creds, document_root), cwd=data_dir,
-                                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        return subprocess.Popen(
+            cmd,
+            env=server_env(data_dir, creds, document_root),
+            cwd=data_dir,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
 
-def wait_healthy(url: str, proc: subprocess.Popen | None, log_path: Path, timeout: float,
-                 on_progress: Callable[[int, int], None] | None = None) -> None:
+def wait_healthy(
+    url: str,
+    proc: subprocess.Popen | None,
+    log_path: Path,
+    timeout: float,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> None:
     """Poll ``/health`` until UP; fail early if the process exits."""
     start = time.monotonic()
     while True:
@@ -247,11 +277,15 @@ def wait_healthy(url: str, proc: subprocess.Popen | None, log_path: Path, timeou
         if is_healthy(url):
             return
         if proc is not None and proc.poll() is not None:
-            raise ServiceError(f"Label Studio exited with code {proc.returncode} while starting. "
-                               f"Last lines of {log_path}:\n{_tail(log_path)}")
+            raise ServiceError(
+                f"Label Studio exited with code {proc.returncode} while starting. "
+                f"Last lines of {log_path}:\n{_tail(log_path)}"
+            )
         if waited > timeout:
-            raise ServiceError(f"Label Studio did not answer {url}/health within {timeout:.0f} s "
-                               f"(the first start runs migrations). See {log_path}:\n{_tail(log_path)}")
+            raise ServiceError(
+                f"Label Studio did not answer {url}/health within {timeout:.0f} s "
+                f"(the first start runs migrations). See {log_path}:\n{_tail(log_path)}"
+            )
         time.sleep(1.0)
 
 
@@ -320,7 +354,7 @@ def _is_label_studio(pid: int) -> bool:
     """Guard against a recycled PID: the process must still be label-studio."""
     cmdline = Path(f"/proc/{pid}/cmdline")
     if not cmdline.exists():
-        return _alive(pid)      # no /proc (macOS): trust the PID file
+        return _alive(pid)  # no /proc (macOS): trust the PID file
     try:
         return b"label-studio" in cmdline.read_bytes()
     except OSError:
@@ -355,9 +389,13 @@ def read_state(services_dir: Path) -> ServerState | None:
     return state
 
 
-def start(ws, port: int = DEFAULT_PORT, document_root: Path | str | None = None,
-          timeout: float = 300.0, on_progress: Callable[[int, int], None] | None = None
-          ) -> tuple[ServerState, bool]:
+def start(
+    ws,
+    port: int = DEFAULT_PORT,
+    document_root: Path | str | None = None,
+    timeout: float = 300.0,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> tuple[ServerState, bool]:
     """Start the workspace's Label Studio; returns (state, started_now).
 
     ``document_root`` defaults to the common folder of the catalog's active images.
@@ -370,13 +408,17 @@ def start(ws, port: int = DEFAULT_PORT, document_root: Path | str | None = None,
         with ws.open_catalog() as catalog:
             document_root = choose_document_root(r.path for r in catalog.images(status="active"))
         if document_root is None:
-            log.warning("the catalog has no images yet: Label Studio will serve no local files "
-                        "until it is restarted after `wb ingest`")
+            log.warning(
+                "the catalog has no images yet: Label Studio will serve no local files "
+                "until it is restarted after `wb ingest`"
+            )
     else:
         document_root = Path(document_root).expanduser().resolve()
         if document_root == Path(document_root.anchor):
-            raise DocumentRootError("Label Studio must not serve the whole file system (/); "
-                                    "pass the folder that holds the images")
+            raise DocumentRootError(
+                "Label Studio must not serve the whole file system (/); "
+                "pass the folder that holds the images"
+            )
         if not document_root.is_dir():
             raise DocumentRootError(f"--document-root {document_root} is not a folder")
     creds = credentials(services)
@@ -384,9 +426,15 @@ def start(ws, port: int = DEFAULT_PORT, document_root: Path | str | None = None,
     log_path = services / LOG_NAME
     url = f"http://127.0.0.1:{port}"
     proc = launch(port, data_dir, creds, document_root, log_path)
-    state = ServerState(pid=proc.pid, port=port, url=url, data_dir=str(data_dir),
-                        document_root=str(document_root) if document_root else None,
-                        log=str(log_path), started_at=time.time())
+    state = ServerState(
+        pid=proc.pid,
+        port=port,
+        url=url,
+        data_dir=str(data_dir),
+        document_root=str(document_root) if document_root else None,
+        log=str(log_path),
+        started_at=time.time(),
+    )
     atomic_write_text(state_path(services), json.dumps(asdict(state), indent=2) + "\n")
     try:
         wait_healthy(url, proc, log_path, timeout, on_progress)

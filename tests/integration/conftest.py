@@ -1,0 +1,97 @@
+"""Integration fixtures: ONE real Label Studio per test session.
+
+``label_studio`` starts the real server from ``.venv-ls`` (or ``WB_LS_BIN``) on a
+free port, with its data in a temporary workspace, through the same code as
+`wb ls start`, and stops it by PID at the end. It serves local files from
+``label_studio.files_root``: put the images a test pushes under a sub-folder of it
+(``label_studio.images_dir("my-test")``). The first start runs migrations (~30 s or
+more on a busy machine); every test after that reuses the server.
+
+Use it from another area (ML backend, dedup review)::
+
+    def test_x(label_studio, workspace_factory):
+        ws = workspace_factory()
+        label_studio.attach(ws)          # url, token, document root into ws
+        ls = label_studio.client         # label_studio_sdk.LabelStudio, ready
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+
+@dataclass
+class LabelStudioServer:
+    url: str
+    token: str
+    client: object  # label_studio_sdk.LabelStudio with the admin token
+    files_root: Path  # LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT
+    workspace: object  # the workspace that owns the server (services/labelstudio)
+    pid: int
+    port: int
+    log: Path
+
+    def images_dir(self, name: str) -> Path:
+        """A fresh folder under the served root for one test's images."""
+        d = self.files_root / name
+        d.mkdir(parents=True, exist_ok=True)
+        return d
+
+    def attach(self, ws) -> None:
+        """Point a workspace at this server: URL, document root and the admin token."""
+        from workbench.labelstudio import server
+
+        ws.set("labelstudio", "url", self.url)
+        ws.set("labelstudio", "document_root", str(self.files_root))
+        creds = json.loads((self.workspace.services_dir / server.AUTH_NAME).read_text())
+        server._write_private(ws.services_dir / server.AUTH_NAME, json.dumps(creds))
+
+
+@pytest.fixture(scope="session")
+def label_studio(tmp_path_factory):
+    from label_studio_sdk import LabelStudio
+
+    from workbench.labelstudio import server
+    from workbench.taxonomy import Taxonomy
+    from workbench.workspace import Workspace
+
+    try:
+        server.find_executable()
+    except server.LabelStudioNotInstalled as exc:
+        pytest.skip(f"Label Studio server not installed here: {exc}")
+    root = tmp_path_factory.mktemp("label-studio")
+    files_root = root / "files"
+    files_root.mkdir()
+    ws = Workspace.create(root / "ws", Taxonomy.default())
+    # a developer's own WB_LS_* settings must not leak into the test server
+    saved = {
+        k: os.environ.pop(k)
+        for k in ("WB_LS_TOKEN", "WB_LS_URL", "WB_LS_DOCUMENT_ROOT")
+        if k in os.environ
+    }
+    port = server.free_port()
+    state = None
+    try:
+        state, _ = server.start(ws, port=port, document_root=files_root, timeout=420)
+        token = server.credentials(ws.services_dir).token
+        client = LabelStudio(base_url=state.url, api_key=token)
+        yield LabelStudioServer(
+            url=state.url,
+            token=token,
+            client=client,
+            files_root=files_root,
+            workspace=ws,
+            pid=state.pid,
+            port=port,
+            log=Path(state.log),
+        )
+    finally:
+        if state is not None:
+            server.terminate(state.pid)
+            server.state_path(ws.services_dir).unlink(missing_ok=True)
+        os.environ.update(saved)

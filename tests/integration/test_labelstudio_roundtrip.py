@@ -1,0 +1,262 @@
+"""Push to and pull from a REAL Label Studio (the session's `label_studio` server)."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from labelstudio_data import MODEL_VERSION, add_images, add_promoted_model, draw_images
+
+from workbench.demo_data import generate_demo_data
+from workbench.ingest import ingest
+
+from workbench.labelstudio import connect, pull, push
+from workbench.labelstudio.tasks import IMAGE_ID_FIELD, percent_rect
+from workbench.taxonomy import Taxonomy
+from workbench.workspace import Workspace
+
+pytestmark = pytest.mark.integration
+N_IMAGES = 20
+UNCERTAIN_EVERY = 3
+
+
+@pytest.fixture(scope="module")
+def pushed(label_studio, tmp_path_factory):
+    """The demo data set (24 images) ingested, 4 excluded, a promoted model's predictions
+    for the 20 active ones, pushed once in batches of 7."""
+    ws = Workspace.create(tmp_path_factory.mktemp("ls-roundtrip") / "ws", Taxonomy.default())
+    label_studio.attach(ws)
+    catalog = ws.open_catalog()
+    demo = label_studio.images_dir("roundtrip") / "demo"
+    generate_demo_data(demo, seed=0, n_images=N_IMAGES + 4)
+    ingest(ws, catalog, demo / "images", "folders")
+    all_ids = [im.id for im in catalog.images()]
+    catalog.set_status(all_ids[N_IMAGES:], "excluded", "test: only active images are pushed")
+    ids = all_ids[:N_IMAGES]
+    uncertain = set(ids[::UNCERTAIN_EVERY])
+    predictions = add_promoted_model(catalog, ids, uncertain)
+    client, conn = connect(ws)
+    progress = []
+    first = push(
+        ws, catalog, client, conn, batch_size=7, on_progress=lambda d, t: progress.append((d, t))
+    )
+    yield {
+        "ws": ws,
+        "catalog": catalog,
+        "client": client,
+        "conn": conn,
+        "ids": ids,
+        "predictions": predictions,
+        "uncertain": uncertain,
+        "first": first,
+        "progress": progress,
+    }
+    catalog.close()
+
+
+def _tasks(label_studio, project_id):
+    return list(label_studio.client.tasks.list(project=project_id, fields="all"))
+
+
+def test_push_creates_one_task_per_image_carrying_the_model_boxes(pushed, label_studio):
+    first, catalog = pushed["first"], pushed["catalog"]
+    assert first.created == N_IMAGES and first.with_predictions == N_IMAGES
+    assert pushed["progress"][-1] == (N_IMAGES, N_IMAGES) and len(pushed["progress"]) == 4
+    tasks = _tasks(label_studio, first.project_id)
+    assert len(tasks) == N_IMAGES
+    assert sorted(t.data[IMAGE_ID_FIELD] for t in tasks) == sorted(pushed["ids"])
+    for task in tasks:
+        image = catalog.get_image(task.data[IMAGE_ID_FIELD])
+        assert task.data["model_version"] == MODEL_VERSION
+        (pred,) = task.predictions
+        pred = pred if isinstance(pred, dict) else pred.dict()
+        assert pred["model_version"] == MODEL_VERSION
+        boxes = pushed["predictions"][image.id]
+        assert [r["value"]["rectanglelabels"][0] for r in pred["result"]] == [
+            b["label"] for b in boxes
+        ]
+        for r, b in zip(pred["result"], boxes):
+            want = percent_rect(b, image.width, image.height)
+            for key in ("x", "y", "width", "height"):
+                assert r["value"][key] == pytest.approx(want[key], abs=1e-6)
+            assert r["original_width"] == image.width and r["original_height"] == image.height
+            assert r["score"] == pytest.approx(b["score"])
+        if image.id in pushed["uncertain"]:
+            assert pred["score"] == pytest.approx(0.25)  # 1 - uncertainty
+        else:
+            assert pred["score"] == pytest.approx(sum(b["score"] for b in boxes) / len(boxes))
+
+
+def test_pushed_images_are_served_to_the_project(pushed, label_studio):
+    task = _tasks(label_studio, pushed["first"].project_id)[0]
+    r = httpx.get(
+        label_studio.url + task.data["image"],
+        headers={"Authorization": f"Token {label_studio.token}"},
+    )
+    assert r.status_code == 200 and r.headers["content-type"] == "image/jpeg"
+
+
+def test_repush_creates_no_second_task(pushed, label_studio):
+    again = push(pushed["ws"], pushed["catalog"], pushed["client"], pushed["conn"])
+    assert (again.created, again.already, again.project_id) == (
+        0,
+        N_IMAGES,
+        pushed["first"].project_id,
+    )
+    assert len(_tasks(label_studio, again.project_id)) == N_IMAGES
+
+
+def _copy_result(task):
+    pred = task.predictions[0]
+    pred = pred if isinstance(pred, dict) else pred.dict()
+    return [{k: v for k, v in r.items() if k != "score"} for r in pred["result"]]
+
+
+def _rect(label, x1, y1, x2, y2, w, h):
+    value = percent_rect({"x1": x1, "y1": y1, "x2": x2, "y2": y2}, w, h)
+    value["rectanglelabels"] = [label]
+    return {
+        "from_name": "label",
+        "to_name": "image",
+        "type": "rectanglelabels",
+        "original_width": w,
+        "original_height": h,
+        "image_rotation": 0,
+        "value": value,
+    }
+
+
+def _boxes(catalog, image_id):
+    return [
+        (b.label, b.x1, b.y1, b.x2, b.y2, b.source, b.annotation_id)
+        for b in catalog.boxes_for(image_id)
+    ]
+
+
+def test_pull_brings_back_exactly_the_annotators_boxes(pushed, label_studio):
+    ls, catalog, ws = label_studio.client, pushed["catalog"], pushed["ws"]
+    tasks = {t.data[IMAGE_ID_FIELD]: t for t in _tasks(label_studio, pushed["first"].project_id)}
+    ids = pushed["ids"]
+    copied, edited, negative, deleted, skipped, twice = (
+        ids[0],
+        ids[1],
+        ids[2],
+        ids[3],
+        ids[4],
+        ids[5],
+    )
+    we, he = catalog.get_image(edited).width, catalog.get_image(edited).height
+
+    a_copied = ls.annotations.create(id=tasks[copied].id, result=_copy_result(tasks[copied]))
+    edited_px = ("tiger", 3.3, 50.7, 61.2, 94.9)
+    ls.annotations.create(id=tasks[edited].id, result=[_rect(*edited_px, we, he)])
+    ls.annotations.create(id=tasks[negative].id, result=[])
+    gone = ls.annotations.create(id=tasks[deleted].id, result=_copy_result(tasks[deleted]))
+    ls.annotations.delete(id=gone.id)
+    ls.annotations.create(id=tasks[skipped].id, result=[], was_cancelled=True)
+    w, h = catalog.get_image(twice).width, catalog.get_image(twice).height
+    ls.annotations.create(id=tasks[twice].id, result=[_rect("pangolin", 1, 1, 20, 20, w, h)])
+    later = ls.annotations.create(
+        id=tasks[twice].id,
+        result=[_rect("elephant", 10, 10, 40, 30, w, h), _rect("tiger", 50, 5, 90, 60, w, h)],
+    )
+
+    result = pull(ws, catalog, pushed["client"])
+
+    assert (result.updated_images, result.negatives, result.skipped) == (4, 1, 1)
+    want = pushed["predictions"][copied]
+    got = catalog.boxes_for(copied)
+    assert [b.label for b in got] == [b["label"] for b in want]
+    for b, p in zip(got, want):
+        assert all(abs(g - e) <= 0.5 for g, e in zip(b.xyxy, (p["x1"], p["y1"], p["x2"], p["y2"])))
+        assert (b.source, b.annotation_id, b.annotator) == (
+            "labelstudio",
+            a_copied.id,
+            "admin@workbench.local",
+        )
+    (b,) = catalog.boxes_for(edited)
+    assert b.label == "tiger" and all(abs(g - e) <= 0.5 for g, e in zip(b.xyxy, edited_px[1:]))
+    assert catalog.boxes_for(negative) == [] and catalog.get_image(negative).annotated
+    assert catalog.boxes_for(deleted) == [] and not catalog.get_image(deleted).annotated
+    assert catalog.boxes_for(skipped) == [] and not catalog.get_image(skipped).annotated
+    assert sorted(b.label for b in catalog.boxes_for(twice)) == ["elephant", "tiger"]
+    assert {b.annotation_id for b in catalog.boxes_for(twice)} == {later.id}
+    (d,) = result.disagreements
+    assert (d.image_id, d.chosen_annotation, d.others[0]["n_boxes"]) == (twice, later.id, 1)
+
+    before = {i: _boxes(catalog, i) for i in ids}
+    stamps = catalog.db.execute("SELECT id, created_at FROM boxes ORDER BY id").fetchall()
+    again = pull(ws, catalog, pushed["client"])
+    assert again.updated_images == 0 and again.cleared == 0
+    assert {i: _boxes(catalog, i) for i in ids} == before
+    assert catalog.db.execute("SELECT id, created_at FROM boxes ORDER BY id").fetchall() == stamps
+
+    # an update replaces, a deletion disappears
+    ls.annotations.update(id=later.id, result=[_rect("pangolin", 2, 3, 30, 33, w, h)])
+    ls.annotations.delete(id=a_copied.id)
+    third = pull(ws, catalog, pushed["client"])
+    assert (third.updated_images, third.cleared) == (1, 1)
+    assert [(b.label, round(b.x1), round(b.y2)) for b in catalog.boxes_for(twice)] == [
+        ("pangolin", 2, 33)
+    ]
+    assert catalog.boxes_for(copied) == [] and not catalog.get_image(copied).annotated
+
+
+def test_push_interrupted_after_import_finishes_without_duplicates(
+    label_studio, tmp_path_factory, monkeypatch
+):
+    ws = Workspace.create(tmp_path_factory.mktemp("ls-interrupt") / "ws", Taxonomy.default())
+    label_studio.attach(ws)
+    catalog = ws.open_catalog()
+    add_images(catalog, draw_images(label_studio.images_dir("interrupt"), 6, rotated=()))
+    client, conn = connect(ws)
+    real_record = type(catalog).record_ls_tasks
+    calls = []
+
+    def dies_on_second_batch(self, *args, **kw):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt("killed after Label Studio imported the batch")
+        return real_record(self, *args, **kw)
+
+    monkeypatch.setattr(type(catalog), "record_ls_tasks", dies_on_second_batch)
+    with pytest.raises(KeyboardInterrupt):
+        push(ws, catalog, client, conn, batch_size=2)
+    monkeypatch.setattr(type(catalog), "record_ls_tasks", real_record)
+    project_id = ws.get("labelstudio", "project_id")
+    assert len(catalog.ls_task_map(project_id)) == 2  # recorded: first batch only
+
+    resumed = push(ws, catalog, client, conn, batch_size=2)
+
+    assert (resumed.reconciled, resumed.created, resumed.already) == (2, 2, 4)
+    tasks = _tasks(label_studio, project_id)
+    assert len(tasks) == 6 and len({t.data[IMAGE_ID_FIELD] for t in tasks}) == 6
+    assert catalog.ls_task_map(project_id) == {t.data[IMAGE_ID_FIELD]: t.id for t in tasks}
+    catalog.close()
+
+
+def test_an_exif_rotated_image_round_trips_in_the_frame_the_annotator_sees(label_studio, tmp_path):
+    ws = Workspace.create(tmp_path / "ws", Taxonomy.default())
+    label_studio.attach(ws)
+    catalog = ws.open_catalog()
+    (image_id,) = add_images(catalog, draw_images(label_studio.images_dir("exif"), 1, rotated=(0,)))
+    image = catalog.get_image(image_id)
+    assert (image.width, image.height) == (64, 96)  # stored 96x64 with EXIF orientation 6
+    (box,) = add_promoted_model(catalog, [image_id])[image_id]
+    client, conn = connect(ws)
+    project_id = push(ws, catalog, client, conn).project_id
+    (task,) = _tasks(label_studio, project_id)
+    pred = (
+        task.predictions[0] if isinstance(task.predictions[0], dict) else task.predictions[0].dict()
+    )
+    (r,) = pred["result"]
+    assert (r["original_width"], r["original_height"]) == (64, 96)
+    assert r["value"]["x"] == pytest.approx(box["x1"] / 64 * 100)
+    assert r["value"]["height"] == pytest.approx((box["y2"] - box["y1"]) / 96 * 100)
+
+    label_studio.client.annotations.create(id=task.id, result=_copy_result(task))
+    pull(ws, catalog, client)
+
+    (got,) = catalog.boxes_for(image_id)
+    want = (box["x1"], box["y1"], box["x2"], box["y2"])
+    assert all(abs(g - e) <= 0.5 for g, e in zip(got.xyxy, want))
+    catalog.close()

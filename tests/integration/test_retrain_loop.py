@@ -1,0 +1,96 @@
+"""The loop end to end on tiny synthetic data: sticky splits across retrains,
+promotion only when better, and the `wb retrain` / `wb models` commands."""
+import json
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from workbench.cli import cli
+from workbench.detection import retrain as retrain_mod
+from workbench.detection.retrain import RetrainOptions, retrain
+from workbench.detection.synthetic import add_synthetic_images
+from workbench.detection.train import TrainConfig
+
+torch.set_num_threads(1)
+CLASSES = ["red", "blue"]
+TINY = dict(backbone="mobilenet_v3", image_size=64, batch_size=4, max_epochs=1, warmup_iters=0,
+            head_epochs=0, hflip=0.0, scale_jitter=None, color_jitter=False)
+
+
+def _options(**kw):
+    return RetrainOptions(train=TrainConfig(**TINY), skip={"predict"}, **kw)
+
+
+def test_splits_stick_and_promotion_happens_only_when_better(workspace_factory, tmp_path,
+                                                             monkeypatch):
+    ws = workspace_factory(classes=CLASSES)
+    cat = ws.open_catalog()
+    add_synthetic_images(cat, tmp_path / "a", CLASSES, 14, size=64, seed=1, negatives=2)
+    test_scores = {}
+    monkeypatch.setattr(retrain_mod, "evaluate_version",
+                        lambda ws, cat, version, split="test": {"mAP50": test_scores[version],
+                                                                "images": 3})
+    test_scores["v001"] = 0.5
+    first = retrain(ws, cat, _options())
+    assert first.versions == ["v001"] and first.promoted == "v001"
+
+    add_synthetic_images(cat, tmp_path / "b", CLASSES, 10, size=64, seed=2)
+    test_scores["v002"] = 0.3
+    second = retrain(ws, cat, _options())
+    promote = next(s for s in second.steps if s.step == "promote")
+    assert second.promoted == "v001" and promote.status == "skipped"
+    assert "kept v001" in promote.message and "0.300" in promote.message
+
+    test_scores["v003"] = 0.7
+    third = retrain(ws, cat, _options())
+    assert third.promoted == "v003"
+
+    data = [json.loads((ws.models_dir / v / "data.json").read_text())["image_ids"]
+            for v in ("v001", "v002")]
+    assert set(data[0]["test"]) <= set(data[1]["test"])          # old test images stay test
+    assert not set(data[1]["test"]) & set(data[1]["train"])      # and never reach training
+    assert set(data[0]["train"]) <= set(data[1]["train"])
+    assert len(data[1]["train"]) > len(data[0]["train"])         # new images joined
+
+
+def test_no_negatives_leaves_background_images_out_of_training(workspace_factory, tmp_path):
+    ws = workspace_factory(classes=CLASSES)
+    cat = ws.open_catalog()
+    add_synthetic_images(cat, tmp_path / "a", CLASSES, 8, size=64, negatives=6)
+    options = RetrainOptions(train=TrainConfig(**TINY, negatives=False),
+                             skip={"predict", "evaluate"})
+    retrain(ws, cat, options)
+    data = json.loads((ws.models_dir / "v001" / "data.json").read_text())["image_ids"]
+    negatives = {im.id for im in cat.images() if im.label == "background"}
+    assert not negatives & set(data["train"]) and negatives & set(data["val"] + data["test"])
+
+
+def test_wb_retrain_and_wb_models(workspace_factory, tmp_path):
+    ws = workspace_factory(classes=CLASSES)
+    runner = CliRunner()
+    base = ["--workspace", str(ws.root)]
+    args = ["retrain", "--backbone", "mobilenet_v3", "--image-size", "64", "--max-epochs", "1",
+            "--batch-size", "4"]
+    empty = runner.invoke(cli, base + args)
+    assert empty.exit_code == 1 and "no training images" in empty.output
+
+    with ws.open_catalog() as cat:
+        add_synthetic_images(cat, tmp_path / "a", CLASSES, 10, size=64, unannotated=2)
+    ok = runner.invoke(cli, base + args)
+    assert ok.exit_code == 0, ok.output
+    assert "registered v001" in ok.output and "promoted: v001" in ok.output
+    assert "2 images without annotations" in ok.output
+
+    listed = runner.invoke(cli, base + ["models", "--json"])
+    assert listed.exit_code == 0
+    [entry] = json.loads(listed.output)
+    assert entry["version"] == "v001" and entry["promoted"] is True
+    assert {"mAP50", "val_mAP50"} <= set(entry["metrics"])
+
+    bad = runner.invoke(cli, base + ["models", "promote", "v404"])
+    assert bad.exit_code == 1 and "no model version 'v404'; known versions: v001" in bad.output
+    assert runner.invoke(cli, base + ["models", "promote", "v001"]).exit_code == 0
+
+    offline = runner.invoke(cli, base + args + ["--weights", "imagenet", "--resume"])
+    assert offline.exit_code == 1 and "nothing to resume" in offline.output

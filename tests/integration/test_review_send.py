@@ -1,0 +1,166 @@
+"""`wb review send`: a saved view's images, or the ones a reviewer tagged in the App, go to
+the FRONT of a REAL Label Studio's queue, with the real FiftyOne worker and MongoDB.
+
+The case (review_cases.py) is built for model v1, so ``missed-ground-truth`` holds image
+"two" only, and ``worst-images`` holds "two", "one" and "three". The promoted model is
+v2: its prioritised scores put image "four" (score 0.1) first until something is sent.
+``/next`` locks the task it returns for a day: it is asked once, on a fresh project.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import httpx
+import pytest
+from click.testing import CliRunner
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from review_cases import build_case  # noqa: E402
+
+from workbench.cli import cli  # noqa: E402
+from workbench.labelstudio import connect, push  # noqa: E402
+from workbench.labelstudio.tasks import IMAGE_ID_FIELD  # noqa: E402
+from workbench.review.environment import fiftyone_env, review_paths  # noqa: E402
+from workbench.taxonomy import Taxonomy  # noqa: E402
+from workbench.workspace import Workspace  # noqa: E402
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(420)]
+
+# Tags a sample and a ground-truth box the way a reviewer does in the App; runs in its
+# own process because FiftyOne must be configured (HOME, database) before its import.
+TAG_SCRIPT = """
+import atexit, os, sys
+from workbench.workspace import Workspace
+from workbench.review.database import ReviewDatabase
+from workbench.review.environment import dataset_name, review_paths
+ws = Workspace.open(sys.argv[1])
+db = ReviewDatabase.start(review_paths(ws).ensure())
+atexit.register(db.stop)
+os.environ["FIFTYONE_DATABASE_URI"] = db.uri
+import fiftyone as fo
+ds = fo.load_dataset(dataset_name(ws))
+sample_tagged, box_tagged, tag = int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+for s in ds:
+    if s["wb_image_id"] == sample_tagged:
+        s.tags.append(tag)
+        s.save()
+    if s["wb_image_id"] == box_tagged:
+        s.ground_truth.detections[0].tags.append(tag)
+        s.save()
+"""
+
+
+def _wb(ws, *args):
+    return CliRunner().invoke(cli, ["-w", str(ws.root), *args])
+
+
+@pytest.fixture(scope="module")
+def case(label_studio, tmp_path_factory):
+    ws = Workspace.create(tmp_path_factory.mktemp("review-send") / "ws",
+                          Taxonomy.flat(["ivory", "resin"]))
+    label_studio.attach(ws)
+    ids = build_case(ws, label_studio.images_dir("review-send"))
+    built = _wb(ws, "review", "--no-launch", "--no-progress", "--model", "v1")
+    assert built.exit_code == 0, built.output
+    return ws, ids
+
+
+def _tasks(label_studio, project_id: int) -> Counter:
+    return Counter(t.data[IMAGE_ID_FIELD] for t in
+                   label_studio.client.tasks.list(project=project_id, fields="all"))
+
+
+def _scores(label_studio, project_id: int, version: str) -> dict[int, float]:
+    """task id -> score of its prediction of ``version``."""
+    return {p.task: p.score for p in label_studio.client.predictions.list(project=project_id)
+            if p.model_version == version}
+
+
+def test_send_view_puts_its_images_first_and_never_duplicates(case, label_studio):
+    ws, ids = case
+    # "one" and "four" already have tasks; "four" scores 0.1 (v2's most uncertain image)
+    client, conn = connect(ws)
+    with ws.open_catalog() as catalog:
+        pushed = push(ws, catalog, client, conn, new_project=True,
+                      only=[ids["one"], ids["four"]])
+    assert pushed.created == 2 and pushed.model_version == "v2"
+    pid = pushed.project_id
+
+    result = _wb(ws, "review", "send", "missed-ground-truth", "--json")
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert out["project_id"] == pid and out["model_version"] == "v2"
+    assert [s["image_id"] for s in out["sent"]] == [ids["two"]]
+    assert out["sent"][0]["filepath"].endswith("two.png")
+    assert (out["pushed"], out["moved"]) == (1, 0)
+    assert _tasks(label_studio, pid) == Counter({ids["one"]: 1, ids["four"]: 1, ids["two"]: 1})
+
+    r = httpx.get(f"{label_studio.url}/api/projects/{pid}/next",
+                  headers={"Authorization": f"Token {label_studio.token}"}, timeout=60)
+    assert r.status_code == 200, r.text
+    assert r.json()["data"][IMAGE_ID_FIELD] == ids["two"]
+
+    again = _wb(ws, "review", "send", "missed-ground-truth")
+    assert again.exit_code == 0, again.output
+    assert "Sent 1 images of view 'missed-ground-truth'" in again.output
+    assert "0 pushed as new tasks, 1 already had a task" in again.output
+    assert _tasks(label_studio, pid) == Counter({ids["one"]: 1, ids["four"]: 1, ids["two"]: 1})
+
+
+def test_send_tagged_samples_of_a_view(case, label_studio):
+    ws, ids = case
+    env = {**os.environ, **fiftyone_env(review_paths(ws).ensure())}
+    subprocess.run([sys.executable, "-c", TAG_SCRIPT, str(ws.root), str(ids["three"]),
+                    str(ids["one"]), "fix"], env=env, check=True, timeout=180,
+                   stdout=subprocess.DEVNULL)
+
+    result = _wb(ws, "review", "send", "worst-images", "--tag", "fix", "--json")
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    pid = out["project_id"]
+    sent = {s["image_id"]: s for s in out["sent"]}
+    assert set(sent) == {ids["one"], ids["three"]}  # "two" is in the view but not tagged
+    tasks = _tasks(label_studio, pid)
+    assert all(n == 1 for n in tasks.values()) and {ids["one"], ids["three"]} <= set(tasks)
+    # the sent tasks score below every other prediction of the project's version
+    scores = _scores(label_studio, pid, out["model_version"])
+    sent_tasks = {s["task_id"] for s in out["sent"]}
+    assert {t: scores[t] for t in sent_tasks} == {s["task_id"]: pytest.approx(s["score"])
+                                                  for s in out["sent"]}
+    others = [s for t, s in scores.items() if t not in sent_tasks]
+    assert others and max(scores[t] for t in sent_tasks) < min(others)
+
+    # an annotated task is not handed out by /next whatever its score: said, not hidden
+    label_studio.client.annotations.create(id=sent[ids["three"]]["task_id"], result=[])
+    again = _wb(ws, "review", "send", "worst-images", "--tag", "fix")
+    assert again.exit_code == 0, again.output
+    assert "Sent 2 images of view 'worst-images' tagged 'fix'" in again.output
+    assert "0 pushed as new tasks, 2 already had a task" in again.output
+    assert ("1 of the sent images are already annotated in Label Studio" in again.output
+            and f"(images {ids['three']})" in again.output)
+
+    nothing = _wb(ws, "review", "send", "--tag", "no-such-tag")
+    assert nothing.exit_code == 1
+    assert "nothing to send: the review dataset tagged 'no-such-tag' holds no images" \
+        in nothing.output
+    assert "Tags in the dataset: fix" in nothing.output
+
+
+def test_send_unknown_view_lists_the_saved_views(case):
+    ws, _ = case
+    result = _wb(ws, "review", "send", "no-such-view")
+    assert result.exit_code == 1
+    assert "has no saved view 'no-such-view'" in result.output
+    assert "missed-ground-truth" in result.output and "worst-images" in result.output
+
+
+def test_send_needs_a_view_or_a_tag(case):
+    ws, _ = case
+    result = _wb(ws, "review", "send")
+    assert result.exit_code == 2
+    assert "give a saved VIEW" in result.output

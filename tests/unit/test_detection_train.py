@@ -1,0 +1,95 @@
+"""Training: loss falls, divergence is named, checkpoints resume from the saved epoch."""
+import pytest
+import torch
+
+from workbench.detection.dataset import DetectionDataset, collate, collect_samples
+from workbench.detection.engine import TrainingDiverged, train_one_epoch
+from workbench.detection.synthetic import add_synthetic_images
+from workbench.detection.train import BEST_WEIGHTS, CHECKPOINT, TrainConfig, build_model, fit
+from workbench.detection.transforms import make_transforms
+
+torch.set_num_threads(1)
+CLASSES = ["red", "blue"]
+
+
+def tiny_config(**kw) -> TrainConfig:
+    base = dict(backbone="mobilenet_v3", image_size=64, batch_size=4, max_epochs=2,
+                warmup_iters=0, head_epochs=0, finetune_lr_factor=1.0, lr=0.02, hflip=0.0,
+                scale_jitter=None, color_jitter=False, patience=5)
+    return TrainConfig(**{**base, **kw})
+
+
+@pytest.fixture
+def samples(workspace_factory, tmp_path):
+    ws = workspace_factory(classes=CLASSES)
+    cat = ws.open_catalog()
+    add_synthetic_images(cat, tmp_path / "img", CLASSES, 10, size=64, negatives=2)
+    return collect_samples(cat, ws.taxonomy, CLASSES, "species").samples
+
+
+def test_samples_map_boxes_to_class_indices_and_keep_negatives(samples):
+    ds = DetectionDataset(samples, CLASSES, make_transforms(64, train=False))
+    image, target = ds[0]
+    assert image.shape == (3, 64, 64)
+    assert set(target["labels"].tolist()) <= {1, 2} and target["boxes"].shape[1] == 4
+    assert sum(s.is_negative for s in samples) == 2
+
+
+def test_loss_falls_on_a_few_iterations(samples):
+    torch.manual_seed(0)
+    config = tiny_config()
+    model = build_model(config, CLASSES)
+    ds = DetectionDataset(samples[:8], CLASSES, make_transforms(64, train=False))
+    loader = torch.utils.data.DataLoader(ds, batch_size=4, collate_fn=collate)
+    opt = torch.optim.SGD(model.parameters(), lr=0.02, momentum=0.9)
+    first = train_one_epoch(model, opt, loader, torch.device("cpu"), 0).means()["loss"]
+    for epoch in range(1, 4):
+        last = train_one_epoch(model, opt, loader, torch.device("cpu"), epoch).means()["loss"]
+    assert last < 0.8 * first
+
+
+def test_non_finite_loss_raises_training_diverged(samples):
+    class Exploding(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.ones(1))
+
+        def forward(self, images, targets):
+            return {"loss_classifier": self.w * float("nan")}
+
+    ds = DetectionDataset(samples[:4], CLASSES, make_transforms(64, train=False))
+    loader = torch.utils.data.DataLoader(ds, batch_size=2, collate_fn=collate)
+    model = Exploding()
+    with pytest.raises(TrainingDiverged, match="diverged at epoch 3, iteration 0.*--lr"):
+        train_one_epoch(model, torch.optim.SGD(model.parameters(), lr=0.1), loader,
+                        torch.device("cpu"), 3)
+
+
+def test_interrupted_run_resumes_from_its_last_saved_epoch(samples, tmp_path):
+    run = tmp_path / "run"
+    train, val = samples[:8], samples[8:]
+
+    def interrupt_at_epoch_1(e):
+        if e["event"] == "epoch_start" and e["epoch"] == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        fit(tiny_config(max_epochs=3), CLASSES, train, val, run, on_event=interrupt_at_epoch_1)
+    saved = torch.load(run / CHECKPOINT, weights_only=False)
+    assert saved["epoch"] == 0 and (run / BEST_WEIGHTS).is_file()
+    assert set(saved) >= {"model", "optimizer", "scaler", "epoch", "config", "classes", "data"}
+
+    started = []
+    result = fit(tiny_config(max_epochs=99), CLASSES, samples, [], run, resume=True,
+                 on_event=lambda e: e["event"] == "epoch_start" and started.append(e["epoch"]))
+    assert started == [1, 2]                      # the saved config's max_epochs (3) holds
+    assert [h["epoch"] for h in result.history] == [0, 1, 2]
+    assert torch.load(run / CHECKPOINT, weights_only=False)["epoch"] == 2
+    assert (run / "metrics.csv").read_text().count("\n") == 4 and (run / "curves.png").is_file()
+
+
+def test_resume_without_a_checkpoint_says_what_to_do(samples, tmp_path):
+    from workbench.errors import WorkbenchError
+
+    with pytest.raises(WorkbenchError, match="nothing to resume.*without --resume"):
+        fit(tiny_config(), CLASSES, samples, [], tmp_path / "none", resume=True)

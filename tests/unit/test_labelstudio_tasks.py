@@ -1,0 +1,145 @@
+"""Label configs, tasks and results: pure conversions, no server."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from workbench.catalog.records import Box, ImageRecord
+from workbench.errors import WorkbenchError
+from workbench.labelstudio.config import config_labels, detection_config
+from workbench.labelstudio.tasks import (
+    ImageOutsideRoot,
+    ModelPrediction,
+    boxes_agree,
+    build_task,
+    image_url,
+    percent_rect,
+    result_boxes,
+    task_score,
+)
+from workbench.taxonomy import Taxonomy
+
+TAX = Taxonomy.default()
+
+
+def test_detection_config_lists_the_classes_at_the_level_in_order():
+    for level in ("species", "category"):
+        config = detection_config(TAX.classes(level))
+        ET.fromstring(config)  # well-formed XML
+        assert config_labels(config) == TAX.classes(level)
+        assert "$label_hint" in config and "$model_hint" in config and "$image" in config
+
+
+def test_detection_config_escapes_class_names():
+    config = detection_config(['a "quoted" <class>', "b&c"])
+    assert config_labels(config) == ['a "quoted" <class>', "b&c"]
+
+
+def test_detection_config_without_classes_is_refused():
+    with pytest.raises(WorkbenchError, match="no classes"):
+        detection_config([])
+
+
+def test_image_url_is_relative_to_the_document_root_and_quoted(tmp_path):
+    p = tmp_path / "photos" / "tiger claw" / "a#1.jpg"
+    assert image_url(p, tmp_path) == "/data/local-files/?d=photos/tiger%20claw/a%231.jpg"
+
+
+def test_image_outside_the_document_root_says_how_to_fix_it(tmp_path):
+    with pytest.raises(ImageOutsideRoot, match="wb ls stop && wb ls start"):
+        image_url("/somewhere/else.jpg", tmp_path / "root")
+
+
+def test_pixels_to_percent_and_back_round_trip_exactly():
+    box = {"x1": 12.25, "y1": 7.5, "x2": 301.0, "y2": 199.75}
+    value = percent_rect(box, 320, 200)
+    value["rectanglelabels"] = ["tiger"]
+    (back,) = result_boxes([{"type": "rectanglelabels", "value": value}], 320, 200)
+    assert back.xyxy == pytest.approx((12.25, 7.5, 301.0, 199.75), abs=1e-9)
+    assert (back.label, back.source) == ("tiger", "labelstudio")
+
+
+def test_boxes_are_clipped_to_the_image():
+    assert percent_rect({"x1": -5, "y1": -5, "x2": 500, "y2": 50}, 100, 100) == {
+        "x": 0.0,
+        "y": 0.0,
+        "width": 100.0,
+        "height": 50.0,
+        "rotation": 0,
+    }
+
+
+def test_a_rotated_rectangle_becomes_its_bounding_box():
+    value = {"x": 50, "y": 10, "width": 20, "height": 10, "rotation": 90, "rectanglelabels": ["a"]}
+    (box,) = result_boxes([{"type": "rectanglelabels", "value": value}], 100, 100)
+    # 20x10 px rotated 90 degrees clockwise around its top-left corner (50, 10)
+    assert box.xyxy == pytest.approx((40.0, 10.0, 50.0, 30.0))
+
+
+def test_result_boxes_ignore_other_controls_and_empty_labels():
+    items = [
+        {"type": "choices", "value": {"choices": ["x"]}},
+        {
+            "type": "rectanglelabels",
+            "value": {"x": 1, "y": 1, "width": 5, "height": 5, "rectanglelabels": []},
+        },
+    ]
+    assert result_boxes(items, 100, 100) == []
+
+
+def test_task_score_prefers_one_minus_uncertainty_then_mean_box_score():
+    boxes = [{"score": 0.9}, {"score": 0.5}]
+    assert task_score(boxes, 0.8) == pytest.approx(0.2)
+    assert task_score(boxes, None) == pytest.approx(0.7)
+    assert task_score([], None) is None
+
+
+def test_build_task_carries_hint_model_version_image_id_and_boxes(tmp_path):
+    image = ImageRecord(
+        id=7, path=str(tmp_path / "ivory" / "a.jpg"), width=200, height=100, label="elephant_ivory"
+    )
+    pred = ModelPrediction(
+        "v3",
+        [
+            {"label": "elephant", "x1": 20, "y1": 10, "x2": 120, "y2": 60, "score": 0.8},
+            {"label": "elephant_skin", "x1": 0, "y1": 0, "x2": 10, "y2": 10, "score": 0.4},
+            {"label": "not-a-class", "x1": 0, "y1": 0, "x2": 10, "y2": 10, "score": 0.4},
+        ],
+        uncertainty=None,
+    )
+    task = build_task(image, tmp_path, TAX.classes("species"), "species", TAX, pred)
+    data = task["data"]
+    assert data["wb_image_id"] == 7 and data["model_version"] == "v3"
+    assert data["label"] == "elephant" and "elephant" in data["label_hint"]
+    assert "v3" in data["model_hint"]
+    (p,) = task["predictions"]
+    assert p["model_version"] == "v3"
+    assert [r["value"]["rectanglelabels"] for r in p["result"]] == [["elephant"], ["elephant"]]
+    assert p["result"][0]["value"] | {} == {
+        "x": 10.0,
+        "y": 10.0,
+        "width": 50.0,
+        "height": 50.0,
+        "rotation": 0,
+        "rectanglelabels": ["elephant"],
+    }
+    assert p["score"] == pytest.approx(0.5333333, abs=1e-6)
+
+
+def test_build_task_without_a_model_has_no_prediction(tmp_path):
+    image = ImageRecord(
+        id=1, path=str(tmp_path / "x" / "a.jpg"), width=10, height=10, label="background"
+    )
+    task = build_task(image, tmp_path, TAX.classes("species"), "species", TAX)
+    assert "predictions" not in task and task["data"]["model_version"] == ""
+    assert task["data"]["label"] == "background"
+
+
+def test_boxes_agree_pairs_boxes_by_label_and_overlap():
+    a = [Box("x", 0, 0, 10, 10), Box("y", 20, 20, 30, 30)]
+    assert boxes_agree(a, [Box("y", 21, 21, 30, 30), Box("x", 0, 0, 10, 11)])
+    assert not boxes_agree(a, [Box("x", 0, 0, 10, 10)])
+    assert not boxes_agree(a, [Box("x", 0, 0, 10, 10), Box("x", 20, 20, 30, 30)])
+    assert boxes_agree([], [])

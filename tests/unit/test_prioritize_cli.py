@@ -1,0 +1,95 @@
+"""`wb prioritize` through click: --json, --show (table and HTML page), failures."""
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+from prioritize_cases import VERSION, BrightnessModel, confident_and_unsure, register_model
+
+from workbench.cli import cli
+from workbench.images import open_image
+
+pytestmark = pytest.mark.unit
+
+
+@pytest.fixture
+def ready(workspace_factory, tmp_path):
+    """A workspace with a promoted model whose predictions are stored already (so the
+    command never loads a real detector)."""
+    ws = workspace_factory()
+    with ws.open_catalog() as catalog:
+        ids = confident_and_unsure(tmp_path, catalog)
+        register_model(ws, catalog)
+        todo = [i for k, i in ids.items() if k not in ("annotated", "excluded")]
+        images = catalog.images(ids=todo)
+        dets = BrightnessModel().predict([open_image(im.path) for im in images])
+        catalog.store_predictions(VERSION, {im.id: [d.to_dict() for d in ds]
+                                            for im, ds in zip(images, dets)})
+    return ws, ids, tmp_path
+
+
+def run(ws, *args):
+    return CliRunner().invoke(cli, ["--workspace", str(ws.root), "prioritize", *args])
+
+
+def test_json_lists_the_batch_most_uncertain_first(ready):
+    ws, ids, tmp_path = ready
+    res = run(ws, "--batch", "3", "--json")
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert [e["path"] for e in out] == [str((tmp_path / "img" / f"{n}.png").resolve())
+                                       for n in ("unsure", "middling", "fair")]
+    assert all(set(e) == {"path", "uncertainty", "components"} for e in out)
+    assert [e["uncertainty"] for e in out] == sorted((e["uncertainty"] for e in out), reverse=True)
+    assert out[0]["components"]["missed_product"] == 1.0
+    with ws.open_catalog() as catalog:
+        assert [r["selected"] for r in catalog.priorities(VERSION)] == [True, True, True, False]
+
+
+def test_show_prints_the_components_and_writes_a_page_with_thumbnails(ready):
+    ws, ids, _ = ready
+    res = run(ws, "--show", "2", "--score", "entropy", "--aggregate", "sum", "--no-labelstudio")
+    assert res.exit_code == 0, res.output
+    assert "model v001: ranked 4 unannotated images" in res.output
+    assert "Label Studio: left as it is (--no-labelstudio)" in res.output
+    assert "first 2 in annotation order" in res.output and "missed" in res.output
+    page = ws.reports_dir / "prioritize" / VERSION / "index.html"
+    html = page.read_text()
+    assert f"thumbs/{ids['unsure']}.jpg" in html and f"thumbs/{ids['middling']}.jpg" in html
+    assert f"thumbs/{ids['sure']}.jpg" not in html
+    assert "entropy" in html and "missed product" in html
+    assert (page.parent / "thumbs" / f"{ids['unsure']}.jpg").stat().st_size > 0
+
+
+def test_without_a_label_studio_project_it_says_push_sends_the_order(ready):
+    ws, _, _ = ready
+    res = run(ws)
+    assert res.exit_code == 0, res.output
+    assert "no project yet; `wb push` sends the tasks with these priorities" in res.output
+
+
+def test_unknown_model_version_fails_with_the_known_ones(ready):
+    ws, _, _ = ready
+    res = run(ws, "--model", "v404")
+    assert res.exit_code == 1
+    assert "no model version 'v404'; known versions: v001" in res.output
+
+
+def test_unknown_score_is_a_usage_error_listing_the_choices(ready):
+    ws, _, _ = ready
+    res = run(ws, "--score", "bald")
+    assert res.exit_code == 2
+    assert "'least_confidence', 'margin', 'entropy'" in res.output
+
+
+def test_unreachable_label_studio_fails_but_keeps_the_priorities(ready, monkeypatch):
+    ws, _, _ = ready
+    ws.set("labelstudio", "project_id", 3)
+    monkeypatch.setenv("WB_LS_TOKEN", "0" * 40)
+    res = run(ws, "--ls-url", "http://127.0.0.1:9")
+    assert res.exit_code == 1
+    assert "Label Studio is not reachable at http://127.0.0.1:9" in res.output
+    assert "The priorities are stored in the catalog" in res.output
+    with ws.open_catalog() as catalog:
+        assert len(catalog.priorities(VERSION)) == 4

@@ -1,0 +1,4 @@
+"""`python -m workbench` is `wb`."""
+from .cli import main
+
+main()

@@ -1,0 +1,310 @@
+"""The ML backend HTTP service: ``create_app(holder, catalog_factory, settings)``.
+
+Routes validate, dispatch and serialise; the model lives in the ``ModelHolder`` and
+the state in the catalog. Nothing is kept in module globals: two apps in one process
+(tests) never share anything.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from ..active.uncertainty import UncertaintyConfig
+from ..labelstudio.tasks import IMAGE_ID_FIELD, task_score
+from ..taxonomy import Taxonomy
+from .holder import ModelHolder, NoModel
+from .images import ImageError, ImageResolver
+from .regions import (LabelConfigError, LabelMapper, RectangleTarget, image_uncertainty,
+                      rectangle_target, regions)
+from .schemas import (ErrorResponse, HealthResponse, PredictRequest, PredictResponse,
+                      SetupRequest, SetupResponse, TaskPrediction, VersionsResponse,
+                      WebhookEvent, WebhookResponse)
+from .worker import RetrainWorker
+
+logger = logging.getLogger(__name__)
+
+MiB = 1024 * 1024
+
+
+@dataclass
+class BackendSettings:
+    taxonomy: Taxonomy | None = None
+    document_root: Path | None = None        # Label Studio's local-files root
+    ls_url: str | None = None                # for /data/upload/... images
+    ls_token: str | None = None
+    max_body_bytes: int = 16 * MiB
+    max_image_bytes: int = 30 * MiB
+    fetch_timeout: float = 10.0
+    basic_auth: tuple[str, str] | None = None
+    bearer_token: str | None = None
+    min_score: float = 0.3                   # boxes below are not sent (faint boxes)
+    uncertainty: UncertaintyConfig = field(default_factory=UncertaintyConfig)
+
+    def resolver(self) -> ImageResolver:
+        return ImageResolver(self.document_root, self.ls_url, self.ls_token,
+                             self.max_image_bytes, self.fetch_timeout)
+
+
+class BodyLimit:
+    """Refuse request bodies over ``max_bytes`` with 413, whether or not they declare
+    a Content-Length (chunked bodies are counted as they arrive)."""
+
+    def __init__(self, app, max_bytes: int):
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None:
+            try:
+                too_big = int(declared) > self.max_bytes
+            except ValueError:
+                return await _send_json(send, 400, {"error": "invalid Content-Length"})
+            if too_big:
+                return await _send_json(send, 413, {"error": f"request body over the "
+                                                             f"{self.max_bytes}-byte limit"})
+        body = bytearray()
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            body += message.get("body", b"")
+            if len(body) > self.max_bytes:
+                return await _send_json(send, 413, {"error": f"request body over the "
+                                                             f"{self.max_bytes}-byte limit"})
+            if not message.get("more_body", False):
+                break
+        replayed = False
+
+        async def replay():
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": bytes(body), "more_body": False}
+            return await receive()
+
+        return await self.app(scope, replay, send)
+
+
+async def _send_json(send, status: int, payload: dict) -> None:
+    data = json.dumps(payload).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"),
+                            (b"content-length", str(len(data)).encode())]})
+    await send({"type": "http.response.body", "body": data})
+
+
+def _auth_dependency(settings: BackendSettings) -> Callable[[Request], None]:
+    def check(request: Request) -> None:
+        if settings.basic_auth is None and settings.bearer_token is None:
+            return
+        header = request.headers.get("authorization", "")
+        scheme, _, value = header.partition(" ")
+        value = value.strip()
+        if settings.bearer_token and scheme.lower() == "bearer":
+            if hmac.compare_digest(value.encode(), settings.bearer_token.encode()):
+                return
+        if settings.basic_auth and scheme.lower() == "basic":
+            try:
+                user, _, password = base64.b64decode(value, validate=True).decode().partition(":")
+            except (binascii.Error, UnicodeDecodeError):
+                user, password = "", ""
+            want_user, want_pass = settings.basic_auth
+            if hmac.compare_digest(user.encode(), want_user.encode()) & \
+                    hmac.compare_digest(password.encode(), want_pass.encode()):
+                return
+        challenge = 'Basic realm="wb serve"' if settings.basic_auth else "Bearer"
+        raise HTTPException(401, "authentication required", headers={"WWW-Authenticate": challenge})
+
+    return check
+
+
+def create_app(holder: ModelHolder, catalog_factory, settings: BackendSettings | None = None,
+               retrainer: RetrainWorker | None = None) -> FastAPI:
+    """The service. ``catalog_factory()`` opens a catalog (a context manager) per use,
+    so no SQLite connection is shared between request threads."""
+    settings = settings or BackendSettings()
+    app = FastAPI(title="workbench ML backend", version="1",
+                  description="Label Studio ML backend protocol: pre-annotation boxes from the "
+                              "workspace's promoted detector.",
+                  docs_url=None, redoc_url=None,
+                  responses={401: {"model": ErrorResponse}, 413: {"model": ErrorResponse},
+                             422: {"model": ErrorResponse}})
+    app.state.holder = holder
+    app.state.retrainer = retrainer
+    app.state.label_studio_seen = {}      # hostname/access_token from /setup
+    resolver = settings.resolver()
+    mapper = LabelMapper(settings.taxonomy)
+    auth = [Depends(_auth_dependency(settings))]
+    targets: dict[str, RectangleTarget] = {}   # parsed label configs (few per service)
+
+    _install_error_handlers(app)
+
+    def health() -> HealthResponse:
+        return HealthResponse(model_version=holder.current() and holder.version)
+
+    app.get("/", response_model=HealthResponse, summary="Health (alias)")(health)
+    app.get("/health", response_model=HealthResponse, summary="Health")(health)
+
+    @app.post("/setup", response_model=SetupResponse, dependencies=auth,
+              responses={503: {"model": ErrorResponse}})
+    def setup(req: SetupRequest) -> SetupResponse:
+        """Label Studio asks which model version answers (before every predict batch)."""
+        if req.hostname or req.access_token:
+            app.state.label_studio_seen = {"url": req.hostname, "token": req.access_token}
+        predictor = _require(holder)
+        return SetupResponse(model_version=predictor.version)
+
+    @app.post("/predict", response_model=PredictResponse, response_model_exclude_none=True,
+              dependencies=auth, responses={403: {"model": ErrorResponse},
+                                            404: {"model": ErrorResponse},
+                                            503: {"model": ErrorResponse}})
+    def predict(req: PredictRequest) -> PredictResponse:
+        """One prediction per task, in order. A task whose image cannot be read gets an
+        ``error`` and no ``result``; when no task's image can be read the answer is 4xx."""
+        predictor = _require(holder)
+        try:
+            target = targets.get(req.label_config or "") or rectangle_target(req.label_config)
+        except LabelConfigError as exc:
+            raise HTTPException(422, str(exc)) from None
+        if len(targets) < 16:
+            targets[req.label_config or ""] = target
+        seen = app.state.label_studio_seen
+        images = resolver.with_label_studio(seen.get("url"), seen.get("token"))
+        opened, errors = [], {}
+        for i, task in enumerate(req.tasks):
+            try:
+                opened.append((i, images.open(task.data.get(target.data_key))))
+            except ImageError as exc:
+                errors[i] = exc
+        if not opened:
+            first = errors[0]
+            raise HTTPException(first.status, {
+                "error": "no task image could be read",
+                "tasks": [{"task": t.id, "error": errors[i].message}
+                          for i, t in enumerate(req.tasks)]})
+        with holder.inference_lock:
+            detections = predictor.predict([r.image for _, r in opened])
+        records = _catalog_images(catalog_factory, predictor.version, req.tasks, opened)
+        version = predictor.version
+        results: list[TaskPrediction | None] = [None] * len(req.tasks)
+        for (i, resolved), dets in zip(opened, detections):
+            task = req.tasks[i]
+            boxes = [d.to_dict() for d in dets]
+            image_id, label, stored = records.get(i, (None, None, None))
+            if label is None and isinstance(task.data.get("label"), str):
+                label = task.data["label"]
+            uncertainty = stored if stored is not None else image_uncertainty(
+                boxes, label, predictor.classes, settings.taxonomy, settings.uncertainty)
+            w, h = resolved.image.size
+            results[i] = TaskPrediction(
+                task=task.id, model_version=version, score=task_score(boxes, uncertainty),
+                result=regions(boxes, w, h, target, mapper, settings.min_score))
+        for i, exc in errors.items():
+            logger.warning("task %s: %s", req.tasks[i].id, exc.message)
+            results[i] = TaskPrediction(task=req.tasks[i].id, model_version=version,
+                                        error=exc.message)
+        return PredictResponse(results=results, model_version=version)
+
+    @app.get("/versions", response_model=VersionsResponse, dependencies=auth)
+    def versions() -> VersionsResponse:
+        with catalog_factory() as catalog:
+            known = [m["version"] for m in catalog.models()]
+        return VersionsResponse(versions=known, model_version=holder.current() and holder.version)
+
+    @app.post("/webhook", response_model=WebhookResponse, dependencies=auth)
+    def webhook(event: WebhookEvent) -> WebhookResponse:
+        """Record a Label Studio event and answer at once (Label Studio waits 1 s inside
+        the annotator's request); a retrain, if due, runs in the background."""
+        payload = event.model_dump(mode="json")
+        with catalog_factory() as catalog:
+            event_id = catalog.record_webhook_event(
+                event.action, payload, project_id=_id_of(payload.get("project")),
+                task_id=_id_of(payload.get("task")),
+                annotation_id=_id_of(payload.get("annotation")))
+        started = False
+        if retrainer is not None:
+            try:
+                started = retrainer.maybe_start()
+            except Exception as exc:
+                logger.error("could not start a background retrain: %s", exc)
+        return WebhookResponse(status="ok", event_id=event_id, retrain_started=started)
+
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    return app
+
+
+def _require(holder: ModelHolder):
+    try:
+        return holder.require()
+    except NoModel as exc:
+        raise HTTPException(503, str(exc)) from None
+
+
+def _id_of(value: Any) -> int | None:
+    """Label Studio sends nested objects ({"id": 3, ...}) or bare ids."""
+    if isinstance(value, dict):
+        value = value.get("id")
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value if -2**63 <= value < 2**63 else None
+    if isinstance(value, str) and value.isdigit() and len(value) < 19:
+        return int(value)
+    return None
+
+
+def _catalog_images(catalog_factory, version: str, tasks, opened
+                    ) -> dict[int, tuple[int | None, str | None, float | None]]:
+    """Task index -> (catalog image id, image label, stored uncertainty) for the
+    images the catalog knows (by file path, else by the task's ``wb_image_id``)."""
+    out: dict[int, tuple[int | None, str | None, float | None]] = {}
+    try:
+        with catalog_factory() as catalog:
+            for i, resolved in opened:
+                rec = catalog.get_image_by_path(str(resolved.path)) if resolved.path else None
+                if rec is None:
+                    image_id = _id_of(tasks[i].data.get(IMAGE_ID_FIELD))
+                    rec = catalog.get_image(image_id) if image_id is not None else None
+                if rec is not None:
+                    out[i] = (rec.id, rec.label, None)
+            ids = [v[0] for v in out.values()]
+            stored = catalog.ls_uncertainties(version, ids) if ids else {}
+    except Exception as exc:   # the catalog adds labels and priorities; boxes do without it
+        logger.warning("catalog lookup for predict failed: %s", exc)
+        return {}
+    return {i: (iid, label, stored.get(iid)) for i, (iid, label, _) in out.items()}
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException):
+        body = exc.detail if isinstance(exc.detail, dict) else {"error": str(exc.detail)}
+        return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError):
+        # never echo the input back: bodies can be large and hold tokens
+        detail = [{k: v for k, v in e.items() if k in ("loc", "msg", "type")} for e in exc.errors()]
+        return JSONResponse({"error": "invalid request", "detail": jsonable_encoder(detail)},
+                            status_code=422)
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception):
+        logger.error("unexpected error on %s %s", request.method, request.url.path,
+                     exc_info=exc)
+        return JSONResponse({"error": "internal error; see the wb serve log"}, status_code=500)

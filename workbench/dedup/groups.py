@@ -1,0 +1,68 @@
+"""Pairs -> groups (connected components) and the rules that judge a group.
+
+Pure functions over plain records; ``run.py`` applies their verdicts to the catalog.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable
+
+from ..catalog.records import ImageRecord
+
+
+@dataclass(frozen=True)
+class Edge:
+    """Two images judged to be copies of each other, and how."""
+
+    a: int                 # image ids
+    b: int
+    distance: int          # Hamming distance (0 for identical bytes)
+    how: str               # exact | hash | centre | verified
+    similarity: float | None = None   # pixel correlation, for verified pairs
+
+
+def connected_components(edges: Iterable[Edge]) -> list[list[int]]:
+    """Image-id components of size >= 2, each sorted, in order of their smallest id."""
+    parent: dict[int, int] = {}
+
+    def find(x: int) -> int:
+        parent.setdefault(x, x)
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for e in edges:
+        ra, rb = find(e.a), find(e.b)
+        if ra != rb:
+            parent[max(ra, rb)] = min(ra, rb)
+    comps: dict[int, list[int]] = {}
+    for x in parent:
+        comps.setdefault(find(x), []).append(x)
+    return sorted((sorted(c) for c in comps.values() if len(c) > 1), key=lambda c: c[0])
+
+
+def group_key(images: Iterable[ImageRecord]) -> str:
+    """Stable identity of a group: its members' sorted sha256s."""
+    return ",".join(sorted(img.sha256 or f"id:{img.id}" for img in images))
+
+
+def keeper(images: Iterable[ImageRecord]) -> ImageRecord:
+    """The image a duplicate group keeps: largest pixel count, then first ingested."""
+    return min(images, key=lambda im: (-im.pixels, im.ingested_at or "", im.id or 0))
+
+
+def group_kind(images: Iterable[ImageRecord]) -> str:
+    """``duplicate`` when all members carry one image-level label, else ``conflict``."""
+    return "duplicate" if len({im.label for im in images}) == 1 else "conflict"
+
+
+def member_distances(members: Iterable[int], edges: Iterable[Edge]) -> dict[int, int]:
+    """Each member's smallest distance to another member."""
+    members = set(members)
+    best: dict[int, int] = {}
+    for e in edges:
+        if e.a in members and e.b in members:
+            for x in (e.a, e.b):
+                best[x] = min(best.get(x, e.distance), e.distance)
+    return best

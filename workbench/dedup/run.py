@@ -1,0 +1,242 @@
+"""`wb dedup` as a list of steps: hash what is new, find pairs, group, judge, record.
+
+1. Images taking part: status active, duplicate or conflict (``unreadable`` are listed,
+   ``excluded`` ignored).
+2. Hash the images the catalog has no hashes for (worker processes, cached).
+3. Pairs: identical bytes (sha256); whole-image hash (mirror included) or centre-view
+   hash within ``max_distance``; pairs in the grey zone up to ``verify_distance`` on
+   both views are checked on pixels (``verify.py``).
+4. Pairs settled as ``distinct`` by a person are dropped.
+5. Connected components become groups; a group keeps its resolution on re-runs
+   (same members = same ``group_key``).
+6. Statuses: duplicate groups keep one image, the rest become ``duplicate``; conflict
+   groups are all ``conflict``; images no longer in any group go back to ``active``.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from ..catalog.dedup import DupGroup, DupMember
+from ..catalog.records import ImageRecord
+from ..errors import WorkbenchError
+from .groups import Edge, connected_components, group_key, group_kind, keeper, member_distances
+from .hashing import DEFAULT_METHOD, check_method, encode, hex_to_uint64
+from .search import check_max_distance, distances, find_pairs
+from .verify import DEFAULT_MIN_CORRELATION, verify_pairs
+
+log = logging.getLogger(__name__)
+
+# Chosen from the planted kangaroo set (docs/dedup.md): at 6 no two different photos
+# matched directly; crops (6-16) go through the pixel check instead.
+DEFAULT_MAX_DISTANCE = 6
+DEFAULT_VERIFY_DISTANCE = 16
+TAKING_PART = ("active", "duplicate", "conflict")
+REASON_PREFIX = "dedup"
+
+ProgressFor = Callable[[str], Callable[[int, int], None] | None]
+
+
+class EmptyCatalog(WorkbenchError):
+    pass
+
+
+@dataclass
+class DedupOptions:
+    method: str = DEFAULT_METHOD
+    max_distance: int = DEFAULT_MAX_DISTANCE
+    verify_distance: int = DEFAULT_VERIFY_DISTANCE   # 0: no pixel check (grey zone rejected)
+    min_correlation: float = DEFAULT_MIN_CORRELATION
+    workers: int | None = None
+
+    def validate(self) -> "DedupOptions":
+        check_method(self.method)
+        check_max_distance(self.max_distance)
+        check_max_distance(self.verify_distance)
+        if not 0 < self.min_correlation <= 1:
+            raise ValueError(f"min_correlation must be in (0, 1], got {self.min_correlation}")
+        return self
+
+
+@dataclass
+class DedupRun:
+    """What one run did; the report is built from this and the catalog."""
+
+    options: DedupOptions
+    images: int = 0                      # images that took part
+    hashed_now: int = 0
+    hashed_cached: int = 0
+    unreadable: list[tuple[str, str]] = field(default_factory=list)
+    pairs: dict[str, int] = field(default_factory=dict)   # by how: exact, hash, centre, verified
+    rejected_by_pixels: int = 0
+    suppressed_distinct: int = 0
+    group_ids: list[int] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def _progress(progress_for: ProgressFor | None, stage: str):
+    return progress_for(stage) if progress_for else None
+
+
+def _ensure_hashes(catalog, images: list[ImageRecord], options: DedupOptions, run: DedupRun,
+                   progress_for: ProgressFor | None):
+    full_key, centre_key = options.method, f"{options.method}:centre"
+    full, centre = catalog.image_hashes(full_key), catalog.image_hashes(centre_key)
+    todo = [im for im in images if im.id not in full or im.id not in centre]
+    run.hashed_cached = len(images) - len(todo)
+    if todo:
+        by_path = {im.path: im for im in todo}
+        result = encode(list(by_path), method=options.method, workers=options.workers,
+                        on_progress=_progress(progress_for, "hashing"))
+        catalog.save_image_hashes(full_key, [(by_path[p].id, h, result.mirror_hashes[p])
+                                             for p, h in result.hashes.items()])
+        catalog.save_image_hashes(centre_key, [(by_path[p].id, h, result.centre_mirror_hashes[p])
+                                               for p, h in result.centre_hashes.items()])
+        for path, reason in result.unreadable:
+            catalog.set_status([by_path[path].id], "unreadable", f"{REASON_PREFIX}: {reason}")
+        run.unreadable += result.unreadable
+        run.hashed_now = len(result.hashes)
+        full, centre = catalog.image_hashes(full_key), catalog.image_hashes(centre_key)
+    return full, centre
+
+
+def _find_edges(images: list[ImageRecord], full: dict, centre: dict, options: DedupOptions,
+                run: DedupRun, progress_for: ProgressFor | None) -> list[Edge]:
+    edges: list[Edge] = []
+    by_sha: dict[str, list[int]] = defaultdict(list)
+    for im in images:
+        by_sha[im.sha256].append(im.id)
+    for ids in by_sha.values():
+        edges += [Edge(ids[0], other, 0, "exact") for other in ids[1:]]
+
+    hashed = [im for im in images if im.id in full and im.id in centre]
+    if len(hashed) < 2:
+        return edges
+    ids = np.array([im.id for im in hashed])
+    h = hex_to_uint64([full[i][0] for i in ids])
+    hm = hex_to_uint64([full[i][1] for i in ids])
+    c = hex_to_uint64([centre[i][0] for i in ids])
+    cm = hex_to_uint64([centre[i][1] for i in ids])
+    loose = max(options.max_distance, options.verify_distance)
+    t0 = time.perf_counter()
+    fp = find_pairs(h, loose, mirror_hashes=hm)
+    dc = distances(c, c, fp.i, fp.j, mirror_b=cm, mirror_a=cm)
+    best = np.minimum(fp.distance, dc)
+    direct = best <= options.max_distance
+    grey = ~direct & (fp.distance <= loose) & (dc <= loose)
+    cp = find_pairs(c, options.max_distance, mirror_hashes=cm)
+    run.seconds["search"] = time.perf_counter() - t0
+    seen = set()
+    for k in np.nonzero(direct)[0]:
+        a, b = int(ids[fp.i[k]]), int(ids[fp.j[k]])
+        how = "hash" if fp.distance[k] <= options.max_distance else "centre"
+        edges.append(Edge(a, b, int(best[k]), how))
+        seen.add((fp.i[k], fp.j[k]))
+    for a, b, d, _ in cp:
+        if (a, b) not in seen:
+            edges.append(Edge(int(ids[a]), int(ids[b]), int(d), "centre"))
+    grey_idx = np.nonzero(grey)[0]
+    if len(grey_idx) and options.verify_distance > options.max_distance:
+        path_of = {im.id: im.path for im in hashed}
+        t0 = time.perf_counter()
+        scores = verify_pairs(((path_of[int(ids[fp.i[k]])], path_of[int(ids[fp.j[k]])],
+                                bool(fp.mirrored[k])) for k in grey_idx),
+                              on_progress=_progress(progress_for, "checking pixels"))
+        run.seconds["verify"] = time.perf_counter() - t0
+        for k, score in zip(grey_idx, scores):
+            if score is not None and score >= options.min_correlation:
+                edges.append(Edge(int(ids[fp.i[k]]), int(ids[fp.j[k]]), int(best[k]),
+                                  "verified", round(score, 4)))
+            else:
+                run.rejected_by_pixels += 1
+    return edges
+
+
+def _drop_distinct(edges: list[Edge], settled_distinct: list[DupGroup], run: DedupRun) -> list[Edge]:
+    """A person said these images are different: their pairs must not group them again."""
+    apart = [set(g.image_ids) for g in settled_distinct if g.resolution == "distinct"]
+    kept = []
+    for e in edges:
+        if any(e.a in s and e.b in s for s in apart):
+            run.suppressed_distinct += 1
+        else:
+            kept.append(e)
+    return kept
+
+
+def apply_group(catalog, group: DupGroup, members: list[ImageRecord]) -> None:
+    """Set member statuses and the kept image from the group's kind and resolution."""
+    if group.resolution == "distinct":
+        catalog.set_dup_keep(group.id, [])
+        catalog.set_status([m.id for m in members], "active",
+                           f"{REASON_PREFIX}: group {group.id} settled as distinct images")
+        return
+    if group.kind == "conflict":
+        labels = ", ".join(sorted({m.label or "(none)" for m in members}))
+        catalog.set_dup_keep(group.id, [])
+        catalog.set_status([m.id for m in members], "conflict",
+                           f"{REASON_PREFIX}: group {group.id} has different labels ({labels})")
+        return
+    kept = keeper(members)
+    catalog.set_dup_keep(group.id, [kept.id])
+    catalog.set_status([kept.id], "active", None)
+    catalog.set_status([m.id for m in members if m.id != kept.id], "duplicate",
+                       f"{REASON_PREFIX}: copy of image {kept.id} (group {group.id})")
+
+
+def find_duplicates(catalog, options: DedupOptions | None = None,
+                    progress_for: ProgressFor | None = None) -> DedupRun:
+    """Run the whole detection on the catalog and record groups and statuses."""
+    options = (options or DedupOptions()).validate()
+    run = DedupRun(options)
+    everything = catalog.images()
+    if not everything:
+        raise EmptyCatalog("the catalog has no images; add some with `wb ingest PATH` first")
+    run.unreadable = [(im.path, im.status_reason or "unreadable")
+                      for im in everything if im.status == "unreadable"]
+    images = [im for im in everything if im.status in TAKING_PART and im.sha256]
+    t0 = time.perf_counter()
+    full, centre = _ensure_hashes(catalog, images, options, run, progress_for)
+    run.seconds["hashing"] = time.perf_counter() - t0
+    images = [im for im in images if im.id in full and im.id in centre]
+    run.images = len(images)
+    by_id = {im.id: im for im in images}
+
+    edges = _find_edges(images, full, centre, options, run, progress_for)
+    edges = _drop_distinct(edges, catalog.dup_groups(settled=True), run)
+    for e in edges:
+        run.pairs[e.how] = run.pairs.get(e.how, 0) + 1
+
+    components = connected_components(edges)
+    seen_keys = set()
+    with catalog.atomic():
+        for comp in components:
+            members = [by_id[i] for i in comp]
+            key = group_key(members)
+            seen_keys.add(key)
+            existing = catalog.dup_group_by_key(key)
+            if existing is not None and existing.resolution == "label":
+                # Settled: the label a person chose holds, even if a re-ingest changed it.
+                for m in members:
+                    if m.label != existing.resolved_label:
+                        catalog.update_image(m.id, label=existing.resolved_label)
+                        m.label = existing.resolved_label
+            dist = member_distances(comp, edges)
+            gid = catalog.save_dup_group(
+                key, group_kind(members), [DupMember(i, False, dist.get(i)) for i in comp],
+                method=options.method, max_distance=options.max_distance)
+            apply_group(catalog, catalog.dup_group(gid), members)
+            run.group_ids.append(gid)
+        grouped = {i for comp in components for i in comp}
+        stale = [g.id for g in catalog.dup_groups(settled=False) if g.group_key not in seen_keys]
+        catalog.delete_dup_groups(stale)
+        back = [im.id for im in images if im.id not in grouped and im.status != "active"
+                and (im.status_reason or "").startswith(REASON_PREFIX)]
+        catalog.set_status(back, "active", None)
+    log.info("dedup: %d images, %d groups, pairs %s", run.images, len(run.group_ids), run.pairs)
+    return run

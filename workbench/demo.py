@@ -1,0 +1,498 @@
+"""`wb demo`: the whole loop, unattended, on the built-in data, against the real services.
+
+1. generate the demo data, ingest it (folder-per-class), find duplicates and conflicts;
+2. start the local Label Studio and push the tasks;
+3. play the annotators through Label Studio's API: annotate a seed batch from the data
+   set's known boxes (background images submitted with no boxes, as negatives);
+4. pull, retrain within the time budget, evaluate, promote;
+5. start `wb serve --connect` so the remaining tasks get predictions through the real
+   ML backend protocol, ordered by `wb prioritize`;
+6. a second round: the annotators take tasks in the order Label Studio hands them out
+   (`/next`, least certain first), correcting the model's pre-drawn boxes; pull,
+   retrain from the first model, evaluate both on the same test split;
+7. build the FiftyOne review dataset with both model versions evaluated.
+
+Everything it starts it stops, unless ``keep_running``. A second run reuses what is there.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from .errors import ServiceError, WorkbenchError
+
+log = logging.getLogger(__name__)
+Echo = Callable[[str], None]
+
+
+@dataclass
+class DemoOptions:
+    minutes: float = 12.0            # the whole demo's budget; training gets ~65% of it
+    n_images: int = 300
+    seed_batch: int = 150            # round 1: images annotated before the first model
+    second_batch: int = 50           # round 2: the least certain, in Label Studio's order
+    backbone: str = "mobilenet_v3"   # the fast one for a CPU demo; densenet121 is the default elsewhere
+    image_size: int = 320
+    ls_port: int | None = None
+    backend_port: int | None = None
+    keep_running: bool = False
+    review: bool = True
+    seed: int = 0
+
+
+@dataclass
+class DemoSummary:
+    workspace: str
+    data: dict = field(default_factory=dict)
+    dedup: dict = field(default_factory=dict)
+    labelstudio: dict = field(default_factory=dict)
+    rounds: list[dict] = field(default_factory=list)
+    comparison: dict = field(default_factory=dict)
+    prioritize: dict = field(default_factory=dict)
+    review: dict = field(default_factory=dict)
+    reports: dict = field(default_factory=dict)
+    services: dict = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict:
+        return dict(vars(self))
+
+
+# ---- helpers ---------------------------------------------------------------------------
+
+def _free_port(preferred: int | None, fallback_start: int) -> int:
+    from .labelstudio.server import free_port, port_is_free
+
+    if preferred:
+        return preferred
+    return fallback_start if port_is_free(fallback_start) else free_port()
+
+
+def _iou(a, b) -> float:
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+class Annotators:
+    """Simulated annotators: they know the demo data's true boxes and submit them through
+    Label Studio's API, starting from the model's pre-drawn boxes when a task has them."""
+
+    def __init__(self, ws, catalog, client, project_id: int, truth_file: Path):
+        from .labelstudio.tasks import FROM_NAME, TO_NAME
+
+        self.ws, self.catalog, self.client, self.pid = ws, catalog, client, project_id
+        self.from_name, self.to_name = FROM_NAME, TO_NAME
+        coco = json.loads(truth_file.read_text())
+        cats = {c["id"]: c["name"] for c in coco["categories"]}
+        by_image: dict[int, list] = {}
+        for a in coco["annotations"]:
+            x, y, w, h = a["bbox"]
+            by_image.setdefault(a["image_id"], []).append((cats[a["category_id"]], x, y, x + w, y + h))
+        root = truth_file.parent
+        self.truth = {str((root / im["file_name"]).resolve()): by_image.get(im["id"], [])
+                      for im in coco["images"]}
+        self.level = ws.get("model", "level", "species")
+        self.stats = {"annotated": 0, "negatives": 0, "kept": 0, "moved": 0, "deleted": 0,
+                      "added": 0}
+
+    def annotate(self, task_id: int, image_id: int) -> bool:
+        from .labelstudio.tasks import percent_rect
+
+        image = self.catalog.get_image(image_id)
+        truth = self.truth.get(image.path)
+        if truth is None:
+            return False
+        gt = [(self.ws.taxonomy.to_level(lab, self.level), x1, y1, x2, y2)
+              for lab, x1, y1, x2, y2 in truth]
+        predicted = self._predicted(task_id)
+        used: set[int] = set()
+        result = []
+        for label, x1, y1, x2, y2 in gt:
+            # start from a pre-drawn box of the right class when there is one (as people do)
+            best, best_iou = None, 0.3
+            for i, (plabel, pbox, rid) in enumerate(predicted):
+                if i not in used and plabel == label and _iou(pbox, (x1, y1, x2, y2)) > best_iou:
+                    best, best_iou = i, _iou(pbox, (x1, y1, x2, y2))
+            rid = f"gt{len(result)}"
+            if best is not None:
+                used.add(best)
+                rid = predicted[best][2] or rid
+                self.stats["kept" if best_iou > 0.95 else "moved"] += 1
+            elif predicted:
+                self.stats["added"] += 1
+            value = percent_rect({"x1": x1, "y1": y1, "x2": x2, "y2": y2}, image.width, image.height)
+            value["rectanglelabels"] = [label]
+            result.append({"id": rid, "from_name": self.from_name, "to_name": self.to_name,
+                           "type": "rectanglelabels", "original_width": image.width,
+                           "original_height": image.height, "image_rotation": 0, "value": value})
+        self.stats["deleted"] += len(predicted) - len(used)
+        self.client.sdk.annotations.create(id=task_id, result=result, lead_time=1.0)
+        self.stats["annotated"] += 1
+        self.stats["negatives"] += not result
+        return True
+
+    def _predicted(self, task_id: int) -> list[tuple[str, tuple, str | None]]:
+        out = []
+        for p in self.client.sdk.predictions.list(task=task_id):
+            for r in p.result or []:
+                if r.get("type") != "rectanglelabels":
+                    continue
+                v, w, h = r["value"], r.get("original_width"), r.get("original_height")
+                if not w or not h:
+                    continue
+                x1, y1 = v["x"] / 100 * w, v["y"] / 100 * h
+                out.append((v["rectanglelabels"][0],
+                            (x1, y1, x1 + v["width"] / 100 * w, y1 + v["height"] / 100 * h),
+                            r.get("id")))
+        return out
+
+
+def _next_task(url: str, token: str, project_id: int) -> dict | None:
+    """What Label Studio hands an annotator next (the same call its labelling stream makes)."""
+    import httpx
+
+    r = httpx.get(f"{url}/api/projects/{project_id}/next",
+                  headers={"Authorization": f"Token {token}"}, timeout=60)
+    if r.status_code == 404:
+        return None
+    r.raise_for_status()
+    return r.json()
+
+
+class BackendProcess:
+    """`wb serve --connect` as a child process, stopped by its PID."""
+
+    def __init__(self, ws, port: int):
+        self.ws, self.port = ws, port
+        self.url = f"http://127.0.0.1:{port}"
+        self.log_path = ws.services_dir / "backend.log"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 180.0) -> None:
+        import httpx
+
+        logf = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "workbench", "-w", str(self.ws.root), "serve", "--connect",
+             "--host", "127.0.0.1", "--port", str(self.port), "--poll-seconds", "1"],
+            stdout=logf, stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise ServiceError(f"`wb serve` exited with {self.proc.returncode}; see {self.log_path}")
+            try:
+                if httpx.get(self.url + "/health", timeout=2).status_code == 200 and \
+                        b"connected to Label Studio" in self.log_path.read_bytes():
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+        self.stop()
+        raise ServiceError(f"`wb serve` did not connect within {timeout:.0f} s; see {self.log_path}")
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGINT)
+        try:
+            self.proc.wait(20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5)
+
+
+# ---- the demo ------------------------------------------------------------------------------
+
+def run_demo(ws_root: Path, options: DemoOptions, echo: Echo = print,
+             progress_for: Callable[[str], Callable[[int, int], None]] | None = None) -> DemoSummary:
+    from .labelstudio import server as ls_server
+    from .taxonomy import Taxonomy
+    from .workspace import Workspace
+
+    t_start = time.monotonic()
+    summary = DemoSummary(workspace=str(ws_root))
+    ws = (Workspace.open(ws_root) if (ws_root / "workbench.toml").exists()
+          else Workspace.create(ws_root, Taxonomy.default()))
+    ws.set("model", "backbone", options.backbone)
+    ws.set("model", "image_size", options.image_size)
+    ws.set("model", "level", "species")
+    pf = progress_for or (lambda stage: None)
+    started_ls = False
+    backend: BackendProcess | None = None
+    review_app = None
+    catalog = ws.open_catalog()
+    try:
+        truth_file = _step_data(ws, catalog, options, summary, echo, pf)
+        _step_dedup(ws, catalog, summary, echo, pf)
+
+        echo("[3/8] Label Studio: start the local server, push the tasks")
+        port = _free_port(options.ls_port, 8080)
+        state, started_ls = ls_server.start(ws, port=port, on_progress=pf("Label Studio start"))
+        client, conn = _client(ws)
+        pushed = _push(ws, catalog, client, conn, pf)
+        pid = pushed.project_id
+        summary.labelstudio = {"url": state.url, "project_id": pid, "project_url": pushed.project_url,
+                               "tasks_created": pushed.created, "tasks": client.task_count(pid)}
+        echo(f"      {state.url}: project {pid}, {summary.labelstudio['tasks']} tasks "
+             f"({pushed.created} new)")
+
+        annotators = Annotators(ws, catalog, client, pid, truth_file)
+        budget_s = options.minutes * 60
+        _round_one(ws, catalog, client, annotators, options, summary, echo, pf, budget_s)
+
+        echo("[6/8] wb serve --connect: predictions for the rest through the ML backend; "
+             "wb prioritize orders them")
+        _step_prioritize(ws, catalog, client, summary, echo, pf)
+        backend = BackendProcess(ws, _free_port(options.backend_port, 9090))
+        backend.start()
+        client.sdk.actions.create(id="retrieve_tasks_predictions", project=pid,
+                                  selected_items={"all": True, "excluded": []})
+        summary.services["backend"] = backend.url
+        _round_two(ws, catalog, client, conn, annotators, options, summary, echo, pf, budget_s)
+        _compare(ws, catalog, summary, echo, pf)
+        if options.review:
+            _step_review(ws, catalog, summary, echo, pf)
+        summary.reports = {
+            "dedup": str(ws.reports_dir / "dedup" / "index.html"),
+            "prioritize": summary.prioritize.get("report"),
+            "evaluation": str(ws.reports_dir),
+            "models": str(ws.models_dir),
+        }
+        summary.services["labelstudio"] = state.url
+        summary.seconds = round(time.monotonic() - t_start, 1)
+        if options.keep_running:
+            review_app = _keep_running(ws, summary, echo)
+        return summary
+    finally:
+        catalog.close()
+        if backend is not None:
+            backend.stop()
+        if review_app is not None:
+            review_app.stop()
+        if started_ls or (options.keep_running is False and ls_server.read_state(ws.services_dir)):
+            ls_server.stop(ws)
+
+
+def _client(ws):
+    from .labelstudio.client import LabelStudioClient, resolve_connection
+
+    conn = resolve_connection(ws)
+    return LabelStudioClient.from_connection(conn), conn
+
+
+def _push(ws, catalog, client, conn, pf):
+    from .labelstudio.push import push
+
+    return push(ws, catalog, client, conn, level="species", on_progress=pf("push"))
+
+
+def _step_data(ws, catalog, options, summary, echo, pf) -> Path:
+    from .demo_data import generate_demo_data
+    from .ingest import ingest
+
+    data = ws.root / "demo-data"
+    echo(f"[1/8] demo data: {data}")
+    if not (data / "annotations.json").exists():
+        generate_demo_data(data, seed=options.seed, n_images=options.n_images,
+                           on_progress=pf("generate"))
+    planted = json.loads((data / "planted.json").read_text())
+    res = ingest(ws, catalog, data / "images", "folders", on_progress=pf("ingest"))
+    counts = catalog.status_counts()
+    summary.data = {"path": str(data), "images": counts["images"]["total"],
+                    "ingested_now": res.added, "planted_exact": len(planted["exact_duplicates"]),
+                    "planted_near": len(planted["near_duplicates"]),
+                    "planted_conflicts": len(planted["conflicts"])}
+    echo(f"      {counts['images']['total']} images in {len(counts['images']['by_label'])} "
+         f"folders; planted: {summary.data['planted_exact']} exact copies, "
+         f"{summary.data['planted_near']} near copies, {summary.data['planted_conflicts']} conflicts")
+    return data / "annotations.json"
+
+
+def _step_dedup(ws, catalog, summary, echo, pf) -> None:
+    from .dedup.report import build_report, write_report
+    from .dedup.run import DedupOptions, find_duplicates
+
+    echo("[2/8] wb dedup: duplicates within a class, conflicts across classes")
+    run = find_duplicates(catalog, DedupOptions(), progress_for=pf)
+    groups = catalog.dup_groups()
+    dup = [g for g in groups if g.kind == "duplicate"]
+    con = [g for g in groups if g.kind == "conflict"]
+    paths = write_report(build_report(catalog, run), ws.reports_dir)
+    counts = catalog.status_counts()["images"]["by_status"]
+    summary.dedup = {"duplicate_groups": len(dup), "conflict_groups": len(con),
+                     "images_duplicate": counts.get("duplicate", 0),
+                     "images_conflict": counts.get("conflict", 0),
+                     "report": str(paths["html"])}
+    echo(f"      {len(dup)} duplicate groups ({counts.get('duplicate', 0)} copies set aside), "
+         f"{len(con)} conflicts ({counts.get('conflict', 0)} images held back for experts)")
+
+
+def _retrain(ws, catalog, summary, echo, pf, minutes: float, init_from: str | None, label: str):
+    from .detection.retrain import RetrainOptions, headline, retrain
+    from .detection.train import TrainConfig
+
+    cfg = TrainConfig(backbone=ws.get("model", "backbone"), level="species",
+                      image_size=int(ws.get("model", "image_size")), regimen="scratch",
+                      init_from=init_from, batch_size=4, lr=0.02 if init_from is None else 0.01,
+                      box_batch_size_per_image=64,   # 4x cheaper CPU steps (docs/demo-data.md)
+                      max_minutes=minutes, max_epochs=200, patience=15, seed=0)
+    report = retrain(ws, catalog, RetrainOptions(train=cfg, promote="if_better",
+                                                  skip={"pull", "refresh"}),
+                     on_event=_echo_steps(echo))
+    version = report.versions[-1] if report.versions else None
+    metrics = catalog.model(version)["metrics"] if version else {}
+    return version, report.promoted, headline(metrics or {})
+
+
+def _echo_steps(echo):
+    def on_event(e: dict) -> None:
+        if e.get("event") == "step" and "status" in e:
+            echo(f"      {e['step']:9} {e['status']:8} {e['message']}")
+        elif e.get("event") == "epoch":
+            echo(f"      epoch {e['epoch']:3d}: loss {e.get('loss', float('nan')):.3f}, "
+                 f"val mAP@0.5 {e.get('val_mAP50') if e.get('val_mAP50') is not None else '-'}")
+    return on_event
+
+
+def _pull(ws, catalog, client, pf):
+    from .labelstudio.pull import pull
+
+    return pull(ws, catalog, client, on_progress=pf("pull"))
+
+
+def _round_one(ws, catalog, client, annotators, options, summary, echo, pf, budget_s):
+    pid = int(ws.get("labelstudio", "project_id"))
+    echo(f"[4/8] annotators label a seed batch of {options.seed_batch} images in Label Studio")
+    task_of = catalog.ls_task_map(pid)              # image id -> task id
+    annotated = {i.id for i in catalog.images(annotated=True)}
+    todo = [i for i in sorted(task_of) if i not in annotated]
+    need = max(0, options.seed_batch - len(annotated & set(task_of)))
+    rng = random.Random(options.seed)
+    chosen = rng.sample(todo, min(need, len(todo)))
+    bar = pf("annotate")
+    for n, image_id in enumerate(chosen, 1):
+        annotators.annotate(task_of[image_id], image_id)
+        if bar:
+            bar(n, len(chosen))
+    res = _pull(ws, catalog, client, pf)
+    echo(f"      {len(chosen)} annotations submitted now ({annotators.stats['negatives']} "
+         f"background-only: negatives); wb pull: {res.updated_images} images, {res.boxes} boxes")
+    echo("[5/8] wb retrain: train, evaluate on the sticky test split, register, promote")
+    minutes = max(0.5, budget_s * 0.45 / 60)
+    version, promoted, metrics = _retrain(ws, catalog, summary, echo, pf, minutes, None, "round 1")
+    summary.rounds.append({"round": 1, "version": version, "promoted": promoted,
+                           "annotated": len(catalog.images(annotated=True)),
+                           "train_minutes": round(minutes, 2), "metrics": metrics})
+
+
+def _step_prioritize(ws, catalog, client, summary, echo, pf):
+    from .active.prioritize import PrioritizeConfig, prioritize
+    from .active.selection import SelectionConfig
+
+    result = prioritize(ws, catalog, PrioritizeConfig(
+        selection=SelectionConfig(strategy="uncertainty", batch=20)))
+    from .active.report import write_report
+
+    top = result.ranked[:5]
+    summary.prioritize = {"version": result.version, "candidates": len(result.ranked),
+                          "top": [{"path": t.path, "uncertainty": t.uncertainty} for t in top],
+                          "report": str(write_report(result, ws.reports_dir, show=20))}
+    echo(f"      {summary.prioritize['candidates']} unannotated images ranked; most uncertain: "
+         + ", ".join(f"{Path(t['path']).name} ({t['uncertainty']:.2f})" for t in summary.prioritize["top"][:3]))
+
+
+def _round_two(ws, catalog, client, conn, annotators, options, summary, echo, pf, budget_s):
+    pid = int(ws.get("labelstudio", "project_id"))
+    echo(f"[7/8] round 2: annotators take {options.second_batch} tasks in Label Studio's order "
+         "(least certain first), correcting the pre-drawn boxes")
+    image_of = {t: i for i, t in catalog.ls_task_map(pid).items()}
+    ranked = [p["image_id"] for p in catalog.priorities(summary.prioritize.get("version") or "")]
+    before = dict(annotators.stats)
+    order = []
+    for _ in range(options.second_batch):
+        task = _next_task(conn.url, conn.token, pid)
+        if task is None:
+            break
+        image_id = image_of.get(task["id"])
+        if image_id is None or not annotators.annotate(task["id"], image_id):
+            # not one of ours: skip it so the stream moves on
+            client.sdk.annotations.create(id=task["id"], result=[], was_cancelled=True)
+            continue
+        order.append(image_id)
+    stats = {k: annotators.stats[k] - before.get(k, 0) for k in annotators.stats}
+    first_is_most_uncertain = bool(order and ranked and order[0] == ranked[0])
+    summary.prioritize.update({"handed_out": len(order),
+                               "first_task_is_most_uncertain": first_is_most_uncertain,
+                               "corrections": stats})
+    echo(f"      {len(order)} tasks annotated; first handed out is the most uncertain: "
+         f"{first_is_most_uncertain}; pre-drawn boxes kept {stats['kept']}, moved "
+         f"{stats['moved']}, deleted {stats['deleted']}, added {stats['added']}")
+    res = _pull(ws, catalog, client, pf)
+    echo(f"      wb pull: {res.updated_images} images, {res.boxes} boxes")
+    promoted = catalog.promoted_model()
+    minutes = max(0.5, budget_s * 0.2 / 60)
+    version, now_promoted, metrics = _retrain(ws, catalog, summary, echo, pf, minutes,
+                                              promoted["version"] if promoted else None, "round 2")
+    summary.rounds.append({"round": 2, "version": version, "promoted": now_promoted,
+                           "annotated": len(catalog.images(annotated=True)),
+                           "train_minutes": round(minutes, 2), "metrics": metrics})
+
+
+def _compare(ws, catalog, summary, echo, pf):
+    """Both rounds' models on the same (final) sticky test split."""
+    from .detection.evaluate import evaluate_model
+
+    table = {}
+    for r in summary.rounds:
+        if r["version"]:
+            res = evaluate_model(ws, catalog, r["version"], split="test")
+            m = res.metrics
+            table[r["version"]] = {k: m.get(k) for k in ("images", "mAP50", "mAP", "mAR100", "accuracy")}
+    summary.comparison = table
+
+
+def _step_review(ws, catalog, summary, echo, pf):
+    from .detection.predict import predict_catalog
+    from .review.runner import build_review
+
+    echo("[8/8] wb review: the FiftyOne dataset with both model versions evaluated")
+    ids = [i.id for i in catalog.images(status="active", annotated=True)]
+    for r in summary.rounds:
+        have = set(catalog.predictions(r["version"], ids)) if r["version"] else set()
+        missing = [i for i in ids if i not in have]
+        if r["version"] and missing:
+            predict_catalog(ws, catalog, r["version"], missing, on_progress=pf(f"predict {r['version']}"))
+    built = build_review(ws, on_progress=None)
+    summary.review = {"dataset": built.get("dataset"), "samples": built.get("samples"),
+                      "views": built.get("views"), "evaluations": built.get("evaluations")}
+    echo(f"      dataset {built.get('dataset')}: {built.get('samples')} samples, views: "
+         + ", ".join(built.get("views") or []))
+
+
+def _keep_running(ws, summary, echo):
+    from .review.runner import ReviewApp
+
+    app = ReviewApp(ws)
+    app.start()
+    summary.services["review"] = app.url
+    echo("services running (Ctrl-C stops them all):")
+    for k, v in summary.services.items():
+        echo(f"  {k:12} {v}")
+    try:
+        while True:
+            time.sleep(1)
+    except KeyboardInterrupt:
+        echo("stopping ...")
+    return app

@@ -1,0 +1,156 @@
+"""Running a registered model: detections with full class probabilities, and pooled
+backbone features for diversity selection.
+
+``Predictor`` loads a version folder once and is then called many times (the ML
+backend holds one; swapping versions is the caller's business). Boxes come back in
+the pixel frame of the images given (the model resizes internally and maps back).
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+from torchvision.transforms import functional as TF
+
+from ..images import UnreadableImage, open_image
+from ..taxonomy import BACKGROUND
+from .registry import Registry, load_config
+from .train import TrainConfig, build_model
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Detection:
+    """One detected box. ``probs`` holds every class's softmax probability for the box,
+    ``background`` included (they sum to 1)."""
+
+    label: str
+    x1: float
+    y1: float
+    x2: float
+    y2: float
+    score: float
+    probs: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        """The stored predictions format: ``{"label","x1","y1","x2","y2","score","probs"}``."""
+        return {"label": self.label, "x1": self.x1, "y1": self.y1, "x2": self.x2,
+                "y2": self.y2, "score": self.score, "probs": dict(self.probs)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Detection":
+        return cls(d["label"], d["x1"], d["y1"], d["x2"], d["y2"], d["score"],
+                   dict(d.get("probs") or {}))
+
+
+class Predictor:
+    """A loaded model version. ``predict(images)`` and ``features(images)`` take PIL
+    images (RGB, EXIF-corrected: use ``workbench.images.open_image``)."""
+
+    def __init__(self, model_dir: Path | str, device: str | torch.device | None = None,
+                 score_threshold: float | None = None, batch_size: int = 4):
+        self.model_dir = Path(model_dir)
+        cfg = load_config(self.model_dir)
+        self.version: str = cfg.get("version") or self.model_dir.name
+        self.classes: list[str] = list(cfg["classes"])
+        self.level: str | None = cfg.get("level")
+        self.config = TrainConfig.from_dict(cfg["train"])
+        self.device = torch.device(device) if device else torch.device(
+            "cuda" if torch.cuda.is_available() else "cpu")
+        self.batch_size = batch_size
+        model = build_model(self.config, self.classes, weights="none")
+        state = torch.load(self.model_dir / "weights.pt", map_location="cpu", weights_only=True)
+        model.load_state_dict(state)
+        if score_threshold is not None:
+            model.roi_heads.score_thresh = score_threshold
+        self.model = model.to(self.device).eval()
+        self._names = [BACKGROUND, *self.classes]
+
+    @classmethod
+    def from_registry(cls, ws, catalog, version: str | None = None, **kw) -> "Predictor":
+        """The named version, or the promoted one."""
+        return cls(Registry.of(ws, catalog).resolve(version).path, **kw)
+
+    def _batches(self, images: Sequence[Image.Image]):
+        for i in range(0, len(images), self.batch_size):
+            yield [TF.to_tensor(im.convert("RGB")).to(self.device)
+                   for im in images[i:i + self.batch_size]]
+
+    def _autocast(self):
+        return torch.autocast(self.device.type, enabled=self.device.type == "cuda")
+
+    @torch.inference_mode()
+    def predict(self, images: Sequence[Image.Image]) -> list[list[Detection]]:
+        out: list[list[Detection]] = []
+        for batch in self._batches(images):
+            with self._autocast():
+                results = self.model(batch)
+            for r in results:
+                probs = r["probs"].float().cpu().numpy()
+                out.append([
+                    Detection(self.classes[int(lbl) - 1], *(round(float(v), 2) for v in box),
+                              score=float(score),
+                              probs={n: float(p) for n, p in zip(self._names, row)})
+                    for box, lbl, score, row in zip(r["boxes"].float().cpu().tolist(),
+                                                    r["labels"].tolist(),
+                                                    r["scores"].float().cpu().tolist(), probs)])
+        return out
+
+    @torch.inference_mode()
+    def features(self, images: Sequence[Image.Image]) -> np.ndarray:
+        """(N, D) float32: each image's backbone maps, average-pooled (FPN levels averaged)."""
+        rows = []
+        for batch in self._batches(images):
+            with self._autocast():
+                image_list, _ = self.model.transform(batch)
+                maps = self.model.backbone(image_list.tensors)
+            levels = [m.float().mean(dim=(2, 3)) for k, m in maps.items() if k != "pool"]
+            rows.append(torch.stack(levels).mean(0).cpu().numpy())
+        if not rows:
+            return np.zeros((0, self.model.backbone.out_channels), dtype=np.float32)
+        return np.concatenate(rows).astype(np.float32)
+
+
+@dataclass
+class PredictionRun:
+    version: str
+    images: int
+    detections: int
+    unreadable: list[tuple[int, str]] = field(default_factory=list)   # (image id, reason)
+
+
+def predict_catalog(ws, catalog, version: str | None, image_ids: Iterable[int],
+                    on_progress: Callable[[int, int], None] | None = None,
+                    predictor: Predictor | None = None, batch_size: int = 4) -> PredictionRun:
+    """Run ``version`` (default: the promoted model) on catalog images and store each
+    image's detections in the ``predictions`` table. Unreadable images are returned,
+    never dropped silently."""
+    predictor = predictor or Predictor.from_registry(ws, catalog, version, batch_size=batch_size)
+    images = catalog.images(ids=list(image_ids))
+    total, done, n_dets = len(images), 0, 0
+    unreadable: list[tuple[int, str]] = []
+    for i in range(0, total, batch_size):
+        chunk, pil = [], []
+        for rec in images[i:i + batch_size]:
+            try:
+                pil.append(open_image(rec.path))
+                chunk.append(rec.id)
+            except UnreadableImage as exc:
+                unreadable.append((rec.id, exc.reason))
+        if pil:
+            dets = predictor.predict(pil)
+            catalog.store_predictions(predictor.version,
+                                      {iid: [d.to_dict() for d in ds] for iid, ds in zip(chunk, dets)})
+            n_dets += sum(len(ds) for ds in dets)
+        done = min(i + batch_size, total)
+        if on_progress is not None:
+            on_progress(done, total)
+    if unreadable:
+        logger.warning("%d images could not be read for prediction", len(unreadable))
+    return PredictionRun(predictor.version, total - len(unreadable), n_dets, unreadable)

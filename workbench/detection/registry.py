@@ -1,0 +1,151 @@
+"""The model registry: ``models/<version>/`` written whole or not at all.
+
+A version folder holds ``weights.pt`` (the detector's state dict), ``config.json``
+(the exact training config, classes, level, parent), ``metrics.json``, ``data.json``
+(image ids per split and a hash of the annotations used), and the training log
+(``metrics.csv``, ``curves.png``). It is assembled in a hidden temporary folder and
+renamed into place, so a reader never sees half a model. The catalog's ``models``
+table lists versions and which one is promoted (the serving model).
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import WorkbenchError
+from ..fsutil import atomic_write_json
+
+WEIGHTS = "weights.pt"
+CONFIG = "config.json"
+METRICS = "metrics.json"
+DATA = "data.json"
+VERSION_RE = re.compile(r"^v(\d{3,})$")
+
+
+@dataclass
+class ModelVersion:
+    version: str
+    path: Path
+    parent: str | None
+    level: str | None
+    classes: list[str]
+    metrics: dict[str, Any] = field(default_factory=dict)
+    config: dict[str, Any] = field(default_factory=dict)
+    promoted: bool = False
+    created_at: str | None = None
+
+    @property
+    def weights_path(self) -> Path:
+        return self.path / WEIGHTS
+
+    def summary(self) -> dict[str, Any]:
+        """The `wb models --json` entry."""
+        return {"version": self.version, "promoted": self.promoted, "metrics": self.metrics,
+                "parent": self.parent, "created_at": self.created_at,
+                "backbone": self.config.get("train", {}).get("backbone"),
+                "level": self.level, "classes": self.classes}
+
+
+class Registry:
+    def __init__(self, models_dir: Path, catalog):
+        self.root = Path(models_dir)
+        self.catalog = catalog
+
+    @classmethod
+    def of(cls, ws, catalog) -> "Registry":
+        return cls(ws.models_dir, catalog)
+
+    # ---- reading ------------------------------------------------------------------
+    def _version(self, row: dict[str, Any]) -> ModelVersion:
+        return ModelVersion(row["version"], self.root / row["version"], row["parent"],
+                            row["level"], row["classes"], row["metrics"], row["config"],
+                            row["promoted"], row["created_at"])
+
+    def list(self) -> list[ModelVersion]:
+        return [self._version(r) for r in self.catalog.models()]
+
+    def get(self, version: str) -> ModelVersion:
+        row = self.catalog.model(version)
+        if row is None:
+            known = [m["version"] for m in self.catalog.models()]
+            raise WorkbenchError(f"no model version '{version}'; known versions: "
+                                 f"{', '.join(known) or 'none yet (run `wb retrain`)'}")
+        return self._version(row)
+
+    def promoted(self) -> ModelVersion | None:
+        row = self.catalog.promoted_model()
+        return self._version(row) if row else None
+
+    def resolve(self, version: str | None) -> ModelVersion:
+        """A named version, or the promoted one when ``version`` is None."""
+        if version is not None:
+            return self.get(version)
+        current = self.promoted()
+        if current is None:
+            raise WorkbenchError("no promoted model yet: run `wb retrain`, or "
+                                 "`wb models promote VERSION`")
+        return current
+
+    # ---- writing ------------------------------------------------------------------
+    def next_version(self) -> str:
+        taken = [int(m.group(1)) for name in
+                 [*(p.name for p in self.root.iterdir()), *(m["version"] for m in self.catalog.models())]
+                 if (m := VERSION_RE.match(name))]
+        return f"v{max(taken, default=0) + 1:03d}"
+
+    def register(self, weights: Path, config: dict[str, Any], classes: list[str],
+                 level: str | None, metrics: dict[str, Any], data: dict[str, Any],
+                 parent: str | None = None, extra_files: list[Path] = ()) -> ModelVersion:
+        """Write a new version folder whole, then record it in the catalog."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=".incoming-", dir=self.root))
+        try:
+            shutil.copyfile(weights, tmp / WEIGHTS)
+            for f in extra_files:
+                if Path(f).is_file():
+                    shutil.copyfile(f, tmp / Path(f).name)
+            atomic_write_json(tmp / METRICS, metrics)
+            atomic_write_json(tmp / DATA, data)
+            for _ in range(100):
+                version = self.next_version()
+                full = {"version": version, "parent": parent, "level": level,
+                        "classes": classes, "train": config}
+                atomic_write_json(tmp / CONFIG, full)
+                try:
+                    os.rename(tmp, self.root / version)  # fails if the name was taken
+                    break
+                except OSError:
+                    continue
+            else:
+                raise WorkbenchError(f"could not find a free version name in {self.root}")
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        self.catalog.add_model(version, parent, level, classes, metrics, full)
+        return self.get(version)
+
+    def update_metrics(self, version: str, metrics: dict[str, Any]) -> ModelVersion:
+        """Merge ``metrics`` into the version's metrics (file and catalog)."""
+        mv = self.get(version)
+        merged = {**mv.metrics, **metrics}
+        atomic_write_json(mv.path / METRICS, merged)
+        self.catalog.set_model_metrics(version, merged)
+        return self.get(version)
+
+    def promote(self, version: str) -> ModelVersion:
+        mv = self.get(version)
+        if not mv.weights_path.is_file():
+            raise WorkbenchError(f"model {version} has no weights at {mv.weights_path}; "
+                                 "it cannot serve")
+        self.catalog.promote_model(version)
+        return self.get(version)
+
+
+def load_config(path: Path) -> dict[str, Any]:
+    return json.loads((Path(path) / CONFIG).read_text())

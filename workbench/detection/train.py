@@ -1,0 +1,387 @@
+"""Training a detector: config -> data loaders -> model -> epochs, with early stopping,
+atomic per-epoch checkpoints, ``resume``, CUDA+AMP when present, and DDP under torchrun.
+
+``fit`` knows nothing of the catalog: it takes samples and a run folder. Everything a
+resumed run needs is in one checkpoint dict (model, optimizer, scaler, epoch, config,
+classes, data snapshot, early-stopping state, history); the learning rate is a function
+of the epoch and the regimen, so there is no scheduler state to carry.
+
+The regimens (the second study's names):
+
+- ``combi`` (default): ``head_epochs`` epochs with the backbone body frozen (FPN, RPN and
+  box heads train), then all layers at ``lr * finetune_lr_factor``.
+- ``finetune``: the backbone body stays frozen throughout.
+- ``scratch``: all layers train from the first epoch at ``lr``.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import math
+import os
+import shutil
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+import torch.distributed as dist
+from torch.utils.data import DataLoader, DistributedSampler
+
+from ..errors import WorkbenchError
+from ..fsutil import atomic_write_bytes, atomic_write_text
+from .backbones import DEFAULT_BACKBONE, backbone_parameters, create_detector
+from .dataset import DetectionDataset, Sample, annotations_hash, collate
+from .engine import MetricMeter, evaluate, train_one_epoch
+from .losses import make_classification_loss
+from .transforms import AugmentConfig, make_transforms
+from .weights import load_matching
+
+logger = logging.getLogger(__name__)
+
+REGIMENS = ("combi", "finetune", "scratch")
+CHECKPOINT = "checkpoint.pt"
+BEST_WEIGHTS = "best.pt"
+METRICS_CSV = "metrics.csv"
+CURVES_PNG = "curves.png"
+
+
+@dataclass
+class TrainConfig:
+    """Every option of a training run; stored whole in checkpoints and the registry."""
+
+    backbone: str = DEFAULT_BACKBONE
+    level: str = "species"
+    species: str | None = None            # set for a per-species model
+    weights: str = "none"                 # imagenet | none | PATH
+    init_from: str | None = None          # a registered version to start from
+    loss: str = "ce"                      # ce | asl
+    gamma_pos: float = 0.0
+    gamma_neg: float = 4.0
+    clip: float = 0.05
+    regimen: str = "combi"
+    head_epochs: int = 3
+    lr: float = 0.01
+    finetune_lr_factor: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    warmup_iters: int = 100
+    negatives: bool = True
+    patience: int = 15
+    max_epochs: int = 100
+    max_minutes: float | None = None
+    image_size: int = 512
+    batch_size: int = 2
+    workers: int = 0
+    seed: int = 0
+    hflip: float = 0.5
+    scale_jitter: tuple[float, float] | None = (0.75, 1.25)
+    color_jitter: bool = True
+    amp: bool = True                      # only ever used on CUDA
+    box_batch_size_per_image: int | None = None   # None: the backbone's default (128)
+    rpn_post_nms_top_n_test: int | None = None    # None: the backbone's default (300)
+    val_score_threshold: float = 0.5
+
+    def __post_init__(self) -> None:
+        if self.regimen not in REGIMENS:
+            raise WorkbenchError(f"unknown regimen '{self.regimen}'; choose one of: "
+                                 f"{', '.join(REGIMENS)}")
+        if self.scale_jitter is not None:
+            self.scale_jitter = tuple(self.scale_jitter)
+        for name in ("patience", "max_epochs", "image_size", "batch_size"):
+            if getattr(self, name) < 1:
+                raise WorkbenchError(f"--{name.replace('_', '-')} must be at least 1")
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["scale_jitter"] = list(self.scale_jitter) if self.scale_jitter else None
+        return d
+
+    def detector_options(self) -> dict[str, Any]:
+        return {"image_size": self.image_size,
+                "box_batch_size_per_image": self.box_batch_size_per_image,
+                "rpn_post_nms_top_n_test": self.rpn_post_nms_top_n_test}
+
+    def body_frozen(self, epoch: int) -> bool:
+        return self.regimen == "finetune" or (self.regimen == "combi" and epoch < self.head_epochs)
+
+    def lr_for(self, epoch: int) -> float:
+        if self.regimen == "combi" and epoch >= self.head_epochs:
+            return self.lr * self.finetune_lr_factor
+        return self.lr
+
+
+def build_model(config: TrainConfig, classes: list[str], weights: str | None = None):
+    loss = make_classification_loss(config.loss, config.gamma_pos, config.gamma_neg, config.clip)
+    return create_detector(config.backbone, len(classes) + 1,
+                           weights=weights if weights is not None else config.weights,
+                           classification_loss=loss, **config.detector_options())
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    classes: list[str]
+    best_epoch: int | None
+    best_val_mAP50: float | None
+    epochs: int                      # epochs completed
+    stopped: str                     # patience | max_epochs | max_minutes
+    history: list[dict[str, Any]] = field(default_factory=list)
+    seconds: float = 0.0
+    images_per_second: float = 0.0
+    is_main: bool = True             # rank 0 (the only one that writes)
+
+    @property
+    def weights_path(self) -> Path:
+        return self.run_dir / BEST_WEIGHTS
+
+
+# ---- distributed ------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Dist:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+
+def init_distributed() -> Dist:
+    """DDP when launched by torchrun (``WORLD_SIZE`` > 1): NCCL on CUDA, gloo on CPU."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return Dist()
+    rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    if not dist.is_initialized():
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        if torch.cuda.is_available():
+            torch.cuda.set_device(local)
+        dist.init_process_group(backend=backend)
+    return Dist(rank, world, local)
+
+
+def pick_device(d: Dist) -> torch.device:
+    return torch.device(f"cuda:{d.local_rank}") if torch.cuda.is_available() else torch.device("cpu")
+
+
+def _broadcast(value, d: Dist):
+    if not d.enabled:
+        return value
+    box = [value]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+# ---- the run -------------------------------------------------------------------------
+def data_snapshot(splits: dict[str, list[Sample]]) -> dict[str, Any]:
+    every = [s for ss in splits.values() for s in ss]
+    return {"image_ids": {k: sorted(s.image_id for s in v) for k, v in splits.items()},
+            "annotations_sha256": annotations_hash(every),
+            "images": {k: len(v) for k, v in splits.items()}}
+
+
+def _set_phase(model, config: TrainConfig, epoch: int, optimizer) -> None:
+    frozen = config.body_frozen(epoch)
+    body, _ = backbone_parameters(model)
+    for p in body:
+        p.requires_grad_(not frozen)
+    for group in optimizer.param_groups:
+        group["lr"] = config.lr_for(epoch)
+    model.train()
+    if frozen:  # frozen means frozen: BatchNorm statistics too
+        model.backbone.body.eval()
+
+
+def _write_history(run_dir: Path, history: list[dict[str, Any]]) -> None:
+    cols: list[str] = []
+    for row in history:
+        cols += [k for k in row if k not in cols]
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=cols)
+    w.writeheader()
+    w.writerows(history)
+    atomic_write_text(run_dir / METRICS_CSV, buf.getvalue())
+
+
+def _save(obj, path: Path) -> None:
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def plot_history(history: list[dict[str, Any]], path: Path) -> None:
+    """Loss and validation mAP@0.5 per epoch as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [h["epoch"] for h in history]
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.plot(epochs, [h["loss"] for h in history], "o-", label="train loss")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss")
+    ax2 = ax.twinx()
+    ax2.plot(epochs, [h.get("val_mAP50") if h.get("val_mAP50") is not None else math.nan
+                      for h in history], "s-", color="tab:green", label="val mAP@0.5")
+    ax2.set_ylabel("val mAP@0.5")
+    ax2.set_ylim(0, 1)
+    fig.legend(loc="upper right")
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    plt.close(fig)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def fit(config: TrainConfig, classes: list[str], train: list[Sample], val: list[Sample],
+        run_dir: Path, resume: bool = False, init_state: dict | None = None,
+        on_event: Callable[[dict], None] | None = None, test: list[Sample] | None = None
+        ) -> TrainResult:
+    """Train until early stopping or a limit; rank 0 writes ``run_dir``: checkpoint.pt
+    (every epoch, atomically), best.pt (the best epoch's weights), metrics.csv and
+    curves.png. With ``resume`` the checkpoint's config, classes and data are used."""
+    emit = on_event or (lambda e: None)
+    d = init_distributed()
+    device = pick_device(d)
+    run_dir = Path(run_dir)
+    ckpt_path = run_dir / CHECKPOINT
+    state = None
+    if resume:
+        if not ckpt_path.is_file():
+            raise WorkbenchError(f"nothing to resume: no checkpoint at {ckpt_path}. "
+                                 "Run `wb retrain` without --resume.")
+        state = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+        config = TrainConfig.from_dict(state["config"])
+        classes = state["classes"]
+        by_id = {s.image_id: s for s in [*train, *val, *(test or [])]}
+        ids = state["data"]["image_ids"]
+        missing = [i for k in ("train", "val") for i in ids.get(k, []) if i not in by_id]
+        if missing:
+            raise WorkbenchError(f"cannot resume: {len(missing)} images of the interrupted "
+                                 "run are no longer usable; start a fresh run.")
+        train = [by_id[i] for i in ids["train"]]
+        val = [by_id[i] for i in ids["val"]]
+        logger.info("resuming %s after epoch %d", run_dir, state["epoch"])
+    if not train:
+        raise WorkbenchError("no training images: annotate some images (or ingest annotated "
+                             "data) before `wb retrain`")
+    snapshot = state["data"] if state else data_snapshot({"train": train, "val": val,
+                                                          "test": test or []})
+    if d.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+
+    torch.manual_seed(config.seed + d.rank)
+    model = build_model(config, classes,
+                        weights="none" if state is not None else None)
+    if init_state is not None and state is None:
+        load_matching(model, init_state, f"--init-from {config.init_from}")
+    model.to(device)
+    body, head = backbone_parameters(model)
+    optimizer = torch.optim.SGD([{"params": body}, {"params": head}], lr=config.lr,
+                                momentum=config.momentum, weight_decay=config.weight_decay)
+    use_amp = device.type == "cuda" and config.amp
+    scaler = torch.amp.GradScaler("cuda") if use_amp else None
+
+    start_epoch, best_epoch, best_map, bad_epochs, history = 0, None, None, 0, []
+    if state is not None:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        if scaler is not None and state.get("scaler"):
+            scaler.load_state_dict(state["scaler"])
+        start_epoch = state["epoch"] + 1
+        best_epoch, best_map = state["best_epoch"], state["best_val_mAP50"]
+        bad_epochs, history = state["bad_epochs"], state["history"]
+
+    augment = AugmentConfig(config.hflip, config.scale_jitter, config.color_jitter)
+    train_ds = DetectionDataset(train, classes, make_transforms(config.image_size, True, augment))
+    val_ds = DetectionDataset(val, classes, make_transforms(config.image_size, False))
+    # each rank its own shard; under DDP the remainder is dropped (a different few each
+    # epoch) rather than padded with repeats, so ranks never train on the same image
+    sampler = DistributedSampler(train_ds, num_replicas=d.world_size, rank=d.rank,
+                                 shuffle=True, seed=config.seed, drop_last=d.enabled)
+    loader = DataLoader(train_ds, batch_size=config.batch_size, sampler=sampler,
+                        num_workers=config.workers, collate_fn=collate)
+    val_loader = DataLoader(val_ds, batch_size=config.batch_size, num_workers=config.workers,
+                            collate_fn=collate)
+
+    t0 = time.monotonic()
+    deadline = t0 + config.max_minutes * 60 if config.max_minutes else None
+    stopped, images, seconds = "max_epochs", 0, 0.0
+    ddp_model, phase = None, None
+    for epoch in range(start_epoch, config.max_epochs):
+        _set_phase(model, config, epoch, optimizer)
+        if d.enabled and config.body_frozen(epoch) != phase:
+            # DDP must be rebuilt when the set of parameters with gradients changes
+            ddp_model = torch.nn.parallel.DistributedDataParallel(
+                model, device_ids=[d.local_rank] if device.type == "cuda" else None)
+        phase = config.body_frozen(epoch)
+        sampler.set_epoch(epoch)
+        emit({"event": "epoch_start", "epoch": epoch, "iterations": len(loader),
+              "lr": config.lr_for(epoch), "frozen_body": phase})
+        meter = train_one_epoch(ddp_model or model, optimizer, loader, device, epoch, scaler,
+                                warmup_iters=config.warmup_iters if epoch == 0 else 0,
+                                meter=MetricMeter(on_step=emit, epoch=epoch),
+                                deadline=deadline)
+        images += meter.images
+        seconds += meter.seconds
+        row: dict[str, Any] = {"epoch": epoch, **{k: round(v, 6) for k, v in meter.means().items()},
+                               "lr": config.lr_for(epoch), "images": meter.images,
+                               "seconds": round(meter.seconds, 3)}
+        val_map = None
+        if d.is_main and len(val_ds):
+            val_map = evaluate(model, val_loader, device, classes,
+                               config.val_score_threshold).mAP50 or 0.0
+        val_map = _broadcast(val_map, d)
+        row["val_mAP50"] = val_map
+        history.append(row)
+        improved = val_map is None or best_map is None or val_map > best_map
+        if improved:
+            best_epoch, best_map, bad_epochs = epoch, val_map, 0
+        else:
+            bad_epochs += 1
+        if d.is_main:
+            if improved:
+                _save(model.state_dict(), run_dir / BEST_WEIGHTS)
+            _save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                   "scaler": scaler.state_dict() if scaler else None, "epoch": epoch,
+                   "config": config.to_dict(), "classes": classes, "data": snapshot,
+                   "best_epoch": best_epoch, "best_val_mAP50": best_map,
+                   "bad_epochs": bad_epochs, "history": history}, ckpt_path)
+            _write_history(run_dir, history)
+        emit({"event": "epoch", **row, "best_epoch": best_epoch, "best_val_mAP50": best_map})
+        if deadline is not None and time.monotonic() > deadline:
+            stopped = "max_minutes"
+            break
+        if bad_epochs >= config.patience:
+            stopped = "patience"
+            break
+    if d.is_main and history:
+        try:
+            plot_history(history, run_dir / CURVES_PNG)
+        except Exception as exc:  # a plot must never lose a trained model
+            logger.warning("could not draw the training curves: %s", exc)
+    if d.enabled:
+        dist.barrier()
+    return TrainResult(run_dir, list(classes), best_epoch, best_map,
+                       epochs=len(history), stopped=stopped, history=history,
+                       seconds=time.monotonic() - t0,
+                       images_per_second=images / seconds if seconds else 0.0,
+                       is_main=d.is_main)
+
+
+def discard_run(run_dir: Path) -> None:
+    shutil.rmtree(run_dir, ignore_errors=True)

@@ -1,0 +1,191 @@
+"""Put chosen images at the front of the annotators' queue (`wb review send`).
+
+Images without a task in the workspace's project are pushed first (``push(only=...)``:
+never a second task for an image). Then every sent task's prediction of the
+project's model version gets a score below every other score of that version, in
+the order given, and the project uses uncertainty sampling: Label Studio 1.23's
+``GET /api/projects/{id}/next`` hands out the unsolved task whose prediction of
+``project.model_version`` has the LOWEST score (see ``ordering.py`` and
+notes/label-studio.md).
+
+Scores: the n sent images get ``base - n, ..., base - 1`` where ``base`` is the
+lowest score of that version already in the project (0 when none is negative), so
+what `wb prioritize` wrote (0..1) keeps its order behind them, and a later send
+goes before an earlier one. Negative scores mark "sent by a reviewer"; the next
+`wb prioritize` rewrites every prioritised task's score and so ends the override.
+
+Two details Label Studio decides:
+
+- a prediction of the current version WITHOUT a score sorts before every score on
+  SQLite (NULLs first; PostgreSQL puts them last): such predictions of other tasks
+  get ``1.0`` (asked last), the way PostgreSQL already orders them;
+- a task that is already annotated is not handed out by ``/next`` whatever its
+  score: those are reported, not changed (reopen them from the Data Manager).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Callable
+
+from ..errors import WorkbenchError
+from .client import Connection, LabelStudioClient
+from .ordering import SCORE_TOLERANCE, UNCERTAINTY_SAMPLING
+from .push import push
+from .tasks import ModelPrediction, prediction_for
+
+log = logging.getLogger(__name__)
+
+# model version of the (box-less) predictions that carry the order when the
+# workspace has no model yet
+NO_MODEL_VERSION = "wb-review-send"
+UNSCORED = 1.0  # what an unscored prediction of the current version becomes
+
+
+@dataclass
+class SentImage:
+    image_id: int
+    task_id: int
+    score: float
+
+
+@dataclass
+class SendResult:
+    project_id: int
+    project_url: str
+    model_version: str
+    sent: list[SentImage] = field(default_factory=list)  # in queue order
+    pushed: int = 0  # tasks created now
+    moved: int = 0  # images that already had a task
+    predictions_created: int = 0
+    scores_updated: int = 0
+    unscored_lifted: int = 0  # other tasks' unscored predictions set to UNSCORED
+    left_out: dict[int, str] = field(default_factory=dict)  # image id -> why
+    already_annotated: list[int] = field(default_factory=list)  # image ids
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def first_image_id(self) -> int | None:
+        return self.sent[0].image_id if self.sent else None
+
+    def as_dict(self) -> dict:
+        return {
+            "project_id": self.project_id,
+            "project_url": self.project_url,
+            "model_version": self.model_version,
+            "sent": [s.__dict__ for s in self.sent],
+            "pushed": self.pushed,
+            "moved": self.moved,
+            "predictions_created": self.predictions_created,
+            "scores_updated": self.scores_updated,
+            "unscored_lifted": self.unscored_lifted,
+            "left_out": [{"image_id": i, "reason": r} for i, r in self.left_out.items()],
+            "already_annotated": self.already_annotated,
+            "warnings": self.warnings,
+        }
+
+
+def front_scores(image_ids: list[int], existing: list[float]) -> dict[int, float]:
+    """image id -> score: below every ``existing`` score (and below 0), in the given order."""
+    base = min([0.0, *existing])
+    n = len(image_ids)
+    return {image_id: base - (n - k) for k, image_id in enumerate(image_ids)}
+
+
+def send_to_front(
+    ws,
+    catalog,
+    client: LabelStudioClient,
+    conn: Connection,
+    image_ids: list[int],
+    on_progress: Callable[[int, int], None] | None = None,
+) -> SendResult:
+    """Put ``image_ids`` (in this order) at the front of the workspace project's queue."""
+    order = list(dict.fromkeys(int(i) for i in image_ids))
+    records = {im.id: im for im in catalog.images(ids=order)}
+    left_out = {}
+    for i in order:
+        im = records.get(i)
+        if im is None:
+            left_out[i] = "not in the catalog (rebuild the review dataset: `wb review --no-launch`)"
+        elif im.status != "active":
+            left_out[i] = f"status '{im.status}' in the catalog (only active images are annotated)"
+    order = [i for i in order if i not in left_out]
+    if not order:
+        why = "; ".join(f"image {i}: {r}" for i, r in left_out.items()) or "no images given"
+        raise WorkbenchError(f"nothing to send to Label Studio ({why})")
+
+    level = ws.get("labelstudio", "project_level")
+    pushed = push(ws, catalog, client, conn, level=level, only=order)
+    pid = pushed.project_id
+    tasks = catalog.ls_task_map(pid)
+    missing = [i for i in order if i not in tasks]
+    if missing:  # push records every task it creates; this would be a bug
+        raise WorkbenchError(f"images {missing[:5]} have no task in project {pid} after the push; "
+                             "run `wb push` and send again")
+
+    project = client.get_project(pid)
+    version = (project.model_version or (catalog.ls_promoted_model() or {}).get("version")
+               or NO_MODEL_VERSION)
+    result = SendResult(pid, pushed.project_url, version, pushed=pushed.created,
+                        moved=len(order) - pushed.created, left_out=left_out)
+
+    ours: dict[int, list] = {}
+    for p in client.list_predictions(pid):
+        if getattr(p, "model_version", None) == version:
+            ours.setdefault(int(p.task), []).append(p)
+    sent_tasks = {tasks[i] for i in order}
+    existing = [float(p.score) for t, ps in ours.items() if t not in sent_tasks
+                for p in ps if p.score is not None]
+    scores = front_scores(order, existing)
+
+    level = level or pushed.level
+    classes = ws.taxonomy.classes(level)
+    need = [i for i in order if tasks[i] not in ours]
+    boxes = catalog.ls_predictions(version, need) if need else {}
+    for n, image_id in enumerate(order, start=1):
+        task_id, score = tasks[image_id], scores[image_id]
+        if task_id in ours:
+            for pred in ours[task_id]:
+                if pred.score is None or abs(float(pred.score) - score) > SCORE_TOLERANCE:
+                    client.update_prediction(int(pred.id), score=score)
+                    result.scores_updated += 1
+        else:
+            pred = ModelPrediction(version, boxes.get(image_id, []))
+            body = prediction_for(records[image_id], pred, classes, level, ws.taxonomy)
+            body["score"] = score
+            client.create_prediction(task_id, body)
+            if image_id in boxes:  # the model's real boxes: push need not add them again
+                catalog.set_ls_prediction_version(pid, [task_id], version)
+            result.predictions_created += 1
+        result.sent.append(SentImage(image_id, task_id, score))
+        if on_progress is not None:
+            on_progress(n, len(order))
+
+    for task_id, preds in ours.items():
+        if task_id in sent_tasks:
+            continue
+        for pred in preds:
+            if pred.score is None:
+                client.update_prediction(int(pred.id), score=UNSCORED)
+                result.unscored_lifted += 1
+
+    if project.model_version != version or project.sampling != UNCERTAINTY_SAMPLING:
+        client.update_project(pid, model_version=version, sampling=UNCERTAINTY_SAMPLING)
+        if project.sampling != UNCERTAINTY_SAMPLING:
+            result.warnings.append(f"project {pid} now uses uncertainty sampling (it used "
+                                   f"'{project.sampling}'): the queue follows prediction scores")
+
+    by_task = {tasks[i]: i for i in order}
+    for task in client.iter_tasks(pid, include="id,is_labeled", page_size=1000):
+        if task.id in by_task and getattr(task, "is_labeled", False):
+            result.already_annotated.append(by_task[task.id])
+    if result.already_annotated:
+        result.warnings.append(
+            f"{len(result.already_annotated)} of the sent images are already annotated in Label "
+            "Studio, so its queue does not hand them out again; reopen them from the Data Manager "
+            f"(images {', '.join(map(str, result.already_annotated[:10]))})")
+    log.info("sent %d images to the front of project %s (model version %s)",
+             len(result.sent), pid, version)
+    return result

@@ -1,0 +1,292 @@
+"""`wb push`: catalog images -> Label Studio tasks, with the model's boxes pre-drawn.
+
+Re-running never creates a second task for an image: every task carries the
+catalog image id in its data, and when Label Studio holds tasks the catalog has
+not recorded (an import that succeeded just before an interruption), they are
+matched back by that id before anything is imported.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Collection
+
+from ..errors import WorkbenchError
+from ..taxonomy import LEVELS
+from .client import Connection, LabelStudioClient
+from .config import detection_config
+from .server import choose_document_root, storage_dirs
+from .tasks import IMAGE_ID_FIELD, ImageOutsideRoot, ModelPrediction, build_task, prediction_for
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BATCH = 500
+
+
+@dataclass
+class PushResult:
+    project_id: int
+    project_url: str
+    level: str
+    model_version: str | None
+    created: int = 0  # tasks imported now
+    already: int = 0  # images that had a task before this run
+    reconciled: int = 0  # tasks found in Label Studio but not in the catalog
+    forgotten: int = 0  # recorded tasks that Label Studio no longer has
+    with_predictions: int = 0  # of the created tasks
+    refreshed: int = 0  # old tasks given the promoted model's prediction
+    seconds: float = 0.0
+    new_project: bool = False
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def tasks_per_second(self) -> float:
+        return self.created / self.seconds if self.seconds else 0.0
+
+
+def ensure_project(
+    ws,
+    catalog,
+    client: LabelStudioClient,
+    level: str,
+    new_project: bool = False,
+    title: str | None = None,
+    model_version: str | None = None,
+) -> tuple[int, bool]:
+    """The workspace's project (id in ``[labelstudio] project_id``), created when
+    missing or when ``new_project``; returns (project id, created now)."""
+    classes = ws.taxonomy.classes(level)
+    config = detection_config(classes)
+    pid = ws.get("labelstudio", "project_id")
+    if pid is not None and not new_project:
+        project = client.get_project(int(pid))  # ProjectMissing when deleted there
+        stored_level = ws.get("labelstudio", "project_level", level)
+        if stored_level != level:
+            raise WorkbenchError(
+                f"Label Studio project {pid} labels at level '{stored_level}', not '{level}'. "
+                f"Push with --level {stored_level}, or start a project at this level with "
+                "--new-project."
+            )
+        if (project.label_config or "").strip() != config.strip():
+            # the taxonomy grew (--add-classes); Label Studio refuses to drop labels in use
+            client.update_project(int(pid), label_config=config)
+        return int(pid), False
+    if pid is not None:
+        catalog.forget_ls_project(int(pid))
+    fields = {
+        "description": f"workbench {ws.name}: boxes at level '{level}'",
+        "show_collab_predictions": True,
+    }
+    if model_version:
+        fields["model_version"] = model_version
+    project = client.create_project(title or f"{ws.name} ({level})", config, **fields)
+    ws.set("labelstudio", "project_id", int(project.id))
+    ws.set("labelstudio", "project_level", level)
+    return int(project.id), True
+
+
+def ensure_storages(
+    client: LabelStudioClient, project_id: int, image_paths: list[str], document_root: Path
+) -> None:
+    """Connect a local-files storage for each image folder below the document root
+    (Label Studio serves a file only to projects with a storage above it)."""
+    have = {str(Path(p)) for p in client.local_storage_paths(project_id)}
+    for d in storage_dirs(image_paths, document_root):
+        if str(d) not in have:
+            client.add_local_storage(project_id, d)
+
+
+def reconcile(
+    catalog, client: LabelStudioClient, project_id: int, valid_ids: set[int]
+) -> tuple[int, int]:
+    """Make ls_tasks agree with the project's tasks; returns (recorded, forgotten).
+
+    Cheap when nothing was interrupted: a full listing happens only when Label
+    Studio's task count differs from the catalog's.
+    """
+    recorded = catalog.ls_task_map(project_id)
+    if client.task_count(project_id) == len(recorded):
+        return 0, 0
+    seen: dict[int, int] = {}
+    versions: dict[int, str | None] = {}
+    duplicates = []
+    for task in client.iter_tasks(project_id, include="id,data", page_size=1000):
+        image_id = (task.data or {}).get(IMAGE_ID_FIELD)
+        if image_id is None or int(image_id) not in valid_ids:
+            continue
+        image_id = int(image_id)
+        if image_id in seen:  # imported twice by someone else: keep the first
+            duplicates.append(task.id)
+            continue
+        seen[image_id] = task.id
+        versions[image_id] = (task.data or {}).get("model_version") or None
+    if duplicates:
+        log.warning(
+            "project %s holds %d extra tasks for images that already have one (task ids %s...)",
+            project_id,
+            len(duplicates),
+            duplicates[:5],
+        )
+    missing = [(i, t, versions[i]) for i, t in seen.items() if recorded.get(i) != t]
+    gone = [t for i, t in recorded.items() if seen.get(i) != t]
+    if gone:
+        catalog.forget_ls_tasks(project_id, gone)
+    if missing:
+        catalog.record_ls_tasks(project_id, missing)
+    return len(missing), len(gone)
+
+
+def push(
+    ws,
+    catalog,
+    client: LabelStudioClient,
+    conn: Connection,
+    *,
+    level: str | None = None,
+    batch_size: int = DEFAULT_BATCH,
+    new_project: bool = False,
+    refresh_predictions: bool = True,
+    limit: int | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
+    only: Collection[int] | None = None,
+) -> PushResult:
+    """Import every active image that has no task yet, in batches; record task ids
+    per batch in one transaction each. ``only``: consider just these image ids
+    (`wb review send`)."""
+    level = level or ws.get("model", "level", "species")
+    if level not in LEVELS:
+        raise WorkbenchError(f"unknown level '{level}'; choose one of: {', '.join(LEVELS)}")
+    taxonomy = ws.taxonomy
+    classes = taxonomy.classes(level)
+    images = catalog.images(status="active")
+    if only is not None:
+        wanted = set(only)
+        images = [im for im in images if im.id in wanted]
+    if not images:
+        raise WorkbenchError("the catalog has no active images to push; run `wb ingest` first")
+    document_root = conn.document_root
+    if document_root is None:
+        raise WorkbenchError(
+            f"the folder Label Studio at {conn.url} serves local files from is unknown. For a "
+            "server `wb ls start` did not start, set [labelstudio] document_root in "
+            "workbench.toml (or WB_LS_DOCUMENT_ROOT) to its LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT."
+        )
+    unsized = [im for im in images if not im.width or not im.height]
+    if unsized:
+        raise WorkbenchError(
+            f"{len(unsized)} active image(s) have no size in the catalog (e.g. "
+            f"{unsized[0].path}); re-run `wb ingest` on them before pushing"
+        )
+    outside = [im.path for im in images if not _under(im.path, document_root)]
+    if outside:
+        raise ImageOutsideRoot(
+            f"{len(outside)} image(s) lie outside the folder Label Studio serves "
+            f"({document_root}), "
+            f"e.g. {outside[0]}. Restart the local server so it serves their common folder "
+            f"({_suggested_root(images)}): `wb ls stop && wb ls start`."
+        )
+
+    model = catalog.ls_promoted_model()
+    version = model["version"] if model else None
+    t0 = time.monotonic()
+    project_id, created_project = ensure_project(
+        ws, catalog, client, level, new_project, model_version=version
+    )
+    result = PushResult(
+        project_id=project_id,
+        project_url=f"{conn.url}/projects/{project_id}",
+        level=level,
+        model_version=version,
+        new_project=created_project,
+    )
+    ensure_storages(client, project_id, [im.path for im in images], document_root)
+    result.reconciled, result.forgotten = reconcile(
+        catalog, client, project_id, {im.id for im in catalog.images()}
+    )
+    pushed = catalog.ls_task_map(project_id)
+    result.already = sum(1 for im in images if im.id in pushed)
+    todo = [im for im in images if im.id not in pushed]
+    if limit is not None:
+        todo = todo[:limit]
+    if version:
+        # uncertainty sampling falls back to random unless these agree (see the notes)
+        client.update_project(project_id, model_version=version)
+    if on_progress:
+        on_progress(0, len(todo))
+    for start in range(0, len(todo), batch_size):
+        batch = todo[start : start + batch_size]
+        preds = _predictions(catalog, version, [im.id for im in batch])
+        tasks = [
+            build_task(im, document_root, classes, level, taxonomy, preds.get(im.id))
+            for im in batch
+        ]
+        task_ids = client.import_tasks(project_id, tasks)
+        catalog.record_ls_tasks(
+            project_id,
+            [(im.id, tid, version if im.id in preds else None) for im, tid in zip(batch, task_ids)],
+        )
+        result.created += len(batch)
+        result.with_predictions += sum(1 for im in batch if im.id in preds)
+        if on_progress:
+            on_progress(result.created, len(todo))
+    if version and refresh_predictions:
+        result.refreshed = _refresh_predictions(
+            catalog, client, project_id, version, images, classes, level, taxonomy
+        )
+    result.seconds = time.monotonic() - t0
+    log.info(
+        "pushed %d tasks in %.1f s (%.0f/s)",
+        result.created,
+        result.seconds,
+        result.tasks_per_second,
+    )
+    return result
+
+
+def _predictions(catalog, version: str | None, image_ids: list[int]) -> dict[int, ModelPrediction]:
+    if not version:
+        return {}
+    boxes = catalog.ls_predictions(version, image_ids)
+    unc = catalog.ls_uncertainties(version, list(boxes))
+    return {i: ModelPrediction(version, b, unc.get(i)) for i, b in boxes.items()}
+
+
+def _refresh_predictions(
+    catalog, client, project_id, version, images, classes, level, taxonomy
+) -> int:
+    """Give already-pushed tasks the promoted model's boxes when they carry an older
+    version (or none); the annotators' own work is untouched."""
+    versions = catalog.ls_prediction_versions(project_id)
+    pushed = catalog.ls_task_map(project_id)
+    stale = {
+        im.id: im for im in images if im.id in pushed and versions.get(pushed[im.id]) != version
+    }
+    if not stale:
+        return 0
+    preds = _predictions(catalog, version, list(stale))
+    for image_id, pred in preds.items():
+        task_id = pushed[image_id]
+        client.create_prediction(
+            task_id, prediction_for(stale[image_id], pred, classes, level, taxonomy)
+        )
+        # recorded per task: an interrupted refresh resumes without doubling predictions
+        catalog.set_ls_prediction_version(project_id, [task_id], version)
+    return len(preds)
+
+
+def _under(path: str, root: Path) -> bool:
+    try:
+        Path(path).resolve().relative_to(root)
+        return True
+    except ValueError:
+        return False
+
+
+def _suggested_root(images) -> str:
+    try:
+        return str(choose_document_root(im.path for im in images))
+    except WorkbenchError as exc:
+        return f"none: {exc}"

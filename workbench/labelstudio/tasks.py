@@ -1,0 +1,220 @@
+"""Catalog images <-> Label Studio tasks and results. Pure functions, no I/O.
+
+Label Studio rectangles are in percent (0-100) of the image as the browser shows
+it, i.e. after EXIF orientation: exactly the catalog's width and height.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
+
+from ..catalog.records import Box, ImageRecord
+from ..errors import UnknownClassError, WorkbenchError
+from ..taxonomy import Taxonomy
+from .config import FROM_NAME, TO_NAME
+
+log = logging.getLogger(__name__)
+
+LOCAL_FILES_PREFIX = "/data/local-files/?d="
+IMAGE_ID_FIELD = "wb_image_id"
+# Pre-drawn boxes below this score are not shown to annotators (an early model emits
+# up to 100 faint boxes per image); uncertainty still uses every box.
+DISPLAY_MIN_SCORE = 0.3  # task data: the catalog image id (reconciliation key)
+
+
+class ImageOutsideRoot(WorkbenchError):
+    """An image does not lie under the folder Label Studio serves."""
+
+
+@dataclass
+class ModelPrediction:
+    """One image's detections by one model version (pixel xyxy dicts)."""
+
+    model_version: str
+    boxes: list[dict]
+    uncertainty: float | None = None  # from `priorities`, when computed
+
+
+def image_url(path: str | Path, document_root: Path) -> str:
+    """The local-files URL Label Studio serves ``path`` under."""
+    p = Path(path).resolve()
+    try:
+        rel = p.relative_to(document_root)
+    except ValueError:
+        raise ImageOutsideRoot(
+            f"{p} lies outside the folder Label Studio serves ({document_root}). Restart the "
+            "local server so it serves the images' common folder (`wb ls stop && wb ls start`), "
+            "or for your own server set [labelstudio] document_root / WB_LS_DOCUMENT_ROOT to its "
+            "LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT."
+        ) from None
+    return LOCAL_FILES_PREFIX + quote(rel.as_posix(), safe="/")
+
+
+def to_class(label: str | None, classes: list[str], level: str, taxonomy: Taxonomy) -> str | None:
+    """A label mapped onto the config's classes, or None when it has no place there."""
+    if label is None:
+        return None
+    if label in classes:
+        return label
+    try:
+        mapped = taxonomy.to_level(label, level)
+    except UnknownClassError:
+        return None
+    return mapped if mapped in classes else None
+
+
+def percent_rect(box: dict, width: int, height: int) -> dict:
+    """Pixel xyxy (clipped to the image) -> Label Studio percent x/y/width/height."""
+    x1 = min(max(float(box["x1"]), 0.0), width)
+    y1 = min(max(float(box["y1"]), 0.0), height)
+    x2 = min(max(float(box["x2"]), 0.0), width)
+    y2 = min(max(float(box["y2"]), 0.0), height)
+    return {
+        "x": x1 / width * 100.0,
+        "y": y1 / height * 100.0,
+        "width": (x2 - x1) / width * 100.0,
+        "height": (y2 - y1) / height * 100.0,
+        "rotation": 0,
+    }
+
+
+def task_score(boxes: list[dict], uncertainty: float | None) -> float | None:
+    """Lower = asked first by uncertainty sampling: 1 - uncertainty when known,
+    else the mean box score; None without either."""
+    if uncertainty is not None:
+        return max(0.0, min(1.0, 1.0 - float(uncertainty)))
+    scores = [float(b["score"]) for b in boxes if b.get("score") is not None]
+    return sum(scores) / len(scores) if scores else None
+
+
+def prediction_for(
+    image: ImageRecord, pred: ModelPrediction, classes: list[str], level: str, taxonomy: Taxonomy
+) -> dict:
+    """A Label Studio prediction: the model's boxes in percent, with scores."""
+    results = []
+    for i, box in enumerate(pred.boxes):
+        if box.get("score") is not None and float(box["score"]) < DISPLAY_MIN_SCORE:
+            continue
+        label = to_class(box.get("label"), classes, level, taxonomy)
+        if label is None:
+            log.warning(
+                "image %s: predicted label %r is not a class at level %s; box left out",
+                image.id,
+                box.get("label"),
+                level,
+            )
+            continue
+        value = percent_rect(box, image.width, image.height)
+        if value["width"] <= 0 or value["height"] <= 0:
+            continue
+        value["rectanglelabels"] = [label]
+        item = {
+            "id": f"wb{image.id}p{i}",
+            "from_name": FROM_NAME,
+            "to_name": TO_NAME,
+            "type": "rectanglelabels",
+            "original_width": image.width,
+            "original_height": image.height,
+            "image_rotation": 0,
+            "value": value,
+        }
+        if box.get("score") is not None:
+            item["score"] = float(box["score"])
+        results.append(item)
+    out = {"model_version": pred.model_version, "result": results}
+    score = task_score(pred.boxes, pred.uncertainty)
+    if score is not None:
+        out["score"] = score
+    return out
+
+
+def build_task(
+    image: ImageRecord,
+    document_root: Path,
+    classes: list[str],
+    level: str,
+    taxonomy: Taxonomy,
+    pred: ModelPrediction | None = None,
+) -> dict:
+    """One task: the image URL, the image-level label as a hint, the model version,
+    the catalog id, and the model's boxes as a prediction when there is one."""
+    if not image.width or not image.height:
+        raise WorkbenchError(
+            f"image {image.id} ({image.path}) has no size in the catalog; " "re-ingest it"
+        )
+    hint_label = to_class(image.label, classes, level, taxonomy) or image.label
+    version = pred.model_version if pred else None
+    data = {
+        "image": image_url(image.path, document_root),
+        IMAGE_ID_FIELD: image.id,
+        "label": hint_label or "",
+        "label_hint": f"Image label (hint): {hint_label}" if hint_label else "Image label: none",
+        "model_version": version or "",
+        "model_hint": (
+            f"Boxes pre-drawn by model {version}" if version else "No model boxes yet: draw them"
+        ),
+    }
+    task: dict = {"data": data}
+    if pred is not None:
+        task["predictions"] = [prediction_for(image, pred, classes, level, taxonomy)]
+    return task
+
+
+def result_boxes(result: list[dict], width: int | None, height: int | None) -> list[Box]:
+    """Label Studio rectangles -> pixel boxes (rotated ones by their bounding box)."""
+    boxes = []
+    for item in result or []:
+        if item.get("type") != "rectanglelabels":
+            continue
+        v = item.get("value") or {}
+        labels = v.get("rectanglelabels") or []
+        if not labels:
+            continue
+        w = width or item.get("original_width")
+        h = height or item.get("original_height")
+        if not w or not h:
+            raise WorkbenchError("an annotation has no image size to convert percent to pixels")
+        x, y = float(v["x"]) / 100 * w, float(v["y"]) / 100 * h
+        bw, bh = float(v["width"]) / 100 * w, float(v["height"]) / 100 * h
+        angle = math.radians(float(v.get("rotation") or 0.0))
+        if angle:
+            # Label Studio rotates around the top-left corner
+            c, s = math.cos(angle), math.sin(angle)
+            xs = [x + dx * c - dy * s for dx, dy in ((0, 0), (bw, 0), (bw, bh), (0, bh))]
+            ys = [y + dx * s + dy * c for dx, dy in ((0, 0), (bw, 0), (bw, bh), (0, bh))]
+        else:
+            xs, ys = [x, x + bw], [y, y + bh]
+        x1, x2 = max(min(xs), 0.0), min(max(xs), float(w))
+        y1, y2 = max(min(ys), 0.0), min(max(ys), float(h))
+        if x2 <= x1 or y2 <= y1:
+            continue
+        boxes.append(Box(label=labels[0], x1=x1, y1=y1, x2=x2, y2=y2, source="labelstudio"))
+    return boxes
+
+
+def boxes_agree(a: list[Box], b: list[Box], iou_threshold: float = 0.5) -> bool:
+    """Same number of boxes, and each pairs with one of the same label at IoU >= threshold."""
+    if len(a) != len(b):
+        return False
+    unused = list(b)
+    for box in a:
+        best, best_iou = None, iou_threshold
+        for other in unused:
+            if other.label == box.label and _iou(box, other) >= best_iou:
+                best, best_iou = other, _iou(box, other)
+        if best is None:
+            return False
+        unused.remove(best)
+    return True
+
+
+def _iou(a: Box, b: Box) -> float:
+    iw = max(0.0, min(a.x2, b.x2) - max(a.x1, b.x1))
+    ih = max(0.0, min(a.y2, b.y2) - max(a.y1, b.y1))
+    inter = iw * ih
+    union = a.width * a.height + b.width * b.height - inter
+    return inter / union if union > 0 else 0.0

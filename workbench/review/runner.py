@@ -1,0 +1,171 @@
+"""The ``wb`` side: run the FiftyOne worker process and talk to it.
+
+``build_review`` builds/updates the dataset and returns the summary;
+``ReviewApp`` builds, launches the App and keeps it up until ``stop()``.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Callable, Sequence
+
+from ..errors import ServiceError, WorkbenchError
+from .database import die_with_parent
+from .environment import DEFAULT_APP_PORT, fiftyone_env, review_paths
+
+log = logging.getLogger(__name__)
+
+ProgressFn = Callable[[int, int], None]
+
+
+class WorkerProcess:
+    """One ``python -m workbench.review.worker`` run; its events come as dicts."""
+
+    def __init__(self, ws, command: str, model: str | None = None,
+                 port: int = DEFAULT_APP_PORT, verbose: int = 0, args: Sequence[str] = ()):
+        self.ws = ws
+        self.paths = review_paths(ws).ensure()
+        self.log_path: Path = self.paths.log_dir / "worker.log"
+        argv = [sys.executable, "-m", "workbench.review.worker", command,
+                "--workspace", str(ws.root), "--port", str(port)]
+        if model is not None:
+            argv += ["--model", model]
+        argv += ["-v"] * verbose
+        argv += list(args)  # the command's own options (e.g. select's --view/--tag)
+        env = {**os.environ, **fiftyone_env(self.paths, port)}
+        self._log = open(self.log_path, "ab")
+        # own session: a Ctrl-C in the terminal reaches only `wb`, which then stops
+        # the worker in order (App, then database); and the worker dies with `wb`.
+        self.process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                        stderr=self._log, env=env, start_new_session=True,
+                                        preexec_fn=die_with_parent)
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def until(self, event: str, on_progress: ProgressFn | None = None) -> dict:
+        """Read events up to ``event`` and return it; an ``error`` event, or the
+        worker ending first, raises with the worker's message."""
+        for line in self.process.stdout:
+            try:
+                msg = json.loads(line)
+            except ValueError:
+                log.debug("worker: %s", line.rstrip())
+                continue
+            kind = msg.pop("event", None)
+            if kind == event:
+                return msg
+            if kind == "progress" and on_progress:
+                on_progress(msg["done"], msg["total"])
+            elif kind == "error":
+                self.wait()
+                raise WorkbenchError(msg["message"])
+        code = self.wait()
+        raise ServiceError(f"the FiftyOne worker ended (exit code {code}) before '{event}'; "
+                           f"see {self.log_path}")
+
+    def wait(self, timeout: float | None = None) -> int:
+        code = self.process.wait(timeout)
+        self._close()
+        return code
+
+    def stop(self, timeout: float = 60.0) -> int:
+        """SIGTERM (the worker closes the App, then its database), then SIGKILL."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                log.warning("the FiftyOne worker did not stop in %.0f s; killing it", timeout)
+                self.process.kill()
+                self.process.wait()
+        self._close()
+        return self.process.returncode
+
+    def _close(self) -> None:
+        if self.process.stdout and not self.process.stdout.closed:
+            self.process.stdout.close()
+        if not self._log.closed:
+            self._log.close()
+
+
+def build_review(ws, model: str | None = None, on_progress: ProgressFn | None = None,
+                 verbose: int = 0) -> dict:
+    """Build or update the review dataset, its evaluations and saved views.
+
+    Returns ``{"dataset", "samples", "views", "evaluations", ...}`` (see
+    ``build.build_review_dataset``)."""
+    worker = WorkerProcess(ws, "build", model=model, verbose=verbose)
+    try:
+        summary = worker.until("built", on_progress)["summary"]
+        worker.wait()
+        return summary
+    finally:
+        worker.stop()
+
+
+def describe_review(ws) -> dict:
+    """What the review dataset holds, per sample and per saved view."""
+    worker = WorkerProcess(ws, "describe")
+    try:
+        described = worker.until("described")
+        worker.wait()
+        return described
+    finally:
+        worker.stop()
+
+
+class ReviewApp:
+    """Build, then serve the FiftyOne App on 127.0.0.1 until ``stop()``.
+
+    ``with ReviewApp(ws) as app: app.start(); print(app.url); app.wait()``
+    """
+
+    def __init__(self, ws, model: str | None = None, port: int = DEFAULT_APP_PORT,
+                 verbose: int = 0):
+        self.ws, self.model, self.port, self.verbose = ws, model, port, verbose
+        self.worker: WorkerProcess | None = None
+        self.summary: dict | None = None
+        self.url: str | None = None
+        self.view_urls: dict[str, str] = {}
+
+    def start(self, on_progress: ProgressFn | None = None,
+              on_built: Callable[[dict], None] | None = None) -> dict:
+        """Blocks until the App answers; returns the build summary."""
+        self.worker = WorkerProcess(self.ws, "serve", model=self.model, port=self.port,
+                                    verbose=self.verbose)
+        try:
+            self.summary = self.worker.until("built", on_progress)["summary"]
+            if on_built:
+                on_built(self.summary)
+            ready = self.worker.until("ready")
+        except BaseException:
+            self.stop()
+            raise
+        self.url, self.view_urls = ready["url"], ready["views"]
+        return self.summary
+
+    @property
+    def pid(self) -> int | None:
+        return self.worker.pid if self.worker else None
+
+    def wait(self) -> int:
+        """Block until the App process ends (Ctrl-C raises KeyboardInterrupt here)."""
+        return self.worker.wait() if self.worker else 0
+
+    def stop(self) -> None:
+        if self.worker is not None:
+            self.worker.stop()
+            self.worker = None
+
+    def __enter__(self) -> "ReviewApp":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()

@@ -1,0 +1,145 @@
+"""What the review dataset should hold, read from the catalog as plain data.
+
+One ``ReviewSample`` per image, with boxes already in FiftyOne's relative
+``[x, y, width, height]`` and a content hash per field group, so the dataset
+sync (``dataset.py``) can skip what has not changed. Nothing here imports fiftyone.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+from dataclasses import dataclass, field
+
+from ..errors import UnknownClassError, WorkbenchError
+from ..taxonomy import Taxonomy
+
+log = logging.getLogger(__name__)
+
+# Images a reviewer may want to see: duplicates and conflicts too (next to the copy
+# that was kept); unreadable and excluded images are left out.
+REVIEW_STATUSES = ("active", "duplicate", "conflict")
+GT_FIELD = "ground_truth"
+BASE_GROUP = "base"
+# Scalar sample fields, in the order the App's sidebar shows them.
+SCALAR_FIELDS = ("image_label", "split", "status", "annotated", "dedup_group", "dedup_kind",
+                 "dedup_keep", "uncertainty", "priority_rank")
+
+
+def field_key(version: str) -> str:
+    """A model version as a FiftyOne field/eval-key fragment (letters, digits, _)."""
+    key = re.sub(r"\W+", "_", version).strip("_")
+    return key if key and not key[0].isdigit() else f"v{key}"
+
+
+def pred_field(version: str) -> str:
+    return f"pred_{field_key(version)}"
+
+
+def relative_box(x1: float, y1: float, x2: float, y2: float, width: int, height: int
+                 ) -> list[float]:
+    """Pixel xyxy (EXIF-corrected frame) -> FiftyOne relative [x, y, w, h]."""
+    return [x1 / width, y1 / height, (x2 - x1) / width, (y2 - y1) / height]
+
+
+def content_hash(obj) -> str:
+    return hashlib.sha1(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+@dataclass
+class ReviewSample:
+    image_id: int
+    filepath: str
+    width: int | None
+    height: int | None
+    fields: dict
+    ground_truth: list[dict] | None   # None: not annotated; [] annotated, no objects
+    predictions: dict[str, list[dict] | None] = field(default_factory=dict)  # pred field -> boxes
+
+    def hashes(self) -> dict[str, str]:
+        """Content hash per field group: ``base`` (file and scalars), ``ground_truth``,
+        and one per predictions field."""
+        out = {BASE_GROUP: content_hash([self.filepath, self.width, self.height, self.fields]),
+               GT_FIELD: content_hash(self.ground_truth)}
+        for name, boxes in self.predictions.items():
+            out[name] = content_hash(boxes)
+        return out
+
+
+def _mapped(taxonomy: Taxonomy, label: str, level: str) -> str:
+    try:
+        return taxonomy.to_level(label, level) or label
+    except UnknownClassError:
+        return label
+
+
+def _dedup_membership(catalog) -> dict[int, dict]:
+    """image id -> its duplicate group (a conflict group wins over a duplicate group)."""
+    out: dict[int, dict] = {}
+    groups = sorted(catalog.dup_groups(), key=lambda g: (g.kind != "conflict", g.id))
+    for g in groups:
+        for m in g.members:
+            out.setdefault(m.image_id, {"dedup_group": g.id, "dedup_kind": g.kind,
+                                        "dedup_keep": bool(m.keep)})
+    return out
+
+
+def _uncertainty(catalog, version: str | None) -> tuple[str | None, dict[int, tuple[float, int]]]:
+    """Uncertainty and rank per image from ``version``'s priorities, or from the
+    version prioritised last when ``version`` has none."""
+    rows = catalog.priorities(version) if version is not None else []
+    if not rows:
+        version = catalog.latest_prioritized_version()
+        rows = catalog.priorities(version) if version is not None else []
+    if not rows:
+        return None, {}
+    return version, {r["image_id"]: (r["uncertainty"], r["rank"]) for r in rows}
+
+
+def read_review_samples(catalog, taxonomy: Taxonomy, level: str, versions: list[str],
+                        uncertainty_version: str | None = None
+                        ) -> tuple[list[ReviewSample], str | None]:
+    """The samples the review dataset should hold, and the version whose uncertainty
+    they carry (``None`` when nothing was prioritised)."""
+    images = catalog.images(status=REVIEW_STATUSES)
+    boxes = catalog.boxes_by_image([im.id for im in images])
+    dedup = _dedup_membership(catalog)
+    unc_version, uncertainty = _uncertainty(catalog, uncertainty_version)
+    predictions = {v: catalog.predictions(v) for v in versions}
+    names = {v: pred_field(v) for v in versions}
+    if len(set(names.values())) != len(names):
+        raise WorkbenchError(f"model versions {versions} map to the same FiftyOne field names; "
+                             "rename one of them")
+
+    out = []
+    for im in images:
+        w, h = im.width, im.height
+        sized = bool(w and h)
+        if not sized:
+            log.warning("image %d (%s) has no size in the catalog; its boxes are left out",
+                        im.id, im.path)
+        unc = uncertainty.get(im.id)
+        fields = {
+            "image_label": im.label, "split": im.split, "status": im.status,
+            "annotated": bool(im.annotated),
+            **dedup.get(im.id, {"dedup_group": None, "dedup_kind": None, "dedup_keep": None}),
+            "uncertainty": unc[0] if unc else None,
+            "priority_rank": unc[1] if unc else None,
+        }
+        gt = None
+        if im.annotated and sized:
+            gt = [{"label": _mapped(taxonomy, b.label, level),
+                   "bounding_box": relative_box(b.x1, b.y1, b.x2, b.y2, w, h),
+                   "annotator": b.annotator}
+                  for b in boxes.get(im.id, [])]
+        preds: dict[str, list[dict] | None] = {}
+        for v in versions:
+            dets = predictions[v].get(im.id)
+            preds[names[v]] = None if dets is None or not sized else [
+                {"label": _mapped(taxonomy, d["label"], level),
+                 "bounding_box": relative_box(d["x1"], d["y1"], d["x2"], d["y2"], w, h),
+                 "confidence": d.get("score"), "probs": d.get("probs") or {}}
+                for d in dets]
+        out.append(ReviewSample(im.id, im.path, w, h, fields, gt, preds))
+    return out, unc_version
