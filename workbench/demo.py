@@ -62,6 +62,7 @@ class DemoSummary:
     reports: dict = field(default_factory=dict)
     services: dict = field(default_factory=dict)
     seconds: float = 0.0
+    keep_running: bool = False
 
     def to_dict(self) -> dict:
         return dict(vars(self))
@@ -222,7 +223,7 @@ def run_demo(ws_root: Path, options: DemoOptions, echo: Echo = print,
     from .workspace import Workspace
 
     t_start = time.monotonic()
-    summary = DemoSummary(workspace=str(ws_root))
+    summary = DemoSummary(workspace=str(ws_root), keep_running=options.keep_running)
     ws = (Workspace.open(ws_root) if (ws_root / "workbench.toml").exists()
           else Workspace.create(ws_root, Taxonomy.default()))
     ws.set("model", "backbone", options.backbone)
@@ -259,6 +260,9 @@ def run_demo(ws_root: Path, options: DemoOptions, echo: Echo = print,
         backend.start()
         client.sdk.actions.create(id="retrieve_tasks_predictions", project=pid,
                                   selected_items={"all": True, "excluded": []})
+        from .labelstudio.ordering import apply_order
+
+        apply_order(ws, catalog, client, summary.prioritize["version"])
         summary.services["backend"] = backend.url
         _round_two(ws, catalog, client, conn, annotators, options, summary, echo, pf, budget_s)
         _compare(ws, catalog, summary, echo, pf)

@@ -24,9 +24,9 @@ def _print_summary(s: dict) -> None:
         c.print(f"order     {p.get('candidates')} images ranked by uncertainty; Label Studio "
                 f"handed out the most uncertain first: {p.get('first_task_is_most_uncertain')}; "
                 f"page {p.get('report')}")
-    t = Table(title="models (each round's test figures; then both on the final test split)")
-    for col in ("round", "version", "annotated", "promoted", "mAP@0.5", "mAP", "mAR@100",
-                "final split mAP@0.5", "final split accuracy"):
+    t = Table(title="models: each round's own test split | both on the final test split")
+    for col in ("round", "model", "labels", "promoted", "mAP50", "mAP", "mAR100",
+                "| mAP50", "accuracy"):
         t.add_column(col, justify="right")
     f = lambda v: "-" if v is None else f"{v:.3f}" if isinstance(v, float) else str(v)  # noqa: E731
     for r in s["rounds"]:
@@ -41,8 +41,9 @@ def _print_summary(s: dict) -> None:
                 f"evaluations {', '.join((rv.get('evaluations') or {}).keys())}; open it with "
                 f"`wb --workspace {s['workspace']} review`")
     c.print(f"models    {s['reports'].get('models')}   reports {s['reports'].get('evaluation')}")
+    state = "running (Ctrl-C stops)" if s.get("keep_running") else "stopped"
     for k, v in (s.get("services") or {}).items():
-        c.print(f"service   {k}: {v}")
+        c.print(f"service   {k}: {v} ({state})")
     c.print(f"took {s['seconds'] / 60:.1f} min")
 
 

@@ -17,8 +17,10 @@ def _skip_options(f):
 
 def _labelstudio_hooks(app):
     """(pull, refresh) callables ``(ws, catalog) -> summary`` for the loop's Label Studio
-    steps; None until the Label Studio area wires them."""
-    return None, None
+    steps; None when the workspace has no Label Studio project."""
+    from ..loop import labelstudio_hooks
+
+    return labelstudio_hooks(app.ws)
 
 
 class _ProgressPrinter:

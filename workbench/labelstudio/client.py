@@ -48,6 +48,17 @@ class Connection:
     document_root: Path | None = None
     local: bool = False  # a server this workspace started
 
+    def served_root(self) -> Path:
+        """The folder Label Studio serves local files from, or a WorkbenchError saying how
+        to set it for a server `wb ls start` did not start."""
+        if self.document_root is None:
+            raise WorkbenchError(
+                f"the folder Label Studio at {self.url} serves local files from is unknown. For "
+                "a server `wb ls start` did not start, set [labelstudio] document_root in "
+                "workbench.toml (or WB_LS_DOCUMENT_ROOT) to its "
+                "LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT.")
+        return self.document_root
+
 
 def resolve_connection(ws, url: str | None = None, token: str | None = None) -> Connection:
     """``--ls-url`` > ``WB_LS_URL`` > the workspace's ``[labelstudio] url``; token

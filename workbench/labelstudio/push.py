@@ -16,7 +16,7 @@ from typing import Callable, Collection
 
 from ..errors import WorkbenchError
 from ..taxonomy import LEVELS
-from .client import Connection, LabelStudioClient
+from .client import Connection, LabelStudioClient, LabelStudioRequestError
 from .config import detection_config
 from .server import choose_document_root, storage_dirs
 from .tasks import IMAGE_ID_FIELD, ImageOutsideRoot, ModelPrediction, build_task, prediction_for
@@ -167,13 +167,7 @@ def push(
         images = [im for im in images if im.id in wanted]
     if not images:
         raise WorkbenchError("the catalog has no active images to push; run `wb ingest` first")
-    document_root = conn.document_root
-    if document_root is None:
-        raise WorkbenchError(
-            f"the folder Label Studio at {conn.url} serves local files from is unknown. For a "
-            "server `wb ls start` did not start, set [labelstudio] document_root in "
-            "workbench.toml (or WB_LS_DOCUMENT_ROOT) to its LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT."
-        )
+    document_root = conn.served_root()
     unsized = [im for im in images if not im.width or not im.height]
     if unsized:
         raise WorkbenchError(
@@ -211,9 +205,6 @@ def push(
     todo = [im for im in images if im.id not in pushed]
     if limit is not None:
         todo = todo[:limit]
-    if version:
-        # uncertainty sampling falls back to random unless these agree (see the notes)
-        client.update_project(project_id, model_version=version)
     if on_progress:
         on_progress(0, len(todo))
     for start in range(0, len(todo), batch_size):
@@ -236,6 +227,14 @@ def push(
         result.refreshed = _refresh_predictions(
             catalog, client, project_id, version, images, classes, level, taxonomy
         )
+    if version and (result.with_predictions or result.refreshed or result.already):
+        # uncertainty sampling falls back to random unless these agree (see the notes);
+        # Label Studio 1.23 refuses a version that no prediction carries yet, so this
+        # comes after the predictions are in
+        try:
+            client.update_project(project_id, model_version=version)
+        except LabelStudioRequestError as exc:
+            result.warnings.append(f"project model version not set to {version}: {exc}")
     result.seconds = time.monotonic() - t0
     log.info(
         "pushed %d tasks in %.1f s (%.0f/s)",

@@ -224,13 +224,7 @@ def push_review(
     new_project: bool = False,
 ) -> ReviewPushResult:
     """One task per group that has none yet, in one import; task ids recorded at once."""
-    document_root = conn.document_root
-    if document_root is None:
-        raise WorkbenchError(
-            f"the folder Label Studio at {conn.url} serves local files from is unknown. For a "
-            "server `wb ls start` did not start, set [labelstudio] document_root in "
-            "workbench.toml (or WB_LS_DOCUMENT_ROOT) to its LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT."
-        )
+    document_root = conn.served_root()
     # build every task first: an image outside the served folder fails before any import
     tasks = {g.group_id: review_task(g, document_root) for g in groups}
     project_id, created = ensure_review_project(ws, catalog, client, labels, new_project)

@@ -1,0 +1,53 @@
+"""The loop's Label Studio steps for `wb retrain`: pull before training, refresh after.
+
+Both are ``(ws, catalog) -> one-line summary`` hooks (``RetrainOptions.pull`` /
+``.refresh``). They exist only when the workspace has a Label Studio project; a
+configured but unreachable server is an error that says to start it or skip the step.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+Hook = Callable[[object, object], str]
+
+
+def labelstudio_hooks(ws, ls_url: str | None = None) -> tuple[Hook | None, Hook | None]:
+    if ws.get("labelstudio", "project_id") is None:
+        return None, None
+
+    def client():
+        from .labelstudio.client import LabelStudioClient, resolve_connection
+
+        conn = resolve_connection(ws, url=ls_url)
+        return LabelStudioClient.from_connection(conn), conn
+
+    def pull_hook(ws_, catalog) -> str:
+        from .labelstudio.pull import pull
+
+        c, _ = client()
+        res = pull(ws_, catalog, c)
+        return (f"{res.tasks} tasks in Label Studio; {res.updated_images} images updated, "
+                f"{res.boxes} boxes, {res.skipped} skipped"
+                + (f", {len(res.disagreements)} disagreements" if res.disagreements else ""))
+
+    def refresh_hook(ws_, catalog) -> str:
+        from .active.prioritize import NothingToPrioritize, prioritize
+        from .labelstudio.ordering import apply_order
+        from .labelstudio.push import push
+
+        promoted = catalog.promoted_model()
+        if promoted is None:
+            return "no promoted model: nothing to refresh"
+        c, conn = client()
+        pushed = push(ws_, catalog, c, conn)
+        try:
+            ranked = prioritize(ws_, catalog)
+        except NothingToPrioritize as exc:
+            return (f"{pushed.created} new tasks, {pushed.refreshed} tasks given "
+                    f"{promoted['version']}'s boxes; {exc}")
+        apply_order(ws_, catalog, c, ranked.version)
+        return (f"{pushed.created} new tasks, {pushed.refreshed} tasks given "
+                f"{promoted['version']}'s boxes; {len(ranked.ranked)} tasks ordered least "
+                "certain first")
+
+    return pull_hook, refresh_hook
