@@ -135,7 +135,8 @@ def _background(rng: np.random.Generator, size: tuple[int, int]) -> Image.Image:
     if kind == "wood":
         base = np.array(_jitter(rng, (120, 95, 70), 25), dtype=np.float32)
         f = rng.uniform(0.05, 0.15)
-        v = np.sin(yy * f + 3 * np.sin(xx * rng.uniform(0.01, 0.03))) * 0.5 + 0.5
+        p1, p2 = rng.uniform(0, 2 * np.pi, 2)
+        v = np.sin(yy * f + p1 + rng.uniform(1, 4) * np.sin(xx * rng.uniform(0.01, 0.03) + p2)) * 0.5 + 0.5
         img = base[None, None, :] * (0.75 + 0.35 * v[..., None])
     elif kind == "cloth":
         base = np.array(_jitter(rng, (120, 130, 140), 50), dtype=np.float32)
@@ -148,10 +149,18 @@ def _background(rng: np.random.Generator, size: tuple[int, int]) -> Image.Image:
         t = (t - t.min()) / max(float(np.ptp(t)), 1.0)
         img = base[None, None, :] * (1 - t[..., None]) + other[None, None, :] * t[..., None]
     elif kind == "marble":
-        v = np.sin(xx * 0.04 + yy * 0.02 + 4 * np.sin(yy * 0.03) * np.cos(xx * 0.02))
+        # random frequencies and phases: a fixed pattern would make every marble photo a
+        # perceptual-hash twin of every other (phash sees structure, not hue)
+        a, b, c, d = rng.uniform(0.01, 0.06, 4)
+        p1, p2 = rng.uniform(0, 2 * np.pi, 2)
+        v = np.sin(xx * a + yy * b + p1 + 4 * np.sin(yy * c + p2) * np.cos(xx * d))
         img = base[None, None, :] * (0.85 + 0.15 * v[..., None])
     else:
-        img = np.broadcast_to(base, (h, w, 3)).copy()
+        # a plain table still has soft, random shading
+        a, b = rng.uniform(0.005, 0.03, 2)
+        p1, p2 = rng.uniform(0, 2 * np.pi, 2)
+        v = np.sin(xx * a + p1) * np.cos(yy * b + p2)
+        img = base[None, None, :] * (0.9 + 0.1 * v[..., None])
     # uneven lighting and sensor noise
     cx, cy = rng.uniform(0, w), rng.uniform(0, h)
     light = 1.1 - 0.25 * np.hypot(xx - cx, yy - cy) / np.hypot(w, h)

@@ -50,8 +50,8 @@ def write_report(result, reports_dir: Path, show: int,
         f"<p>{len(result.ranked)} unannotated images ranked by <b>{esc(cfg.uncertainty.score)}</b> "
         f"(boxes aggregated by <b>{esc(cfg.uncertainty.aggregate)}</b>); strategy "
         f"<b>{esc(cfg.selection.strategy)}</b> selected {len(result.batch)} (red edge). "
-        f"The first {len(shown)} in the order annotators get them; boxes are the model's, with "
-        "their scores.</p><div class='grid'>",
+        f"The first {len(shown)} in the order annotators get them; boxes drawn are the model's "
+        "with score 0.3 and above (what annotators see pre-drawn), with their scores.</p><div class='grid'>",
     ]
     classes: dict[str, tuple[int, int, int]] = {}
     for n, p in enumerate(shown, start=1):
@@ -103,7 +103,11 @@ def _thumb(p, thumbs: Path, colours: dict) -> str | None:
     if scale < 1.0:
         img = img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))))
     draw = ImageDraw.Draw(img)
-    for b in sorted(p.boxes, key=lambda b: b.get("score", 0)):
+    # the boxes an annotator will see pre-drawn (faint ones still count in the scores)
+    from ..labelstudio.tasks import DISPLAY_MIN_SCORE
+
+    shown = [b for b in p.boxes if b.get("score", 0) >= DISPLAY_MIN_SCORE]
+    for b in sorted(shown, key=lambda b: b.get("score", 0)):
         colour = colours.setdefault(b["label"], _COLOURS[len(colours) % len(_COLOURS)])
         xy = [b["x1"] * scale, b["y1"] * scale, b["x2"] * scale, b["y2"] * scale]
         draw.rectangle(xy, outline=colour, width=2)

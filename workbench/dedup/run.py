@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 
 # Chosen from the planted kangaroo set (docs/dedup.md): at 6 no two different photos
 # matched directly; crops (6-16) go through the pixel check instead.
-DEFAULT_MAX_DISTANCE = 6
+DEFAULT_MAX_DISTANCE = 2
 DEFAULT_VERIFY_DISTANCE = 16
 TAKING_PART = ("active", "duplicate", "conflict")
 REASON_PREFIX = "dedup"
