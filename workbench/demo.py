@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import random
 import signal
 import subprocess
@@ -26,9 +25,10 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
-from .errors import ServiceError, WorkbenchError
+from .errors import ServiceError
+from .geometry import iou_xyxy
 
 log = logging.getLogger(__name__)
 Echo = Callable[[str], None]
@@ -78,13 +78,6 @@ def _free_port(preferred: int | None, fallback_start: int) -> int:
     return fallback_start if port_is_free(fallback_start) else free_port()
 
 
-def _iou(a, b) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
-
 
 class Annotators:
     """Simulated annotators: they know the demo data's true boxes and submit them through
@@ -124,8 +117,8 @@ class Annotators:
             # start from a pre-drawn box of the right class when there is one (as people do)
             best, best_iou = None, 0.3
             for i, (plabel, pbox, rid) in enumerate(predicted):
-                if i not in used and plabel == label and _iou(pbox, (x1, y1, x2, y2)) > best_iou:
-                    best, best_iou = i, _iou(pbox, (x1, y1, x2, y2))
+                if i not in used and plabel == label and iou_xyxy(pbox, (x1, y1, x2, y2)) > best_iou:
+                    best, best_iou = i, iou_xyxy(pbox, (x1, y1, x2, y2))
             rid = f"gt{len(result)}"
             if best is not None:
                 used.add(best)

@@ -1,7 +1,6 @@
 """Ingest the real kangaroo photos (Pascal VOC) as a user would, through `wb`."""
 import json
 import re
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner

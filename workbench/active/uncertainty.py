@@ -29,6 +29,8 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Iterable
 
+from ..geometry import iou_xyxy
+
 SCORES = ("least_confidence", "margin", "entropy")
 AGGREGATES = ("max", "mean", "sum")
 BACKGROUND_KEYS = ("background", "__background__")
@@ -101,11 +103,7 @@ def aggregate(values: list[float], how: str) -> float:
 
 
 def _iou(a: dict, b: dict) -> float:
-    ix = max(0.0, min(a["x2"], b["x2"]) - max(a["x1"], b["x1"]))
-    iy = max(0.0, min(a["y2"], b["y2"]) - max(a["y1"], b["y1"]))
-    inter = ix * iy
-    ua = (a["x2"] - a["x1"]) * (a["y2"] - a["y1"]) + (b["x2"] - b["x1"]) * (b["y2"] - b["y1"]) - inter
-    return inter / ua if ua > 0 else 0.0
+    return iou_xyxy((a["x1"], a["y1"], a["x2"], a["y2"]), (b["x1"], b["y1"], b["x2"], b["y2"]))
 
 
 def _probs_of(box: dict) -> dict[str, float]:

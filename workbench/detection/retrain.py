@@ -240,10 +240,18 @@ def _train_one(ws, catalog, registry, options, species, classes, splits, emit, s
     result = fit(config, classes, by_split["train"], by_split["val"], run_dir, resume=resume,
                  init_state=init_state, test=by_split["test"],
                  on_event=lambda e: emit({**e, "species": species}))
+    note = ""
+    if config.regimen == "combi" and config.weights == "none" and not config.init_from:
+        # the study's combi regimen assumes pretrained features: with random ones the
+        # head-only epochs learn on noise
+        note = ("; note: --regimen combi with random initial weights (--weights none) spends "
+                f"its {config.head_epochs} head-only epochs on random features: use "
+                "--regimen scratch, or --weights imagenet|PATH")
+        logger.warning(note[2:])
     step("train", "done",
          f"{config.backbone}{tag}: {result.epochs} epochs on {len(by_split['train'])} images, "
          f"stopped by {result.stopped}; best val mAP@0.5 "
-         f"{_fmt(result.best_val_mAP50)} at epoch {result.best_epoch}",
+         f"{_fmt(result.best_val_mAP50)} at epoch {result.best_epoch}{note}",
          species=species, epochs=result.epochs, stopped=result.stopped,
          best_val_mAP50=result.best_val_mAP50, images_per_second=result.images_per_second)
     return result

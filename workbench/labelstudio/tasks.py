@@ -14,6 +14,7 @@ from urllib.parse import quote
 
 from ..catalog.records import Box, ImageRecord
 from ..errors import UnknownClassError, WorkbenchError
+from ..geometry import iou_xyxy
 from ..taxonomy import Taxonomy
 from .config import FROM_NAME, TO_NAME
 
@@ -213,8 +214,4 @@ def boxes_agree(a: list[Box], b: list[Box], iou_threshold: float = 0.5) -> bool:
 
 
 def _iou(a: Box, b: Box) -> float:
-    iw = max(0.0, min(a.x2, b.x2) - max(a.x1, b.x1))
-    ih = max(0.0, min(a.y2, b.y2) - max(a.y1, b.y1))
-    inter = iw * ih
-    union = a.width * a.height + b.width * b.height - inter
-    return inter / union if union > 0 else 0.0
+    return iou_xyxy(a.xyxy, b.xyxy)

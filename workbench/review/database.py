@@ -16,7 +16,6 @@ from __future__ import annotations
 import ctypes
 import json
 import logging
-import os
 import signal
 import socket
 import subprocess
