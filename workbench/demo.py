@@ -461,17 +461,13 @@ def _compare(ws, catalog, summary, echo, pf):
 
 
 def _step_review(ws, catalog, summary, echo, pf):
-    from .detection.predict import predict_catalog
+    from .review.predictions import ensure_predictions
     from .review.runner import build_review
 
     echo("[8/8] wb review: the FiftyOne dataset with both model versions evaluated")
-    ids = [i.id for i in catalog.images(status="active", annotated=True)]
-    for r in summary.rounds:
-        have = set(catalog.predictions(r["version"], ids)) if r["version"] else set()
-        missing = [i for i in ids if i not in have]
-        if r["version"] and missing:
-            predict_catalog(ws, catalog, r["version"], missing, on_progress=pf(f"predict {r['version']}"))
-    built = build_review(ws, on_progress=None)
+    last = summary.rounds[-1]["version"]
+    ensure_predictions(ws, catalog, last, progress_for=pf)   # last and the one before it
+    built = build_review(ws, model=last, on_progress=None)
     summary.review = {"dataset": built.get("dataset"), "samples": built.get("samples"),
                       "views": built.get("views"), "evaluations": built.get("evaluations")}
     echo(f"      dataset {built.get('dataset')}: {built.get('samples')} samples, views: "

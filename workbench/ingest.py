@@ -91,7 +91,8 @@ def _same_boxes(a: list[Box], b: list[Box]) -> bool:
     return sorted(map(key, a)) == sorted(map(key, b))
 
 
-def check_labels(ws: Workspace, items: list[ImportedImage], add_classes: bool) -> list[str]:
+def check_labels(ws: Workspace, items: list[ImportedImage], add_classes: bool,
+                 fmt: str | None = None) -> list[str]:
     """Every image and box label must be in the taxonomy, or be added with --add-classes."""
     tax = ws.taxonomy
     unknown: list[str] = []
@@ -103,7 +104,10 @@ def check_labels(ws: Workspace, items: list[ImportedImage], add_classes: bool) -
         raise UnknownClassError(
             f"unknown class{'es' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}. "
             f"Known classes: {', '.join(tax.all_labels)} (and 'background' for background-only "
-            "images). Re-run with --add-classes to add them to the workspace taxonomy.")
+            "images). Re-run with --add-classes to add them to the workspace taxonomy"
+            + (". With --format folders each sub-folder of PATH is a class: if PATH holds an "
+               "annotation export instead (VOC, COCO, YOLO), name that --format."
+               if fmt == "folders" else "."))
     if unknown:
         ws.set_taxonomy(tax.with_classes(unknown))
     return unknown
@@ -117,7 +121,7 @@ def ingest(ws: Workspace, catalog: Catalog, path: str | Path, fmt: str,
     source = str(Path(path).expanduser().resolve())
     items = list(read(path, fmt, images_dir=images_dir, known_labels=ws.taxonomy.all_labels))
     result = IngestResult()
-    result.new_classes = check_labels(ws, items, add_classes)
+    result.new_classes = check_labels(ws, items, add_classes, fmt)
 
     # Cheap pass: which files need reading at all?
     todo: list[tuple[ImportedImage, ImageRecord | None]] = []

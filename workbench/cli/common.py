@@ -76,3 +76,20 @@ def progress(transient: bool = False):
     return Progress(TextColumn("[progress.description]{task.description}"), BarColumn(),
                     MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
                     console=Console(stderr=True), transient=transient)
+
+
+def stage_bars(bar):
+    """``progress_for(stage)``: one bar per named stage on ``bar`` (a ``progress()``), for
+    library calls that report several stages; None when ``bar`` is None."""
+    if bar is None:
+        return None
+    tasks: dict[str, int] = {}
+
+    def progress_for(stage: str):
+        def update(done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(stage, total=total)
+            bar.update(tasks[stage], completed=done, total=total)
+        return update
+
+    return progress_for

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from .common import App, domain_errors, echo_json, json_option, pass_app, progress
+from .common import App, domain_errors, echo_json, json_option, pass_app, progress, stage_bars
 
 
 def _print_summary(s: dict) -> None:
@@ -83,14 +83,7 @@ def demo(app: App, minutes: float, n_images: int, seed_batch: int, second_batch:
                        second_batch=second_batch, backbone=backbone, image_size=image_size,
                        keep_running=keep_running, review=not no_review)
     with progress(transient=True) as bar:
-        tasks: dict[str, int] = {}
-
-        def progress_for(stage: str):
-            def update(done: int, total: int) -> None:
-                if stage not in tasks:
-                    tasks[stage] = bar.add_task(stage, total=total)
-                bar.update(tasks[stage], completed=done, total=total)
-            return update
+        progress_for = stage_bars(bar)
 
         echo = (lambda msg: bar.console.print(msg, highlight=False)) if not as_json else \
             (lambda msg: click.echo(msg, err=True))

@@ -115,11 +115,12 @@ def retrain_cmd(app, backbone, level, per_species, weights, init_from, loss, gam
     if as_json:
         echo_json(report.to_dict())
         return
-    for s in report.steps:
-        click.echo(f"{s.step:9} {s.status:8} {s.message}")
-    if report.versions:
-        mv = app.catalog.model(report.versions[-1])
-        click.echo(f"new: {', '.join(report.versions)}; metrics {headline(mv['metrics'])}")
+    # each step was printed as it finished (above); end with the result
+    for version in report.versions:
+        m = headline(app.catalog.model(version)["metrics"] or {})
+        click.echo(f"new: {version}: test mAP@0.5 {_fmt(m.get('mAP50'))}, mAP {_fmt(m.get('mAP'))}, "
+                   f"mAR@100 {_fmt(m.get('mAR100'))}, accuracy {_fmt(m.get('accuracy'))} on "
+                   f"{m.get('test_images', '-')} test images ({m.get('epochs', '-')} epochs)")
     click.echo(f"promoted: {report.promoted or 'none'}")
 
 

@@ -9,7 +9,7 @@ from contextlib import ExitStack
 
 import click
 
-from .common import domain_errors, echo_json, json_option, pass_app, progress
+from .common import domain_errors, echo_json, json_option, pass_app, progress, stage_bars
 from .labelstudio import ls_url_option
 
 
@@ -76,8 +76,13 @@ def review(ctx: click.Context, app, model: str | None, port: int, no_launch: boo
     if ctx.invoked_subcommand is not None:
         return
     from ..review import ReviewApp, build_review
+    from ..review.predictions import ensure_predictions
 
     ws = app.ws
+    with ExitStack() as stack:
+        # the compared versions need boxes on the annotated images, not only on the rest
+        bar = stack.enter_context(progress(transient=True)) if not (no_progress or as_json) else None
+        ensure_predictions(ws, app.catalog, model, progress_for=stage_bars(bar))
     if no_launch:
         with ExitStack() as stack:
             summary = build_review(ws, model=model,
