@@ -234,7 +234,9 @@ def run_demo(ws_root: Path, options: DemoOptions, echo: Echo = print,
         echo("[3/8] Label Studio: start the local server, push the tasks")
         port = _free_port(options.ls_port, 8080)
         state, started_ls = ls_server.start(ws, port=port, on_progress=pf("Label Studio start"))
-        client, conn = _client(ws)
+        from .labelstudio.client import connect
+
+        client, conn = connect(ws)
         pushed = _push(ws, catalog, client, conn, pf)
         pid = pushed.project_id
         summary.labelstudio = {"url": state.url, "project_id": pid, "project_url": pushed.project_url,
@@ -280,13 +282,6 @@ def run_demo(ws_root: Path, options: DemoOptions, echo: Echo = print,
             review_app.stop()
         if started_ls or (options.keep_running is False and ls_server.read_state(ws.services_dir)):
             ls_server.stop(ws)
-
-
-def _client(ws):
-    from .labelstudio.client import LabelStudioClient, resolve_connection
-
-    conn = resolve_connection(ws)
-    return LabelStudioClient.from_connection(conn), conn
 
 
 def _push(ws, catalog, client, conn, pf):

@@ -16,10 +16,9 @@ def labelstudio_hooks(ws, ls_url: str | None = None) -> tuple[Hook | None, Hook 
         return None, None
 
     def client():
-        from .labelstudio.client import LabelStudioClient, resolve_connection
+        from .labelstudio.client import connect
 
-        conn = resolve_connection(ws, url=ls_url)
-        return LabelStudioClient.from_connection(conn), conn
+        return connect(ws, url=ls_url)
 
     def pull_hook(ws_, catalog) -> str:
         from .labelstudio.pull import pull

@@ -337,9 +337,15 @@ def _alive(pid: int) -> bool:
     stat = Path(f"/proc/{pid}/stat")
     if stat.exists():
         try:
-            return stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"
+            zombie = stat.read_text().rsplit(")", 1)[1].split()[0] == "Z"
         except (OSError, IndexError):
             return True
+        if zombie:  # it exited between the waitpid above and now: reap it if ours
+            try:
+                os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                pass
+        return not zombie
     return True
 
 
