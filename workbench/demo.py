@@ -331,7 +331,7 @@ def _step_dedup(ws, catalog, summary, echo, pf) -> None:
          f"{len(con)} conflicts ({counts.get('conflict', 0)} images held back for experts)")
 
 
-def _retrain(ws, catalog, summary, echo, pf, minutes: float, init_from: str | None, label: str):
+def _retrain(ws, catalog, echo, minutes: float, init_from: str | None):
     from .detection.retrain import RetrainOptions, headline, retrain
     from .detection.train import TrainConfig
 
@@ -383,7 +383,7 @@ def _round_one(ws, catalog, client, annotators, options, summary, echo, pf, budg
          f"background-only: negatives); wb pull: {res.updated_images} images, {res.boxes} boxes")
     echo("[5/8] wb retrain: train, evaluate on the sticky test split, register, promote")
     minutes = max(0.5, budget_s * 0.45 / 60)
-    version, promoted, metrics = _retrain(ws, catalog, summary, echo, pf, minutes, None, "round 1")
+    version, promoted, metrics = _retrain(ws, catalog, echo, minutes, None)
     summary.rounds.append({"round": 1, "version": version, "promoted": promoted,
                            "annotated": len(catalog.images(annotated=True)),
                            "train_minutes": round(minutes, 2), "metrics": metrics})
@@ -435,8 +435,8 @@ def _round_two(ws, catalog, client, conn, annotators, options, summary, echo, pf
     echo(f"      wb pull: {res.updated_images} images, {res.boxes} boxes")
     promoted = catalog.promoted_model()
     minutes = max(0.5, budget_s * 0.2 / 60)
-    version, now_promoted, metrics = _retrain(ws, catalog, summary, echo, pf, minutes,
-                                              promoted["version"] if promoted else None, "round 2")
+    version, now_promoted, metrics = _retrain(ws, catalog, echo, minutes,
+                                              promoted["version"] if promoted else None)
     summary.rounds.append({"round": 2, "version": version, "promoted": now_promoted,
                            "annotated": len(catalog.images(annotated=True)),
                            "train_minutes": round(minutes, 2), "metrics": metrics})
