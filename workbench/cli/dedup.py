@@ -7,25 +7,13 @@ from pathlib import Path
 
 import click
 
-from .common import console, domain_errors, echo_json, json_option, pass_app, progress
+from .common import console, domain_errors, echo_json, json_option, pass_app, progress, stage_bars
 from .labelstudio import ls_url_option
 
 
 def _progress_for(stack: ExitStack, enabled: bool):
     """A ``progress_for(stage)`` factory drawing one rich bar per stage on stderr."""
-    if not enabled:
-        return None
-    bar = stack.enter_context(progress(transient=True))
-    tasks: dict[str, int] = {}
-
-    def for_stage(stage: str):
-        def update(done: int, total: int) -> None:
-            if stage not in tasks:
-                tasks[stage] = bar.add_task(stage, total=total)
-            bar.update(tasks[stage], completed=done, total=total)
-        return update
-
-    return for_stage
+    return stage_bars(stack.enter_context(progress(transient=True))) if enabled else None
 
 
 def _summary_table(report: dict, paths: dict) -> None:
