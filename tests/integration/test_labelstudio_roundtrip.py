@@ -260,3 +260,59 @@ def test_an_exif_rotated_image_round_trips_in_the_frame_the_annotator_sees(label
     want = (box["x1"], box["y1"], box["x2"], box["y2"])
     assert all(abs(g - e) <= 0.5 for g, e in zip(got.xyxy, want))
     catalog.close()
+
+
+def test_imported_boxes_arrive_drawn_and_a_pull_keeps_them_until_someone_edits(
+    label_studio, tmp_path
+):
+    """Boxes from a COCO import go to Label Studio as the task's annotation (annotators
+    see them instead of drawing over them); pulling them back unchanged keeps the
+    catalog's boxes (their source and finer labels); an edit replaces them."""
+    ws = Workspace.create(tmp_path / "ws", Taxonomy.default())
+    label_studio.attach(ws)
+    catalog = ws.open_catalog()
+    demo = label_studio.images_dir("imported") / "demo"
+    generate_demo_data(demo, seed=3, n_images=24)
+    ingest(ws, catalog, demo / "annotations.json", "coco")
+    images = {im.id: im for im in catalog.images(status="active")}
+    assert images and all(im.annotated for im in images.values())
+    before = {i: _boxes(catalog, i) for i in images}
+    tax = ws.taxonomy
+
+    client, conn = connect(ws)
+    result = push(ws, catalog, client, conn)
+    assert (result.created, result.with_annotations) == (len(images), len(images))
+    tasks = {t.data[IMAGE_ID_FIELD]: t for t in _tasks(label_studio, result.project_id)}
+    assert set(tasks) == set(images)
+    for image_id, task in tasks.items():
+        (ann,) = task.annotations
+        ann = ann if isinstance(ann, dict) else ann.dict()
+        got = sorted(
+            (r["value"]["rectanglelabels"][0], round(r["value"]["x"], 3))
+            for r in ann["result"]
+        )
+        want = sorted(
+            (tax.species_of(b.label), round(b.x1 / images[image_id].width * 100, 3))
+            for b in catalog.boxes_for(image_id)
+        )
+        assert got == want
+        assert "COCO import" in task.data["model_hint"]
+
+    first = pull(ws, catalog, client)
+    assert (first.updated_images, first.unchanged) == (0, len(images))
+    assert {i: _boxes(catalog, i) for i in images} == before  # source "import", fine labels
+    assert any(b[0] != tax.species_of(b[0]) for bs in before.values() for b in bs)
+
+    edited = next(i for i in images if before[i])
+    w, h = images[edited].width, images[edited].height
+    ann = tasks[edited].annotations[0]
+    ann_id = ann["id"] if isinstance(ann, dict) else ann.id
+    label_studio.client.annotations.update(
+        id=ann_id, result=[_rect("tiger", 1, 2, 30, 40, w, h)]
+    )
+    second = pull(ws, catalog, client)
+    assert second.updated_images == 1
+    (b,) = catalog.boxes_for(edited)
+    assert (b.label, b.source, round(b.x2), round(b.y2)) == ("tiger", "labelstudio", 30, 40)
+    assert all(_boxes(catalog, i) == before[i] for i in images if i != edited)
+    catalog.close()

@@ -19,6 +19,7 @@ from workbench.labelstudio.tasks import (
     result_boxes,
     task_score,
 )
+from workbench.labelstudio.pull import same_boxes
 from workbench.taxonomy import Taxonomy
 
 TAX = Taxonomy.default()
@@ -135,6 +136,53 @@ def test_build_task_without_a_model_has_no_prediction(tmp_path):
     task = build_task(image, tmp_path, TAX.classes("species"), "species", TAX)
     assert "predictions" not in task and task["data"]["model_version"] == ""
     assert task["data"]["label"] == "background"
+
+
+def test_build_task_carries_imported_boxes_as_an_annotation_at_the_project_level(tmp_path):
+    image = ImageRecord(
+        id=4,
+        path=str(tmp_path / "voc" / "a.jpg"),
+        width=200,
+        height=100,
+        label="tiger_claw",
+        source_format="voc",
+        annotated=True,
+    )
+    truth = [Box("tiger_claw", 20, 10, 120, 60), Box("not-a-class", 0, 0, 5, 5)]
+    pred = ModelPrediction("v2", [{"label": "tiger", "x1": 0, "y1": 0, "x2": 50, "y2": 50,
+                                   "score": 0.9}])
+    task = build_task(image, tmp_path, TAX.classes("species"), "species", TAX, pred, truth)
+    (a,) = task["annotations"]
+    # the finer label maps to the project's level; a box with no class there is left out
+    assert [r["value"]["rectanglelabels"] for r in a["result"]] == [["tiger"]]
+    assert {k: a["result"][0]["value"][k] for k in ("x", "y", "width", "height")} == {
+        "x": 10.0, "y": 10.0, "width": 50.0, "height": 50.0}
+    assert (a["result"][0]["original_width"], a["result"][0]["original_height"]) == (200, 100)
+    # the boxes come back from Label Studio's percent as the same pixels
+    back = result_boxes(a["result"], 200, 100)
+    assert same_boxes(back, [Box("tiger", 20, 10, 120, 60)])
+    hint = task["data"]["model_hint"]
+    assert "VOC import" in hint and "v2" in hint
+    assert len(task["predictions"]) == 1      # the model's boxes stay a prediction
+
+
+def test_build_task_marks_an_imported_negative_and_leaves_unannotated_images_open(tmp_path):
+    image = ImageRecord(id=5, path=str(tmp_path / "c" / "n.jpg"), width=50, height=50,
+                        label="background", source_format="coco", annotated=True)
+    task = build_task(image, tmp_path, TAX.classes("species"), "species", TAX, None, [])
+    assert task["annotations"] == [{"result": []}]
+    assert "no objects" in task["data"]["model_hint"]
+    plain = build_task(image, tmp_path, TAX.classes("species"), "species", TAX)
+    assert "annotations" not in plain
+
+
+def test_same_boxes_allows_the_percent_round_trip_but_not_a_moved_box():
+    a = [Box("x", 0, 0, 10, 10), Box("y", 20, 20, 30, 30)]
+    assert same_boxes(a, [Box("y", 20.0000001, 20, 30, 30), Box("x", 0, 0, 10.3, 10)])
+    assert not same_boxes(a, [Box("y", 22, 20, 30, 30), Box("x", 0, 0, 10, 10)])
+    assert not same_boxes(a, [Box("x", 0, 0, 10, 10), Box("x", 20, 20, 30, 30)])
+    assert not same_boxes(a, a[:1]) and not same_boxes(a, None)
+    assert same_boxes([], [])
 
 
 def test_boxes_agree_pairs_boxes_by_label_and_overlap():

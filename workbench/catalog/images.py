@@ -71,12 +71,19 @@ class ImagesMixin:
 
     def boxes_by_image(self, image_ids: Iterable[int] | None = None) -> dict[int, list[Box]]:
         out: dict[int, list[Box]] = {}
-        if image_ids is not None:
-            for i in image_ids:
-                out[i] = []
-        for r in self.db.execute("SELECT * FROM boxes ORDER BY image_id, id"):
-            if image_ids is None or r["image_id"] in out:
+        if image_ids is None:
+            for r in self.db.execute("SELECT * FROM boxes ORDER BY image_id, id"):
                 out.setdefault(r["image_id"], []).append(_box(r))
+            return out
+        ids = list(dict.fromkeys(image_ids))
+        for i in ids:
+            out[i] = []
+        for start in range(0, len(ids), 500):   # SQLite's limit on bound parameters
+            chunk = ids[start:start + 500]
+            marks = ",".join("?" * len(chunk))
+            for r in self.db.execute(f"SELECT * FROM boxes WHERE image_id IN ({marks}) "
+                                     "ORDER BY image_id, id", chunk):
+                out[r["image_id"]].append(_box(r))
         return out
 
     # ---- writing ------------------------------------------------------------

@@ -188,7 +188,8 @@ def push_cmd(app, level, batch_size, new_project, limit, ls_url, as_json) -> Non
         click.echo(f"created Label Studio project {result.project_id} (level {result.level})")
     click.echo(
         f"pushed {result.created} new tasks ({result.with_predictions} with boxes of model "
-        f"{result.model_version or '-'}); {result.already} images already had one"
+        f"{result.model_version or '-'}, {result.with_annotations} already annotated); "
+        f"{result.already} images already had one"
     )
     if result.reconciled or result.forgotten:
         click.echo(

@@ -117,7 +117,8 @@ def send_to_front(
         raise WorkbenchError(f"nothing to send to Label Studio ({why})")
 
     level = ws.get("labelstudio", "project_level")
-    pushed = push(ws, catalog, client, conn, level=level, only=order)
+    # sent to be annotated again: into the queue, not in as already annotated
+    pushed = push(ws, catalog, client, conn, level=level, only=order, truth_as_annotations=False)
     pid = pushed.project_id
     tasks = catalog.ls_task_map(pid)
     missing = [i for i in order if i not in tasks]

@@ -17,9 +17,10 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..catalog.labelstudio import LsAnnotation
+from ..catalog.records import Box
 from ..errors import WorkbenchError
 from .client import LabelStudioClient, LabelStudioRequestError
-from .tasks import IMAGE_ID_FIELD, boxes_agree, result_boxes
+from .tasks import IMAGE_ID_FIELD, boxes_agree, result_boxes, to_class
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +98,20 @@ def pull(
     images = {im.id: im for im in catalog.images()}
     stored = catalog.ls_annotations(project_id)
     result = PullResult(project_id=project_id)
+    level = ws.get("labelstudio", "project_level") or ws.get("model", "level", "species")
+    taxonomy = ws.taxonomy
+    classes = taxonomy.classes(level)
+
+    def truth_of(image_id: int) -> list[Box] | None:
+        """The image's boxes at the project's level (None: some have no class there)."""
+        out = []
+        for b in catalog.boxes_for(image_id):
+            label = to_class(b.label, classes, level, taxonomy)
+            if label is None:
+                return None
+            out.append(Box(label=label, x1=b.x1, y1=b.y1, x2=b.x2, y2=b.y2))
+        return out
+
     seen: set[int] = set()
     if on_progress:
         on_progress(0, total)
@@ -124,6 +139,7 @@ def pull(
             anns,
             stored.get(task.id, []),
             result,
+            truth_of,
         )
         if on_progress and done % page_size == 0:
             on_progress(done, total)
@@ -145,6 +161,7 @@ def _apply(
     anns: list[LsAnnotation],
     previous: list[LsAnnotation],
     result: PullResult,
+    truth_of: Callable[[int], list[Box] | None] | None = None,
 ) -> None:
     submitted = [a for a in anns if not a.was_cancelled]
     chosen = (
@@ -183,6 +200,19 @@ def _apply(
         if anns:
             result.unchanged += 1
         return
+    if (
+        boxes is not None
+        and image is not None
+        and image.annotated
+        and truth_of is not None
+        and same_boxes(boxes, truth_of(image.id))
+    ):
+        # The annotation says what the catalog already holds (e.g. boxes from an import,
+        # pushed as an annotation and left as they were): keep the catalog's boxes, with
+        # their source and finer labels, and only record the annotation.
+        catalog.apply_ls_task(project_id, task_id, image_id, anns, None, update_truth=False)
+        result.unchanged += 1
+        return
     had_truth = any(a.chosen for a in previous)
     if chosen is None and not had_truth:
         # nothing to write: only record what was seen (skips, or nothing at all)
@@ -199,6 +229,28 @@ def _apply(
         result.boxes += len(boxes)
         if not boxes:
             result.negatives += 1
+
+
+def same_boxes(a: list[Box], b: list[Box] | None, tolerance: float = 0.5) -> bool:
+    """The same labelled boxes, each corner within ``tolerance`` pixels (the percent
+    round trip through Label Studio; a box an annotator moved is not the same)."""
+    if b is None or len(a) != len(b):
+        return False
+    unused = list(b)
+    for box in a:
+        match = next(
+            (
+                o
+                for o in unused
+                if o.label == box.label
+                and all(abs(p - q) <= tolerance for p, q in zip(box.xyxy, o.xyxy))
+            ),
+            None,
+        )
+        if match is None:
+            return False
+        unused.remove(match)
+    return True
 
 
 def _signature(anns: list[LsAnnotation]) -> list[tuple]:

@@ -37,6 +37,7 @@ class PushResult:
     reconciled: int = 0  # tasks found in Label Studio but not in the catalog
     forgotten: int = 0  # recorded tasks that Label Studio no longer has
     with_predictions: int = 0  # of the created tasks
+    with_annotations: int = 0  # of the created tasks: ground truth already in the catalog
     refreshed: int = 0  # old tasks given the promoted model's prediction
     seconds: float = 0.0
     new_project: bool = False
@@ -152,10 +153,14 @@ def push(
     limit: int | None = None,
     on_progress: Callable[[int, int], None] | None = None,
     only: Collection[int] | None = None,
+    truth_as_annotations: bool = True,
 ) -> PushResult:
     """Import every active image that has no task yet, in batches; record task ids
     per batch in one transaction each. ``only``: consider just these image ids
-    (`wb review send`)."""
+    (`wb review send`). ``truth_as_annotations``: an image that already has ground truth
+    (boxes from an import, or a negative) carries it as the task's annotation, so it is
+    shown drawn and is not in the annotators' queue; False leaves it out (`wb review
+    send`: the image goes back into the queue to be annotated again)."""
     level = level or ws.get("model", "level", "species")
     if level not in LEVELS:
         raise WorkbenchError(f"unknown level '{level}'; choose one of: {', '.join(LEVELS)}")
@@ -210,8 +215,18 @@ def push(
     for start in range(0, len(todo), batch_size):
         batch = todo[start : start + batch_size]
         preds = _predictions(catalog, version, [im.id for im in batch])
+        annotated = [im.id for im in batch if im.annotated] if truth_as_annotations else []
+        truth = catalog.boxes_by_image(annotated)
         tasks = [
-            build_task(im, document_root, classes, level, taxonomy, preds.get(im.id))
+            build_task(
+                im,
+                document_root,
+                classes,
+                level,
+                taxonomy,
+                preds.get(im.id),
+                truth.get(im.id) if im.id in truth else None,
+            )
             for im in batch
         ]
         task_ids = client.import_tasks(project_id, tasks)
@@ -221,6 +236,7 @@ def push(
         )
         result.created += len(batch)
         result.with_predictions += sum(1 for im in batch if im.id in preds)
+        result.with_annotations += sum(1 for im in batch if im.id in truth)
         if on_progress:
             on_progress(result.created, len(todo))
     if version and refresh_predictions:

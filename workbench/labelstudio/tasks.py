@@ -92,6 +92,52 @@ def task_score(boxes: list[dict], uncertainty: float | None) -> float | None:
     return sum(scores) / len(scores) if scores else None
 
 
+def _rect_item(
+    image: ImageRecord, box: dict, item_id: str, classes, level: str, taxonomy, what: str
+) -> dict | None:
+    """One rectangle of a prediction or annotation result, or None when its label has
+    no class at ``level`` or it has no area inside the image."""
+    label = to_class(box.get("label"), classes, level, taxonomy)
+    if label is None:
+        log.warning(
+            "image %s: %s label %r is not a class at level %s; box left out",
+            image.id,
+            what,
+            box.get("label"),
+            level,
+        )
+        return None
+    value = percent_rect(box, image.width, image.height)
+    if value["width"] <= 0 or value["height"] <= 0:
+        return None
+    value["rectanglelabels"] = [label]
+    return {
+        "id": item_id,
+        "from_name": FROM_NAME,
+        "to_name": TO_NAME,
+        "type": "rectanglelabels",
+        "original_width": image.width,
+        "original_height": image.height,
+        "image_rotation": 0,
+        "value": value,
+    }
+
+
+def annotation_for(
+    image: ImageRecord, boxes: list[Box], classes: list[str], level: str, taxonomy: Taxonomy
+) -> dict:
+    """The image's ground truth (boxes from an import, or a negative: no boxes) as a
+    Label Studio annotation, so that annotators see and correct those boxes instead of
+    drawing them again (a submitted annotation replaces all of an image's boxes)."""
+    results = []
+    for i, b in enumerate(boxes):
+        box = {"label": b.label, "x1": b.x1, "y1": b.y1, "x2": b.x2, "y2": b.y2}
+        item = _rect_item(image, box, f"wb{image.id}t{i}", classes, level, taxonomy, "annotated")
+        if item is not None:
+            results.append(item)
+    return {"result": results}
+
+
 def prediction_for(
     image: ImageRecord, pred: ModelPrediction, classes: list[str], level: str, taxonomy: Taxonomy
 ) -> dict:
@@ -100,29 +146,9 @@ def prediction_for(
     for i, box in enumerate(pred.boxes):
         if box.get("score") is not None and float(box["score"]) < DISPLAY_MIN_SCORE:
             continue
-        label = to_class(box.get("label"), classes, level, taxonomy)
-        if label is None:
-            log.warning(
-                "image %s: predicted label %r is not a class at level %s; box left out",
-                image.id,
-                box.get("label"),
-                level,
-            )
+        item = _rect_item(image, box, f"wb{image.id}p{i}", classes, level, taxonomy, "predicted")
+        if item is None:
             continue
-        value = percent_rect(box, image.width, image.height)
-        if value["width"] <= 0 or value["height"] <= 0:
-            continue
-        value["rectanglelabels"] = [label]
-        item = {
-            "id": f"wb{image.id}p{i}",
-            "from_name": FROM_NAME,
-            "to_name": TO_NAME,
-            "type": "rectanglelabels",
-            "original_width": image.width,
-            "original_height": image.height,
-            "image_rotation": 0,
-            "value": value,
-        }
         if box.get("score") is not None:
             item["score"] = float(box["score"])
         results.append(item)
@@ -133,6 +159,19 @@ def prediction_for(
     return out
 
 
+def truth_hint(image: ImageRecord, truth: list[Box]) -> str:
+    """The header of a task that arrives already annotated."""
+    if truth and all(b.source == "labelstudio" for b in truth):
+        origin = "in Label Studio"
+    elif image.source_format and image.source_format != "folders":
+        origin = f"in the {image.source_format.upper()} import"
+    else:
+        origin = "earlier"
+    if not truth:
+        return f"Annotated {origin} as having no objects: add boxes if that is wrong"
+    return f"Boxes annotated {origin}: check them, correct and press Update if wrong"
+
+
 def build_task(
     image: ImageRecord,
     document_root: Path,
@@ -140,9 +179,12 @@ def build_task(
     level: str,
     taxonomy: Taxonomy,
     pred: ModelPrediction | None = None,
+    truth: list[Box] | None = None,
 ) -> dict:
     """One task: the image URL, the image-level label as a hint, the model version,
-    the catalog id, and the model's boxes as a prediction when there is one."""
+    the catalog id, the model's boxes as a prediction when there is one, and the
+    image's ground truth as an annotation when it has one (``truth``: its boxes,
+    ``[]`` for a negative)."""
     if not image.width or not image.height:
         raise WorkbenchError(
             f"image {image.id} ({image.path}) has no size in the catalog; " "re-ingest it"
@@ -159,9 +201,15 @@ def build_task(
             f"Boxes pre-drawn by model {version}" if version else "No model boxes yet: draw them"
         ),
     }
+    if truth is not None:
+        data["model_hint"] = truth_hint(image, truth) + (
+            f"; model {version}'s boxes are under Predictions" if version else ""
+        )
     task: dict = {"data": data}
     if pred is not None:
         task["predictions"] = [prediction_for(image, pred, classes, level, taxonomy)]
+    if truth is not None:
+        task["annotations"] = [annotation_for(image, truth, classes, level, taxonomy)]
     return task
 
 
