@@ -1,0 +1,114 @@
+"""What an annotator sees: Label Studio's own labelling page, rendered in headless Chromium.
+
+Logs in through Label Studio's login form (a real session, as a person would), opens a
+task that `wb push` created, and checks the page shows what the task promised: the
+hint headers, and the boxes drawn (imported ground truth as the annotation, the
+model's boxes as a prediction). Screenshots go to ``test-artifacts/``.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from cdp import CHROMIUM, Browser
+from labelstudio_data import add_promoted_model
+
+from workbench.demo_data import generate_demo_data
+from workbench.ingest import ingest
+from workbench.labelstudio import connect, push
+from workbench.labelstudio import server as ls_server
+from workbench.labelstudio.tasks import IMAGE_ID_FIELD
+from workbench.taxonomy import Taxonomy
+from workbench.workspace import Workspace
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.integration,
+    pytest.mark.timeout(600),
+    pytest.mark.skipif(CHROMIUM is None, reason="Debian chromium is not installed "
+                       "(apt-get install -y chromium)"),
+]
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+
+# the labelling page's regions, read from Label Studio's own state: one entry per
+# region, as the outliner lists them (label, and whether it is a prediction)
+REGIONS_JS = """(() => {
+  const ls = window.Htx || window.LabelStudio?.instances?.values?.().next?.().value;
+  const store = ls?.annotationStore || window.Htx?.annotationStore;
+  const a = store?.selected;
+  if (!a || !a.regionStore) return null;
+  return {
+    kind: a.type,
+    regions: a.regionStore.regions.map(r => ({
+      labels: (r.labeling?.selectedLabels || r.labels?.selectedLabels || [])
+                .map(l => l.value),
+      x: r.x, y: r.y, w: r.width, h: r.height})),
+    annotations: store.annotations.length,
+    predictions: store.predictions.length,
+  };
+})()"""
+
+
+# the labelling canvas's photo once loaded: its natural size. Label Studio fetches the
+# local-files URL and shows it as a blob: URL; the Data Manager's thumbnails (drawn far
+# smaller than they are) do not count.
+IMAGE_JS = """(() => {
+  const img = [...document.images].find(i => i.complete && i.naturalWidth > 0
+      && i.getBoundingClientRect().width > 300);
+  return img ? [img.naturalWidth, img.naturalHeight] : null;
+})()"""
+
+
+def _login(page: Browser, url: str, username: str, password: str) -> None:
+    page.goto(f"{url}/user/login/")
+    page.wait_for("!!document.querySelector('input[name=email]')", timeout=60)
+    page.evaluate(f"""(() => {{
+        const f = document.querySelector('input[name=email]').form;
+        f.querySelector('input[name=email]').value = {json.dumps(username)};
+        f.querySelector('input[name=password]').value = {json.dumps(password)};
+        f.submit(); return true; }})()""")
+    page.wait_for("!location.pathname.startsWith('/user/login')", timeout=60)
+
+
+def test_an_imported_image_opens_with_its_boxes_drawn_and_the_hints_shown(label_studio,
+                                                                          tmp_path):
+    ws = Workspace.create(tmp_path / "ws", Taxonomy.default())
+    label_studio.attach(ws)
+    catalog = ws.open_catalog()
+    demo = label_studio.images_dir("pages") / "demo"
+    generate_demo_data(demo, seed=5, n_images=24)
+    ingest(ws, catalog, demo / "annotations.json", "coco")
+    images = {im.id: im for im in catalog.images(status="active")}
+    boxed = max(images, key=lambda i: len(catalog.boxes_for(i)))
+    truth = catalog.boxes_for(boxed)
+    assert truth
+    add_promoted_model(catalog, [boxed])
+    client, conn = connect(ws)
+    pid = push(ws, catalog, client, conn).project_id
+    task = next(t for t in label_studio.client.tasks.list(project=pid, fields="all")
+                if t.data[IMAGE_ID_FIELD] == boxed)
+    creds = json.loads((label_studio.workspace.services_dir / ls_server.AUTH_NAME).read_text())
+
+    with Browser(tmp_path) as page:
+        _login(page, label_studio.url, creds["username"], creds["password"])
+        page.goto(f"{label_studio.url}/projects/{pid}/data?task={task.id}")
+        try:
+            page.wait_for("document.body.innerText.includes('COCO import')", timeout=120)
+            state = page.wait_for(REGIONS_JS, timeout=60)
+            # the photo itself, served by Label Studio's local-files storage, is on screen
+            shown = page.wait_for(IMAGE_JS, timeout=60)
+        finally:
+            page.screenshot(ARTIFACTS / "labelstudio-imported-task.png")
+        text = page.text()
+
+    assert task.data["label_hint"] in text and "Boxes annotated in the COCO import" in text
+    assert "model v-test-1's boxes are under Predictions" in text
+    assert shown == [images[boxed].width, images[boxed].height]
+    assert state["kind"] == "annotation" and state["predictions"] == 1
+    tax = ws.taxonomy
+    got = sorted((r["labels"][0], round(r["x"], 2)) for r in state["regions"])
+    want = sorted((tax.species_of(b.label), round(b.x1 / images[boxed].width * 100, 2))
+                  for b in truth)
+    assert got == want
+    catalog.close()
