@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from workbench.cli import cli
-from workbench.labelstudio.review_project import BLANK_IMAGE, DISTINCT_CHOICE, VERDICT
+from workbench.labelstudio.review_project import DISTINCT_CHOICE, VERDICT, blank_image
 from workbench.labelstudio.server import free_port
 from workbench.taxonomy import Taxonomy
 from workbench.workspace import Workspace
@@ -96,7 +96,7 @@ def test_conflicts_are_reviewed_in_label_studio_and_stay_settled(label_studio, t
             ivory_task = t
         if "tiger_claw" in captions:
             claw_task = t
-        assert t.data["image_2"] == BLANK_IMAGE and t.data["caption_2"] == ""
+        assert t.data["image_2"] == blank_image(2) and t.data["caption_2"] == ""
         # the images really are served to this project (local-files storage connected)
         for i in range(2):
             url = label_studio.url + t.data[f"image_{i}"]

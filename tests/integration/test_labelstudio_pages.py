@@ -112,3 +112,79 @@ def test_an_imported_image_opens_with_its_boxes_drawn_and_the_hints_shown(label_
                   for b in truth)
     assert got == want
     catalog.close()
+
+
+# every photo drawn at a useful size on the page: [natural width, top, left, width]
+PHOTOS_JS = """(() => [...document.images]
+  .filter(i => i.complete && i.naturalWidth > 0 && i.getBoundingClientRect().width > 120)
+  .map(i => { const r = i.getBoundingClientRect();
+              return [i.naturalWidth, Math.round(r.top), Math.round(r.left),
+                      Math.round(r.width)]; }))()"""
+
+
+QUESTION_TOP_JS = """(() => {
+  const el = [...document.querySelectorAll('h1,h2,h3,h4,h5,h6')]
+      .find(e => e.innerText.includes('Which label is right'));
+  return el ? el.getBoundingClientRect().top : null; })()"""
+
+
+def _click_text(page: Browser, selector: str, text: str) -> None:
+    """Click the element matching ``selector`` that holds the text ``text`` (a choice's
+    label also shows its hotkey, so match a text node, not the whole text)."""
+    clicked = page.evaluate(f"""(() => {{
+        const has = n => [...n.childNodes].some(c => c.nodeType === 3
+            && c.textContent.trim() === {json.dumps(text)});
+        const el = [...document.querySelectorAll({json.dumps(selector)})]
+            .find(e => has(e) || [...e.querySelectorAll('*')].some(has));
+        if (!el) return false;
+        el.click(); return true; }})()""")
+    assert clicked, f"no {selector} reading {text!r} on the page: {page.text()[:1500]}"
+
+
+def test_an_expert_settles_a_conflict_in_the_review_page_and_dedup_takes_it(label_studio,
+                                                                             tmp_path):
+    """The dedup review page shows the conflicting copies side by side with their
+    captions and the question; the expert's click and Submit settle the group."""
+    from test_dedup_review import _ingest_and_dedup, plant_conflicts, wb
+
+    from workbench.labelstudio.review_project import DISTINCT_CHOICE
+
+    ws = Workspace.create(tmp_path / "ws", Taxonomy.default())
+    label_studio.attach(ws)
+    plant_conflicts(label_studio.images_dir("pages-dedup"))
+    _ingest_and_dedup(ws, label_studio.files_root / "pages-dedup")
+    r = wb(ws, "dedup", "review", "--json")
+    assert r.exit_code == 0, r.output
+    pid = json.loads(r.stdout)["project_id"]
+    task = next(t for t in label_studio.client.tasks.list(project=pid, fields="all")
+                if "elephant_ivory" in t.data["caption_0"] + t.data["caption_1"])
+    creds = json.loads((label_studio.workspace.services_dir / ls_server.AUTH_NAME).read_text())
+
+    with Browser(tmp_path) as page:
+        _login(page, label_studio.url, creds["username"], creds["password"])
+        page.goto(f"{label_studio.url}/projects/{pid}/data?task={task.id}")
+        try:
+            page.wait_for("document.body.innerText.includes('Which label is right')",
+                          timeout=120)
+            photos = page.wait_for(f"(() => {{ const p = {PHOTOS_JS}.filter(i => i[0] > 1); "
+                                   "return p.length >= 2 ? p : null; })()", timeout=60)
+        finally:
+            page.screenshot(ARTIFACTS / "labelstudio-dedup-review.png")
+        text = page.text()
+        assert task.data["caption_0"] in text and task.data["caption_1"] in text
+        assert "non_wildlife" in text and DISTINCT_CHOICE in text
+        # the two copies, full size, next to each other (same row, different columns)
+        # (the unused slots hold a 1x1 blank each)
+        (w0, top0, left0, _), (w1, top1, left1, _) = sorted(photos, key=lambda p: p[2])
+        assert (w0, w1) == (96, 96) and abs(top0 - top1) < 5 and left1 > left0 + 100
+        # the question and its answers come before the photos: on screen without scrolling
+        assert page.evaluate(QUESTION_TOP_JS) < top0
+
+        _click_text(page, "label", "non_wildlife")
+        _click_text(page, "button", "Submit")
+        page.wait_for("document.body.innerText.includes('Update')", timeout=60)
+
+    r = wb(ws, "dedup", "review", "--pull")
+    assert r.exit_code == 0, r.output
+    assert "settled as label 'non_wildlife' by" in r.output
+    assert "1 group(s) settled now, 0 unchanged, 1 waiting" in r.output

@@ -12,12 +12,12 @@ from click.testing import CliRunner
 from workbench.cli import cli
 from workbench.dedup.review import decide
 from workbench.labelstudio.review_project import (
-    BLANK_IMAGE,
     DISTINCT_CHOICE,
     MAX_IMAGES,
     ReviewAnswer,
     ReviewGroup,
     ReviewImage,
+    blank_image,
     review_config,
     review_task,
 )
@@ -45,7 +45,7 @@ def test_task_fills_shown_images_and_blanks_the_rest(tmp_path):
     data = review_task(ReviewGroup(3, "k", imgs), root)["data"]
     assert data["image_0"] == "/data/local-files/?d=photos/tiger_claw/7%20a.jpg"
     assert "tiger_claw" in data["caption_0"] and "96x64" in data["caption_0"]
-    assert data["image_1"].endswith("9%20a.jpg") and data["image_2"] == BLANK_IMAGE
+    assert data["image_1"].endswith("9%20a.jpg") and data["image_2"] == blank_image(2)
     assert (data["wb_group_id"], data["wb_group_key"], data["wb_image_ids"]) == (3, "k", [7, 9])
 
 

@@ -9,7 +9,7 @@ interrupted after Label Studio accepted it) are matched back by that key first.
 The config has a fixed number of image slots (``MAX_IMAGES``): Label Studio refuses
 tasks that lack a data field the config names, and refuses config changes that name
 fields old tasks lack, so the slot count cannot follow the largest group. Unused
-slots show a blank pixel; a larger group shows its first ``MAX_IMAGES`` images and
+slots show a blank pixel (a different one each: see ``blank_image``); a larger group shows its first ``MAX_IMAGES`` images and
 lists every image in the summary text.
 """
 
@@ -35,8 +35,20 @@ DISTINCT_CHOICE = "These are different images"
 GROUP_KEY_FIELD = "wb_group_key"  # task data: the reconciliation key
 GROUP_ID_FIELD = "wb_group_id"
 SETTING = "review_project_id"  # [labelstudio] review_project_id in workbench.toml
-# a transparent 1x1 GIF for the unused image slots
-BLANK_IMAGE = "data:image/gif;base64,R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7"
+
+
+def blank_image(slot: int) -> str:
+    """A transparent 1x1 PNG for an unused image slot, different for each slot: Label
+    Studio's page loads each URL once, and slots sharing one URL showed "There was an
+    issue loading URL" boxes (seen in headless Chromium, 1.23.2)."""
+    import base64
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGBA", (1, 1), (255, 255, 255 - slot % 256, 0)).save(buf, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
 @dataclass
@@ -105,15 +117,16 @@ def review_config(labels: list[str], max_images: int = MAX_IMAGES) -> str:
         "<View>\n"
         '  <Header value="$title" size="4"/>\n'
         '  <Text name="summary" value="$summary"/>\n'
-        '  <View style="display: flex; flex-wrap: wrap; gap: 12px; align-items: flex-start;">\n'
-        f"{slots}\n"
-        "  </View>\n"
+        # the question above the photos: on screen without scrolling (seen in Chromium)
         '  <Header value="Which label is right for these images?" size="5"/>\n'
         f'  <Choices name="{VERDICT}" toName="image_0" choice="single-radio" required="true" '
         'showInline="true">\n'
         f"{choices}\n"
         f"    <Choice value={quoteattr(DISTINCT_CHOICE)}/>\n"
         "  </Choices>\n"
+        '  <View style="display: flex; flex-wrap: wrap; gap: 12px; align-items: flex-start;">\n'
+        f"{slots}\n"
+        "  </View>\n"
         "</View>\n"
     )
 
@@ -147,7 +160,7 @@ def review_task(group: ReviewGroup, document_root: Path, max_images: int = MAX_I
             data[f"image_{i}"] = image_url(im.path, document_root)
             data[f"caption_{i}"] = f"image {i + 1}: {im.label or '(no label)'}{size} - {im.path}"
         else:
-            data[f"image_{i}"] = BLANK_IMAGE
+            data[f"image_{i}"] = blank_image(i)
             data[f"caption_{i}"] = ""
     return {"data": data}
 
@@ -305,7 +318,7 @@ def _verdict(result: list[dict]) -> str | None:
 
 
 __all__ = [
-    "BLANK_IMAGE",
+    "blank_image",
     "DISTINCT_CHOICE",
     "MAX_IMAGES",
     "ReviewAnswer",
