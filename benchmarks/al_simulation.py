@@ -346,11 +346,21 @@ def summarise(runs: list[dict]) -> dict:
     if "random" in curves:
         target = curves["random"]["mean"][-1]
         base = labels_to_reach(curves["random"]["labels"], curves["random"]["mean"], target)
+        # Paired by seed (every strategy starts from the same seed set for a seed): the
+        # mean mAP@0.5 over the rounds after the seed round (the area under the learning
+        # curve), and in how many seeds it beats random's.
+        area = {s: {r["seed"]: float(np.mean([c["mAP50"] for c in r["curve"][1:n]] or [0.0]))
+                    for r in rs} for s, rs in by.items()}
         for s, c in curves.items():
             need = labels_to_reach(c["labels"], c["mean"], target)
+            paired = [seed for seed in area[s] if seed in area["random"]]
             table[s] = {"target_mAP50": target, "labels_needed": need,
                         "ratio_to_random": (need / base) if need is not None and base else None,
-                        "final_mAP50": c["mean"][-1]}
+                        "final_mAP50": c["mean"][-1],
+                        "area_per_seed": [area[s][seed] for seed in sorted(area[s])],
+                        "beats_random": sum(area[s][seed] > area["random"][seed]
+                                            for seed in paired),
+                        "paired_seeds": len(paired)}
     return {"curves": curves, "table": table}
 
 
@@ -376,12 +386,15 @@ def plot(summary: dict, path: Path, title: str) -> None:
 
 def table_markdown(summary: dict) -> str:
     rows = ["| strategy | final mAP@0.5 (mean) | labels to reach random's final "
-            "| ratio to random |",
-            "| --- | --- | --- | --- |"]
+            "| ratio to random | mean mAP@0.5 over rounds, per seed | beats random (paired seeds) |",
+            "| --- | --- | --- | --- | --- | --- |"]
     for s, t in summary["table"].items():
         need = "not reached" if t["labels_needed"] is None else f"{t['labels_needed']:.1f}"
         ratio = "n/a" if t["ratio_to_random"] is None else f"{t['ratio_to_random']:.2f}"
-        rows.append(f"| {s} | {t['final_mAP50']:.3f} | {need} | {ratio} |")
+        area = " / ".join(f"{a:.3f}" for a in t.get("area_per_seed", []))
+        wins = (f"{t['beats_random']} of {t['paired_seeds']}" if s != "random"
+                and "beats_random" in t else "-")
+        rows.append(f"| {s} | {t['final_mAP50']:.3f} | {need} | {ratio} | {area} | {wins} |")
     return "\n".join(rows)
 
 
@@ -396,6 +409,8 @@ def replot(results: Path, out: Path, title: str | None = None) -> dict:
         (out / "results-partial.json").write_text(json.dumps({**data, "runs": runs}, indent=1))
     else:
         data = json.loads(results.read_text())
+        if data.get("runs"):            # summarised again: older files lack newer columns
+            data.update(summarise(data["runs"]))
     summary = {"curves": data["curves"], "table": data["table"]}
     out.mkdir(parents=True, exist_ok=True)
     plot(summary, out / "curves.png", title or data["setup"].get("title", data["setup"]["dataset"]))
