@@ -114,12 +114,12 @@ def test_an_imported_image_opens_with_its_boxes_drawn_and_the_hints_shown(label_
     catalog.close()
 
 
-# every photo drawn at a useful size on the page: [natural width, top, left, width]
+# every photo drawn at a useful size on the page: [natural width, top, left, height]
 PHOTOS_JS = """(() => [...document.images]
   .filter(i => i.complete && i.naturalWidth > 0 && i.getBoundingClientRect().width > 120)
   .map(i => { const r = i.getBoundingClientRect();
               return [i.naturalWidth, Math.round(r.top), Math.round(r.left),
-                      Math.round(r.width)]; }))()"""
+                      Math.round(r.height)]; }))()"""
 
 
 QUESTION_TOP_JS = """(() => {
@@ -175,10 +175,12 @@ def test_an_expert_settles_a_conflict_in_the_review_page_and_dedup_takes_it(labe
         assert "non_wildlife" in text and DISTINCT_CHOICE in text
         # the two copies, full size, next to each other (same row, different columns)
         # (the unused slots hold a 1x1 blank each)
-        (w0, top0, left0, _), (w1, top1, left1, _) = sorted(photos, key=lambda p: p[2])
-        assert (w0, w1) == (96, 96) and abs(top0 - top1) < 5 and left1 > left0 + 100
+        # (captions of different lengths wrap differently: same row = overlapping heights)
+        (w0, top0, left0, h0), (w1, top1, left1, h1) = sorted(photos, key=lambda p: p[2])
+        assert (w0, w1) == (96, 96) and left1 > left0 + 100
+        assert top1 < top0 + h0 and top0 < top1 + h1
         # the question and its answers come before the photos: on screen without scrolling
-        assert page.evaluate(QUESTION_TOP_JS) < top0
+        assert page.evaluate(QUESTION_TOP_JS) < min(top0, top1)
 
         _click_text(page, "label", "non_wildlife")
         _click_text(page, "button", "Submit")
