@@ -18,12 +18,17 @@ Data sets:
 
 Outputs in ``--out``: ``results.json`` (every curve), ``curves.png`` (mean and min/max
 over seeds per strategy), ``table.md`` (labels needed to reach random's final mAP@0.5,
-as a ratio to random). Reduced CPU check (2 cores, minutes)::
+as a ratio to random, and the paired per-seed comparison). The full CPU runs in
+docs/prioritize.md (2 cores, 40-50 min each)::
 
-    .venv/bin/python benchmarks/al_simulation.py --device cpu --dataset demo --n-images 120 \\
-        --image-size 160 --seeds 3 --rounds 2 --seed-labels 12 --batch 12 --iters-per-round 20
+    .venv/bin/python benchmarks/al_simulation.py --device cpu --dataset demo --n-images 400 \\
+        --image-size 224 --rois 32 --seeds 3 --rounds 5 --seed-labels 20 --batch 20 \\
+        --iters-per-round 200 --threads 1 --jobs 2 --out al-demo
+    .venv/bin/python benchmarks/al_simulation.py --device cpu --dataset kangaroo --image-size 160 \\
+        --rois 32 --seeds 3 --rounds 5 --seed-labels 20 --batch 10 --iters-per-round 200 \\
+        --threads 1 --jobs 2 --out al-kangaroo
 
-A run that means something (a GPU)::
+On a GPU::
 
     python benchmarks/al_simulation.py --device cuda --dataset demo --seeds 3 --rounds 6 \\
         --batch 20 --iters-per-round 300 --jobs 3
