@@ -310,9 +310,17 @@ def test_imported_boxes_arrive_drawn_and_a_pull_keeps_them_until_someone_edits(
     label_studio.client.annotations.update(
         id=ann_id, result=[_rect("tiger", 1, 2, 30, 40, w, h)]
     )
+    # deleting an untouched imported annotation takes nothing away (a negative included)
+    negative = next((i for i in images if not before[i]), None)
+    kept = [i for i in images if i != edited and before[i]][0]
+    removed = [kept] + ([negative] if negative is not None else [])
+    for image_id in removed:
+        ann = tasks[image_id].annotations[0]
+        label_studio.client.annotations.delete(id=ann["id"] if isinstance(ann, dict) else ann.id)
     second = pull(ws, catalog, client)
-    assert second.updated_images == 1
+    assert (second.updated_images, second.cleared) == (1, 0)
     (b,) = catalog.boxes_for(edited)
     assert (b.label, b.source, round(b.x2), round(b.y2)) == ("tiger", "labelstudio", 30, 40)
     assert all(_boxes(catalog, i) == before[i] for i in images if i != edited)
+    assert all(catalog.get_image(i).annotated for i in removed)
     catalog.close()

@@ -200,6 +200,7 @@ def _apply(
         if anns:
             result.unchanged += 1
         return
+    had_truth = any(a.chosen for a in previous)
     if (
         boxes is not None
         and image is not None
@@ -209,11 +210,15 @@ def _apply(
     ):
         # The annotation says what the catalog already holds (e.g. boxes from an import,
         # pushed as an annotation and left as they were): keep the catalog's boxes, with
-        # their source and finer labels, and only record the annotation.
+        # their source and finer labels, and only record the annotation. When that truth
+        # did not come from this project, no annotation is marked as its source, so that
+        # deleting the annotation in Label Studio takes nothing away either.
+        if not had_truth:
+            for a in anns:
+                a.chosen = False
         catalog.apply_ls_task(project_id, task_id, image_id, anns, None, update_truth=False)
         result.unchanged += 1
         return
-    had_truth = any(a.chosen for a in previous)
     if chosen is None and not had_truth:
         # nothing to write: only record what was seen (skips, or nothing at all)
         catalog.apply_ls_task(project_id, task_id, image_id, anns, None, update_truth=False)
