@@ -102,3 +102,21 @@ def add_promoted_model(catalog, image_ids: list[int], uncertain: set[int] = froz
                     (image_id, MODEL_VERSION, 0.75, ts),
                 )
     return boxes_by_image
+
+
+def imported_workspace(label_studio, root: Path, name: str, seed: int):
+    """A workspace attached to the test server with 24 demo images ingested from their
+    COCO file (every image arrives with its boxes or as a negative). Returns
+    (workspace, open catalog, {image id: record} of the active images)."""
+    from workbench.demo_data import generate_demo_data
+    from workbench.ingest import ingest
+    from workbench.taxonomy import Taxonomy
+    from workbench.workspace import Workspace
+
+    ws = Workspace.create(root / "ws", Taxonomy.default())
+    label_studio.attach(ws)
+    catalog = ws.open_catalog()
+    demo = label_studio.images_dir(name) / "demo"
+    generate_demo_data(demo, seed=seed, n_images=24)
+    ingest(ws, catalog, demo / "annotations.json", "coco")
+    return ws, catalog, {im.id: im for im in catalog.images(status="active")}

@@ -12,10 +12,8 @@ from pathlib import Path
 
 import pytest
 from cdp import CHROMIUM, Browser
-from labelstudio_data import add_promoted_model
+from labelstudio_data import add_promoted_model, imported_workspace
 
-from workbench.demo_data import generate_demo_data
-from workbench.ingest import ingest
 from workbench.labelstudio import connect, push
 from workbench.labelstudio import server as ls_server
 from workbench.labelstudio.tasks import IMAGE_ID_FIELD
@@ -73,13 +71,7 @@ def _login(page: Browser, url: str, username: str, password: str) -> None:
 
 def test_an_imported_image_opens_with_its_boxes_drawn_and_the_hints_shown(label_studio,
                                                                           tmp_path):
-    ws = Workspace.create(tmp_path / "ws", Taxonomy.default())
-    label_studio.attach(ws)
-    catalog = ws.open_catalog()
-    demo = label_studio.images_dir("pages") / "demo"
-    generate_demo_data(demo, seed=5, n_images=24)
-    ingest(ws, catalog, demo / "annotations.json", "coco")
-    images = {im.id: im for im in catalog.images(status="active")}
+    ws, catalog, images = imported_workspace(label_studio, tmp_path, "pages", seed=5)
     boxed = max(images, key=lambda i: len(catalog.boxes_for(i)))
     truth = catalog.boxes_for(boxed)
     assert truth

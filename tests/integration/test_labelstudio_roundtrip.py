@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from labelstudio_data import MODEL_VERSION, add_images, add_promoted_model, draw_images
+from labelstudio_data import (
+    MODEL_VERSION,
+    add_images,
+    add_promoted_model,
+    draw_images,
+    imported_workspace,
+)
 
 from workbench.demo_data import generate_demo_data
 from workbench.ingest import ingest
@@ -268,13 +274,7 @@ def test_imported_boxes_arrive_drawn_and_a_pull_keeps_them_until_someone_edits(
     """Boxes from a COCO import go to Label Studio as the task's annotation (annotators
     see them instead of drawing over them); pulling them back unchanged keeps the
     catalog's boxes (their source and finer labels); an edit replaces them."""
-    ws = Workspace.create(tmp_path / "ws", Taxonomy.default())
-    label_studio.attach(ws)
-    catalog = ws.open_catalog()
-    demo = label_studio.images_dir("imported") / "demo"
-    generate_demo_data(demo, seed=3, n_images=24)
-    ingest(ws, catalog, demo / "annotations.json", "coco")
-    images = {im.id: im for im in catalog.images(status="active")}
+    ws, catalog, images = imported_workspace(label_studio, tmp_path, "imported", seed=3)
     assert images and all(im.annotated for im in images.values())
     before = {i: _boxes(catalog, i) for i in images}
     tax = ws.taxonomy

@@ -95,30 +95,32 @@ class WorkerProcess:
             self._log.close()
 
 
+def run_worker(ws, command: str, event: str, on_progress: ProgressFn | None = None,
+               **options) -> dict:
+    """Run one worker command to its end and return its ``event``; the worker is
+    stopped whatever happens (``options``: ``WorkerProcess``'s)."""
+    worker = WorkerProcess(ws, command, **options)
+    try:
+        result = worker.until(event, on_progress)
+        worker.wait()
+        return result
+    finally:
+        worker.stop()
+
+
 def build_review(ws, model: str | None = None, on_progress: ProgressFn | None = None,
                  verbose: int = 0) -> dict:
     """Build or update the review dataset, its evaluations and saved views.
 
     Returns ``{"dataset", "samples", "views", "evaluations", ...}`` (see
     ``build.build_review_dataset``)."""
-    worker = WorkerProcess(ws, "build", model=model, verbose=verbose)
-    try:
-        summary = worker.until("built", on_progress)["summary"]
-        worker.wait()
-        return summary
-    finally:
-        worker.stop()
+    return run_worker(ws, "build", "built", on_progress, model=model,
+                      verbose=verbose)["summary"]
 
 
 def describe_review(ws) -> dict:
     """What the review dataset holds, per sample and per saved view."""
-    worker = WorkerProcess(ws, "describe")
-    try:
-        described = worker.until("described")
-        worker.wait()
-        return described
-    finally:
-        worker.stop()
+    return run_worker(ws, "describe", "described")
 
 
 class ReviewApp:

@@ -62,17 +62,11 @@ def select_samples(ws, view: str | None = None, tag: str | None = None) -> dict:
 
 def select_review(ws, view: str | None = None, tag: str | None = None, verbose: int = 0) -> dict:
     """``select_samples`` in a FiftyOne worker process (see ``worker.py``)."""
-    from .runner import WorkerProcess
+    from .runner import run_worker
 
     args = []
     if view is not None:
         args += ["--view", view]
     if tag is not None:
         args += ["--tag", tag]
-    worker = WorkerProcess(ws, "select", verbose=verbose, args=args)
-    try:
-        selected = worker.until("selected")
-        worker.wait()
-        return selected
-    finally:
-        worker.stop()
+    return run_worker(ws, "select", "selected", verbose=verbose, args=args)
