@@ -17,9 +17,9 @@ from workbench.labelstudio.tasks import (
     image_url,
     percent_rect,
     result_boxes,
+    same_boxes,
     task_score,
 )
-from workbench.labelstudio.pull import same_boxes
 from workbench.taxonomy import Taxonomy
 
 TAX = Taxonomy.default()

@@ -20,7 +20,7 @@ from ..catalog.labelstudio import LsAnnotation
 from ..catalog.records import Box
 from ..errors import WorkbenchError
 from .client import LabelStudioClient, LabelStudioRequestError
-from .tasks import IMAGE_ID_FIELD, boxes_agree, result_boxes, to_class
+from .tasks import IMAGE_ID_FIELD, boxes_agree, result_boxes, same_boxes, to_class
 
 log = logging.getLogger(__name__)
 
@@ -234,28 +234,6 @@ def _apply(
         result.boxes += len(boxes)
         if not boxes:
             result.negatives += 1
-
-
-def same_boxes(a: list[Box], b: list[Box] | None, tolerance: float = 0.5) -> bool:
-    """The same labelled boxes, each corner within ``tolerance`` pixels (the percent
-    round trip through Label Studio; a box an annotator moved is not the same)."""
-    if b is None or len(a) != len(b):
-        return False
-    unused = list(b)
-    for box in a:
-        match = next(
-            (
-                o
-                for o in unused
-                if o.label == box.label
-                and all(abs(p - q) <= tolerance for p, q in zip(box.xyxy, o.xyxy))
-            ),
-            None,
-        )
-        if match is None:
-            return False
-        unused.remove(match)
-    return True
 
 
 def _signature(anns: list[LsAnnotation]) -> list[tuple]:

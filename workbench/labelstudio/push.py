@@ -225,7 +225,7 @@ def push(
                 level,
                 taxonomy,
                 preds.get(im.id),
-                truth.get(im.id) if im.id in truth else None,
+                truth.get(im.id),
             )
             for im in batch
         ]

@@ -9,8 +9,8 @@ interrupted after Label Studio accepted it) are matched back by that key first.
 The config has a fixed number of image slots (``MAX_IMAGES``): Label Studio refuses
 tasks that lack a data field the config names, and refuses config changes that name
 fields old tasks lack, so the slot count cannot follow the largest group. Unused
-slots show a blank pixel (a different one each: see ``blank_image``); a larger group shows its first ``MAX_IMAGES`` images and
-lists every image in the summary text.
+slots show a blank pixel (a different one each: see ``blank_image``); a larger group
+shows its first ``MAX_IMAGES`` images and lists every image in the summary text.
 """
 
 from __future__ import annotations

@@ -247,17 +247,37 @@ def result_boxes(result: list[dict], width: int | None, height: int | None) -> l
 
 def boxes_agree(a: list[Box], b: list[Box], iou_threshold: float = 0.5) -> bool:
     """Same number of boxes, and each pairs with one of the same label at IoU >= threshold."""
+
+    def overlap(x: Box, y: Box) -> float | None:
+        iou = _iou(x, y)
+        return iou if iou >= iou_threshold else None
+
+    return _all_paired(a, b, overlap)
+
+
+def same_boxes(a: list[Box], b: list[Box] | None, tolerance: float = 0.5) -> bool:
+    """The same labelled boxes, each corner within ``tolerance`` pixels (the percent
+    round trip through Label Studio; a box an annotator moved is not the same)."""
+
+    def closeness(x: Box, y: Box) -> float | None:
+        worst = max(abs(p - q) for p, q in zip(x.xyxy, y.xyxy))
+        return -worst if worst <= tolerance else None
+
+    return b is not None and _all_paired(a, b, closeness)
+
+
+def _all_paired(a: list[Box], b: list[Box], closeness) -> bool:
+    """Every box of ``a`` pairs with its own box of ``b`` of the same label, the closest
+    by ``closeness(x, y)`` (None: not a match); same number of boxes."""
     if len(a) != len(b):
         return False
     unused = list(b)
     for box in a:
-        best, best_iou = None, iou_threshold
-        for other in unused:
-            if other.label == box.label and _iou(box, other) >= best_iou:
-                best, best_iou = other, _iou(box, other)
-        if best is None:
+        scored = [(c, o) for o in unused if o.label == box.label
+                  for c in [closeness(box, o)] if c is not None]
+        if not scored:
             return False
-        unused.remove(best)
+        unused.remove(max(scored, key=lambda t: t[0])[1])
     return True
 
 
