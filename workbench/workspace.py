@@ -54,7 +54,9 @@ class Workspace:
             "workspace": {"created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                           "taxonomy": TAXONOMY_NAME},
             "labelstudio": {"url": "http://127.0.0.1:8080"},
-            "model": {"backbone": "densenet121", "level": "species", "image_size": 512},
+            # backbone and image size: the code's defaults (efficientnet_lite0, its 320 px)
+            # unless set here; `wb retrain` says which it used and why
+            "model": {"level": "species"},
         }
         ws = cls(root, config)
         ws.save()

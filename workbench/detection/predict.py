@@ -64,7 +64,7 @@ class Predictor:
         self.device = torch.device(device) if device else torch.device(
             "cuda" if torch.cuda.is_available() else "cpu")
         self.batch_size = batch_size
-        model = build_model(self.config, self.classes, weights="none")
+        model = build_model(self.config, self.classes, load_weights=False)
         state = torch.load(self.model_dir / "weights.pt", map_location="cpu", weights_only=True)
         model.load_state_dict(state)
         if score_threshold is not None:

@@ -26,7 +26,6 @@ from .predict import predict_catalog
 from .registry import ModelVersion, Registry
 from .splits import DEFAULT_FRACTIONS, ensure_splits
 from .train import CHECKPOINT, CURVES_PNG, METRICS_CSV, TrainConfig, TrainResult, discard_run, fit
-from .weights import ensure_available, load_state_dict_file
 
 logger = logging.getLogger(__name__)
 
@@ -105,13 +104,17 @@ def run_dir_for(ws, species: str | None) -> Path:
     return ws.models_dir / (".training" if species is None else f".training-{species}")
 
 
-def check_initial_weights(config: TrainConfig) -> None:
-    """Fail before any work when the initial weights cannot be had."""
+def plan_training(config: TrainConfig) -> tuple[TrainConfig, list[str]]:
+    """The concrete config a run will use, and why each choice (before any work: weights
+    that cannot be had fail here, not after the pull)."""
+    config, why = config.resolved()
     spec = get_backbone(config.backbone)
-    if config.weights == "imagenet":
-        ensure_available(spec.imagenet_weights(), config.backbone)
-    elif config.weights not in ("none", None):
-        load_state_dict_file(config.weights)
+    why.insert(0, f"backbone: {config.backbone} ({spec.description}) at {config.image_size} px")
+    if config.regimen == "combi" and config.weights == "none" and not config.init_from:
+        why.append(f"warning: --regimen combi on random weights spends its {config.head_epochs} "
+                   "head-only epochs on random features: use --regimen scratch, or pretrained "
+                   "weights (--weights auto)")
+    return config, why
 
 
 def _is_main_process() -> bool:
@@ -133,8 +136,12 @@ def retrain(ws, catalog, options: RetrainOptions | None = None,
         emit({"event": "step", "step": name, "status": status, "message": message})
         return s
 
+    plan: list[str] = []
     if "train" not in options.skip and not options.resume:
-        check_initial_weights(options.train)
+        import dataclasses
+
+        config, plan = plan_training(options.train)
+        options = dataclasses.replace(options, train=config)
 
     # -- pull ------------------------------------------------------------------
     if "pull" in options.skip:
@@ -153,7 +160,8 @@ def retrain(ws, catalog, options: RetrainOptions | None = None,
     else:
         splits = ensure_splits(catalog, ws.taxonomy, options.split_fractions, options.split_seed)
         for species, classes in _targets(ws, options):
-            result = _train_one(ws, catalog, registry, options, species, classes, splits, emit, step)
+            result = _train_one(ws, catalog, registry, options, species, classes, splits, emit,
+                                step, plan)
             if result is None:
                 continue
             if not result.is_main:
@@ -202,7 +210,7 @@ def retrain(ws, catalog, options: RetrainOptions | None = None,
     return report
 
 
-def _train_one(ws, catalog, registry, options, species, classes, splits, emit, step
+def _train_one(ws, catalog, registry, options, species, classes, splits, emit, step, plan
                ) -> TrainResult | None:
     import dataclasses
 
@@ -233,25 +241,25 @@ def _train_one(ws, catalog, registry, options, species, classes, splits, emit, s
     init_state = None
     if config.init_from and not resume:
         parent = registry.resolve(None if config.init_from == "promoted" else config.init_from)
-        config = dataclasses.replace(config, init_from=parent.version)
+        # the parent's layout (frozen BatchNorm or not) and backbone, then its weights
+        parent_train = parent.config.get("train", {})
+        config = dataclasses.replace(config, init_from=parent.version,
+                                     backbone=parent_train.get("backbone", config.backbone),
+                                     weights=parent_train.get("weights", config.weights))
         init_state = torch.load(parent.weights_path, map_location="cpu", weights_only=True)
     emit({"event": "train_start", "species": species, "classes": classes,
-          "images": {k: len(v) for k, v in by_split.items()}})
+          "images": {k: len(v) for k, v in by_split.items()}, "plan": plan,
+          "backbone": config.backbone, "weights": config.weights, "regimen": config.regimen,
+          "image_size": config.image_size, "max_epochs": config.max_epochs,
+          "patience": config.patience, "max_minutes": config.max_minutes,
+          "lr_cycles": config.lr_cycles, "resume": resume})
     result = fit(config, classes, by_split["train"], by_split["val"], run_dir, resume=resume,
                  init_state=init_state, test=by_split["test"],
                  on_event=lambda e: emit({**e, "species": species}))
-    note = ""
-    if config.regimen == "combi" and config.weights == "none" and not config.init_from:
-        # the study's combi regimen assumes pretrained features: with random ones the
-        # head-only epochs learn on noise
-        note = ("; note: --regimen combi with random initial weights (--weights none) spends "
-                f"its {config.head_epochs} head-only epochs on random features: use "
-                "--regimen scratch, or --weights imagenet|PATH")
-        logger.warning(note[2:])
     step("train", "done",
          f"{config.backbone}{tag}: {result.epochs} epochs on {len(by_split['train'])} images, "
          f"stopped by {result.stopped}; best val mAP@0.5 "
-         f"{_fmt(result.best_val_mAP50)} at epoch {result.best_epoch}{note}",
+         f"{_fmt(result.best_val_mAP50)} at epoch {result.best_epoch}",
          species=species, epochs=result.epochs, stopped=result.stopped,
          best_val_mAP50=result.best_val_mAP50, images_per_second=result.images_per_second)
     return result

@@ -8,10 +8,19 @@ of the epoch and the regimen, so there is no scheduler state to carry.
 
 The regimens (the second study's names):
 
-- ``combi`` (default): ``head_epochs`` epochs with the backbone body frozen (FPN, RPN and
-  box heads train), then all layers at ``lr * finetune_lr_factor``.
+- ``combi``: ``head_epochs`` epochs with the backbone body frozen (FPN, RPN and box heads
+  train), then all layers at ``lr * finetune_lr_factor``.
 - ``finetune``: the backbone body stays frozen throughout.
 - ``scratch``: all layers train from the first epoch at ``lr``.
+- ``auto`` (default): ``combi`` when the body starts from pretrained weights, else
+  ``scratch`` (head-only epochs on random features learn on noise).
+
+``lr_cycles`` (the reference study's learning-rate cycle): when early stopping ends a
+run, training restarts from the best epoch's weights with the learning rate raised by
+``lr_cycle_factor`` over the last one, until patience runs out again; that many times.
+
+``TrainConfig.resolved()`` turns ``auto`` choices (weights, regimen, image size) into
+concrete ones and says why; the resolved config is what checkpoints and the registry keep.
 """
 from __future__ import annotations
 
@@ -32,16 +41,17 @@ from torch.utils.data import DataLoader, DistributedSampler
 
 from ..errors import WorkbenchError
 from ..fsutil import atomic_write_bytes, atomic_write_text
-from .backbones import DEFAULT_BACKBONE, backbone_parameters, create_detector
+from .backbones import (DEFAULT_BACKBONE, backbone_parameters, create_detector,
+                        default_image_size, get_backbone)
 from .dataset import DetectionDataset, Sample, annotations_hash, collate
 from .engine import MetricMeter, evaluate, train_one_epoch
 from .losses import make_classification_loss
+from .names import REGIMENS
 from .transforms import AugmentConfig, make_transforms
-from .weights import load_matching
+from .weights import load_matching, resolve_weights
 
 logger = logging.getLogger(__name__)
 
-REGIMENS = ("combi", "finetune", "scratch")
 CHECKPOINT = "checkpoint.pt"
 BEST_WEIGHTS = "best.pt"
 METRICS_CSV = "metrics.csv"
@@ -55,13 +65,13 @@ class TrainConfig:
     backbone: str = DEFAULT_BACKBONE
     level: str = "species"
     species: str | None = None            # set for a per-species model
-    weights: str = "none"                 # imagenet | none | PATH
+    weights: str = "auto"                 # auto | imagenet | none | PATH
     init_from: str | None = None          # a registered version to start from
     loss: str = "ce"                      # ce | asl
     gamma_pos: float = 0.0
     gamma_neg: float = 4.0
     clip: float = 0.05
-    regimen: str = "combi"
+    regimen: str = "auto"
     head_epochs: int = 3
     lr: float = 0.01
     finetune_lr_factor: float = 0.1
@@ -71,8 +81,10 @@ class TrainConfig:
     negatives: bool = True
     patience: int = 15
     max_epochs: int = 100
-    max_minutes: float | None = None
-    image_size: int = 512
+    max_minutes: float | None = None      # a safety cap; budgets are epochs (reproducible)
+    lr_cycles: int = 0
+    lr_cycle_factor: float = 2.0
+    image_size: int | None = None         # None: the backbone's default
     batch_size: int = 2
     workers: int = 0
     seed: int = 0
@@ -90,9 +102,35 @@ class TrainConfig:
                                  f"{', '.join(REGIMENS)}")
         if self.scale_jitter is not None:
             self.scale_jitter = tuple(self.scale_jitter)
+        if self.image_size is None:
+            self.image_size = default_image_size(self.backbone)
         for name in ("patience", "max_epochs", "image_size", "batch_size"):
             if getattr(self, name) < 1:
                 raise WorkbenchError(f"--{name.replace('_', '-')} must be at least 1")
+        if self.lr_cycles < 0:
+            raise WorkbenchError("--lr-cycles must be 0 or more")
+        if self.lr_cycle_factor <= 0:
+            raise WorkbenchError("--lr-cycle-factor must be above 0")
+
+    def resolved(self) -> tuple["TrainConfig", list[str]]:
+        """This config with ``auto`` weights and regimen made concrete, and one line per
+        choice saying why. Fails fast when asked-for weights cannot be had."""
+        import dataclasses
+
+        weights, reason = resolve_weights(self.weights, self.backbone,
+                                          get_backbone(self.backbone).weights)
+        why = [f"weights: from the registered model {self.init_from} (its layout: {reason})"
+               if self.init_from else f"weights: {reason}"]
+        regimen = self.regimen
+        if regimen == "auto":
+            pretrained_body = weights != "none" and not self.init_from
+            regimen = "combi" if pretrained_body else "scratch"
+            why.append("regimen: combi (head first, then all layers at a lower learning rate) "
+                       "on pretrained weights" if pretrained_body else
+                       "regimen: scratch (all layers from the first epoch): "
+                       + ("continuing a trained detector" if self.init_from
+                          else "head-only epochs on random weights learn on noise"))
+        return dataclasses.replace(self, weights=weights, regimen=regimen), why
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
@@ -112,17 +150,22 @@ class TrainConfig:
     def body_frozen(self, epoch: int) -> bool:
         return self.regimen == "finetune" or (self.regimen == "combi" and epoch < self.head_epochs)
 
-    def lr_for(self, epoch: int) -> float:
+    def lr_for(self, epoch: int, cycle: int = 0) -> float:
+        lr = self.lr * self.lr_cycle_factor ** cycle
         if self.regimen == "combi" and epoch >= self.head_epochs:
-            return self.lr * self.finetune_lr_factor
-        return self.lr
+            return lr * self.finetune_lr_factor
+        return lr
 
 
-def build_model(config: TrainConfig, classes: list[str], weights: str | None = None):
+def build_model(config: TrainConfig, classes: list[str], weights: str | None = None,
+                load_weights: bool = True):
+    """The detector for ``config``. ``load_weights=False`` (reloading a trained model):
+    the layout of ``config.weights`` without reading them."""
     loss = make_classification_loss(config.loss, config.gamma_pos, config.gamma_neg, config.clip)
     return create_detector(config.backbone, len(classes) + 1,
                            weights=weights if weights is not None else config.weights,
-                           classification_loss=loss, **config.detector_options())
+                           classification_loss=loss, load_weights=load_weights,
+                           **config.detector_options())
 
 
 @dataclass
@@ -193,13 +236,13 @@ def data_snapshot(splits: dict[str, list[Sample]]) -> dict[str, Any]:
             "images": {k: len(v) for k, v in splits.items()}}
 
 
-def _set_phase(model, config: TrainConfig, epoch: int, optimizer) -> None:
+def _set_phase(model, config: TrainConfig, epoch: int, optimizer, cycle: int = 0) -> None:
     frozen = config.body_frozen(epoch)
     body, _ = backbone_parameters(model)
     for p in body:
         p.requires_grad_(not frozen)
     for group in optimizer.param_groups:
-        group["lr"] = config.lr_for(epoch)
+        group["lr"] = config.lr_for(epoch, cycle)
     model.train()
     if frozen:  # frozen means frozen: BatchNorm statistics too
         model.backbone.body.eval()
@@ -279,14 +322,16 @@ def fit(config: TrainConfig, classes: list[str], train: list[Sample], val: list[
     if not train:
         raise WorkbenchError("no training images: annotate some images (or ingest annotated "
                              "data) before `wb retrain`")
+    if state is None:
+        config, _ = config.resolved()
     snapshot = state["data"] if state else data_snapshot({"train": train, "val": val,
                                                           "test": test or []})
     if d.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
 
     torch.manual_seed(config.seed + d.rank)
-    model = build_model(config, classes,
-                        weights="none" if state is not None else None)
+    # resuming or starting from a trained detector: its layout, its weights (loaded below)
+    model = build_model(config, classes, load_weights=state is None and init_state is None)
     if init_state is not None and state is None:
         load_matching(model, init_state, f"--init-from {config.init_from}")
     model.to(device)
@@ -297,6 +342,7 @@ def fit(config: TrainConfig, classes: list[str], train: list[Sample], val: list[
     scaler = torch.amp.GradScaler("cuda") if use_amp else None
 
     start_epoch, best_epoch, best_map, bad_epochs, history = 0, None, None, 0, []
+    cycle = 0
     if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
@@ -305,6 +351,7 @@ def fit(config: TrainConfig, classes: list[str], train: list[Sample], val: list[
         start_epoch = state["epoch"] + 1
         best_epoch, best_map = state["best_epoch"], state["best_val_mAP50"]
         bad_epochs, history = state["bad_epochs"], state["history"]
+        cycle = state.get("cycle", 0)
 
     augment = AugmentConfig(config.hflip, config.scale_jitter, config.color_jitter)
     train_ds = DetectionDataset(train, classes, make_transforms(config.image_size, True, augment))
@@ -323,7 +370,7 @@ def fit(config: TrainConfig, classes: list[str], train: list[Sample], val: list[
     stopped, images, seconds = "max_epochs", 0, 0.0
     ddp_model, phase = None, None
     for epoch in range(start_epoch, config.max_epochs):
-        _set_phase(model, config, epoch, optimizer)
+        _set_phase(model, config, epoch, optimizer, cycle)
         if d.enabled and config.body_frozen(epoch) != phase:
             # DDP must be rebuilt when the set of parameters with gradients changes
             ddp_model = torch.nn.parallel.DistributedDataParallel(
@@ -331,7 +378,7 @@ def fit(config: TrainConfig, classes: list[str], train: list[Sample], val: list[
         phase = config.body_frozen(epoch)
         sampler.set_epoch(epoch)
         emit({"event": "epoch_start", "epoch": epoch, "iterations": len(loader),
-              "lr": config.lr_for(epoch), "frozen_body": phase})
+              "lr": config.lr_for(epoch, cycle), "frozen_body": phase, "cycle": cycle})
         meter = train_one_epoch(ddp_model or model, optimizer, loader, device, epoch, scaler,
                                 warmup_iters=config.warmup_iters if epoch == 0 else 0,
                                 meter=MetricMeter(on_step=emit, epoch=epoch),
@@ -339,7 +386,8 @@ def fit(config: TrainConfig, classes: list[str], train: list[Sample], val: list[
         images += meter.images
         seconds += meter.seconds
         row: dict[str, Any] = {"epoch": epoch, **{k: round(v, 6) for k, v in meter.means().items()},
-                               "lr": config.lr_for(epoch), "images": meter.images,
+                               "lr": config.lr_for(epoch, cycle), "cycle": cycle,
+                               "images": meter.images,
                                "seconds": round(meter.seconds, 3)}
         val_map = None
         if d.is_main and len(val_ds):
@@ -360,15 +408,22 @@ def fit(config: TrainConfig, classes: list[str], train: list[Sample], val: list[
                    "scaler": scaler.state_dict() if scaler else None, "epoch": epoch,
                    "config": config.to_dict(), "classes": classes, "data": snapshot,
                    "best_epoch": best_epoch, "best_val_mAP50": best_map,
-                   "bad_epochs": bad_epochs, "history": history}, ckpt_path)
+                   "bad_epochs": bad_epochs, "cycle": cycle, "history": history}, ckpt_path)
             _write_history(run_dir, history)
         emit({"event": "epoch", **row, "best_epoch": best_epoch, "best_val_mAP50": best_map})
         if deadline is not None and time.monotonic() > deadline:
             stopped = "max_minutes"
             break
         if bad_epochs >= config.patience:
-            stopped = "patience"
-            break
+            if cycle >= config.lr_cycles:
+                stopped = "patience"
+                break
+            # the learning-rate cycle: back to the best weights, a higher rate, patience anew
+            cycle, bad_epochs = cycle + 1, 0
+            _restore_best(model, run_dir / BEST_WEIGHTS, d)
+            optimizer.state.clear()   # momentum from the worse weights would pull back
+            emit({"event": "lr_cycle", "cycle": cycle, "from_epoch": best_epoch,
+                  "lr": config.lr_for(epoch + 1, cycle)})
     if d.is_main and history:
         try:
             plot_history(history, run_dir / CURVES_PNG)
@@ -381,6 +436,12 @@ def fit(config: TrainConfig, classes: list[str], train: list[Sample], val: list[
                        seconds=time.monotonic() - t0,
                        images_per_second=images / seconds if seconds else 0.0,
                        is_main=d.is_main)
+
+
+def _restore_best(model, best_path: Path, d: Dist) -> None:
+    if d.enabled:
+        dist.barrier()   # rank 0 has written best.pt
+    model.load_state_dict(torch.load(best_path, map_location="cpu", weights_only=True))
 
 
 def discard_run(run_dir: Path) -> None:
