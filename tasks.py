@@ -16,8 +16,8 @@ def test(c, tier=""):
 
 
 @task
-def demo(c, minutes=None):
-    c.run(f"./run demo {'--minutes ' + str(minutes) if minutes else ''}", pty=False)
+def demo(c, epochs=None):
+    c.run(f"./run demo {'--epochs ' + str(epochs) if epochs else ''}", pty=False)
 
 
 @task

@@ -3,8 +3,8 @@
 Simulated annotators know every box. From a small labelled seed set, each round adds
 ``--batch`` labels chosen by a strategy (``uncertainty``, ``diverse``, ``random``: the
 same ``score_image`` / ``select_batch`` code `wb prioritize` runs), retrains a small
-detector (torchvision Faster R-CNN with workbench's mobilenet_v3 backbone, from scratch,
-at ``--image-size`` px, a fixed ``--iters-per-round`` or ``--seconds-per-round``, warm-
+detector (torchvision Faster R-CNN with workbench's ``--backbone``, by default
+efficientnet_lite0 from its packaged ImageNet weights, at ``--image-size`` px, a fixed ``--iters-per-round`` or ``--seconds-per-round``, warm-
 started from the previous round), and evaluates mAP@0.5 (pycocotools, through
 ``workbench.detection.metrics.evaluate_detections``) on a fixed test split. Every
 (strategy, seed) run starts from the same seed set for that seed.
@@ -92,6 +92,9 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr-decay", choices=["cosine", "none"], default="cosine",
                    help="learning rate within a round (cosine needs --iters-per-round)")
     p.add_argument("--rois", type=int, default=64, help="RoIs sampled per image in training")
+    p.add_argument("--backbone", default="efficientnet_lite0", help="`wb backbones` lists them")
+    p.add_argument("--weights", default="auto", help="auto | imagenet | none | PATH (earlier "
+                   "results: mobilenet_v3 with none)")
     p.add_argument("--from-scratch", action="store_true",
                    help="a fresh model every round (default: continue the previous round's)")
     p.add_argument("--device", choices=["cpu", "cuda", "auto"], default="auto")
@@ -173,9 +176,10 @@ def load_kangaroo(root: Path, size: int, work: Path, n_demo: int):
 def train_config(args):
     from workbench.detection.train import TrainConfig
 
-    return TrainConfig(backbone="mobilenet_v3", weights="none", image_size=args.image_size,
-                       box_batch_size_per_image=args.rois, batch_size=args.train_batch,
-                       lr=args.lr, regimen="scratch")
+    config, _ = TrainConfig(backbone=args.backbone, weights=args.weights,
+                            image_size=args.image_size, box_batch_size_per_image=args.rois,
+                            batch_size=args.train_batch, lr=args.lr, regimen="scratch").resolved()
+    return config
 
 
 def lr_factor(step: int, n_warm: int, args) -> float:
@@ -294,7 +298,7 @@ def run_one(job: tuple) -> dict:
         for rnd in range(args.rounds + 1):
             if model is None or args.from_scratch:
                 torch.manual_seed(seed)
-                model = build_model(config, classes, weights="none").to(device)
+                model = build_model(config, classes).to(device)
             steps = train_round(model, [by_key[k] for k in labelled], classes, args, device,
                                 seed * 100 + rnd, warmup=rnd == 0 or args.from_scratch)
             predictor = as_predictor(model, classes, config, Path(tmp) / f"r{rnd}", device)

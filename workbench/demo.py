@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from .detection.names import DEFAULT_BACKBONE
 from .errors import ServiceError
 from .geometry import iou_xyxy
 
@@ -36,12 +37,16 @@ Echo = Callable[[str], None]
 
 @dataclass
 class DemoOptions:
-    minutes: float = 12.0            # the whole demo's budget; training gets ~65% of it
+    # training budgets are epochs, so a busy machine ends with the same models as a quiet
+    # one (only later); max_minutes is a safety cap on each round's training
+    epochs: int = 6                  # round 1, from ImageNet weights
+    epochs_round2: int = 3           # round 2, continuing round 1's model
+    max_minutes: float = 20.0
     n_images: int = 300
     seed_batch: int = 150            # round 1: images annotated before the first model
     second_batch: int = 50           # round 2: the least certain, in Label Studio's order
-    backbone: str = "mobilenet_v3"   # the fast one for a CPU demo; densenet121 is the default elsewhere
-    image_size: int = 320
+    backbone: str = DEFAULT_BACKBONE  # pretrained offline, fast on a CPU
+    image_size: int | None = None    # None: the backbone's default
     ls_port: int | None = None
     backend_port: int | None = None
     keep_running: bool = False
@@ -98,8 +103,10 @@ class Annotators:
         self.truth = {str((root / im["file_name"]).resolve()): by_image.get(im["id"], [])
                       for im in coco["images"]}
         self.level = ws.get("model", "level", "species")
-        self.stats = {"annotated": 0, "negatives": 0, "kept": 0, "moved": 0, "deleted": 0,
-                      "added": 0}
+        # per ground-truth box: started from a pre-drawn box (kept as drawn, or moved) or
+        # drawn new; per pre-drawn box the annotator did not use: deleted
+        self.stats = {"annotated": 0, "negatives": 0, "boxes": 0, "kept": 0, "moved": 0,
+                      "added": 0, "deleted": 0}
 
     def annotate(self, task_id: int, image_id: int) -> bool:
         from .labelstudio.tasks import percent_rect
@@ -120,11 +127,12 @@ class Annotators:
                 if i not in used and plabel == label and iou_xyxy(pbox, (x1, y1, x2, y2)) > best_iou:
                     best, best_iou = i, iou_xyxy(pbox, (x1, y1, x2, y2))
             rid = f"gt{len(result)}"
+            self.stats["boxes"] += 1
             if best is not None:
                 used.add(best)
                 rid = predicted[best][2] or rid
                 self.stats["kept" if best_iou > 0.95 else "moved"] += 1
-            elif predicted:
+            else:
                 self.stats["added"] += 1
             value = percent_rect({"x1": x1, "y1": y1, "x2": x2, "y2": y2}, image.width, image.height)
             value["rectanglelabels"] = [label]
@@ -220,7 +228,7 @@ def run_demo(ws_root: Path, options: DemoOptions, echo: Echo = print,
     ws = (Workspace.open(ws_root) if (ws_root / "workbench.toml").exists()
           else Workspace.create(ws_root, Taxonomy.default()))
     ws.set("model", "backbone", options.backbone)
-    ws.set("model", "image_size", options.image_size)
+    ws.set("model", "image_size", options.image_size)   # None: the backbone's default
     ws.set("model", "level", "species")
     pf = progress_for or (lambda stage: None)
     started_ls = False
@@ -245,8 +253,7 @@ def run_demo(ws_root: Path, options: DemoOptions, echo: Echo = print,
              f"({pushed.created} new)")
 
         annotators = Annotators(ws, catalog, client, pid, truth_file)
-        budget_s = options.minutes * 60
-        _round_one(ws, catalog, client, annotators, options, summary, echo, pf, budget_s)
+        _round_one(ws, catalog, client, annotators, options, summary, echo, pf)
 
         echo("[6/8] wb serve --connect: predictions for the rest through the ML backend; "
              "wb prioritize orders them")
@@ -259,7 +266,7 @@ def run_demo(ws_root: Path, options: DemoOptions, echo: Echo = print,
 
         apply_order(ws, catalog, client, summary.prioritize["version"])
         summary.services["backend"] = backend.url
-        _round_two(ws, catalog, client, conn, annotators, options, summary, echo, pf, budget_s)
+        _round_two(ws, catalog, client, conn, annotators, options, summary, echo, pf)
         _compare(ws, catalog, summary, echo, pf)
         if options.review:
             _step_review(ws, catalog, summary, echo, pf)
@@ -331,15 +338,17 @@ def _step_dedup(ws, catalog, summary, echo, pf) -> None:
          f"{len(con)} conflicts ({counts.get('conflict', 0)} images held back for experts)")
 
 
-def _retrain(ws, catalog, echo, minutes: float, init_from: str | None):
+def _retrain(ws, catalog, echo, epochs: int, max_minutes: float, init_from: str | None):
     from .detection.retrain import RetrainOptions, headline, retrain
     from .detection.train import TrainConfig
 
+    # weights and regimen as `wb retrain` picks them: ImageNet weights when they are here
+    # (combi: one head-only epoch, then all layers); round 2 continues round 1's model
     cfg = TrainConfig(backbone=ws.get("model", "backbone"), level="species",
-                      image_size=int(ws.get("model", "image_size")), regimen="scratch",
-                      init_from=init_from, batch_size=4, lr=0.02 if init_from is None else 0.01,
+                      image_size=ws.get("model", "image_size"), weights="auto", regimen="auto",
+                      head_epochs=1, init_from=init_from, batch_size=4, lr=0.01,
                       box_batch_size_per_image=64,   # 4x cheaper CPU steps (docs/demo-data.md)
-                      max_minutes=minutes, max_epochs=200, patience=15, seed=0)
+                      max_epochs=epochs, patience=epochs, max_minutes=max_minutes, seed=0)
     report = retrain(ws, catalog, RetrainOptions(train=cfg, promote="if_better",
                                                   skip={"pull", "refresh"}),
                      on_event=_echo_steps(echo))
@@ -350,11 +359,17 @@ def _retrain(ws, catalog, echo, minutes: float, init_from: str | None):
 
 def _echo_steps(echo):
     def on_event(e: dict) -> None:
-        if e.get("event") == "step" and "status" in e:
+        if e.get("event") == "train_start":
+            from .detection.retrain import plan_lines
+
+            for line in plan_lines(e):
+                echo(f"      {line}")
+        elif e.get("event") == "step" and "status" in e:
             echo(f"      {e['step']:9} {e['status']:8} {e['message']}")
         elif e.get("event") == "epoch":
+            val = e.get("val_mAP50")
             echo(f"      epoch {e['epoch']:3d}: loss {e.get('loss', float('nan')):.3f}, "
-                 f"val mAP@0.5 {e.get('val_mAP50') if e.get('val_mAP50') is not None else '-'}")
+                 f"val mAP@0.5 {'-' if val is None else f'{val:.3f}'} ({e.get('seconds', 0):.0f} s)")
     return on_event
 
 
@@ -364,7 +379,15 @@ def _pull(ws, catalog, client, pf):
     return pull(ws, catalog, client, on_progress=pf("pull"))
 
 
-def _round_one(ws, catalog, client, annotators, options, summary, echo, pf, budget_s):
+def _corrections(stats: dict, before: dict) -> dict:
+    """One round's ground-truth boxes: how many started from a pre-drawn box."""
+    d = {k: stats[k] - before.get(k, 0) for k in stats}
+    d["from_predrawn"] = d["kept"] + d["moved"]
+    d["from_predrawn_share"] = round(d["from_predrawn"] / d["boxes"], 3) if d["boxes"] else None
+    return d
+
+
+def _round_one(ws, catalog, client, annotators, options, summary, echo, pf):
     pid = int(ws.get("labelstudio", "project_id"))
     echo(f"[4/8] annotators label a seed batch of {options.seed_batch} images in Label Studio")
     task_of = catalog.ls_task_map(pid)              # image id -> task id
@@ -381,12 +404,16 @@ def _round_one(ws, catalog, client, annotators, options, summary, echo, pf, budg
     res = _pull(ws, catalog, client, pf)
     echo(f"      {len(chosen)} annotations submitted now ({annotators.stats['negatives']} "
          f"background-only: negatives); wb pull: {res.updated_images} images, {res.boxes} boxes")
+    corrections = _corrections(annotators.stats, {})
     echo("[5/8] wb retrain: train, evaluate on the sticky test split, register, promote")
-    minutes = max(0.5, budget_s * 0.45 / 60)
-    version, promoted, metrics = _retrain(ws, catalog, echo, minutes, None)
+    t0 = time.monotonic()
+    version, promoted, metrics = _retrain(ws, catalog, echo, options.epochs, options.max_minutes,
+                                          None)
     summary.rounds.append({"round": 1, "version": version, "promoted": promoted,
                            "annotated": len(catalog.images(annotated=True)),
-                           "train_minutes": round(minutes, 2), "metrics": metrics})
+                           "epochs": options.epochs,
+                           "train_minutes": round((time.monotonic() - t0) / 60, 2),
+                           "metrics": metrics, "corrections": corrections})
 
 
 def _step_prioritize(ws, catalog, client, summary, echo, pf):
@@ -405,7 +432,7 @@ def _step_prioritize(ws, catalog, client, summary, echo, pf):
          + ", ".join(f"{Path(t['path']).name} ({t['uncertainty']:.2f})" for t in summary.prioritize["top"][:3]))
 
 
-def _round_two(ws, catalog, client, conn, annotators, options, summary, echo, pf, budget_s):
+def _round_two(ws, catalog, client, conn, annotators, options, summary, echo, pf):
     pid = int(ws.get("labelstudio", "project_id"))
     echo(f"[7/8] round 2: annotators take {options.second_batch} tasks in Label Studio's order "
          "(least certain first), correcting the pre-drawn boxes")
@@ -423,23 +450,28 @@ def _round_two(ws, catalog, client, conn, annotators, options, summary, echo, pf
             client.sdk.annotations.create(id=task["id"], result=[], was_cancelled=True)
             continue
         order.append(image_id)
-    stats = {k: annotators.stats[k] - before.get(k, 0) for k in annotators.stats}
+    stats = _corrections(annotators.stats, before)
     first_is_most_uncertain = bool(order and ranked and order[0] == ranked[0])
     summary.prioritize.update({"handed_out": len(order),
-                               "first_task_is_most_uncertain": first_is_most_uncertain,
-                               "corrections": stats})
+                               "first_task_is_most_uncertain": first_is_most_uncertain})
+    share = stats["from_predrawn_share"]
     echo(f"      {len(order)} tasks annotated; first handed out is the most uncertain: "
-         f"{first_is_most_uncertain}; pre-drawn boxes kept {stats['kept']}, moved "
-         f"{stats['moved']}, deleted {stats['deleted']}, added {stats['added']}")
+         f"{first_is_most_uncertain}; of {stats['boxes']} ground-truth boxes "
+         f"{stats['from_predrawn']} started from a pre-drawn box "
+         f"({'-' if share is None else f'{share:.0%}'}: kept {stats['kept']}, moved "
+         f"{stats['moved']}), {stats['added']} drawn new; {stats['deleted']} pre-drawn deleted")
     res = _pull(ws, catalog, client, pf)
     echo(f"      wb pull: {res.updated_images} images, {res.boxes} boxes")
     promoted = catalog.promoted_model()
-    minutes = max(0.5, budget_s * 0.2 / 60)
-    version, now_promoted, metrics = _retrain(ws, catalog, echo, minutes,
+    t0 = time.monotonic()
+    version, now_promoted, metrics = _retrain(ws, catalog, echo, options.epochs_round2,
+                                              options.max_minutes,
                                               promoted["version"] if promoted else None)
     summary.rounds.append({"round": 2, "version": version, "promoted": now_promoted,
                            "annotated": len(catalog.images(annotated=True)),
-                           "train_minutes": round(minutes, 2), "metrics": metrics})
+                           "epochs": options.epochs_round2,
+                           "train_minutes": round((time.monotonic() - t0) / 60, 2),
+                           "metrics": metrics, "corrections": stats})
 
 
 def _compare(ws, catalog, summary, echo, pf):

@@ -41,7 +41,7 @@ def test_demo_runs_the_loop_and_stops_what_it_started(tmp_path):
         pytest.skip(f"the demo needs the Label Studio server: {exc}")
     ws = tmp_path / "demo-ws"
     proc = subprocess.run(
-        [sys.executable, "-m", "workbench", "-w", str(ws), "demo", "--minutes", "2",
+        [sys.executable, "-m", "workbench", "-w", str(ws), "demo", "--epochs", "1", "--epochs-round2", "1",
          "--images", "120", "--seed-batch", "60", "--second-batch", "12", "--json"],
         capture_output=True, text=True, timeout=1500)
     assert proc.returncode == 0, proc.stderr[-4000:]
@@ -56,6 +56,12 @@ def test_demo_runs_the_loop_and_stops_what_it_started(tmp_path):
     assert s["rounds"][1]["annotated"] > s["rounds"][0]["annotated"]
     assert set(s["comparison"]) == set(versions)
     assert s["prioritize"]["first_task_is_most_uncertain"] is True
+    # every ground-truth box the annotators submitted is accounted for, per round
+    for r in s["rounds"]:
+        k = r["corrections"]
+        assert k["boxes"] > 0 and k["kept"] + k["moved"] + k["added"] == k["boxes"]
+        assert k["from_predrawn"] == k["kept"] + k["moved"] and r["epochs"] == 1
+    assert s["rounds"][0]["corrections"]["from_predrawn"] == 0   # no model before round 1
     assert set(s["review"]["evaluations"]) == set(versions)
     assert s["review"]["samples"] > 0 and "missed-ground-truth" in s["review"]["views"]
 

@@ -66,7 +66,10 @@ def test_no_negatives_leaves_background_images_out_of_training(workspace_factory
     assert not negatives & set(data["train"]) and negatives & set(data["val"] + data["test"])
 
 
-def test_wb_retrain_and_wb_models(workspace_factory, tmp_path):
+def test_wb_retrain_and_wb_models(workspace_factory, tmp_path, monkeypatch):
+    from workbench.detection import weights
+
+    monkeypatch.setattr(weights, "_can_reach", lambda url, timeout=2.0: False)   # offline, as here
     ws = workspace_factory(classes=CLASSES)
     runner = CliRunner()
     base = ["--workspace", str(ws.root)]
@@ -80,6 +83,10 @@ def test_wb_retrain_and_wb_models(workspace_factory, tmp_path):
     ok = runner.invoke(cli, base + args)
     assert ok.exit_code == 0, ok.output
     assert "registered v001" in ok.output and "promoted: v001" in ok.output
+    # the plan comes first, with each choice and why
+    plan = ok.output.index("plan: mobilenet_v3 at 64 px, weights none, regimen scratch")
+    assert plan < ok.output.index("registered v001")
+    assert "weights: no ImageNet weights for mobilenet_v3 on this machine" in ok.output
     assert "2 images without annotations" in ok.output
 
     listed = runner.invoke(cli, base + ["models", "--json"])

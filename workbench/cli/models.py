@@ -36,8 +36,11 @@ class _ProgressPrinter:
         kind = e.get("event")
         tag = f"[{e['species']}] " if e.get("species") else ""
         if kind == "train_start":
+            from ..detection.retrain import plan_lines
+
             self.max_epochs = e.get("max_epochs")
-            print_plan(self.bar.console.print, e, tag)
+            for line in plan_lines(e):
+                self.bar.console.print(f"{tag}{line}")
         elif kind == "lr_cycle":
             self.bar.console.print(f"{tag}learning-rate cycle {e['cycle']}: back to epoch "
                                    f"{e['from_epoch']}'s weights, lr {e['lr']:.2g}")
@@ -67,20 +70,6 @@ class _ProgressPrinter:
         minutes = left * e["seconds"] / 60
         return (f"; {e['seconds']:.0f} s an epoch: at most {left} more ≈ {minutes:.0f} min "
                 "(early stopping may end sooner; Ctrl-C keeps the last epoch for --resume)")
-
-
-def print_plan(echo, e: dict, tag: str = "") -> None:
-    """What `wb retrain` is about to do, before it starts (choices and why)."""
-    n = e.get("images") or {}
-    cap = f", at most {e['max_minutes']:g} min" if e.get("max_minutes") else ""
-    cycles = f", {e['lr_cycles']} learning-rate cycles" if e.get("lr_cycles") else ""
-    echo(f"{tag}plan: {e.get('backbone')} at {e.get('image_size')} px, weights "
-         f"{e.get('weights')}, regimen {e.get('regimen')}; {n.get('train', 0)} train / "
-         f"{n.get('val', 0)} val / {n.get('test', 0)} test images; up to "
-         f"{e.get('max_epochs')} epochs, early stopping after {e.get('patience')} without "
-         f"improvement{cap}{cycles}" + (" (resuming)" if e.get("resume") else ""))
-    for line in e.get("plan") or []:
-        echo(f"{tag}  {line}")
 
 
 @click.command("retrain")

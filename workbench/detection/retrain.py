@@ -117,6 +117,18 @@ def plan_training(config: TrainConfig) -> tuple[TrainConfig, list[str]]:
     return config, why
 
 
+def plan_lines(e: dict) -> list[str]:
+    """A ``train_start`` event as the lines a person reads before training starts."""
+    n = e.get("images") or {}
+    cap = f", at most {e['max_minutes']:g} min" if e.get("max_minutes") else ""
+    cycles = f", {e['lr_cycles']} learning-rate cycles" if e.get("lr_cycles") else ""
+    return [f"plan: {e.get('backbone')} at {e.get('image_size')} px, weights {e.get('weights')}, "
+            f"regimen {e.get('regimen')}; {n.get('train', 0)} train / {n.get('val', 0)} val / "
+            f"{n.get('test', 0)} test images; up to {e.get('max_epochs')} epochs, early "
+            f"stopping after {e.get('patience')} without improvement{cap}{cycles}"
+            + (" (resuming)" if e.get("resume") else "")] + [f"  {line}" for line in e.get("plan") or []]
+
+
 def _is_main_process() -> bool:
     import os
 
