@@ -88,7 +88,9 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--seconds-per-round", type=float, default=None,
                    help="a wall-clock budget per round instead of --iters-per-round")
     p.add_argument("--train-batch", type=int, default=4)
-    p.add_argument("--lr", type=float, default=0.02)
+    p.add_argument("--lr", type=float, default=0.01,
+                   help="0.02 for the earlier from-scratch runs; pretrained lite0 diverged there")
+    p.add_argument("--clip-grad-norm", type=float, default=10.0, help="0: no clipping")
     p.add_argument("--lr-decay", choices=["cosine", "none"], default="cosine",
                    help="learning rate within a round (cosine needs --iters-per-round)")
     p.add_argument("--rois", type=int, default=64, help="RoIs sampled per image in training")
@@ -232,6 +234,8 @@ def train_round(model, items: list[Item], classes: list[str], args, device, seed
             raise FloatingPointError(f"loss is {loss.item()} at step {steps}: lower --lr")
         opt.zero_grad(set_to_none=True)
         loss.backward()
+        if args.clip_grad_norm:
+            torch.nn.utils.clip_grad_norm_(params, args.clip_grad_norm)
         opt.step()
         sched.step()
         steps += 1

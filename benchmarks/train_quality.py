@@ -73,7 +73,8 @@ def run_one(data: str, config: str, seed: int, args_dict: dict, scratch: str) ->
         cfg = TrainConfig(backbone=backbone, weights=weights, regimen=regimen, level="species",
                           image_size=args.image_size, batch_size=args.batch_size,
                           head_epochs=args.head_epochs, max_epochs=args.epochs,
-                          patience=args.epochs, max_minutes=args.max_minutes, lr=args.lr,
+                          patience=args.patience or args.epochs, max_minutes=args.max_minutes,
+                          lr=args.lr,
                           lr_cycles=args.lr_cycles, seed=seed)
         t0 = time.perf_counter()
         report = retrain(ws, cat, RetrainOptions(train=cfg, promote="always",
@@ -84,6 +85,7 @@ def run_one(data: str, config: str, seed: int, args_dict: dict, scratch: str) ->
             "mAP50": m.get("mAP50"), "mAP": m.get("mAP"), "mAR100": m.get("mAR100"),
             "accuracy": m.get("accuracy"), "epochs": m.get("epochs"),
             "best_epoch": m.get("best_epoch"), "test_images": m.get("test_images"),
+            "stopped": m.get("stopped"),
             "train_seconds": m.get("train_seconds")}
 
 
@@ -118,6 +120,8 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=4, help="the budget: epochs per run")
     ap.add_argument("--max-minutes", type=float, default=30.0, help="a safety cap per run")
     ap.add_argument("--head-epochs", type=int, default=1, help="combi: head-only epochs")
+    ap.add_argument("--patience", type=int, default=None,
+                    help="early stopping (default: none within --epochs)")
     ap.add_argument("--lr-cycles", type=int, default=0)
     ap.add_argument("--image-size", type=int, default=320)
     ap.add_argument("--batch-size", type=int, default=4)

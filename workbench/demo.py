@@ -343,10 +343,13 @@ def _retrain(ws, catalog, echo, epochs: int, max_minutes: float, init_from: str 
     from .detection.train import TrainConfig
 
     # weights and regimen as `wb retrain` picks them: ImageNet weights when they are here
-    # (combi: one head-only epoch, then all layers); round 2 continues round 1's model
+    # (combi: one head-only epoch, then all layers); round 2 continues round 1's model at
+    # a fifth of the rate (all layers at 0.01 threw a trained model into NaN)
     cfg = TrainConfig(backbone=ws.get("model", "backbone"), level="species",
                       image_size=ws.get("model", "image_size"), weights="auto", regimen="auto",
-                      head_epochs=1, init_from=init_from, batch_size=4, lr=0.01,
+                      head_epochs=1, init_from=init_from, batch_size=4,
+                      lr=0.01 if init_from is None else 0.002,
+                      clip_grad_norm=None if init_from is None else 10.0,
                       box_batch_size_per_image=64,   # 4x cheaper CPU steps (docs/demo-data.md)
                       max_epochs=epochs, patience=epochs, max_minutes=max_minutes, seed=0)
     report = retrain(ws, catalog, RetrainOptions(train=cfg, promote="if_better",

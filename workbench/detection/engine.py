@@ -75,10 +75,12 @@ def _to_device(targets, device):
 
 def train_one_epoch(model, optimizer, loader, device, epoch: int, scaler=None,
                     warmup_iters: int = 0, meter: MetricMeter | None = None,
-                    deadline: float | None = None) -> MetricMeter:
+                    deadline: float | None = None, clip_grad_norm: float | None = None
+                    ) -> MetricMeter:
     """One pass over ``loader``. ``warmup_iters`` > 0 ramps the learning rate up
     linearly over the first iterations (epoch 0 only, as the references do); a
-    ``deadline`` (``time.monotonic()``) ends the epoch early."""
+    ``deadline`` (``time.monotonic()``) ends the epoch early; ``clip_grad_norm`` caps the
+    gradients' total norm (one bad batch then cannot throw a trained model into NaN)."""
     meter = meter or MetricMeter(epoch=epoch)
     warmup = None
     if warmup_iters > 0:
@@ -97,10 +99,15 @@ def train_one_epoch(model, optimizer, loader, device, epoch: int, scaler=None,
         optimizer.zero_grad(set_to_none=True)
         if scaler is not None:
             scaler.scale(loss).backward()
+            if clip_grad_norm:
+                scaler.unscale_(optimizer)
+                _clip(optimizer, clip_grad_norm)
             scaler.step(optimizer)
             scaler.update()
         else:
             loss.backward()
+            if clip_grad_norm:
+                _clip(optimizer, clip_grad_norm)
             optimizer.step()
         if warmup is not None:
             warmup.step()
@@ -109,6 +116,11 @@ def train_one_epoch(model, optimizer, loader, device, epoch: int, scaler=None,
         if deadline is not None and time.monotonic() > deadline:
             break
     return meter
+
+
+def _clip(optimizer, max_norm: float) -> None:
+    params = [p for g in optimizer.param_groups for p in g["params"] if p.grad is not None]
+    torch.nn.utils.clip_grad_norm_(params, max_norm)
 
 
 @torch.inference_mode()

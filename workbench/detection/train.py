@@ -78,6 +78,7 @@ class TrainConfig:
     momentum: float = 0.9
     weight_decay: float = 1e-4
     warmup_iters: int = 100
+    clip_grad_norm: float | None = None   # cap on the gradients' total norm (None: no cap)
     negatives: bool = True
     patience: int = 15
     max_epochs: int = 100
@@ -382,7 +383,7 @@ def fit(config: TrainConfig, classes: list[str], train: list[Sample], val: list[
         meter = train_one_epoch(ddp_model or model, optimizer, loader, device, epoch, scaler,
                                 warmup_iters=config.warmup_iters if epoch == 0 else 0,
                                 meter=MetricMeter(on_step=emit, epoch=epoch),
-                                deadline=deadline)
+                                deadline=deadline, clip_grad_norm=config.clip_grad_norm)
         images += meter.images
         seconds += meter.seconds
         row: dict[str, Any] = {"epoch": epoch, **{k: round(v, 6) for k, v in meter.means().items()},
