@@ -58,6 +58,7 @@ def run_one(data: str, config: str, seed: int, args_dict: dict, scratch: str) ->
     torch.set_num_threads(args_dict["threads"])
     if args_dict["device"] == "cpu":
         torch.cuda.is_available = lambda: False
+    from workbench.detection.engine import TrainingDiverged
     from workbench.detection.retrain import RetrainOptions, retrain
     from workbench.detection.train import TrainConfig
     from workbench.ingest import ingest
@@ -77,8 +78,14 @@ def run_one(data: str, config: str, seed: int, args_dict: dict, scratch: str) ->
                           lr=args.lr,
                           lr_cycles=args.lr_cycles, seed=seed)
         t0 = time.perf_counter()
-        report = retrain(ws, cat, RetrainOptions(train=cfg, promote="always",
-                                                  skip={"pull", "predict", "refresh"}))
+        try:
+            report = retrain(ws, cat, RetrainOptions(train=cfg, promote="always",
+                                                      skip={"pull", "predict", "refresh"}))
+        except TrainingDiverged as exc:   # a result of this configuration, not a crash
+            return {"data": data, "config": config, "seed": seed, "diverged": str(exc),
+                    "wall_s": round(time.perf_counter() - t0, 1), "mAP50": None, "mAP": None,
+                    "mAR100": None, "accuracy": None, "epochs": exc.epoch,
+                    "train_seconds": None}
         wall = time.perf_counter() - t0
         m = cat.model(report.versions[-1])["metrics"] or {}
     return {"data": data, "config": config, "seed": seed, "wall_s": round(wall, 1),
@@ -90,14 +97,18 @@ def run_one(data: str, config: str, seed: int, args_dict: dict, scratch: str) ->
 
 
 def summarise(runs: list[dict], configs: list[str], datasets: list[str]) -> str:
-    lines = ["| data | configuration | seeds | mAP@0.5 mean | min–max | ratio to baseline | "
-             "mAP mean | mAR@100 mean | train s mean |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    lines = ["| data | configuration | seeds | diverged | mAP@0.5 mean | min–max | ratio to "
+             "baseline | mAP mean | mAR@100 mean | train s mean |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for data in datasets:
         base = None
         for config in configs:
-            rs = [r for r in runs if r["data"] == data and r["config"] == config]
+            every = [r for r in runs if r["data"] == data and r["config"] == config]
+            rs = [r for r in every if not r.get("diverged")]   # a diverged run has no model
+            diverged = len(every) - len(rs)
             if not rs:
+                lines.append(f"| {data} | {config} | {len(every)} | {diverged} | - | - | - | - "
+                             "| - | - |")
                 continue
             maps = [r["mAP50"] or 0.0 for r in rs]
             mean = statistics.mean(maps)
@@ -105,7 +116,8 @@ def summarise(runs: list[dict], configs: list[str], datasets: list[str]) -> str:
                 base = mean
             ratio = f"{mean / base:.2f}x" if base else ("inf" if mean else "-")
             mean_of = lambda k: statistics.mean(r[k] or 0.0 for r in rs)  # noqa: E731
-            lines.append(f"| {data} | {config} | {len(rs)} | {mean:.3f} | {min(maps):.3f}–"
+            lines.append(f"| {data} | {config} | {len(every)} | {diverged} | {mean:.3f} | "
+                         f"{min(maps):.3f}–"
                          f"{max(maps):.3f} | {ratio} | {mean_of('mAP'):.3f} | "
                          f"{mean_of('mAR100'):.3f} | {mean_of('train_seconds'):.0f} |")
     return "\n".join(lines)
@@ -159,8 +171,10 @@ def main() -> None:
                 args.out.parent.mkdir(parents=True, exist_ok=True)
                 args.out.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()},
                                                 "runs": done}, indent=1))
-                print(f"[{n}/{len(todo)}] {r['data']} {r['config']} seed {r['seed']}: mAP@0.5 "
-                      f"{r['mAP50']:.3f} in {r['wall_s']:.0f} s ({r['epochs']} epochs)", flush=True)
+                got = (f"diverged at epoch {r['epochs']}" if r.get("diverged") else
+                       f"mAP@0.5 {r['mAP50']:.3f} ({r['epochs']} epochs)")
+                print(f"[{n}/{len(todo)}] {r['data']} {r['config']} seed {r['seed']}: {got} in "
+                      f"{r['wall_s']:.0f} s", flush=True)
     print()
     print(summarise(done, configs, datasets))
 

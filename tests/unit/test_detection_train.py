@@ -147,3 +147,12 @@ def test_lr_cycle_restarts_from_the_best_epoch_at_a_raised_rate_until_patience_r
     assert [e["from_epoch"] for e in events if e["event"] == "lr_cycle"] == [0]
     assert [h["lr"] for h in result.history] == pytest.approx([0.02, 0.02, 0.06, 0.06])
     assert [h["cycle"] for h in result.history] == [0, 0, 1, 1]
+
+
+def test_training_diverged_survives_a_process_boundary():
+    import pickle
+
+    from workbench.detection.engine import TrainingDiverged
+
+    exc = pickle.loads(pickle.dumps(TrainingDiverged(2, 7, {"loss_classifier": float("nan")})))
+    assert (exc.epoch, exc.iteration) == (2, 7) and "diverged at epoch 2, iteration 7" in str(exc)

@@ -25,6 +25,9 @@ class TrainingDiverged(WorkbenchError):
             "Lower the learning rate (--lr), use a smaller --batch-size, or check the "
             "boxes of the newest annotations.")
 
+    def __reduce__(self):   # picklable, so it crosses process pools and torchrun intact
+        return type(self), (self.epoch, self.iteration, self.losses)
+
 
 class MetricMeter:
     """Running means of named values. ``log_every(loader)`` yields the loader's items
