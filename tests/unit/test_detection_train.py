@@ -156,3 +156,10 @@ def test_training_diverged_survives_a_process_boundary():
 
     exc = pickle.loads(pickle.dumps(TrainingDiverged(2, 7, {"loss_classifier": float("nan")})))
     assert (exc.epoch, exc.iteration) == (2, 7) and "diverged at epoch 2, iteration 7" in str(exc)
+
+
+def test_the_same_config_trains_the_same_model_twice(samples, tmp_path):
+    config = tiny_config(max_epochs=1, hflip=0.5, scale_jitter=(0.75, 1.25), weights="none")
+    runs = [fit(config, CLASSES, samples[:8], samples[8:], tmp_path / f"run{i}") for i in (0, 1)]
+    a, b = (torch.load(r.weights_path, weights_only=True) for r in runs)
+    assert all(torch.equal(a[k], b[k]) for k in a)

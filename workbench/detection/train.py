@@ -29,6 +29,7 @@ import io
 import logging
 import math
 import os
+import random
 import shutil
 import time
 from dataclasses import asdict, dataclass, field, fields
@@ -331,6 +332,7 @@ def fit(config: TrainConfig, classes: list[str], train: list[Sample], val: list[
         run_dir.mkdir(parents=True, exist_ok=True)
 
     torch.manual_seed(config.seed + d.rank)
+    random.seed(config.seed + d.rank)    # the augmentations draw from Python's random too
     # resuming or starting from a trained detector: its layout, its weights (loaded below)
     model = build_model(config, classes, load_weights=state is None and init_state is None)
     if init_state is not None and state is None:
