@@ -101,3 +101,29 @@ def test_wb_retrain_and_wb_models(workspace_factory, tmp_path, monkeypatch):
 
     offline = runner.invoke(cli, base + args + ["--weights", "imagenet", "--resume"])
     assert offline.exit_code == 1 and "nothing to resume" in offline.output
+
+
+def test_ctrl_c_in_wb_retrain_says_what_was_kept_and_how_to_resume(workspace_factory, tmp_path,
+                                                                    monkeypatch):
+    from workbench.detection import train as train_mod
+
+    ws = workspace_factory(classes=CLASSES)
+    with ws.open_catalog() as cat:
+        add_synthetic_images(cat, tmp_path / "a", CLASSES, 10, size=64)
+    real = train_mod.train_one_epoch
+
+    def ctrl_c_in_epoch_1(model, optimizer, loader, device, epoch, *a, **k):
+        if epoch == 1:
+            raise KeyboardInterrupt
+        return real(model, optimizer, loader, device, epoch, *a, **k)
+
+    monkeypatch.setattr(train_mod, "train_one_epoch", ctrl_c_in_epoch_1)
+    args = ["--workspace", str(ws.root), "retrain", "--backbone", "mobilenet_v3", "--image-size",
+            "64", "--max-epochs", "3", "--batch-size", "4", "--weights", "none"]
+    res = CliRunner().invoke(cli, args)
+    assert res.exit_code == 1
+    assert "interrupted; epoch 0 is saved" in res.output and "wb retrain --resume" in res.output
+    monkeypatch.setattr(train_mod, "train_one_epoch", real)
+    resumed = CliRunner().invoke(cli, args + ["--resume"])
+    assert resumed.exit_code == 0, resumed.output
+    assert "(resuming)" in resumed.output and "registered v001" in resumed.output

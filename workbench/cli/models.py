@@ -53,6 +53,7 @@ class _ProgressPrinter:
                             description=f"{tag}epoch {e['epoch']} loss {e.get('loss', 0):.3f} "
                                         f"lr {e.get('lr', 0):.2g}")
         elif kind == "epoch":
+            self.last_epoch = e["epoch"]
             val = e.get("val_mAP50")
             self.bar.console.print(
                 f"{tag}epoch {e['epoch']}: loss {e['loss']:.3f}, val mAP@0.5 "
@@ -143,8 +144,16 @@ def retrain_cmd(app, backbone, level, per_species, weights, init_from, loss, gam
                              split_seed=config.seed, promote=promote_policy.replace("-", "_"),
                              skip={k[len("skip_"):] for k, v in skips.items() if v},
                              pull=pull, refresh=refresh)
-    with progress(transient=True) as bar:
-        report = retrain(app.ws, app.catalog, options, on_event=_ProgressPrinter(bar))
+    printer = None
+    try:
+        with progress(transient=True) as bar:
+            printer = _ProgressPrinter(bar)
+            report = retrain(app.ws, app.catalog, options, on_event=printer)
+    except KeyboardInterrupt:
+        done = getattr(printer, "last_epoch", None)
+        kept = (f"epoch {done} is saved (under models/): `wb retrain --resume` continues "
+                "from there" if done is not None else "no epoch had finished: nothing to resume")
+        raise click.ClickException(f"interrupted; {kept}. For a short run, pass --max-epochs N.")
     if as_json:
         echo_json(report.to_dict())
         return
