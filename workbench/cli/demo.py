@@ -8,6 +8,7 @@ from .common import App, domain_errors, echo_json, json_option, pass_app, progre
 
 
 def _print_summary(s: dict) -> None:
+    from rich import box
     from rich.console import Console
     from rich.table import Table
 
@@ -25,9 +26,11 @@ def _print_summary(s: dict) -> None:
         c.print(f"order     {p.get('candidates')} images ranked by uncertainty; Label Studio "
                 f"handed out the most uncertain first: {p.get('first_task_is_most_uncertain')}; "
                 f"page {p.get('report')}")
-    t = Table(title="models: each round's own test split | both on the final test split")
+    # two-line headers and no vertical rules: the tables fit an 80-column terminal
+    t = Table(title="models: each round's own test split, then both on the final one",
+              box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
     for col in ("round", "model", "labels", "epochs", "promoted", "mAP50", "mAP", "mAR100",
-                "| mAP50", "accuracy"):
+                "final\nmAP50", "final\naccuracy"):
         t.add_column(col, justify="right")
     f = lambda v: "-" if v is None else f"{v:.3f}" if isinstance(v, float) else str(v)  # noqa: E731
     for r in s["rounds"]:
@@ -36,9 +39,10 @@ def _print_summary(s: dict) -> None:
                   "yes" if r["promoted"] == r["version"] else "no", f(m.get("mAP50")),
                   f(m.get("mAP")), f(m.get("mAR100")), f(cm.get("mAP50")), f(cm.get("accuracy")))
     c.print(t)
-    b = Table(title="annotators' boxes per round: started from a pre-drawn box, or drawn new")
-    for col in ("round", "boxes", "from pre-drawn", "kept", "moved", "drawn new",
-                "pre-drawn deleted"):
+    b = Table(title="annotators' boxes: started from a pre-drawn box, or drawn new",
+              box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+    for col in ("round", "boxes", "from\npre-drawn", "kept", "moved", "drawn\nnew",
+                "pre-drawn\ndeleted"):
         b.add_column(col, justify="right")
     for r in s["rounds"]:
         k = r.get("corrections") or {}
