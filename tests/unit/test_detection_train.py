@@ -118,6 +118,9 @@ def test_random_weights_or_a_trained_parent_train_all_layers_from_the_start():
     assert scratch.regimen == "scratch" and "random" in why[0] and "noise" in why[1]
     child, why = TrainConfig(weights="none", init_from="v001").resolved()
     assert child.regimen == "scratch" and "registered model v001" in why[0]
+    # a parent started from a file that is gone since: nothing reads that file again
+    gone, _ = TrainConfig(weights="/no/such/start.pt", init_from="v001").resolved()
+    assert gone.weights == "/no/such/start.pt"
     chosen, _ = TrainConfig(weights="none", regimen="finetune").resolved()
     assert chosen.regimen == "finetune"       # an explicit choice is kept
 

@@ -119,9 +119,13 @@ class TrainConfig:
         choice saying why. Fails fast when asked-for weights cannot be had."""
         import dataclasses
 
-        weights, reason = resolve_weights(self.weights, self.backbone,
-                                          get_backbone(self.backbone).weights)
-        why = [f"weights: from the registered model {self.init_from} (its layout: {reason})"
+        if self.init_from and self.weights != "auto":
+            # a registered model's own weights follow: its initial ones are not read again
+            weights, reason = self.weights, f"its initial weights were {self.weights}"
+        else:
+            weights, reason = resolve_weights(self.weights, self.backbone,
+                                              get_backbone(self.backbone).weights)
+        why = [f"weights: from the registered model {self.init_from} (layout: {reason})"
                if self.init_from else f"weights: {reason}"]
         regimen = self.regimen
         if regimen == "auto":
