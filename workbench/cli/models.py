@@ -243,15 +243,16 @@ def backbones_cmd(as_json):
     if as_json:
         echo_json([r.to_dict() for r in rows])
         return
-    click.echo(f"{'backbone':20} {'params':>7} {'body':>7} {'px':>4}  {'ImageNet weights from':38} "
+    click.echo(f"{'backbone':21} {'params':>7} {'body':>6} {'px':>4}  {'ImageNet weights from':40} "
                "here now")
     for r in rows:
-        name = r.name + (" (default)" if r.default else "")
-        click.echo(f"{name:20} {r.parameters / 1e6:6.1f}M {r.body_parameters / 1e6:6.1f}M "
-                   f"{r.image_size:>4}  {r.weight_source:38} "
-                   + ("yes" if r.weights_available else f"no: {r.why_unavailable}"))
-    click.echo("params: the whole detector for one class; body: what ImageNet weights cover. "
-               "`wb retrain --weights auto` (the default) uses them when they are here.")
+        name = r.name + (" *" if r.default else "")
+        click.echo(f"{name:21} {r.parameters / 1e6:6.1f}M {r.body_parameters / 1e6:5.1f}M "
+                   f"{r.image_size:>4}  {r.weight_source:40} "
+                   + ("yes" if r.weights_available else f"no: {r.unavailable}"))
+    click.echo("* the default. params: the whole detector for one class; body: what ImageNet "
+               "weights cover.\n`wb retrain --weights auto` (the default) uses ImageNet weights "
+               "where they are here; `wb backbones --json` says why not.")
 
 
 def register(group: click.Group) -> None:

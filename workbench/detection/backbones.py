@@ -245,7 +245,8 @@ class BackboneInfo:
     weight_source: str
     weights_available: bool
     weights_where: str
-    why_unavailable: str
+    why_unavailable: str            # one line a person can act on
+    unavailable: str                # the same in a few words, for tables
     default: bool
 
     def to_dict(self) -> dict[str, Any]:
@@ -257,7 +258,8 @@ def describe_backbones() -> list[BackboneInfo]:
     rows = []
     for name in list_backbones():
         spec = get_backbone(name)
-        model = create_detector(name, 2, weights="none")
+        with torch.device("meta"):   # shapes only: counting needs no memory and no init
+            model = create_detector(name, 2, weights="none")
         body, _ = backbone_parameters(model)
         got = spec.weights.availability() if spec.weights is not None else None
         rows.append(BackboneInfo(
@@ -265,5 +267,6 @@ def describe_backbones() -> list[BackboneInfo]:
             sum(p.numel() for p in body), int(spec.defaults["image_size"]),
             spec.weights.describe() if spec.weights is not None else "none",
             bool(got and got.ok), got.where if got else "", got.why if got else "",
+            got.short if got else "no ImageNet weights registered",
             name == DEFAULT_BACKBONE))
     return rows

