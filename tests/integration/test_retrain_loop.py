@@ -127,3 +127,27 @@ def test_ctrl_c_in_wb_retrain_says_what_was_kept_and_how_to_resume(workspace_fac
     resumed = CliRunner().invoke(cli, args + ["--resume"])
     assert resumed.exit_code == 0, resumed.output
     assert "(resuming)" in resumed.output and "registered v001" in resumed.output
+
+
+def test_unusable_initial_weights_stop_wb_retrain_before_any_work(workspace_factory, tmp_path,
+                                                                   monkeypatch):
+    from workbench.detection import weights
+
+    ws = workspace_factory(classes=CLASSES)
+    with ws.open_catalog() as cat:
+        add_synthetic_images(cat, tmp_path / "a", CLASSES, 6, size=64)
+    corrupt = tmp_path / "corrupt.pt"
+    corrupt.write_bytes(b"not a checkpoint")
+    base = ["--workspace", str(ws.root)]
+    runner = CliRunner()
+    res = runner.invoke(cli, base + ["retrain", "--weights", str(corrupt)])
+    assert res.exit_code == 1 and f"--weights {corrupt}: not a PyTorch state dict" in res.output
+    assert "--weights none" in res.output
+    missing = runner.invoke(cli, base + ["retrain", "--weights", str(tmp_path / "gone.pt")])
+    assert missing.exit_code == 1 and "gone.pt: no such file" in missing.output
+    monkeypatch.setattr(weights, "_can_reach", lambda url, timeout=2.0: False)
+    offline = runner.invoke(cli, base + ["retrain", "--backbone", "densenet121", "--weights",
+                                         "imagenet"])
+    assert offline.exit_code == 1 and "not available here" in offline.output
+    assert "wb backbones" in offline.output
+    assert "no models yet" in runner.invoke(cli, base + ["models"]).output   # nothing half-registered
