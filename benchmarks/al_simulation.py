@@ -81,6 +81,9 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--rounds", type=int, default=5, help="rounds of --batch new labels")
     p.add_argument("--batch", type=int, default=20)
     p.add_argument("--seeds", type=int, default=3, help="seeds per strategy (>= 3 for spread)")
+    p.add_argument("--first-seed", type=int, default=0,
+                   help="run seeds first-seed .. seeds-1 (to add runs to an --out folder; "
+                        "then --plot-only merges its runs/)")
     p.add_argument("--strategies", default=",".join(STRATEGIES))
     p.add_argument("--score", default="least_confidence")
     p.add_argument("--aggregate", default="max")
@@ -460,7 +463,7 @@ def main(args) -> dict:
     log.info("%s: %d images (%d test, %d pool), classes %s", args.dataset, len(items),
              len(test_keys), len(items) - len(test_keys), classes)
     data = (items, classes, tax, test_keys)
-    jobs = [(s, seed, args, data) for seed in range(args.seeds) for s in strategies]
+    jobs = [(s, seed, args, data) for seed in range(args.first_seed, args.seeds) for s in strategies]
     if args.jobs > 1:
         import multiprocessing as mp
 
