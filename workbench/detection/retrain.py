@@ -124,9 +124,13 @@ def plan_lines(e: dict) -> list[str]:
     cycles = f", {e['lr_cycles']} learning-rate cycles" if e.get("lr_cycles") else ""
     return [f"plan: {e.get('backbone')} at {e.get('image_size')} px, weights {e.get('weights')}, "
             f"regimen {e.get('regimen')}; {n.get('train', 0)} train / {n.get('val', 0)} val / "
-            f"{n.get('test', 0)} test images; up to {e.get('max_epochs')} epochs, early "
+            f"{n.get('test', 0)} test images; up to {_epochs(e.get('max_epochs'))}, early "
             f"stopping after {e.get('patience')} without improvement{cap}{cycles}"
             + (" (resuming)" if e.get("resume") else "")] + [f"  {line}" for line in e.get("plan") or []]
+
+
+def _epochs(n) -> str:
+    return f"{n} epoch{'' if n == 1 else 's'}"
 
 
 def _is_main_process() -> bool:
@@ -269,7 +273,7 @@ def _train_one(ws, catalog, registry, options, species, classes, splits, emit, s
                  init_state=init_state, test=by_split["test"],
                  on_event=lambda e: emit({**e, "species": species}))
     step("train", "done",
-         f"{config.backbone}{tag}: {result.epochs} epochs on {len(by_split['train'])} images, "
+         f"{config.backbone}{tag}: {_epochs(result.epochs)} on {len(by_split['train'])} images, "
          f"stopped by {result.stopped}; best val mAP@0.5 "
          f"{_fmt(result.best_val_mAP50)} at epoch {result.best_epoch}",
          species=species, epochs=result.epochs, stopped=result.stopped,
