@@ -40,7 +40,6 @@ from ..errors import WorkbenchError
 logger = logging.getLogger(__name__)
 
 NETWORK_PROBE_TIMEOUT_S = 2.0
-WEIGHT_CHOICES = ("auto", "imagenet", "none")   # or a PATH
 
 
 class WeightsUnavailable(WorkbenchError):
