@@ -9,10 +9,11 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import UnknownClassError, WorkbenchError
+from .errors import UnknownClassError, WorkbenchError, check_choice
 
 BACKGROUND = "background"
 LEVELS = ("species", "category")
+UNKNOWN_POLICIES = ("raise", "keep", "none")
 DEFAULT_TAXONOMY = Path(__file__).resolve().parent.parent / "label_config" / "wildlife.toml"
 
 
@@ -109,11 +110,8 @@ class Taxonomy:
 
     def classes(self, level: str = "species") -> list[str]:
         """Detection classes at a level, in taxonomy order."""
-        if level == "species":
-            return self.species_names
-        if level == "category":
-            return self.categories
-        raise WorkbenchError(f"unknown level '{level}'; choose one of: {', '.join(LEVELS)}")
+        check_choice("level", level, LEVELS)
+        return self.species_names if level == "species" else self.categories
 
     def species_of(self, label: str) -> str:
         for s in self.species:
@@ -121,11 +119,17 @@ class Taxonomy:
                 return s.name
         raise UnknownClassError(self._unknown_message(label))
 
-    def to_level(self, label: str | None, level: str) -> str | None:
+    def to_level(self, label: str | None, level: str, unknown: str = "raise") -> str | None:
         """Map a species or category label to the given level (categories of a
-        species label are unknown, so a species label stays a species label)."""
+        species label are unknown, so a species label stays a species label).
+
+        ``unknown`` says what a label outside the taxonomy becomes: ``"raise"``
+        (``UnknownClassError``), ``"keep"`` (the label itself) or ``"none"`` (None)."""
+        check_choice("unknown-label policy", unknown, UNKNOWN_POLICIES)
         if label is None or label == BACKGROUND:
             return label
+        if unknown != "raise" and not self.is_known(label):
+            return label if unknown == "keep" else None
         if level == "species":
             return self.species_of(label)
         if label in self.categories:

@@ -21,6 +21,10 @@ CONFIG_NAME = "workbench.toml"
 TAXONOMY_NAME = "taxonomy.toml"
 CATALOG_NAME = "catalog.sqlite"
 DEFAULT_WORKSPACE = "workspace"
+DEFAULT_LEVEL = "species"
+DEFAULT_LS_URL = "http://127.0.0.1:8080"
+#: the [model] keys a workspace may pin; unset ones take the code's defaults (TrainConfig)
+MODEL_SETTINGS = ("backbone", "level", "image_size")
 
 
 def resolve_workspace_path(value: str | os.PathLike | None) -> Path:
@@ -53,10 +57,10 @@ class Workspace:
         config = {
             "workspace": {"created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                           "taxonomy": TAXONOMY_NAME},
-            "labelstudio": {"url": "http://127.0.0.1:8080"},
+            "labelstudio": {"url": DEFAULT_LS_URL},
             # backbone and image size: the code's defaults (efficientnet_lite0, its 320 px)
             # unless set here; `wb retrain` says which it used and why
-            "model": {"level": "species"},
+            "model": {"level": DEFAULT_LEVEL},
         }
         ws = cls(root, config)
         ws.save()
@@ -94,6 +98,42 @@ class Workspace:
         else:
             sec[key] = value
         self.save()
+
+    # ---- typed settings (read these, not get() with a string) ----------
+    def model_level(self) -> str:
+        """The label level models train at (``[model] level``)."""
+        return self.get("model", "level") or DEFAULT_LEVEL
+
+    def model_settings(self) -> dict[str, Any]:
+        """The ``[model]`` settings this workspace pins (backbone, level, image size);
+        keys it leaves unset are absent, so the code's defaults apply."""
+        return {k: v for k in MODEL_SETTINGS if (v := self.get("model", k)) is not None}
+
+    def project_id(self) -> int | None:
+        """The Label Studio project `wb push` created, or None before the first push."""
+        pid = self.get("labelstudio", "project_id")
+        return None if pid is None else int(pid)
+
+    def project_level(self) -> str:
+        """The level the Label Studio project labels at: the one it was created with,
+        else the model's level."""
+        return self.get("labelstudio", "project_level") or self.model_level()
+
+    def set_project(self, project_id: int | None, level: str | None = None) -> None:
+        """Remember the Label Studio project (None forgets it) and its level."""
+        sec = self.config.setdefault("labelstudio", {})
+        if project_id is None:
+            sec.pop("project_id", None)
+            sec.pop("project_level", None)
+        else:
+            sec["project_id"] = int(project_id)
+            if level is not None:
+                sec["project_level"] = level
+        self.save()
+
+    def labelstudio_url(self) -> str:
+        """Label Studio's URL: ``WB_LS_URL``, else ``[labelstudio] url``, else the default."""
+        return os.environ.get("WB_LS_URL") or self.get("labelstudio", "url") or DEFAULT_LS_URL
 
     # ---- taxonomy -------------------------------------------------------
     @property

@@ -114,6 +114,13 @@ class TrainConfig:
         if self.lr_cycle_factor <= 0:
             raise WorkbenchError("--lr-cycle-factor must be above 0")
 
+    @classmethod
+    def for_workspace(cls, ws, **overrides: Any) -> "TrainConfig":
+        """A config from the workspace's ``[model]`` settings (backbone, level, image
+        size), with ``overrides`` on top; an override of None means "not given"."""
+        given = {**ws.model_settings(), **{k: v for k, v in overrides.items() if v is not None}}
+        return cls(**given)
+
     def resolved(self) -> tuple["TrainConfig", list[str]]:
         """This config with ``auto`` weights and regimen made concrete, and one line per
         choice saying why. Fails fast when asked-for weights cannot be had."""
