@@ -21,8 +21,9 @@ root, so any checkout is measured whatever its internal APIs:
 With ``--baseline DIR`` (another checkout's root) the two versions run interleaved
 (baseline, current, baseline, ...) for ``--repeats`` rounds each, after one untimed
 warm-up round each; the table gives per step the median wall time of each and the
-ratio current / baseline (below 1: the current checkout is faster). The ``annotate``
-row is a control: its ratio shows how much the machine's noise alone moves a ratio.
+ratio current / baseline (below 1: the current checkout is faster); ``total`` is a
+round's workbench steps summed. The ``annotate`` row is a control: its ratio shows how
+much the machine's noise alone moves a ratio.
 ``--out`` writes every round's times and the counts each step reported.
 
     git -C /work/main worktree add ../base 53c19fe          # a baseline checkout, once
@@ -76,14 +77,15 @@ def interleaved(versions: list[str], repeats: int) -> list[tuple[str, int]]:
 
 def step_rows(rounds: list[dict], steps: tuple[str, ...] = STEPS,
               baseline: str = "baseline", current: str = "current") -> list[dict]:
-    """One row per step (and a ``total`` row: the sum of a round's steps): the median
-    seconds of each version's rounds and ``ratio`` = current / baseline (None when the
-    baseline has no rounds). Rounds are ``{"version", "seconds": {step: s}}``."""
+    """One row per step, then a ``total`` row (the sum of a round's steps, the control
+    steps left out): the median seconds of each version's rounds and ``ratio`` = current /
+    baseline (None without baseline rounds). Rounds are ``{"version", "seconds": {step: s}}``."""
     def times(version: str, step: str) -> list[float]:
         return [r["seconds"][step] for r in rounds if r["version"] == version]
 
     def totals(version: str) -> list[float]:
-        return [sum(r["seconds"][s] for s in steps) for r in rounds if r["version"] == version]
+        timed = [s for s in steps if s not in CONTROL_STEPS]
+        return [sum(r["seconds"][s] for s in timed) for r in rounds if r["version"] == version]
 
     rows = []
     for step, base, cur in [(s, times(baseline, s), times(current, s)) for s in steps] + \
@@ -429,6 +431,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\n{n_images} images, {repeats} rounds per version, medians of wall time per "
           f"step (child process included); load average {os.getloadavg()[0]:.1f}:\n")
     print(format_table(rows))
+    control = next((r["ratio"] for r in rows if r["control"] and r["ratio"]), None)
+    if control is not None:
+        print(f"the control's ratio is {control:.3f}: the machine's noise alone moved it "
+              f"{abs(control - 1):.0%} from 1")
     differences = work_differences(rounds)
     for line in differences:
         print(f"warning: the versions did different work: {line}")
