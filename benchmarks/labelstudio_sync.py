@@ -21,14 +21,15 @@ root, so any checkout is measured whatever its internal APIs:
 With ``--baseline DIR`` (another checkout's root) the two versions run interleaved
 (baseline, current, baseline, ...) for ``--repeats`` rounds each, after one untimed
 warm-up round each; the table gives per step the median wall time of each and the
-ratio current / baseline (below 1: the current checkout is faster); ``total`` is a
-round's workbench steps summed. The ``annotate`` row is a control: its ratio shows how
-much the machine's noise alone moves a ratio.
+ratio current / baseline (below 1: the current checkout is faster), and the spread of
+each version's own rounds (max / min - 1, the larger of the two); ``total`` is a round's
+workbench steps summed. The ``annotate`` row is a control: the same Label Studio work on
+both sides, so its ratio is noise. A ratio closer to 1 than the spread is noise too.
 ``--out`` writes every round's times and the counts each step reported.
 
     git -C /work/main worktree add ../base 53c19fe          # a baseline checkout, once
     WB_LS_BIN=.venv-ls/bin/label-studio .venv/bin/python benchmarks/labelstudio_sync.py \\
-        --quick --baseline ../base                          # ~2 min on 2 cores
+        --quick --baseline ../base                          # ~2 min on 2 quiet cores
     WB_LS_BIN=.venv-ls/bin/label-studio .venv/bin/python benchmarks/labelstudio_sync.py \\
         --baseline ../base --images 200 --repeats 5 --out ls-sync.json
 """
@@ -78,8 +79,10 @@ def interleaved(versions: list[str], repeats: int) -> list[tuple[str, int]]:
 def step_rows(rounds: list[dict], steps: tuple[str, ...] = STEPS,
               baseline: str = "baseline", current: str = "current") -> list[dict]:
     """One row per step, then a ``total`` row (the sum of a round's steps, the control
-    steps left out): the median seconds of each version's rounds and ``ratio`` = current /
-    baseline (None without baseline rounds). Rounds are ``{"version", "seconds": {step: s}}``."""
+    steps left out): the median seconds of each version's rounds, ``ratio`` = current /
+    baseline (None without baseline rounds), and ``spread``: the larger of the two
+    versions' max / min - 1 over their own rounds (None with fewer than 2 rounds each), a
+    ratio closer to 1 than that is noise. Rounds are ``{"version", "seconds": {step: s}}``."""
     def times(version: str, step: str) -> list[float]:
         return [r["seconds"][step] for r in rounds if r["version"] == version]
 
@@ -92,22 +95,28 @@ def step_rows(rounds: list[dict], steps: tuple[str, ...] = STEPS,
             [("total", totals(baseline), totals(current))]:
         b = statistics.median(base) if base else None
         c = statistics.median(cur) if cur else None
+        spreads = [max(ts) / min(ts) - 1 for ts in (base, cur) if len(ts) >= 2 and min(ts) > 0]
         rows.append({"step": step, "baseline_s": b, "current_s": c,
                      "ratio": c / b if b and c is not None else None,
+                     "spread": max(spreads) if spreads else None,
                      "control": step in CONTROL_STEPS})
     return rows
 
 
 def format_table(rows: list[dict]) -> str:
-    """The printed table: seconds with 2 decimals, ratio with 3, '-' for no value."""
+    """The printed table: seconds with 2 decimals, ratio with 3, spread in percent, '-'
+    for no value."""
     def num(v: float | None, digits: int) -> str:
         return "-" if v is None else f"{v:.{digits}f}"
 
-    lines = [f"{'step':<22} {'baseline s':>11} {'current s':>10} {'current/baseline':>17}"]
+    header = (f"{'step':<22} {'baseline s':>11} {'current s':>10} {'current/baseline':>17} "
+              f"{'spread':>7}")
+    lines = [header]
     for r in rows:
         name = r["step"] + (" (control)" if r.get("control") else "")
         lines.append(f"{name:<22} {num(r['baseline_s'], 2):>11} {num(r['current_s'], 2):>10} "
-                     f"{num(r['ratio'], 3):>17}")
+                     f"{num(r['ratio'], 3):>17} "
+                     f"{'-' if r.get('spread') is None else format(r['spread'], '.0%'):>7}")
     return "\n".join(lines)
 
 
@@ -431,10 +440,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\n{n_images} images, {repeats} rounds per version, medians of wall time per "
           f"step (child process included); load average {os.getloadavg()[0]:.1f}:\n")
     print(format_table(rows))
-    control = next((r["ratio"] for r in rows if r["control"] and r["ratio"]), None)
-    if control is not None:
-        print(f"the control's ratio is {control:.3f}: the machine's noise alone moved it "
-              f"{abs(control - 1):.0%} from 1")
+    print("spread: the larger of the two versions' max/min - 1 over its own rounds; a ratio "
+          "closer to 1 than that, or than the control's, is noise")
     differences = work_differences(rounds)
     for line in differences:
         print(f"warning: the versions did different work: {line}")

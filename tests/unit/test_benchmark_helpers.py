@@ -47,28 +47,31 @@ def test_rows_hold_each_versions_median_and_the_ratio_current_over_baseline(benc
     assert rows["total"]["baseline_s"] == pytest.approx(5.0)     # sums 3, 5, 12
     assert rows["total"]["current_s"] == pytest.approx(2.7)      # sums 2.5, 2.7, 51.5
     assert rows["total"]["ratio"] == pytest.approx(2.7 / 5.0)
+    assert rows["push"]["spread"] == pytest.approx(50.0 / 1.0 - 1)   # current's 1.0 .. 50
+    assert rows["pull"]["spread"] == pytest.approx(8.0)              # baseline's 1.0 .. 9.0
     assert list(rows) == ["push", "annotate", "pull", "total"]
     assert not rows["push"]["control"] and not rows["total"]["control"]
 
 
 def test_without_a_baseline_there_is_no_ratio(bench):
     rows = bench.step_rows([_round("current", 0, 1.0, 2.0)], steps=("push", "pull"))
-    assert [(r["baseline_s"], r["current_s"], r["ratio"]) for r in rows] == [
-        (None, 1.0, None), (None, 2.0, None), (None, 3.0, None)]
+    assert [(r["baseline_s"], r["current_s"], r["ratio"], r["spread"]) for r in rows] == [
+        (None, 1.0, None, None), (None, 2.0, None, None), (None, 3.0, None, None)]
 
 
 def test_the_table_marks_the_control_row_and_prints_dashes_for_missing_values(bench):
     rows = [{"step": "push", "baseline_s": 2.0, "current_s": 1.0, "ratio": 0.5,
-             "control": False},
+             "spread": 0.123, "control": False},
             {"step": "annotate", "baseline_s": 1.234, "current_s": 1.3, "ratio": 1.05348,
-             "control": True},
+             "spread": 0.5, "control": True},
             {"step": "total", "baseline_s": None, "current_s": 3.0, "ratio": None,
-             "control": False}]
+             "spread": None, "control": False}]
     lines = bench.format_table(rows).splitlines()
-    assert lines[0].split() == ["step", "baseline", "s", "current", "s", "current/baseline"]
-    assert lines[1].split() == ["push", "2.00", "1.00", "0.500"]
-    assert lines[2].split() == ["annotate", "(control)", "1.23", "1.30", "1.053"]
-    assert lines[3].split() == ["total", "-", "3.00", "-"]
+    assert lines[0].split() == ["step", "baseline", "s", "current", "s", "current/baseline",
+                                "spread"]
+    assert lines[1].split() == ["push", "2.00", "1.00", "0.500", "12%"]
+    assert lines[2].split() == ["annotate", "(control)", "1.23", "1.30", "1.053", "50%"]
+    assert lines[3].split() == ["total", "-", "3.00", "-", "-"]
     assert len({len(line) for line in lines}) == 1                # columns line up
 
 
