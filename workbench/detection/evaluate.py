@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from ..errors import UnknownClassError, WorkbenchError
+from ..errors import UnknownClassError, WorkbenchError, check_choice
 from ..images import UnreadableImage, open_image
 from ..taxonomy import BACKGROUND
 from .metrics import EvaluationResult, evaluate_detections
@@ -159,8 +159,7 @@ def evaluate_model(ws, catalog, version: str | None = None, split: str = "test",
     """Evaluate a registered model (default: the promoted one) on a catalog split and
     write ``reports/eval_<version>_<split>.json``, ``.png`` and ``_confusion.png``
     (their paths are in ``result.info["reports"]``)."""
-    if split not in SPLITS:
-        raise EvaluationError(f"unknown split '{split}'; choose one of: {', '.join(SPLITS)}")
+    check_choice("split", split, SPLITS, error=EvaluationError)
     model = model or load_model(ws, catalog, version)
     items = catalog_items(ws, catalog, model, split)
     if not items:

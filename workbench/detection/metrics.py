@@ -42,6 +42,8 @@ from typing import Any, Hashable, Iterable, Mapping
 
 import numpy as np
 
+from ..errors import check_choice
+
 logger = logging.getLogger(__name__)
 
 BACKGROUND = "background"  # the same reserved name as workbench.taxonomy.BACKGROUND
@@ -58,9 +60,7 @@ class EvaluationConfig:
     method: str = "coco"
 
     def __post_init__(self) -> None:
-        if self.method not in METHODS:
-            raise ValueError(f"unknown evaluation method '{self.method}'; choose one of: "
-                             f"{', '.join(METHODS)}")
+        check_choice("evaluation method", self.method, METHODS)
         if not 0.0 <= self.score_threshold <= 1.0:
             raise ValueError(f"score_threshold must be within [0, 1], got {self.score_threshold}")
         if not 0.0 < self.iou_threshold <= 1.0:

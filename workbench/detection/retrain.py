@@ -19,7 +19,7 @@ from typing import Any, Callable
 
 import torch
 
-from ..errors import WorkbenchError
+from ..errors import WorkbenchError, check_choice
 from .backbones import get_backbone
 from .dataset import collect_samples
 from .predict import predict_catalog
@@ -54,9 +54,7 @@ class RetrainOptions:
         if unknown:
             raise WorkbenchError(f"unknown steps to skip: {sorted(unknown)}; steps are: "
                                  f"{', '.join(STEPS)}")
-        if self.promote not in PROMOTE_POLICIES:
-            raise WorkbenchError(f"unknown promotion policy '{self.promote}'; choose one of: "
-                                 f"{', '.join(PROMOTE_POLICIES)}")
+        check_choice("promotion policy", self.promote, PROMOTE_POLICIES)
 
 
 @dataclass
