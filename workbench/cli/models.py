@@ -145,6 +145,7 @@ def retrain_cmd(app, backbone, level, per_species, weights, init_from, loss, gam
 
         wb retrain --backbone densenet121 --image-size 512 --weights none
     """
+    from ..detection.metrics import format_metric as fmt
     from ..detection.retrain import RetrainOptions, headline, retrain
     from ..detection.train import TrainConfig
     from .common import progress
@@ -176,14 +177,10 @@ def retrain_cmd(app, backbone, level, per_species, weights, init_from, loss, gam
     # each step was printed as it finished (above); end with the result
     for version in report.versions:
         m = headline(app.catalog.model(version)["metrics"] or {})
-        click.echo(f"new: {version}: test mAP@0.5 {_fmt(m.get('mAP50'))}, mAP {_fmt(m.get('mAP'))}, "
-                   f"mAR@100 {_fmt(m.get('mAR100'))}, accuracy {_fmt(m.get('accuracy'))} on "
+        click.echo(f"new: {version}: test mAP@0.5 {fmt(m.get('mAP50'))}, mAP {fmt(m.get('mAP'))}, "
+                   f"mAR@100 {fmt(m.get('mAR100'))}, accuracy {fmt(m.get('accuracy'))} on "
                    f"{m.get('test_images', '-')} test images ({m.get('epochs', '-')} epochs)")
     click.echo(f"promoted: {report.promoted or 'none'}")
-
-
-def _fmt(x) -> str:
-    return "-" if x is None else f"{x:.3f}" if isinstance(x, float) else str(x)
 
 
 @click.group("models", invoke_without_command=True)
@@ -200,6 +197,7 @@ def models_group(ctx, app, as_json):
     """
     if ctx.invoked_subcommand is not None:
         return
+    from ..detection.metrics import format_metric as fmt
     from ..detection.registry import Registry
     from ..detection.retrain import headline
 
@@ -216,8 +214,8 @@ def models_group(ctx, app, as_json):
         m = mv.metrics
         click.echo(f"{mv.version:9} {'*' if mv.promoted else '':2} "
                    f"{mv.summary()['backbone'] or '-':13} {mv.level or '-':9} "
-                   f"{_fmt(m.get('mAP50')):>7} {_fmt(m.get('mAP')):>7} "
-                   f"{_fmt(m.get('accuracy')):>7} {_fmt(m.get('val_mAP50')):>9}  "
+                   f"{fmt(m.get('mAP50')):>7} {fmt(m.get('mAP')):>7} "
+                   f"{fmt(m.get('accuracy')):>7} {fmt(m.get('val_mAP50')):>9}  "
                    f"{mv.parent or '-'}")
 
 

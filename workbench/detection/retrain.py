@@ -22,6 +22,7 @@ import torch
 from ..errors import WorkbenchError, check_choice
 from .backbones import get_backbone
 from .dataset import collect_samples
+from .metrics import format_metric
 from .predict import predict_catalog
 from .registry import ModelVersion, Registry
 from .splits import DEFAULT_FRACTIONS, ensure_splits
@@ -279,8 +280,8 @@ def _train_one(ws, catalog, registry, options, species, classes, splits, emit, s
     return result
 
 
-def _fmt(x) -> str:
-    return "n/a" if x is None else f"{x:.3f}"
+def _fmt(value) -> str:
+    return format_metric(value, missing="n/a")
 
 
 def _register(ws, registry, options, species, result: TrainResult, step) -> ModelVersion | None:

@@ -5,13 +5,13 @@ writes ``ExportItem`` records. Readers never open user images for writing.
 """
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
 
 from ..catalog.records import Box, ImportedImage
 from ..errors import WorkbenchError, check_choice
+from ..taxonomy import image_level_label
 
 FORMATS = ("folders", "coco", "voc", "yolo", "labelstudio")
 EXPORT_FORMATS = ("coco", "voc", "yolo")
@@ -31,9 +31,8 @@ class ExportItem:
 
 
 def majority_label(boxes: list[Box] | None) -> str | None:
-    if not boxes:
-        return None
-    return Counter(b.label for b in boxes).most_common(1)[0][0]
+    """The image-level label a file without one gets from its boxes (None: no boxes)."""
+    return image_level_label(None, (b.label for b in boxes or ()), default=None)
 
 
 def read(path: str | Path, fmt: str, images_dir: str | Path | None = None,
