@@ -227,9 +227,9 @@ def run_demo(ws_root: Path, options: DemoOptions, echo: Echo = print,
     summary = DemoSummary(workspace=str(ws_root), keep_running=options.keep_running)
     ws = (Workspace.open(ws_root) if (ws_root / "workbench.toml").exists()
           else Workspace.create(ws_root, Taxonomy.default()))
-    ws.set("model", "backbone", options.backbone)
-    ws.set("model", "image_size", options.image_size)   # None: the backbone's default
-    ws.set("model", "level", "species")
+    # image size None: the backbone's default
+    ws.set_model_settings(backbone=options.backbone, image_size=options.image_size,
+                          level="species")
     pf = progress_for or (lambda stage: None)
     started_ls = False
     backend: BackendProcess | None = None
