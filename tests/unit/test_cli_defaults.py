@@ -68,12 +68,12 @@ def test_no_help_restates_a_default_that_is_not_shown_from_the_code():
         key = (path, _flag(opt))
         if "[default" in text.lower():
             bad.append(f"{key}: writes click's [default: ...] by hand")
-        if opt.show_default or opt.is_flag or not re.search(r"\bdefault\b", text, re.I):
+        if opt.show_default or opt.is_flag or not re.search(r"\bdefault\b", text, re.IGNORECASE):
             continue
         # "default" in prose with show_default off: only a described fallback of None
         if _default(opt) is not None:
             bad.append(f"{key}: default {_default(opt)!r} described in prose, not shown")
-        elif re.search(r"\bdefault\b:?\s*\(?[\d.]", text, re.I) and key not in DESCRIBED_FALLBACKS:
+        elif re.search(r"\bdefault\b:?\s*\(?[\d.]", text, re.IGNORECASE) and key not in DESCRIBED_FALLBACKS:
             bad.append(f"{key}: a value after 'default' in prose: {text!r}")
     assert not bad, "\n".join(bad)
 
@@ -81,7 +81,7 @@ def test_no_help_restates_a_default_that_is_not_shown_from_the_code():
 def test_described_fallbacks_name_the_codes_defaults():
     opts = {(path, _flag(opt)): (cmd, opt) for path, cmd, opt in _options()}
     for key, words in DESCRIBED_FALLBACKS.items():
-        cmd, opt = opts[key]
+        _cmd, opt = opts[key]
         assert _default(opt) is None and not opt.show_default, key
         for word in words:
             assert word in opt.help, (key, word)
@@ -154,7 +154,7 @@ def test_retrain_without_options_trains_the_workspaces_config(tmp_path, monkeypa
 
     def fake_retrain(ws_, catalog, options, on_event=None):
         seen.append(options)
-        return SimpleNamespace(versions=[], promoted=None, to_dict=lambda: {})
+        return SimpleNamespace(versions=[], promoted=None, to_dict=dict)
 
     monkeypatch.setattr(retrain_mod, "retrain", fake_retrain)
     run = CliRunner().invoke(cli, ["--workspace", str(ws.root), "retrain", "--json"])

@@ -112,7 +112,11 @@ def test_image_accuracy_scores_an_unlabelled_image_by_its_majority_box_class():
 def _sites(tmp_path):
     from workbench import demo_data, formats
     from workbench.active.selection import SelectionConfig
-    from workbench.active.uncertainty import UncertaintyConfig, aggregate, box_uncertainty
+    from workbench.active.uncertainty import (
+        UncertaintyConfig,
+        aggregate,
+        box_uncertainty,
+    )
     from workbench.detection.backbones import get_backbone
     from workbench.detection.evaluate import EvaluationError, evaluate_model
     from workbench.detection.losses import make_classification_loss
