@@ -167,3 +167,22 @@ def test_retrain_without_options_trains_the_workspaces_config(tmp_path, monkeypa
     cfg = seen[1].train
     assert (cfg.patience, cfg.level, cfg.negatives, cfg.max_epochs) == (
         3, "category", False, _train_defaults()["max_epochs"])
+
+
+def test_prioritize_offers_and_defaults_to_what_the_active_configs_take():
+    from workbench.active import selection, uncertainty
+    from workbench.cli import prioritize
+
+    assert prioritize.STRATEGIES == selection.STRATEGIES
+    cmd = cli.commands["prioritize"]
+    ctx = click.Context(cmd, info_name="wb prioritize")
+    opts = {_flag(p): p for p in cmd.params if isinstance(p, click.Option)}
+    expected = {"--score": uncertainty.UncertaintyConfig().score,
+                "--aggregate": uncertainty.UncertaintyConfig().aggregate,
+                "--strategy": selection.SelectionConfig().strategy,
+                "--batch": selection.SelectionConfig().batch,
+                "--seed": selection.SelectionConfig().seed}
+    for flag, value in expected.items():
+        assert opts[flag].show_default and opts[flag].get_default(ctx) == value, flag
+        assert f"[default: {value}" in " ".join(_help("wb prioritize", cmd, opts[flag]).split())
+    assert list(opts["--score"].type.choices) == list(uncertainty.SCORES)
