@@ -102,7 +102,7 @@ class Annotators:
         root = truth_file.parent
         self.truth = {str((root / im["file_name"]).resolve()): by_image.get(im["id"], [])
                       for im in coco["images"]}
-        self.level = ws.get("model", "level", "species")
+        self.level = ws.model_level()
         # per ground-truth box: started from a pre-drawn box (kept as drawn, or moved) or
         # drawn new; per pre-drawn box the annotator did not use: deleted
         self.stats = {"annotated": 0, "negatives": 0, "boxes": 0, "kept": 0, "moved": 0,
@@ -227,9 +227,9 @@ def run_demo(ws_root: Path, options: DemoOptions, echo: Echo = print,
     summary = DemoSummary(workspace=str(ws_root), keep_running=options.keep_running)
     ws = (Workspace.open(ws_root) if (ws_root / "workbench.toml").exists()
           else Workspace.create(ws_root, Taxonomy.default()))
-    ws.set("model", "backbone", options.backbone)
-    ws.set("model", "image_size", options.image_size)   # None: the backbone's default
-    ws.set("model", "level", "species")
+    # image size None: the backbone's default
+    ws.set_model_settings(backbone=options.backbone, image_size=options.image_size,
+                          level="species")
     pf = progress_for or (lambda stage: None)
     started_ls = False
     backend: BackendProcess | None = None
@@ -345,13 +345,12 @@ def _retrain(ws, catalog, echo, epochs: int, max_minutes: float, init_from: str 
     # weights and regimen as `wb retrain` picks them: ImageNet weights when they are here
     # (combi: one head-only epoch, then all layers); round 2 continues round 1's model at
     # a fifth of the rate (all layers at 0.01 threw a trained model into NaN)
-    cfg = TrainConfig(backbone=ws.get("model", "backbone"), level="species",
-                      image_size=ws.get("model", "image_size"), weights="auto", regimen="auto",
-                      head_epochs=1, init_from=init_from, batch_size=4,
-                      lr=0.01 if init_from is None else 0.002,
-                      clip_grad_norm=None if init_from is None else 10.0,
-                      box_batch_size_per_image=64,   # 4x cheaper CPU steps (docs/demo-data.md)
-                      max_epochs=epochs, patience=epochs, max_minutes=max_minutes, seed=0)
+    cfg = TrainConfig.for_workspace(
+        ws, level="species", weights="auto", regimen="auto", head_epochs=1, init_from=init_from,
+        batch_size=4, lr=0.01 if init_from is None else 0.002,
+        clip_grad_norm=None if init_from is None else 10.0,
+        box_batch_size_per_image=64,   # 4x cheaper CPU steps (docs/demo-data.md)
+        max_epochs=epochs, patience=epochs, max_minutes=max_minutes, seed=0)
     report = retrain(ws, catalog, RetrainOptions(train=cfg, promote="if_better",
                                                   skip={"pull", "refresh"}),
                      on_event=_echo_steps(echo))

@@ -30,7 +30,7 @@ from typing import Callable
 import numpy as np
 from PIL import Image, ImageDraw, ImageEnhance, ImageFilter, ImageFont, ImageOps
 
-from .errors import WorkbenchError
+from .errors import WorkbenchError, check_choice
 from .taxonomy import BACKGROUND, Taxonomy
 
 log = logging.getLogger(__name__)
@@ -352,6 +352,7 @@ def _render_collage(category: str, size: tuple[int, int], rng: np.random.Generat
 # ---------------------------------------------------------------------------
 def _near_duplicate(photo: _Photo, kind: str, rng: np.random.Generator) -> tuple[_Photo, int]:
     """Returns (photo, jpeg quality) for the copy."""
+    check_choice("near-duplicate kind", kind, NEAR_DUPLICATE_KINDS)
     img, objs = photo.pixels, photo.objects
     if kind == "resized":
         f = float(rng.uniform(0.6, 0.8))
@@ -373,17 +374,17 @@ def _near_duplicate(photo: _Photo, kind: str, rng: np.random.Generator) -> tuple
         x0, y0 = int(rng.integers(0, img.width - cw + 1)), int(rng.integers(0, img.height - ch + 1))
         out = img.crop((x0, y0, x0 + cw, y0 + ch))
         return _Photo(out, [(c, m[y0:y0 + ch, x0:x0 + cw].copy()) for c, m in objs]), JPEG_QUALITY
-    if kind == "banner":             # a caption strip pasted over the bottom of the photo
-        out = img.copy()
-        bh = max(12, img.height // 9)
-        d = ImageDraw.Draw(out)
-        d.rectangle([0, img.height - bh, img.width, img.height], fill=(200, 20, 30))
-        d.text((6, img.height - bh + 2), "BEST PRICE - WHOLESALE - SHIP WORLDWIDE",
-               fill=(255, 255, 255), font=ImageFont.load_default())
-        keep = np.ones((img.height, img.width), dtype=bool)
-        keep[img.height - bh:, :] = False
-        return _Photo(out, [(c, m & keep) for c, m in objs]), JPEG_QUALITY
-    raise ValueError(f"unknown near-duplicate kind '{kind}'; choose one of: {', '.join(NEAR_DUPLICATE_KINDS)}")
+    # banner: a caption strip pasted over the bottom of the photo
+    out = img.copy()
+    bh = max(12, img.height // 9)
+    d = ImageDraw.Draw(out)
+    d.rectangle([0, img.height - bh, img.width, img.height], fill=(200, 20, 30))
+    d.text((6, img.height - bh + 2), "BEST PRICE - WHOLESALE - SHIP WORLDWIDE",
+           fill=(255, 255, 255), font=ImageFont.load_default())
+    keep = np.ones((img.height, img.width), dtype=bool)
+    keep[img.height - bh:, :] = False
+    return _Photo(out, [(c, m & keep) for c, m in objs]), JPEG_QUALITY
+
 
 
 def _jpeg_bytes(img: Image.Image, quality: int) -> bytes:

@@ -6,6 +6,8 @@ A flat taxonomy (``wb init --classes a,b``) makes each class its own species.
 from __future__ import annotations
 
 import tomllib
+from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,6 +17,17 @@ BACKGROUND = "background"
 LEVELS = ("species", "category")
 UNKNOWN_POLICIES = ("raise", "keep", "none")
 DEFAULT_TAXONOMY = Path(__file__).resolve().parent.parent / "label_config" / "wildlife.toml"
+
+
+def image_level_label(own: str | None, box_labels: Iterable[str], *,
+                      default: str | None = BACKGROUND) -> str | None:
+    """The label an image is stratified, scored and exported by: its own label when it
+    has one, else its most common box class (the first seen among equals), else
+    ``default`` (background: no label and no boxes means nothing is there)."""
+    if own:
+        return own
+    counts = Counter(box_labels)
+    return counts.most_common(1)[0][0] if counts else default
 
 
 @dataclass(frozen=True)

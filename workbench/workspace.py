@@ -1,7 +1,7 @@
 """The workspace folder and its settings file, ``workbench.toml``.
 
-Layout (see DESIGN.md): workbench.toml, taxonomy.toml, catalog.sqlite, models/,
-reports/, services/.
+Layout (see docs/operations.md): workbench.toml, taxonomy.toml, catalog.sqlite,
+models/, reports/, services/.
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from typing import Any
 
 import tomli_w
 
-from .errors import WorkspaceError
+from .errors import WorkspaceError, check_choice
 from .fsutil import atomic_write_text
 from .taxonomy import Taxonomy
 
@@ -58,8 +58,8 @@ class Workspace:
             "workspace": {"created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                           "taxonomy": TAXONOMY_NAME},
             "labelstudio": {"url": DEFAULT_LS_URL},
-            # backbone and image size: the code's defaults (efficientnet_lite0, its 320 px)
-            # unless set here; `wb retrain` says which it used and why
+            # backbone and image size: the code's defaults (TrainConfig) unless set here;
+            # `wb retrain` says which it used and why
             "model": {"level": DEFAULT_LEVEL},
         }
         ws = cls(root, config)
@@ -108,6 +108,19 @@ class Workspace:
         """The ``[model]`` settings this workspace pins (backbone, level, image size);
         keys it leaves unset are absent, so the code's defaults apply."""
         return {k: v for k in MODEL_SETTINGS if (v := self.get("model", k)) is not None}
+
+    def set_model_settings(self, **settings: Any) -> None:
+        """Pin ``[model]`` settings (backbone, level, image_size) and save once; None
+        unpins one, so the code's default applies again."""
+        for key in settings:
+            check_choice("model setting", key, MODEL_SETTINGS)
+        sec = self.config.setdefault("model", {})
+        for key, value in settings.items():
+            if value is None:
+                sec.pop(key, None)
+            else:
+                sec[key] = value
+        self.save()
 
     def project_id(self) -> int | None:
         """The Label Studio project `wb push` created, or None before the first push."""

@@ -127,10 +127,7 @@ def label_at_level(label: str | None, level: str, taxonomy: Taxonomy) -> str | N
     """The image-level label at the model's level; None when it has no place there."""
     if not label:
         return None
-    try:
-        return taxonomy.to_level(label, level)
-    except UnknownClassError:
-        return None
+    return taxonomy.to_level(label, level, unknown="none")
 
 
 def prioritize(ws, catalog, config: PrioritizeConfig | None = None,
@@ -141,7 +138,7 @@ def prioritize(ws, catalog, config: PrioritizeConfig | None = None,
 
     config = config or PrioritizeConfig()
     mv = Registry.of(ws, catalog).resolve(config.model)
-    level = mv.level or ws.get("model", "level", "species")
+    level = mv.level or ws.model_level()
     taxonomy = ws.taxonomy
     loaded: list[ModelPredictor] = [predictor] if predictor is not None else []
 

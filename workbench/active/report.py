@@ -42,6 +42,8 @@ def write_report(result, reports_dir: Path, show: int,
     shown = annotation_order(result)[:show]
     cfg = result.config
     esc = html.escape
+    from ..labelstudio.tasks import DISPLAY_MIN_SCORE
+
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'>",
         f"<title>wb prioritize: model {esc(result.version)}</title>",
@@ -51,7 +53,8 @@ def write_report(result, reports_dir: Path, show: int,
         f"(boxes aggregated by <b>{esc(cfg.uncertainty.aggregate)}</b>); strategy "
         f"<b>{esc(cfg.selection.strategy)}</b> selected {len(result.batch)} (red edge). "
         f"The first {len(shown)} in the order annotators get them; boxes drawn are the model's "
-        "with score 0.3 and above (what annotators see pre-drawn), with their scores.</p><div class='grid'>",
+        f"with score {DISPLAY_MIN_SCORE:g} and above (what annotators see pre-drawn), with their "
+        "scores.</p><div class='grid'>",
     ]
     classes: dict[str, tuple[int, int, int]] = {}
     for n, p in enumerate(shown, start=1):

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..errors import check_choice
+
 STRATEGIES = ("uncertainty", "diverse", "random")
 
 
@@ -24,9 +26,7 @@ class SelectionConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.strategy not in STRATEGIES:
-            raise ValueError(f"unknown strategy '{self.strategy}'; choose one of: "
-                             f"{', '.join(STRATEGIES)}")
+        check_choice("strategy", self.strategy, STRATEGIES)
         if self.batch < 1:
             raise ValueError("--batch must be at least 1")
 

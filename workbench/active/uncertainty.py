@@ -29,6 +29,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Iterable
 
+from ..errors import check_choice
 from ..geometry import iou_xyxy
 
 SCORES = ("least_confidence", "margin", "entropy")
@@ -49,12 +50,8 @@ class UncertaintyConfig:
     empty_uncertainty: float = 0.0   # base uncertainty of an image with no boxes
 
     def __post_init__(self) -> None:
-        if self.score not in SCORES:
-            raise ValueError(f"unknown uncertainty score '{self.score}'; choose one of: "
-                             f"{', '.join(SCORES)}")
-        if self.aggregate not in AGGREGATES:
-            raise ValueError(f"unknown aggregate '{self.aggregate}'; choose one of: "
-                             f"{', '.join(AGGREGATES)}")
+        check_choice("uncertainty score", self.score, SCORES)
+        check_choice("aggregate", self.aggregate, AGGREGATES)
 
 
 @dataclass
@@ -72,6 +69,7 @@ def box_uncertainty(probs: dict[str, float] | Iterable[float], score: str) -> fl
                reverse=True)
     if not p:
         return 0.0
+    check_choice("uncertainty score", score, SCORES)
     total = sum(p)
     if total > 0:
         p = [v / total for v in p]
@@ -79,27 +77,26 @@ def box_uncertainty(probs: dict[str, float] | Iterable[float], score: str) -> fl
         return 1.0 - p[0]
     if score == "margin":
         return 1.0 - (p[0] - (p[1] if len(p) > 1 else 0.0))
-    if score == "entropy":
-        if len(p) < 2:
-            return 0.0
-        h = -sum(v * math.log(v) for v in p if v > 0)
-        return h / math.log(len(p))
-    raise ValueError(f"unknown uncertainty score '{score}'; choose one of: {', '.join(SCORES)}")
+    # entropy
+    if len(p) < 2:
+        return 0.0
+    h = -sum(v * math.log(v) for v in p if v > 0)
+    return h / math.log(len(p))
 
 
 def aggregate(values: list[float], how: str) -> float:
     if not values:
         return 0.0
+    check_choice("aggregate", how, AGGREGATES)
     if how == "max":
         return max(values)
     if how == "mean":
         return sum(values) / len(values)
-    if how == "sum":
-        prod = 1.0
-        for v in values:
-            prod *= 1.0 - min(max(v, 0.0), 1.0)
-        return 1.0 - prod
-    raise ValueError(f"unknown aggregate '{how}'; choose one of: {', '.join(AGGREGATES)}")
+    # sum: the chance that at least one box is wrong, boxes taken as independent
+    prod = 1.0
+    for v in values:
+        prod *= 1.0 - min(max(v, 0.0), 1.0)
+    return 1.0 - prod
 
 
 def _iou(a: dict, b: dict) -> float:

@@ -22,7 +22,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..active.uncertainty import UncertaintyConfig
-from ..labelstudio.tasks import IMAGE_ID_FIELD, task_score
+from ..labelstudio.tasks import DISPLAY_MIN_SCORE, IMAGE_ID_FIELD, task_score
 from ..taxonomy import Taxonomy
 from .holder import ModelHolder, NoModel
 from .images import ImageError, ImageResolver
@@ -49,7 +49,7 @@ class BackendSettings:
     fetch_timeout: float = 10.0
     basic_auth: tuple[str, str] | None = None
     bearer_token: str | None = None
-    min_score: float = 0.3                   # boxes below are not sent (faint boxes)
+    min_score: float = DISPLAY_MIN_SCORE     # boxes below are not sent (faint boxes)
     uncertainty: UncertaintyConfig = field(default_factory=UncertaintyConfig)
 
     def resolver(self) -> ImageResolver:

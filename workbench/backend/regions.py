@@ -68,9 +68,8 @@ class LabelMapper:
         if self.taxonomy is None:
             return None
         for level in LEVELS:
-            try:
-                mapped = self.taxonomy.to_level(label, level)
-            except UnknownClassError:
+            mapped = self.taxonomy.to_level(label, level, unknown="none")
+            if mapped is None:
                 return None
             if mapped in target.labels:
                 return mapped
@@ -107,9 +106,8 @@ def image_uncertainty(detections: list[dict], image_label: str | None, classes: 
         products = [c for c in classes if _species(taxonomy, c) not in lookalike]
         if image_label and image_label != BACKGROUND:
             for level in LEVELS:
-                try:
-                    mapped = taxonomy.to_level(image_label, level)
-                except UnknownClassError:
+                mapped = taxonomy.to_level(image_label, level, unknown="none")
+                if mapped is None:
                     break
                 if mapped in classes:
                     label = mapped

@@ -11,6 +11,7 @@ import sys
 import click
 
 from .. import __version__
+from ..workspace import DEFAULT_WORKSPACE
 from .common import App
 
 AREAS = ("workspace", "dedup", "labelstudio", "models", "evaluate", "serve", "prioritize", "review", "demo")
@@ -19,7 +20,7 @@ AREAS = ("workspace", "dedup", "labelstudio", "models", "evaluate", "serve", "pr
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.option("--workspace", "-w", type=click.Path(file_okay=False), envvar="WB_WORKSPACE",
               default=None, show_envvar=True,
-              help="Workspace folder (default ./workspace).")
+              help=f"Workspace folder (default: ./{DEFAULT_WORKSPACE}).")
 @click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
 @click.version_option(__version__, prog_name="wb")
 @click.pass_context

@@ -40,6 +40,20 @@ class App:
 pass_app = click.make_pass_decorator(App)
 
 
+class CodeDefault(click.Option):
+    """An option whose default is a constant of the code, given as a function that reads
+    it: help shows the value (``show_default``), and the module holding it is imported
+    only when a run or ``--help`` needs it (``wb --help`` stays free of torch)."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("show_default", True)
+        super().__init__(*args, **kwargs)
+
+    def get_default(self, ctx, call=True):
+        value = super().get_default(ctx, call=False)
+        return value() if callable(value) else value
+
+
 def json_option(f):
     return click.option("--json", "as_json", is_flag=True, help="Print JSON for machines.")(f)
 

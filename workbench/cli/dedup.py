@@ -7,8 +7,16 @@ from pathlib import Path
 
 import click
 
-from .common import console, domain_errors, echo_json, json_option, pass_app, progress, stage_bars
+from .common import (CodeDefault, console, domain_errors, echo_json, json_option, pass_app,
+                     progress, stage_bars)
 from .labelstudio import ls_url_option
+
+
+def _run():
+    """``dedup.run``, imported when a default is needed (it imports numpy)."""
+    from ..dedup import run
+
+    return run
 
 
 def _progress_for(stack: ExitStack, enabled: bool):
@@ -50,14 +58,16 @@ def _summary_table(report: dict, paths: dict) -> None:
 @click.group("dedup", invoke_without_command=True)
 @click.option("--method", type=click.Choice(["phash", "dhash", "whash", "ahash"]),
               default="phash", show_default=True, help="Perceptual hash (imagededup).")
-@click.option("--max-distance", type=click.IntRange(0, 64), default=None,
-              help="Hash distance (bits of 64) accepted without a pixel check "
-                   "[default: 6, measured; see docs/dedup.md].")
-@click.option("--verify-distance", type=click.IntRange(0, 64), default=None,
+@click.option("--max-distance", type=click.IntRange(0, 64), cls=CodeDefault,
+              default=lambda: _run().DEFAULT_MAX_DISTANCE,
+              help="Hash distance (bits of 64) accepted without a pixel check (measured; "
+                   "see docs/dedup.md).")
+@click.option("--verify-distance", type=click.IntRange(0, 64), cls=CodeDefault,
+              default=lambda: _run().DEFAULT_VERIFY_DISTANCE,
               help="Pairs up to this distance on both whole and centre hashes are checked "
-                   "on pixels (finds crops) [default: 16; 0 turns the check off].")
+                   "on pixels (finds crops; 0 turns the check off).")
 @click.option("--workers", type=click.IntRange(1, 256), default=None,
-              help="Hashing processes [default: all cores].")
+              help="Hashing processes (default: all cores).")
 @click.option("--report-json", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write the JSON report to this path.")
 @click.option("--no-progress", is_flag=True, help="No progress bars.")
@@ -65,8 +75,8 @@ def _summary_table(report: dict, paths: dict) -> None:
 @pass_app
 @click.pass_context
 @domain_errors
-def dedup(ctx: click.Context, app, method: str, max_distance: int | None,
-          verify_distance: int | None, workers: int | None, report_json: Path | None,
+def dedup(ctx: click.Context, app, method: str, max_distance: int,
+          verify_distance: int, workers: int | None, report_json: Path | None,
           no_progress: bool, as_json: bool) -> None:
     """Find duplicate images and cross-class conflicts; write the report.
 
@@ -83,13 +93,10 @@ def dedup(ctx: click.Context, app, method: str, max_distance: int | None,
     if ctx.invoked_subcommand is not None:
         return
     from ..dedup.report import build_report, write_report
-    from ..dedup.run import DEFAULT_MAX_DISTANCE, DEFAULT_VERIFY_DISTANCE, DedupOptions, find_duplicates
+    from ..dedup.run import DedupOptions, find_duplicates
 
-    options = DedupOptions(method=method,
-                           max_distance=DEFAULT_MAX_DISTANCE if max_distance is None else max_distance,
-                           verify_distance=(DEFAULT_VERIFY_DISTANCE if verify_distance is None
-                                            else verify_distance),
-                           workers=workers)
+    options = DedupOptions(method=method, max_distance=max_distance,
+                           verify_distance=verify_distance, workers=workers)
     with ExitStack() as stack:
         run = find_duplicates(app.catalog, options, _progress_for(stack, not no_progress))
         report = build_report(app.catalog, run)

@@ -12,6 +12,8 @@ def _print_summary(s: dict) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from ..detection.metrics import format_metric as f
+
     c = Console()
     c.rule("[bold]workbench demo: summary")
     d, dd, ls = s["data"], s["dedup"], s["labelstudio"]
@@ -32,7 +34,6 @@ def _print_summary(s: dict) -> None:
     for col in ("round", "model", "labels", "epochs", "promoted", "mAP50", "mAP", "mAR100",
                 "final\nmAP50", "final\naccuracy"):
         t.add_column(col, justify="right")
-    f = lambda v: "-" if v is None else f"{v:.3f}" if isinstance(v, float) else str(v)  # noqa: E731
     for r in s["rounds"]:
         m, cm = r["metrics"], s["comparison"].get(r["version"] or "", {})
         t.add_row(str(r["round"]), str(r["version"]), str(r["annotated"]), str(r.get("epochs")),
@@ -71,16 +72,17 @@ def _print_summary(s: dict) -> None:
               help="Round 2's training budget, in epochs, continuing round 1's model.")
 @click.option("--max-minutes", default=DemoOptions.max_minutes, show_default=True,
               help="Safety cap on each round's training time.")
-@click.option("--images", "n_images", default=300, show_default=True,
+@click.option("--images", "n_images", default=DemoOptions.n_images, show_default=True,
               help="Size of the generated data set.")
-@click.option("--seed-batch", default=150, show_default=True,
+@click.option("--seed-batch", default=DemoOptions.seed_batch, show_default=True,
               help="Images annotated before the first model.")
-@click.option("--second-batch", default=50, show_default=True,
+@click.option("--second-batch", default=DemoOptions.second_batch, show_default=True,
               help="Least certain images annotated in round 2.")
 @click.option("--backbone", default=DemoOptions.backbone, show_default=True,
               help="Detector backbone (`wb backbones`).")
 @click.option("--image-size", type=int, default=None,
-              help="Longer image side in pixels (default: the backbone's).")
+              help="Longer image side in pixels (default: the backbone's; `wb backbones` lists "
+                   "them).")
 @click.option("--keep-running", is_flag=True,
               help="Leave Label Studio, the ML backend and the FiftyOne App running until Ctrl-C.")
 @click.option("--no-review", is_flag=True, help="Skip the FiftyOne step.")

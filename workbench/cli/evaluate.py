@@ -4,7 +4,14 @@ from __future__ import annotations
 import click
 
 from ..formats import FORMATS
-from .common import App, console, domain_errors, echo_json, json_option, pass_app, progress
+from .common import App, CodeDefault, console, domain_errors, echo_json, json_option, pass_app, progress
+
+
+def _evaluate():
+    """``detection.evaluate``, imported when its default is needed."""
+    from ..detection import evaluate
+
+    return evaluate
 
 
 def _table(title: str, header: list[str], rows: list[list[str]], bold_from: int | None = -1):
@@ -46,8 +53,8 @@ def _print_result(result) -> None:
               help="Evaluate on an outside set that is not in the catalog (needs --format).")
 @click.option("--format", "fmt", type=click.Choice(FORMATS),
               help="How the --images set is laid out.")
-@click.option("--score-threshold", type=click.FloatRange(0.0, 1.0), default=0.5,
-              show_default=True,
+@click.option("--score-threshold", type=click.FloatRange(0.0, 1.0), cls=CodeDefault,
+              default=lambda: _evaluate().DEFAULT_SCORE_THRESHOLD,
               help="Minimum detection score for image accuracy and the confusion matrix "
                    "(mAP and mAR use every detection).")
 @json_option

@@ -3,11 +3,30 @@ from __future__ import annotations
 
 import click
 
-from .common import domain_errors, echo_json, json_option, pass_app
+from .common import CodeDefault, domain_errors, echo_json, json_option, pass_app
 
-from ..detection.names import DEFAULT_BACKBONE, REGIMENS
+from ..detection.names import DEFAULT_BACKBONE, LOSSES, REGIMENS
+from ..taxonomy import LEVELS
+from ..workspace import DEFAULT_LEVEL
 
 SKIPPABLE = ("pull", "train", "register", "evaluate", "promote", "predict", "refresh")
+
+
+def _train_option(flag: str, **kwargs):
+    """An option for the ``TrainConfig`` field of the same name, defaulting to (and
+    showing) that field's default."""
+    name = flag.lstrip("-").replace("-", "_")
+    return click.option(flag, name, cls=CodeDefault, default=lambda: train_default(name),
+                        **kwargs)
+
+
+def train_default(name: str):
+    """The default of ``TrainConfig.<name>`` (imports torch: call it only when needed)."""
+    from dataclasses import fields
+
+    from ..detection.train import TrainConfig
+
+    return next(f.default for f in fields(TrainConfig) if f.name == name)
 
 
 def _skip_options(f):
@@ -76,33 +95,35 @@ class _ProgressPrinter:
 @click.command("retrain")
 @click.option("--backbone", help="Detector backbone (default: the workspace's, else "
               f"{DEFAULT_BACKBONE}); `wb backbones` lists them.")
-@click.option("--level", type=click.Choice(["species", "category"]), help="Class level.")
+@click.option("--level", type=click.Choice(LEVELS), help="Class level (default: the "
+              f"workspace's, else {DEFAULT_LEVEL}).")
 @click.option("--per-species", is_flag=True, help="One model per species (plus look-alikes).")
-@click.option("--weights", help="Initial weights: auto (ImageNet weights when available here, "
-              "else none) | imagenet | none | PATH.  [default: auto]")
+@_train_option("--weights", help="Initial weights: auto (ImageNet weights when available "
+               "here, else none) | imagenet | none | PATH.")
 @click.option("--init-from", help="Start from a registered VERSION (or 'promoted').")
-@click.option("--loss", type=click.Choice(["ce", "asl"]), help="Box classification loss.")
-@click.option("--gamma-pos", type=float, help="ASL focusing of positives (default 0).")
-@click.option("--gamma-neg", type=float, help="ASL focusing of negatives (default 4).")
-@click.option("--clip", type=float, help="ASL probability margin for negatives (default 0.05).")
-@click.option("--regimen", type=click.Choice(REGIMENS),
-              help="combi: head, then all layers at a lower lr; finetune: head only; scratch: "
-                   "all layers from the start; auto: combi on pretrained weights, else "
-                   "scratch.  [default: auto]")
-@click.option("--head-epochs", type=int, help="combi: epochs with the backbone frozen (default 3).")
+@_train_option("--loss", type=click.Choice(LOSSES), help="Box classification loss.")
+@_train_option("--gamma-pos", type=float, help="ASL focusing of positives.")
+@_train_option("--gamma-neg", type=float, help="ASL focusing of negatives.")
+@_train_option("--clip", type=float, help="ASL probability margin for negatives.")
+@_train_option("--regimen", type=click.Choice(REGIMENS),
+               help="combi: head, then all layers at a lower lr; finetune: head only; scratch: "
+                    "all layers from the start; auto: combi on pretrained weights, else "
+                    "scratch.")
+@_train_option("--head-epochs", type=int, help="combi: epochs with the backbone frozen.")
 @click.option("--no-negatives", is_flag=True, help="Leave background-only images out of training.")
-@click.option("--patience", type=int, help="Early stopping on val mAP@0.5 (default 15).")
-@click.option("--max-epochs", type=int, help="At most this many epochs (default 100).")
+@_train_option("--patience", type=int, help="Early stopping on val mAP@0.5.")
+@_train_option("--max-epochs", type=int, help="At most this many epochs.")
 @click.option("--max-minutes", type=float, help="A safety cap on training time (budgets are "
               "epochs: a time budget gives another model on a busy machine).")
-@click.option("--lr-cycles", type=int, help="After early stopping, restart from the best "
-              "weights at a raised learning rate, this many times.  [default: 0]")
-@click.option("--lr-cycle-factor", type=float, help="How much each cycle raises the "
-              "learning rate.  [default: 2.0]")
-@click.option("--image-size", type=int, help="Longer image side in pixels (default: workspace's).")
-@click.option("--batch-size", type=int, help="Images per step and process (default 2).")
-@click.option("--lr", type=float, help="Learning rate (default 0.01).")
-@click.option("--seed", type=int, help="Seed for splits and training (default 0).")
+@_train_option("--lr-cycles", type=int, help="After early stopping, restart from the best "
+               "weights at a raised learning rate, this many times.")
+@_train_option("--lr-cycle-factor", type=float, help="How much each cycle raises the "
+               "learning rate.")
+@click.option("--image-size", type=int, help="Longer image side in pixels (default: the "
+              "workspace's, else the backbone's; `wb backbones` lists them).")
+@_train_option("--batch-size", type=int, help="Images per step and process.")
+@_train_option("--lr", type=float, help="Learning rate.")
+@_train_option("--seed", type=int, help="Seed for splits and training.")
 @click.option("--resume", is_flag=True, help="Continue the interrupted run from its last epoch.")
 @click.option("--promote", "promote_policy", type=click.Choice(["if-better", "always", "never"]),
               default="if-better", show_default=True,
@@ -124,21 +145,17 @@ def retrain_cmd(app, backbone, level, per_species, weights, init_from, loss, gam
 
         wb retrain --backbone densenet121 --image-size 512 --weights none
     """
+    from ..detection.metrics import format_metric as fmt
     from ..detection.retrain import RetrainOptions, headline, retrain
     from ..detection.train import TrainConfig
     from .common import progress
 
-    ws = app.ws
-    given = {"backbone": backbone or ws.get("model", "backbone"),
-             "level": level or ws.get("model", "level"),
-             "image_size": image_size or ws.get("model", "image_size"),
-             "weights": weights, "init_from": init_from, "loss": loss, "gamma_pos": gamma_pos,
-             "gamma_neg": gamma_neg, "clip": clip, "regimen": regimen, "head_epochs": head_epochs,
-             "patience": patience, "max_epochs": max_epochs, "max_minutes": max_minutes,
-             "lr_cycles": lr_cycles, "lr_cycle_factor": lr_cycle_factor,
-             "batch_size": batch_size, "lr": lr, "seed": seed}
-    config = TrainConfig(**{k: v for k, v in given.items() if v is not None},
-                         negatives=not no_negatives)
+    config = TrainConfig.for_workspace(
+        app.ws, backbone=backbone, level=level, image_size=image_size, weights=weights,
+        init_from=init_from, loss=loss, gamma_pos=gamma_pos, gamma_neg=gamma_neg, clip=clip,
+        regimen=regimen, head_epochs=head_epochs, patience=patience, max_epochs=max_epochs,
+        max_minutes=max_minutes, lr_cycles=lr_cycles, lr_cycle_factor=lr_cycle_factor,
+        batch_size=batch_size, lr=lr, seed=seed, negatives=not no_negatives)
     pull, refresh = _labelstudio_hooks(app)
     options = RetrainOptions(train=config, per_species=per_species, resume=resume,
                              split_seed=config.seed, promote=promote_policy.replace("-", "_"),
@@ -160,14 +177,10 @@ def retrain_cmd(app, backbone, level, per_species, weights, init_from, loss, gam
     # each step was printed as it finished (above); end with the result
     for version in report.versions:
         m = headline(app.catalog.model(version)["metrics"] or {})
-        click.echo(f"new: {version}: test mAP@0.5 {_fmt(m.get('mAP50'))}, mAP {_fmt(m.get('mAP'))}, "
-                   f"mAR@100 {_fmt(m.get('mAR100'))}, accuracy {_fmt(m.get('accuracy'))} on "
+        click.echo(f"new: {version}: test mAP@0.5 {fmt(m.get('mAP50'))}, mAP {fmt(m.get('mAP'))}, "
+                   f"mAR@100 {fmt(m.get('mAR100'))}, accuracy {fmt(m.get('accuracy'))} on "
                    f"{m.get('test_images', '-')} test images ({m.get('epochs', '-')} epochs)")
     click.echo(f"promoted: {report.promoted or 'none'}")
-
-
-def _fmt(x) -> str:
-    return "-" if x is None else f"{x:.3f}" if isinstance(x, float) else str(x)
 
 
 @click.group("models", invoke_without_command=True)
@@ -184,6 +197,7 @@ def models_group(ctx, app, as_json):
     """
     if ctx.invoked_subcommand is not None:
         return
+    from ..detection.metrics import format_metric as fmt
     from ..detection.registry import Registry
     from ..detection.retrain import headline
 
@@ -200,8 +214,8 @@ def models_group(ctx, app, as_json):
         m = mv.metrics
         click.echo(f"{mv.version:9} {'*' if mv.promoted else '':2} "
                    f"{mv.summary()['backbone'] or '-':13} {mv.level or '-':9} "
-                   f"{_fmt(m.get('mAP50')):>7} {_fmt(m.get('mAP')):>7} "
-                   f"{_fmt(m.get('accuracy')):>7} {_fmt(m.get('val_mAP50')):>9}  "
+                   f"{fmt(m.get('mAP50')):>7} {fmt(m.get('mAP')):>7} "
+                   f"{fmt(m.get('accuracy')):>7} {fmt(m.get('val_mAP50')):>9}  "
                    f"{mv.parent or '-'}")
 
 

@@ -6,28 +6,50 @@ from pathlib import Path
 
 import click
 
-from .common import console, domain_errors, echo_json, json_option, pass_app, progress
+from ..active.uncertainty import AGGREGATES, SCORES, UncertaintyConfig
+from .common import (
+    CodeDefault,
+    console,
+    domain_errors,
+    echo_json,
+    json_option,
+    pass_app,
+    progress,
+)
 from .labelstudio import ls_url_option
 
-SCORES = ("least_confidence", "margin", "entropy")
-AGGREGATES = ("max", "mean", "sum")
+# active.selection imports numpy: its names are repeated here, and a unit test keeps
+# them equal (tests/unit/test_cli_defaults.py)
 STRATEGIES = ("uncertainty", "diverse", "random")
+
+
+def _selection_default(name: str):
+    def read():
+        from dataclasses import fields
+
+        from ..active.selection import SelectionConfig
+
+        return next(f.default for f in fields(SelectionConfig) if f.name == name)
+    return read
 
 
 @click.command("prioritize")
 @click.option("--model", "model", default=None, metavar="VERSION",
               help="Model version to ask (default: the promoted one).")
-@click.option("--score", type=click.Choice(SCORES), default="least_confidence", show_default=True,
-              help="Per-box uncertainty: 1 - top p, 1 - (top1 - top2), or normalised entropy.")
-@click.option("--aggregate", type=click.Choice(AGGREGATES), default="max", show_default=True,
-              help="Boxes -> image: max, mean, or sum (probabilistic OR over boxes).")
-@click.option("--strategy", type=click.Choice(STRATEGIES), default="uncertainty",
+@click.option("--score", type=click.Choice(SCORES), default=UncertaintyConfig.score,
               show_default=True,
+              help="Per-box uncertainty: 1 - top p, 1 - (top1 - top2), or normalised entropy.")
+@click.option("--aggregate", type=click.Choice(AGGREGATES), default=UncertaintyConfig.aggregate,
+              show_default=True,
+              help="Boxes -> image: max, mean, or sum (probabilistic OR over boxes).")
+@click.option("--strategy", type=click.Choice(STRATEGIES), cls=CodeDefault,
+              default=_selection_default("strategy"),
               help="uncertainty: most uncertain first; diverse: uncertain AND unlike each other "
                    "(k-center greedy on backbone features); random: a baseline.")
-@click.option("--batch", type=click.IntRange(1), default=20, show_default=True,
+@click.option("--batch", type=click.IntRange(1), cls=CodeDefault, default=_selection_default("batch"),
               help="Images to select for the next annotation round.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed for --strategy random.")
+@click.option("--seed", type=int, cls=CodeDefault, default=_selection_default("seed"),
+              help="Seed for --strategy random.")
 @click.option("--show", type=click.IntRange(1), default=None, metavar="N",
               help="Print the first N in annotation order with their components, and write an "
                    "HTML page with thumbnails and the model's boxes under reports/.")

@@ -49,7 +49,7 @@ def _interrupt(*_) -> None:
 
 @click.group("review", invoke_without_command=True)
 @click.option("--model", "model", default=None, metavar="VERSION",
-              help="Model version the error views are about [default: the promoted one].")
+              help="Model version the error views are about (default: the promoted one).")
 @click.option("--port", type=click.IntRange(1, 65535), default=5151, show_default=True,
               help="Port of the FiftyOne App (bound to 127.0.0.1).")
 @click.option("--no-launch", is_flag=True, help="Only build/update the dataset; no App.")

@@ -5,6 +5,7 @@ import logging
 
 import click
 
+from ..labelstudio.tasks import DISPLAY_MIN_SCORE
 from .common import domain_errors, pass_app
 
 logger = logging.getLogger(__name__)
@@ -35,7 +36,8 @@ def _auth_pair(ctx, param, value):
               help="How often to look for a newly promoted model version.")
 @click.option("--max-body-mb", type=click.FloatRange(min=0.01), default=16.0, show_default=True,
               help="Refuse request bodies over this size.")
-@click.option("--min-score", type=click.FloatRange(0, 1), default=0.3, show_default=True,
+@click.option("--min-score", type=click.FloatRange(0, 1), default=DISPLAY_MIN_SCORE,
+              show_default=True,
               help="Boxes scored below this are not sent.")
 @pass_app
 @domain_errors
@@ -122,11 +124,8 @@ def _retrain_runner(ws, catalog_factory, conn):
         return f"{res.tasks} tasks read, {res.boxes} boxes written"
 
     def run_retrain() -> dict:
-        given = {"backbone": ws.get("model", "backbone"), "level": ws.get("model", "level"),
-                 "image_size": ws.get("model", "image_size")}
-        config = TrainConfig(**{k: v for k, v in given.items() if v is not None})
-        options = RetrainOptions(train=config, promote="if_better",
-                                 pull=pull_hook if ws.get("labelstudio", "project_id") else None)
+        options = RetrainOptions(train=TrainConfig.for_workspace(ws), promote="if_better",
+                                 pull=pull_hook if ws.project_id() else None)
         with catalog_factory() as catalog:
             return retrain(ws, catalog, options).to_dict()
 

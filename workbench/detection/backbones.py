@@ -28,7 +28,7 @@ from torchvision.models.detection.backbone_utils import BackboneWithFPN
 from torchvision.ops import MultiScaleRoIAlign
 from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
 
-from ..errors import WorkbenchError
+from ..errors import WorkbenchError, check_choice
 from . import efficientnet_lite as lite
 from .heads import WorkbenchRoIHeads
 from .names import DEFAULT_BACKBONE
@@ -86,11 +86,7 @@ def list_backbones() -> list[str]:
 
 
 def get_backbone(name: str) -> BackboneSpec:
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise WorkbenchError(f"unknown backbone '{name}'; choose one of: "
-                             f"{', '.join(list_backbones())}") from None
+    return _REGISTRY[check_choice("backbone", name, list_backbones())]
 
 
 def default_image_size(name: str) -> int:

@@ -18,9 +18,8 @@ from dataclasses import dataclass, field
 import torch
 from torch.utils.data import Dataset
 
-from ..errors import UnknownClassError
 from ..images import open_image
-from ..taxonomy import BACKGROUND, Taxonomy
+from ..taxonomy import BACKGROUND, Taxonomy, image_level_label
 
 logger = logging.getLogger(__name__)
 
@@ -48,16 +47,6 @@ class SampleSet:
         return {s.image_id: s for s in self.samples}
 
 
-def image_level_label(image_label: str | None, box_labels: list[str]) -> str:
-    """The label an image is stratified and scored by: its own (mapped) label when it
-    has one, else its most common box class, else background."""
-    if image_label:
-        return image_label
-    if box_labels:
-        return Counter(box_labels).most_common(1)[0][0]
-    return BACKGROUND
-
-
 def collect_samples(catalog, taxonomy: Taxonomy, classes: list[str], level: str,
                     image_ids=None) -> SampleSet:
     """Active, annotated images whose boxes all map into ``classes`` at ``level``."""
@@ -68,10 +57,7 @@ def collect_samples(catalog, taxonomy: Taxonomy, classes: list[str], level: str,
     for im in images:
         mapped, ok = [], True
         for b in boxes.get(im.id, []):
-            try:
-                label = taxonomy.to_level(b.label, level)
-            except UnknownClassError:
-                label = None
+            label = taxonomy.to_level(b.label, level, unknown="none")
             if label not in known:
                 ok = False
                 break
@@ -82,10 +68,7 @@ def collect_samples(catalog, taxonomy: Taxonomy, classes: list[str], level: str,
         if not ok:
             left_out["images_with_classes_outside_the_model"] += 1
             continue
-        try:
-            img_label = taxonomy.to_level(im.label, level) if im.label else None
-        except UnknownClassError:
-            img_label = None
+        img_label = taxonomy.to_level(im.label, level, unknown="none") if im.label else None
         if img_label is not None and img_label != BACKGROUND and img_label not in known:
             # e.g. an image labelled with another species that has no boxes yet
             left_out["images_with_classes_outside_the_model"] += 1

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from ..errors import UnknownClassError, WorkbenchError
+from ..errors import WorkbenchError, check_choice
 from ..images import UnreadableImage, open_image
 from ..taxonomy import BACKGROUND
 from .metrics import EvaluationResult, evaluate_detections
@@ -67,10 +67,8 @@ def load_model(ws, catalog, version: str | None) -> ModelHandle:
 
 # ---- step 2: ground truth at the model's level ---------------------------------------
 def _to_level(ws, label: str | None, level: str) -> str | None:
-    try:
-        return ws.taxonomy.to_level(label, level)
-    except UnknownClassError:
-        return label  # not in the taxonomy: compared as written (it can only be missed)
+    # not in the taxonomy: compared as written (it can only be missed)
+    return ws.taxonomy.to_level(label, level, unknown="keep")
 
 
 @dataclass
@@ -159,8 +157,7 @@ def evaluate_model(ws, catalog, version: str | None = None, split: str = "test",
     """Evaluate a registered model (default: the promoted one) on a catalog split and
     write ``reports/eval_<version>_<split>.json``, ``.png`` and ``_confusion.png``
     (their paths are in ``result.info["reports"]``)."""
-    if split not in SPLITS:
-        raise EvaluationError(f"unknown split '{split}'; choose one of: {', '.join(SPLITS)}")
+    check_choice("split", split, SPLITS, error=EvaluationError)
     model = model or load_model(ws, catalog, version)
     items = catalog_items(ws, catalog, model, split)
     if not items:

@@ -22,7 +22,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-LOSSES = ("ce", "asl")
+from ..errors import check_choice
+from .names import LOSSES
 
 
 @dataclass(frozen=True)
@@ -77,10 +78,8 @@ def asymmetric_loss(class_logits: torch.Tensor, labels: torch.Tensor, gamma_pos:
 def make_classification_loss(name: str, gamma_pos: float | None = None,
                              gamma_neg: float | None = None, clip: float | None = None):
     """``None`` for torchvision's own cross-entropy, or an ``AsymmetricLoss``."""
-    if name == "ce":
+    if check_choice("loss", name, LOSSES) == "ce":
         return None
-    if name == "asl":
-        kw = {k: v for k, v in (("gamma_pos", gamma_pos), ("gamma_neg", gamma_neg),
-                                ("clip", clip)) if v is not None}
-        return AsymmetricLoss(**kw)
-    raise ValueError(f"unknown loss '{name}'; choose one of: {', '.join(LOSSES)}")
+    kw = {k: v for k, v in (("gamma_pos", gamma_pos), ("gamma_neg", gamma_neg),
+                            ("clip", clip)) if v is not None}
+    return AsymmetricLoss(**kw)

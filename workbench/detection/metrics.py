@@ -42,10 +42,21 @@ from typing import Any, Hashable, Iterable, Mapping
 
 import numpy as np
 
+from ..errors import check_choice
+from ..taxonomy import image_level_label
+
 logger = logging.getLogger(__name__)
 
 BACKGROUND = "background"  # the same reserved name as workbench.taxonomy.BACKGROUND
 METHODS = ("coco",)
+
+
+def format_metric(value: Any, missing: str = "-") -> str:
+    """A metric as tables and step lines print it: three decimals for a fraction,
+    counts as they are, ``missing`` for a value that could not be computed (None)."""
+    if value is None:
+        return missing
+    return f"{value:.3f}" if isinstance(value, float) else str(value)
 
 
 @dataclass
@@ -58,9 +69,7 @@ class EvaluationConfig:
     method: str = "coco"
 
     def __post_init__(self) -> None:
-        if self.method not in METHODS:
-            raise ValueError(f"unknown evaluation method '{self.method}'; choose one of: "
-                             f"{', '.join(METHODS)}")
+        check_choice("evaluation method", self.method, METHODS)
         if not 0.0 <= self.score_threshold <= 1.0:
             raise ValueError(f"score_threshold must be within [0, 1], got {self.score_threshold}")
         if not 0.0 < self.iou_threshold <= 1.0:
@@ -334,9 +343,7 @@ class COCOEvaluation:
             label = image_labels.get(k)
             if label is None and k not in boxes_known:
                 continue  # neither a label nor boxes: nothing to be right about
-            if label is None:
-                counts = Counter(lbl for lbl, _ in gt_boxes[k])
-                label = counts.most_common(1)[0][0] if counts else BACKGROUND
+            label = image_level_label(label, (lbl for lbl, _ in gt_boxes[k]))
             confident = [d for d in dets[k] if d[2] >= thr]
             if confident:
                 top = max(confident, key=lambda d: d[2])

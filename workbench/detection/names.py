@@ -2,3 +2,4 @@
 
 DEFAULT_BACKBONE = "efficientnet_lite0"
 REGIMENS = ("auto", "combi", "finetune", "scratch")
+LOSSES = ("ce", "asl")

@@ -19,9 +19,10 @@ from typing import Any, Callable
 
 import torch
 
-from ..errors import WorkbenchError
+from ..errors import WorkbenchError, check_choice
 from .backbones import get_backbone
 from .dataset import collect_samples
+from .metrics import format_metric
 from .predict import predict_catalog
 from .registry import ModelVersion, Registry
 from .splits import DEFAULT_FRACTIONS, ensure_splits
@@ -54,9 +55,7 @@ class RetrainOptions:
         if unknown:
             raise WorkbenchError(f"unknown steps to skip: {sorted(unknown)}; steps are: "
                                  f"{', '.join(STEPS)}")
-        if self.promote not in PROMOTE_POLICIES:
-            raise WorkbenchError(f"unknown promotion policy '{self.promote}'; choose one of: "
-                                 f"{', '.join(PROMOTE_POLICIES)}")
+        check_choice("promotion policy", self.promote, PROMOTE_POLICIES)
 
 
 @dataclass
@@ -281,8 +280,8 @@ def _train_one(ws, catalog, registry, options, species, classes, splits, emit, s
     return result
 
 
-def _fmt(x) -> str:
-    return "n/a" if x is None else f"{x:.3f}"
+def _fmt(value) -> str:
+    return format_metric(value, missing="n/a")
 
 
 def _register(ws, registry, options, species, result: TrainResult, step) -> ModelVersion | None:

@@ -12,9 +12,8 @@ import random
 from collections import Counter, defaultdict
 
 from ..catalog.records import SPLITS
-from ..errors import UnknownClassError, WorkbenchError
-from ..taxonomy import Taxonomy
-from .dataset import image_level_label
+from ..errors import WorkbenchError
+from ..taxonomy import Taxonomy, image_level_label
 
 logger = logging.getLogger(__name__)
 
@@ -60,10 +59,7 @@ def ensure_splits(catalog, taxonomy: Taxonomy, fractions: dict[str, float] | Non
     boxes = catalog.boxes_by_image([im.id for im in images])
 
     def mapped(label):
-        try:
-            return taxonomy.to_level(label, level)
-        except UnknownClassError:
-            return label
+        return taxonomy.to_level(label, level, unknown="keep")
 
     labels = {im.id: image_level_label(mapped(im.label) if im.label else None,
                                        [mapped(b.label) for b in boxes.get(im.id, [])])

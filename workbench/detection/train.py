@@ -40,7 +40,7 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, DistributedSampler
 
-from ..errors import WorkbenchError
+from ..errors import WorkbenchError, check_choice
 from ..fsutil import atomic_write_bytes, atomic_write_text
 from .backbones import (DEFAULT_BACKBONE, backbone_parameters, create_detector,
                         default_image_size, get_backbone)
@@ -99,9 +99,7 @@ class TrainConfig:
     val_score_threshold: float = 0.5
 
     def __post_init__(self) -> None:
-        if self.regimen not in REGIMENS:
-            raise WorkbenchError(f"unknown regimen '{self.regimen}'; choose one of: "
-                                 f"{', '.join(REGIMENS)}")
+        check_choice("regimen", self.regimen, REGIMENS)
         if self.scale_jitter is not None:
             self.scale_jitter = tuple(self.scale_jitter)
         if self.image_size is None:

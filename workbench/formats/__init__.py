@@ -5,13 +5,13 @@ writes ``ExportItem`` records. Readers never open user images for writing.
 """
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
 
 from ..catalog.records import Box, ImportedImage
-from ..errors import WorkbenchError
+from ..errors import WorkbenchError, check_choice
+from ..taxonomy import image_level_label
 
 FORMATS = ("folders", "coco", "voc", "yolo", "labelstudio")
 EXPORT_FORMATS = ("coco", "voc", "yolo")
@@ -31,9 +31,8 @@ class ExportItem:
 
 
 def majority_label(boxes: list[Box] | None) -> str | None:
-    if not boxes:
-        return None
-    return Counter(b.label for b in boxes).most_common(1)[0][0]
+    """The image-level label a file without one gets from its boxes (None: no boxes)."""
+    return image_level_label(None, (b.label for b in boxes or ()), default=None)
 
 
 def read(path: str | Path, fmt: str, images_dir: str | Path | None = None,
@@ -41,6 +40,7 @@ def read(path: str | Path, fmt: str, images_dir: str | Path | None = None,
     path = Path(path).expanduser()
     if not path.exists():
         raise FormatError(f"{path} does not exist")
+    check_choice("format", fmt, FORMATS, error=FormatError)
     images_dir = Path(images_dir).expanduser() if images_dir else None
     if fmt == "folders":
         from .folders import read_folders
@@ -54,13 +54,12 @@ def read(path: str | Path, fmt: str, images_dir: str | Path | None = None,
     if fmt == "yolo":
         from .yolo import read_yolo
         return read_yolo(path, images_dir)
-    if fmt == "labelstudio":
-        from .labelstudio_json import read_labelstudio
-        return read_labelstudio(path, images_dir)
-    raise FormatError(f"unknown format '{fmt}'; choose one of: {', '.join(FORMATS)}")
+    from .labelstudio_json import read_labelstudio
+    return read_labelstudio(path, images_dir)
 
 
 def write(fmt: str, out: str | Path, items: list[ExportItem], classes: list[str]) -> Path:
+    check_choice("export format", fmt, EXPORT_FORMATS, error=FormatError)
     out = Path(out).expanduser().resolve()
     if fmt == "coco":
         from .coco import write_coco
@@ -68,10 +67,8 @@ def write(fmt: str, out: str | Path, items: list[ExportItem], classes: list[str]
     if fmt == "voc":
         from .voc import write_voc
         return write_voc(out, items)
-    if fmt == "yolo":
-        from .yolo import write_yolo
-        return write_yolo(out, items, classes)
-    raise FormatError(f"unknown export format '{fmt}'; choose one of: {', '.join(EXPORT_FORMATS)}")
+    from .yolo import write_yolo
+    return write_yolo(out, items, classes)
 
 
 def export_name(item: ExportItem, index: int) -> str:

@@ -13,7 +13,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from ..catalog.records import Box, ImageRecord
-from ..errors import UnknownClassError, WorkbenchError
+from ..errors import WorkbenchError
 from ..geometry import iou_xyxy
 from ..taxonomy import Taxonomy
 from .config import FROM_NAME, TO_NAME
@@ -21,10 +21,11 @@ from .config import FROM_NAME, TO_NAME
 log = logging.getLogger(__name__)
 
 LOCAL_FILES_PREFIX = "/data/local-files/?d="
-IMAGE_ID_FIELD = "wb_image_id"
+IMAGE_ID_FIELD = "wb_image_id"  # task data: the catalog image id (reconciliation key)
 # Pre-drawn boxes below this score are not shown to annotators (an early model emits
-# up to 100 faint boxes per image); uncertainty still uses every box.
-DISPLAY_MIN_SCORE = 0.3  # task data: the catalog image id (reconciliation key)
+# up to 100 faint boxes per image); uncertainty still uses every box. The one floor:
+# the ML backend (`wb serve --min-score`) and the prioritize page import it.
+DISPLAY_MIN_SCORE = 0.3
 
 
 class ImageOutsideRoot(WorkbenchError):
@@ -61,10 +62,7 @@ def to_class(label: str | None, classes: list[str], level: str, taxonomy: Taxono
         return None
     if label in classes:
         return label
-    try:
-        mapped = taxonomy.to_level(label, level)
-    except UnknownClassError:
-        return None
+    mapped = taxonomy.to_level(label, level, unknown="none")
     return mapped if mapped in classes else None
 
 

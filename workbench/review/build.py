@@ -87,7 +87,7 @@ def build_review_dataset(ws, model: str | None = None,
         previous = previous_model(infos, selected)
         versions = [i.version for i in infos]
         level = next((i.level for i in infos if i.version == selected and i.level), None) \
-            or ws.get("model", "level", "species")
+            or ws.model_level()
         samples, unc_version = read_review_samples(catalog, ws.taxonomy, level, versions,
                                                    uncertainty_version=selected)
     finally:

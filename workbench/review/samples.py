@@ -12,7 +12,7 @@ import logging
 import re
 from dataclasses import dataclass, field
 
-from ..errors import UnknownClassError, WorkbenchError
+from ..errors import WorkbenchError
 from ..taxonomy import Taxonomy
 
 log = logging.getLogger(__name__)
@@ -68,10 +68,7 @@ class ReviewSample:
 
 
 def _mapped(taxonomy: Taxonomy, label: str, level: str) -> str:
-    try:
-        return taxonomy.to_level(label, level) or label
-    except UnknownClassError:
-        return label
+    return taxonomy.to_level(label, level, unknown="keep")
 
 
 def _dedup_membership(catalog) -> dict[int, dict]:
