@@ -106,7 +106,7 @@ def command_line(pid: int) -> list[str] | None:
     return [a.decode(errors="replace") for a in raw.split(b"\0") if a]
 
 
-def runs(pid: int, is_ours: Callable[[list[str]], bool]) -> bool:
+def still_running(pid: int, is_ours: Callable[[list[str]], bool]) -> bool:
     """Whether ``pid`` is alive and still the program we recorded (``is_ours`` judges its
     command line: a recycled PID belongs to some other program). Without ``/proc``
     (macOS) the PID is trusted."""
@@ -191,8 +191,8 @@ def write_pid_file(path: Path, record: Mapping) -> None:
 
 
 def read_pid_file(path: Path, is_ours: Callable[[list[str]], bool]) -> dict | None:
-    """The record at ``path`` while its process runs (see ``runs``); None otherwise. A
-    record that is unreadable or whose process is gone is removed."""
+    """The record at ``path`` while its process runs (see ``still_running``), else None.
+    A record that is unreadable or whose process is gone is removed."""
     try:
         record = json.loads(Path(path).read_text())
     except FileNotFoundError:
@@ -203,7 +203,7 @@ def read_pid_file(path: Path, is_ours: Callable[[list[str]], bool]) -> dict | No
         pid = int(record["pid"])
     except (KeyError, TypeError, ValueError):
         pid = None
-    if pid is None or not runs(pid, is_ours):
+    if pid is None or not still_running(pid, is_ours):
         remove_pid_file(path)
         return None
     return record
