@@ -20,16 +20,15 @@ import json
 import logging
 import random
 import signal
-import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from .detection.names import DEFAULT_BACKBONE
-from .errors import ServiceError
 from .geometry import iou_xyxy
+from .services import ManagedProcess, free_port, port_is_free, spawn
 
 log = logging.getLogger(__name__)
 Echo = Callable[[str], None]
@@ -76,8 +75,6 @@ class DemoSummary:
 # ---- helpers ---------------------------------------------------------------------------
 
 def _free_port(preferred: int | None, fallback_start: int) -> int:
-    from .labelstudio.server import free_port, port_is_free
-
     if preferred:
         return preferred
     return fallback_start if port_is_free(fallback_start) else free_port()
@@ -180,39 +177,30 @@ class BackendProcess:
         self.ws, self.port = ws, port
         self.url = f"http://127.0.0.1:{port}"
         self.log_path = ws.services_dir / "backend.log"
-        self.proc: subprocess.Popen | None = None
+        self.service: ManagedProcess | None = None
 
     def start(self, timeout: float = 180.0) -> None:
-        import httpx
-
-        logf = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(
+        # SIGINT: `wb serve` is a foreground command, stopped as Ctrl-C stops it
+        self.service = spawn(
+            "`wb serve`",
             [sys.executable, "-m", "workbench", "-w", str(self.ws.root), "serve", "--connect",
              "--host", "127.0.0.1", "--port", str(self.port), "--poll-seconds", "1"],
-            stdout=logf, stderr=subprocess.STDOUT, start_new_session=True)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise ServiceError(f"`wb serve` exited with {self.proc.returncode}; see {self.log_path}")
-            try:
-                if httpx.get(self.url + "/health", timeout=2).status_code == 200 and \
-                        b"connected to Label Studio" in self.log_path.read_bytes():
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.5)
-        self.stop()
-        raise ServiceError(f"`wb serve` did not connect within {timeout:.0f} s; see {self.log_path}")
+            self.log_path, stop_signal=signal.SIGINT, stop_timeout=20.0)
+        self.service.wait_healthy(self._connected, timeout, interval=0.5,
+                                  waiting_for="connect to Label Studio")
+
+    def _connected(self) -> bool:
+        import httpx
+
+        try:
+            return (httpx.get(self.url + "/health", timeout=2).status_code == 200
+                    and b"connected to Label Studio" in self.log_path.read_bytes())
+        except httpx.HTTPError:
+            return False
 
     def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGINT)
-        try:
-            self.proc.wait(20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(5)
+        if self.service is not None:
+            self.service.stop()
 
 
 # ---- the demo ------------------------------------------------------------------------------

@@ -21,11 +21,11 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests" / "integration"))
-from review_cases import build_case  # noqa: E402
+from review_cases import build_case
 
-from workbench.review.database import free_port  # noqa: E402
-from workbench.taxonomy import Taxonomy  # noqa: E402
-from workbench.workspace import Workspace  # noqa: E402
+from workbench.services import free_port
+from workbench.taxonomy import Taxonomy
+from workbench.workspace import Workspace
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.timeout(400)]
 ARTIFACTS = REPO / "test-artifacts"
@@ -39,7 +39,7 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic
 def _chromium(url: str, tmp_path: Path, *args: str) -> str:
     profile = tmp_path / f"chromium-profile-{time.monotonic_ns()}"
     result = subprocess.run([CHROMIUM, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args, url],
-                            capture_output=True, text=True, timeout=120)
+                            capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode == 0, result.stderr[-2000:]
     return result.stdout
 
@@ -76,7 +76,7 @@ def review_workspace(tmp_path):
                     "(apt-get install -y chromium)")
 def test_app_shows_the_dataset_and_its_saved_views_then_stops_cleanly(review_workspace,
                                                                         tmp_path):
-    ws, ids = review_workspace
+    ws, _ids = review_workspace
     port = free_port()
     wb = subprocess.Popen(
         [sys.executable, "-c", "from workbench.cli import main; main()", "-w", str(ws.root), "review", "--port", str(port),

@@ -57,6 +57,7 @@ def label_studio(tmp_path_factory):
     from label_studio_sdk import LabelStudio
 
     from workbench.labelstudio import server
+    from workbench.services import free_port, stop
     from workbench.taxonomy import Taxonomy
     from workbench.workspace import Workspace
 
@@ -74,7 +75,7 @@ def label_studio(tmp_path_factory):
         for k in ("WB_LS_TOKEN", "WB_LS_URL", "WB_LS_DOCUMENT_ROOT")
         if k in os.environ
     }
-    port = server.free_port()
+    port = free_port()
     state = None
     try:
         state, _ = server.start(ws, port=port, document_root=files_root, timeout=420)
@@ -92,6 +93,6 @@ def label_studio(tmp_path_factory):
         )
     finally:
         if state is not None:
-            server.terminate(state.pid)
+            stop(state.pid, name="Label Studio")
             server.state_path(ws.services_dir).unlink(missing_ok=True)
         os.environ.update(saved)

@@ -15,7 +15,7 @@ from PIL import Image
 
 from workbench.cli import cli
 from workbench.labelstudio.review_project import DISTINCT_CHOICE, VERDICT, blank_image
-from workbench.labelstudio.server import free_port
+from workbench.services import free_port
 from workbench.taxonomy import Taxonomy
 from workbench.workspace import Workspace
 

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from labelstudio_data import add_images, draw_images
 
 from workbench.cli import cli
-from workbench.labelstudio.server import free_port
+from workbench.services import free_port
 from workbench.taxonomy import Taxonomy
 from workbench.workspace import Workspace
 

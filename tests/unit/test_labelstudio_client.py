@@ -18,7 +18,7 @@ from workbench.labelstudio.client import (
     ProjectMissing,
     resolve_connection,
 )
-from workbench.labelstudio.server import free_port
+from workbench.services import free_port
 
 
 def client_answering(status: int, body: dict) -> LabelStudioClient:

@@ -1,4 +1,6 @@
-"""The local server's pieces that need no Label Studio: paths, tokens, ports, stopping."""
+"""The local server's pieces that need no Label Studio: paths, tokens, ports, its PID file.
+
+Stopping processes is tested in test_services.py."""
 
 from __future__ import annotations
 
@@ -7,7 +9,6 @@ import socket
 import stat
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -98,42 +99,6 @@ def test_server_env_presets_admin_token_and_closes_signup(tmp_path, monkeypatch)
     )
 
 
-def _gone(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    try:  # an exited child not yet reaped by its parent (this test) is gone too
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] == "Z"
-    except OSError:
-        return True
-
-
-def test_terminate_stops_a_process_that_ignores_sigterm(caplog):
-    code = (
-        "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
-        "print('ok', flush=True); time.sleep(60)"
-    )
-    proc = subprocess.Popen(
-        [sys.executable, "-c", code], stdout=subprocess.PIPE, start_new_session=True
-    )
-    assert proc.stdout.readline().strip() == b"ok"
-    t0 = time.monotonic()
-    assert server.terminate(proc.pid, timeout=0.5) is True
-    assert _gone(proc.pid) and time.monotonic() - t0 < 5
-    assert "sending SIGKILL" in caplog.text
-    assert server.terminate(proc.pid) is False
-
-
-def test_terminate_stops_a_well_behaved_process_with_sigterm(caplog):
-    proc = subprocess.Popen(
-        [sys.executable, "-c", "import time; time.sleep(60)"], start_new_session=True
-    )
-    assert server.terminate(proc.pid, timeout=10) is True
-    assert _gone(proc.pid) and "SIGKILL" not in caplog.text
-
-
 def test_a_stale_state_file_is_dropped(tmp_path):
     proc = subprocess.Popen([sys.executable, "-c", "pass"])
     proc.wait()
@@ -143,3 +108,18 @@ def test_a_stale_state_file_is_dropped(tmp_path):
     )
     assert server.read_state(tmp_path) is None
     assert not (tmp_path / server.STATE_NAME).exists()
+
+
+def test_a_state_file_of_a_live_process_that_is_not_label_studio_is_dropped(tmp_path):
+    # the recorded PID was recycled by another program
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (tmp_path / server.STATE_NAME).write_text(
+            f'{{"pid": {proc.pid}, "port": 1, "url": "u", "data_dir": "d", "document_root": null,'
+            f' "log": "l", "started_at": 0}}'
+        )
+        assert server.read_state(tmp_path) is None
+        assert not (tmp_path / server.STATE_NAME).exists()
+    finally:
+        proc.kill()
+        proc.wait()

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Callable, Iterator
 
 from ..errors import ServiceError
+from ..services import free_port
 
 
 def _server(app, host: str, port: int, log_level: str):
@@ -31,7 +32,7 @@ def run(app, host: str = "127.0.0.1", port: int = 9090, log_level: str = "info",
             if server.started:
                 try:
                     on_started()
-                except BaseException as exc:
+                except BaseException as exc:  # noqa: BLE001 (raised again by run())
                     failure.append(exc)
                     server.should_exit = True
 
@@ -45,9 +46,7 @@ def run(app, host: str = "127.0.0.1", port: int = 9090, log_level: str = "info",
 def running(app, host: str = "127.0.0.1", port: int = 0, log_level: str = "warning",
             timeout: float = 30.0) -> Iterator[str]:
     """Serve ``app`` in a background thread; yields its base URL."""
-    from ..labelstudio.server import free_port
-
-    port = port or free_port()
+    port = port or free_port(host)
     server = _server(app, host, port, log_level)
     thread = threading.Thread(target=server.run, name="wb-serve", daemon=True)
     thread.start()

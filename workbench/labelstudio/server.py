@@ -20,16 +20,21 @@ import logging
 import os
 import secrets
 import shutil
-import signal
-import socket
-import subprocess
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Iterable
 
 from ..errors import ServiceError, WorkbenchError
-from ..fsutil import atomic_write_text
+from ..services import (
+    ManagedProcess,
+    port_is_free,
+    read_pid_file,
+    remove_pid_file,
+    spawn,
+    write_pid_file,
+)
+from ..services import stop as stop_process
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +51,7 @@ STATE_NAME = "labelstudio.json"
 AUTH_NAME = "labelstudio.auth.json"
 LOG_NAME = "labelstudio.log"
 DATA_NAME = "labelstudio"
+STOP_TIMEOUT = 20.0  # seconds between SIGTERM and SIGKILL
 
 
 class LabelStudioNotInstalled(ServiceError):
@@ -149,7 +155,7 @@ def choose_document_root(image_paths: Iterable[str | Path]) -> Path | None:
     if common == Path(common.anchor):
         raise DocumentRootError(
             f"the catalog's images have no common folder below {common} (e.g. "
-            f"{sorted(parents)[0]} ...). Label Studio must not serve the whole file system: "
+            f"{min(parents)} ...). Label Studio must not serve the whole file system: "
             "keep the images under one folder, or pass --document-root."
         )
     return common
@@ -170,22 +176,7 @@ def storage_dirs(image_paths: Iterable[str | Path], root: Path) -> list[Path]:
     return sorted(out)
 
 
-# ---- ports and health ----------------------------------------------------------------
-def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        try:
-            s.bind((host, port))
-        except OSError:
-            return False
-    return True
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
+# ---- health ------------------------------------------------------------------------
 def is_healthy(url: str, timeout: float = 2.0) -> bool:
     import httpx
 
@@ -236,7 +227,7 @@ def launch(
     document_root: Path | None,
     log_path: Path,
     executable: Path | None = None,
-) -> subprocess.Popen:
+) -> ManagedProcess:
     """Start ``label-studio`` in its own session (so stopping it reaches only it)."""
     if not port_is_free(port):
         raise PortInUse(
@@ -246,132 +237,21 @@ def launch(
         )
     exe = executable or find_executable()
     data_dir.mkdir(parents=True, exist_ok=True)
-    log_path.parent.mkdir(parents=True, exist_ok=True)
     cmd = [str(exe), "start", "--no-browser", "--internal-host", "127.0.0.1", "--port", str(port)]
     log.info("starting %s (data %s, serving %s)", " ".join(cmd), data_dir, document_root)
-    with open(log_path, "ab") as out:
-        return subprocess.Popen(
-            cmd,
-            env=server_env(data_dir, creds, document_root),
-            cwd=data_dir,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    return spawn(
+        "Label Studio",
+        cmd,
+        log_path,
+        env=server_env(data_dir, creds, document_root),
+        cwd=data_dir,
+        stop_timeout=STOP_TIMEOUT,
+    )
 
 
-def wait_healthy(
-    url: str,
-    proc: subprocess.Popen | None,
-    log_path: Path,
-    timeout: float,
-    on_progress: Callable[[int, int], None] | None = None,
-) -> None:
-    """Poll ``/health`` until UP; fail early if the process exits."""
-    start = time.monotonic()
-    while True:
-        waited = time.monotonic() - start
-        if on_progress:
-            on_progress(int(min(waited, timeout)), int(timeout))
-        if is_healthy(url):
-            return
-        if proc is not None and proc.poll() is not None:
-            raise ServiceError(
-                f"Label Studio exited with code {proc.returncode} while starting. "
-                f"Last lines of {log_path}:\n{_tail(log_path)}"
-            )
-        if waited > timeout:
-            raise ServiceError(
-                f"Label Studio did not answer {url}/health within {timeout:.0f} s "
-                f"(the first start runs migrations). See {log_path}:\n{_tail(log_path)}"
-            )
-        time.sleep(1.0)
-
-
-def terminate(pid: int, timeout: float = 20.0) -> bool:
-    """SIGTERM our server (its process group: we started it in its own session),
-    SIGKILL after ``timeout``. Returns False when it was not running."""
-    if not _alive(pid):
-        return False
-    own_group = _pgid(pid) == pid
-
-    def send(sig: int) -> None:
-        try:
-            if own_group:
-                os.killpg(pid, sig)
-            else:
-                os.kill(pid, sig)
-        except ProcessLookupError:
-            pass
-
-    send(signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not _alive(pid):
-            return True
-        time.sleep(0.2)
-    log.warning("Label Studio (pid %s) ignored SIGTERM for %.0f s; sending SIGKILL", pid, timeout)
-    send(signal.SIGKILL)
-    for _ in range(50):
-        if not _alive(pid):
-            break
-        time.sleep(0.1)
-    return True
-
-
-def _alive(pid: int) -> bool:
-    try:
-        # reap it if it is our own child (a zombie still answers kill(0))
-        done, _ = os.waitpid(pid, os.WNOHANG)
-        if done == pid:
-            return False
-    except ChildProcessError:
-        pass
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    stat = Path(f"/proc/{pid}/stat")
-    if stat.exists():
-        try:
-            zombie = stat.read_text().rsplit(")", 1)[1].split()[0] == "Z"
-        except (OSError, IndexError):
-            return True
-        if zombie:  # it exited between the waitpid above and now: reap it if ours
-            try:
-                os.waitpid(pid, os.WNOHANG)
-            except ChildProcessError:
-                pass
-        return not zombie
-    return True
-
-
-def _pgid(pid: int) -> int | None:
-    try:
-        return os.getpgid(pid)
-    except ProcessLookupError:
-        return None
-
-
-def _is_label_studio(pid: int) -> bool:
+def _is_label_studio(argv: list[str]) -> bool:
     """Guard against a recycled PID: the process must still be label-studio."""
-    cmdline = Path(f"/proc/{pid}/cmdline")
-    if not cmdline.exists():
-        return _alive(pid)  # no /proc (macOS): trust the PID file
-    try:
-        return b"label-studio" in cmdline.read_bytes()
-    except OSError:
-        return False
-
-
-def _tail(path: Path, lines: int = 15) -> str:
-    try:
-        return "\n".join(Path(path).read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
+    return any("label-studio" in arg for arg in argv)
 
 
 # ---- the workspace's server ------------------------------------------------------------
@@ -381,18 +261,14 @@ def state_path(services_dir: Path) -> Path:
 
 def read_state(services_dir: Path) -> ServerState | None:
     """The recorded server, or None; a record whose process is gone is removed."""
-    path = state_path(services_dir)
-    if not path.exists():
+    record = read_pid_file(state_path(services_dir), is_ours=_is_label_studio)
+    if record is None:
         return None
     try:
-        state = ServerState(**json.loads(path.read_text()))
-    except (ValueError, TypeError):
-        path.unlink(missing_ok=True)
+        return ServerState(**record)
+    except TypeError:
+        remove_pid_file(state_path(services_dir))
         return None
-    if not (_alive(state.pid) and _is_label_studio(state.pid)):
-        path.unlink(missing_ok=True)
-        return None
-    return state
 
 
 def start(
@@ -431,9 +307,9 @@ def start(
     data_dir = services / DATA_NAME
     log_path = services / LOG_NAME
     url = f"http://127.0.0.1:{port}"
-    proc = launch(port, data_dir, creds, document_root, log_path)
+    server = launch(port, data_dir, creds, document_root, log_path)
     state = ServerState(
-        pid=proc.pid,
+        pid=server.pid,
         port=port,
         url=url,
         data_dir=str(data_dir),
@@ -441,23 +317,28 @@ def start(
         log=str(log_path),
         started_at=time.time(),
     )
-    atomic_write_text(state_path(services), json.dumps(asdict(state), indent=2) + "\n")
+    write_pid_file(state_path(services), asdict(state))
     try:
-        wait_healthy(url, proc, log_path, timeout, on_progress)
-    except BaseException:
-        terminate(proc.pid)
-        state_path(services).unlink(missing_ok=True)
+        server.wait_healthy(
+            lambda: is_healthy(url),
+            timeout,
+            waiting_for=f"answer {url}/health",
+            hint=" (the first start runs migrations)",
+            on_progress=on_progress,
+        )
+    except BaseException:  # wait_healthy stopped the server
+        remove_pid_file(state_path(services))
         raise
     ws.set("labelstudio", "url", url)
     return state, True
 
 
-def stop(ws, timeout: float = 20.0) -> ServerState | None:
+def stop(ws, timeout: float = STOP_TIMEOUT) -> ServerState | None:
     """Stop the workspace's server by its recorded PID; None when none was running."""
     services = ws.services_dir
     state = read_state(services)
     if state is None:
         return None
-    terminate(state.pid, timeout)
-    state_path(services).unlink(missing_ok=True)
+    stop_process(state.pid, timeout, name="Label Studio")
+    remove_pid_file(state_path(services))
     return state

@@ -13,57 +13,32 @@ a killed ``wb review`` leaves no database behind.
 """
 from __future__ import annotations
 
-import ctypes
 import json
 import logging
-import signal
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
+from typing import Self
 
 from ..errors import ServiceError
-from ..fsutil import atomic_write_json
+from ..services import (
+    ManagedProcess,
+    free_port,
+    port_open,
+    read_pid_file,
+    remove_pid_file,
+    spawn,
+    write_pid_file,
+)
 from .environment import APP_ADDRESS, ReviewPaths, mongod_executable
 
 log = logging.getLogger(__name__)
 
-_PR_SET_PDEATHSIG = 1
-
-
-def die_with_parent(sig: int = signal.SIGTERM) -> None:
-    """``preexec_fn``: the child gets ``sig`` when the process that started it dies."""
-    if sys.platform.startswith("linux"):
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, sig)
-
-
-def free_port(address: str = APP_ADDRESS) -> int:
-    with socket.socket() as s:
-        s.bind((address, 0))
-        return s.getsockname()[1]
-
-
-def port_open(port: int, address: str = APP_ADDRESS, timeout: float = 0.5) -> bool:
-    try:
-        with socket.create_connection((address, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
-
-
-def _cmdline(pid: int) -> list[str] | None:
-    try:
-        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return None
-    return [a.decode(errors="replace") for a in raw.split(b"\0") if a]
+STOP_TIMEOUT = 30.0  # seconds for a clean shutdown before SIGKILL
 
 
 class ReviewDatabase:
     """A running ``mongod`` for one workspace: ``uri``; ``stop()`` stops it if we started it."""
 
-    def __init__(self, paths: ReviewPaths, port: int, process: subprocess.Popen | None):
+    def __init__(self, paths: ReviewPaths, port: int, process: ManagedProcess | None):
         self.paths = paths
         self.port = port
         self.process = process  # None when attached to another wb process's server
@@ -82,7 +57,7 @@ class ReviewDatabase:
 
     # ---- lifecycle ------------------------------------------------------
     @classmethod
-    def start(cls, paths: ReviewPaths, timeout: float = 60.0) -> "ReviewDatabase":
+    def start(cls, paths: ReviewPaths, timeout: float = 60.0) -> Self:
         """Attach to this workspace's running server, or start one."""
         paths.ensure()
         running = cls._running(paths)
@@ -90,58 +65,36 @@ class ReviewDatabase:
             log.info("attaching to the review database already running on port %d", running)
             return cls(paths, running, None)
         mongod = mongod_executable()
-        port = free_port()
+        port = free_port(APP_ADDRESS)
         log_path = paths.log_dir / "mongod.log"
         log_offset = log_path.stat().st_size if log_path.exists() else 0
         cmd = [str(mongod), "--dbpath", str(paths.database_dir), "--port", str(port),
                "--bind_ip", APP_ADDRESS, "--nounixsocket", "--logpath", str(log_path),
                "--logappend", "--wiredTigerCacheSizeGB", "0.25"]
         try:
-            proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                    stderr=subprocess.PIPE, preexec_fn=die_with_parent)
+            # what mongod prints before its log is open (bad options) lands in the log too
+            server = spawn("the review database", cmd, log_path, die_with_parent=True,
+                           stop_timeout=STOP_TIMEOUT)
         except OSError as exc:
             raise ServiceError(f"cannot run FiftyOne's MongoDB server {mongod}: {exc}") from None
-        deadline = time.monotonic() + timeout
-        while not port_open(port):
-            if proc.poll() is not None:
-                stderr = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
-                raise ServiceError(cls._failure_message(paths, proc.returncode, stderr, log_path,
-                                                         log_offset))
-            if time.monotonic() > deadline:
-                proc.kill()
-                proc.wait()
-                raise ServiceError(
-                    f"the review database did not answer within {timeout:.0f} s "
-                    f"(log: {log_path}); is the machine overloaded?")
-            time.sleep(0.1)
-        atomic_write_json(paths.database_state, {"pid": proc.pid, "port": port,
-                                                 "dbpath": str(paths.database_dir)})
-        log.info("review database started: pid %d, port %d", proc.pid, port)
-        return cls(paths, port, proc)
+        server.wait_healthy(
+            lambda: port_open(port, APP_ADDRESS), timeout, interval=0.1,
+            hint=" (is the machine overloaded?)",
+            exit_message=lambda code: cls._failure_message(paths, code, log_path, log_offset))
+        write_pid_file(paths.database_state, {"pid": server.pid, "port": port,
+                                              "dbpath": str(paths.database_dir)})
+        log.info("review database started: pid %d, port %d", server.pid, port)
+        return cls(paths, port, server)
 
-    def stop(self, timeout: float = 30.0) -> None:
+    def stop(self, timeout: float = STOP_TIMEOUT) -> None:
         """Stop the server if this process started it (clean shutdown, then kill)."""
         if self.process is None:
             return
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                log.warning("the review database did not stop in %.0f s; killing it", timeout)
-                self.process.kill()
-                self.process.wait()
-        if self.process.stderr:
-            self.process.stderr.close()
-        try:
-            state = json.loads(self.paths.database_state.read_text())
-            if state.get("pid") == self.process.pid:
-                self.paths.database_state.unlink()
-        except (OSError, ValueError):
-            pass
+        self.process.stop(timeout)
+        remove_pid_file(self.paths.database_state, pid=self.process.pid)
         self.process = None
 
-    def __enter__(self) -> "ReviewDatabase":
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -151,26 +104,19 @@ class ReviewDatabase:
     @staticmethod
     def _running(paths: ReviewPaths) -> int | None:
         """The port of this workspace's live server, or None (stale state is removed)."""
-        try:
-            state = json.loads(paths.database_state.read_text())
-            pid, port = int(state["pid"]), int(state["port"])
-        except (OSError, ValueError, KeyError, TypeError):
-            return None
-        cmd = _cmdline(pid)
-        alive = cmd is not None and str(paths.database_dir) in cmd
-        if alive and port_open(port):
+        record = read_pid_file(paths.database_state,
+                               is_ours=lambda argv: str(paths.database_dir) in argv)
+        port = record.get("port") if record else None
+        if isinstance(port, int) and port_open(port, APP_ADDRESS):
             return port
-        try:
-            paths.database_state.unlink()
-        except OSError:
-            pass
+        remove_pid_file(paths.database_state)
         return None
 
     @staticmethod
-    def _failure_message(paths: ReviewPaths, code: int, stderr: str, log_path: Path,
+    def _failure_message(paths: ReviewPaths, code: int, log_path: Path,
                          log_offset: int = 0) -> str:
         """The first error MongoDB logged in this run, and what the user can do."""
-        reasons = []
+        reasons, printed = [], []
         try:
             with open(log_path, "rb") as fh:
                 fh.seek(log_offset)
@@ -181,13 +127,16 @@ class ReviewDatabase:
             try:
                 entry = json.loads(line)
             except ValueError:
+                entry = None
+            if not isinstance(entry, dict):  # not MongoDB's JSON log: what it printed itself
+                printed.append(line)
                 continue
             if entry.get("s") in ("E", "F"):
                 err = entry.get("attr", {}).get("error")
                 detail = (err.get("errmsg") or err.get("codeName")) if isinstance(err, dict) else err
                 reasons.append(" ".join(str(x) for x in (entry.get("msg"), detail) if x).strip())
-        if not reasons and stderr.strip():
-            reasons.append(" ".join(stderr.split()))
+        if not reasons and "".join(printed).strip():
+            reasons.append(" ".join(" ".join(printed).split()))
         reason = reasons[0] if reasons else f"exit code {code}"
         if any("DBPathInUse" in r or "lock" in r.lower() for r in reasons):
             hint = ("Another MongoDB server is using this folder: stop the other "

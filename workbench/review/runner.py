@@ -8,19 +8,19 @@ from __future__ import annotations
 import json
 import logging
 import os
-import signal
-import subprocess
 import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Self
 
 from ..errors import ServiceError, WorkbenchError
-from .database import die_with_parent
+from ..services import spawn
 from .environment import DEFAULT_APP_PORT, fiftyone_env, review_paths
 
 log = logging.getLogger(__name__)
 
 ProgressFn = Callable[[int, int], None]
+STOP_TIMEOUT = 60.0  # seconds for the App and the database to close before SIGKILL
 
 
 class WorkerProcess:
@@ -38,12 +38,13 @@ class WorkerProcess:
         argv += ["-v"] * verbose
         argv += list(args)  # the command's own options (e.g. select's --view/--tag)
         env = {**os.environ, **fiftyone_env(self.paths, port)}
-        self._log = open(self.log_path, "ab")
         # own session: a Ctrl-C in the terminal reaches only `wb`, which then stops
         # the worker in order (App, then database); and the worker dies with `wb`.
-        self.process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                        stderr=self._log, env=env, start_new_session=True,
-                                        preexec_fn=die_with_parent)
+        # Stopping signals the worker alone, so that it can keep that order.
+        self.service = spawn("the FiftyOne worker", argv, self.log_path, env=env,
+                             stdout_pipe=True, die_with_parent=True, stop_timeout=STOP_TIMEOUT,
+                             signal_group=False)
+        self.process = self.service.process
 
     @property
     def pid(self) -> int:
@@ -75,24 +76,15 @@ class WorkerProcess:
         self._close()
         return code
 
-    def stop(self, timeout: float = 60.0) -> int:
+    def stop(self, timeout: float = STOP_TIMEOUT) -> int:
         """SIGTERM (the worker closes the App, then its database), then SIGKILL."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                log.warning("the FiftyOne worker did not stop in %.0f s; killing it", timeout)
-                self.process.kill()
-                self.process.wait()
+        self.service.stop(timeout)
         self._close()
         return self.process.returncode
 
     def _close(self) -> None:
         if self.process.stdout and not self.process.stdout.closed:
             self.process.stdout.close()
-        if not self._log.closed:
-            self._log.close()
 
 
 def run_worker(ws, command: str, event: str, on_progress: ProgressFn | None = None,
@@ -166,7 +158,7 @@ class ReviewApp:
             self.worker.stop()
             self.worker = None
 
-    def __enter__(self) -> "ReviewApp":
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc) -> None:

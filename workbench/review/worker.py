@@ -25,8 +25,9 @@ import threading
 from typing import TextIO
 
 from ..errors import ServiceError, WorkbenchError
+from ..services import port_open
 from ..workspace import Workspace
-from .database import ReviewDatabase, port_open
+from .database import ReviewDatabase
 from .environment import APP_ADDRESS, DEFAULT_APP_PORT, fiftyone_env, review_paths
 
 log = logging.getLogger("workbench.review.worker")
@@ -68,7 +69,7 @@ def run(args: argparse.Namespace, out: Protocol) -> int:
     ws = Workspace.open(args.workspace)
     paths = review_paths(ws).ensure()
     os.environ.update(fiftyone_env(paths, args.port))
-    if args.command == "serve" and port_open(args.port):
+    if args.command == "serve" and port_open(args.port, APP_ADDRESS):
         raise ServiceError(f"port {args.port} on {APP_ADDRESS} is already in use; "
                            "choose another with --port")
     db = ReviewDatabase.start(paths)
