@@ -13,6 +13,7 @@ from .client import (
     resolve_connection,
 )
 from .config import detection_config
+from .project import NoProject, Project, open_project
 from .pull import PullResult, export_coco, pull
 from .push import PushResult, push
 from .server import LABEL_STUDIO_VERSION, start, stop
@@ -29,6 +30,9 @@ __all__ = [
     "connect",
     "resolve_connection",
     "detection_config",
+    "NoProject",
+    "Project",
+    "open_project",
     "PullResult",
     "export_coco",
     "pull",
