@@ -23,9 +23,9 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from .detection.names import DEFAULT_BACKBONE
 from .errors import ServiceError
@@ -167,7 +167,7 @@ class BackendProcess:
     def start(self, timeout: float = 180.0) -> None:
         import httpx
 
-        logf = open(self.log_path, "ab")
+        logf = open(self.log_path, "ab")  # noqa: SIM115 (the child writes it while it runs)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "workbench", "-w", str(self.ws.root), "serve", "--connect",
              "--host", "127.0.0.1", "--port", str(self.port), "--poll-seconds", "1"],

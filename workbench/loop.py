@@ -6,7 +6,7 @@ configured but unreachable server is an error that says to start it or skip the 
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 Hook = Callable[[object, object], str]
 

@@ -14,7 +14,6 @@ from labelstudio_data import (
 
 from workbench.demo_data import generate_demo_data
 from workbench.ingest import ingest
-
 from workbench.labelstudio import connect, open_project, pull, push
 from workbench.labelstudio.tasks import IMAGE_ID_FIELD, percent_rect
 from workbench.taxonomy import Taxonomy
@@ -312,7 +311,7 @@ def test_imported_boxes_arrive_drawn_and_a_pull_keeps_them_until_someone_edits(
     )
     # deleting an untouched imported annotation takes nothing away (a negative included)
     negative = next((i for i in images if not before[i]), None)
-    kept = [i for i in images if i != edited and before[i]][0]
+    kept = next(i for i in images if i != edited and before[i])
     removed = [kept] + ([negative] if negative is not None else [])
     for image_id in removed:
         ann = tasks[image_id].annotations[0]

@@ -12,15 +12,15 @@ import httpx
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "unit"))
-from prioritize_cases import VERSION, BrightnessModel, add_image, draw, register_model  # noqa: E402
+from prioritize_cases import VERSION, BrightnessModel, add_image, draw, register_model
 
-from workbench.active.prioritize import PrioritizeConfig, prioritize  # noqa: E402
-from workbench.active.selection import SelectionConfig  # noqa: E402
-from workbench.labelstudio import connect, open_project, push  # noqa: E402
-from workbench.labelstudio.ordering import UNCERTAINTY_SAMPLING, apply_order  # noqa: E402
-from workbench.labelstudio.tasks import IMAGE_ID_FIELD  # noqa: E402
-from workbench.taxonomy import Taxonomy  # noqa: E402
-from workbench.workspace import Workspace  # noqa: E402
+from workbench.active.prioritize import PrioritizeConfig, prioritize
+from workbench.active.selection import SelectionConfig
+from workbench.labelstudio import connect, open_project, push
+from workbench.labelstudio.ordering import UNCERTAINTY_SAMPLING, apply_order
+from workbench.labelstudio.tasks import IMAGE_ID_FIELD
+from workbench.taxonomy import Taxonomy
+from workbench.workspace import Workspace
 
 pytestmark = pytest.mark.integration
 # model confidence x 255 per image, all boxes said "elephant"; the third image is labelled

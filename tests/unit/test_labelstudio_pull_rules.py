@@ -169,15 +169,15 @@ def apply(anns, previous=(), truth=None, image_id=5):
     "anns, previous, truth, counts, write",
     [
         # a new negative: written, counted as an updated image and a negative
-        ([ann(1)], [], None, dict(annotated_tasks=1, updated_images=1, negatives=1), (0, True)),
-        ([ann(1, TIGER)], [], None, dict(annotated_tasks=1, updated_images=1, boxes=1), (1, True)),
+        ([ann(1)], [], None, {"annotated_tasks": 1, "updated_images": 1, "negatives": 1}, (0, True)),
+        ([ann(1, TIGER)], [], None, {"annotated_tasks": 1, "updated_images": 1, "boxes": 1}, (1, True)),
         # as before: nothing written; an untouched task with no annotations is not counted
         ([ann(1, at="x")], [ann(1, at="x", chosen=True)], None,
-         dict(annotated_tasks=1, unchanged=1), None),
+         {"annotated_tasks": 1, "unchanged": 1}, None),
         ([], [], None, {}, None),
-        ([ann(1, TIGER)], [], [TIGER_BOX], dict(annotated_tasks=1, unchanged=1), (None, False)),
-        ([ann(1, cancelled=True)], [], None, dict(skipped=1), (None, False)),
-        ([], [ann(1, TIGER, chosen=True)], None, dict(cleared=1), (None, True)),
+        ([ann(1, TIGER)], [], [TIGER_BOX], {"annotated_tasks": 1, "unchanged": 1}, (None, False)),
+        ([ann(1, cancelled=True)], [], None, {"skipped": 1}, (None, False)),
+        ([], [ann(1, TIGER, chosen=True)], None, {"cleared": 1}, (None, True)),
     ],
 )
 def test_the_applier_writes_once_and_counts(anns, previous, truth, counts, write):

@@ -6,15 +6,31 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from prioritize_cases import (CLASSES, VERSION, BrightnessModel, add_image, confident_and_unsure,
-                              draw, register_model)
+from prioritize_cases import (
+    CLASSES,
+    VERSION,
+    BrightnessModel,
+    add_image,
+    confident_and_unsure,
+    draw,
+    register_model,
+)
 
-from workbench.active.prioritize import (FEATURES_FILE, NothingToPrioritize, PrioritizeConfig,
-                                         prioritize, product_classes)
+from workbench.active.prioritize import (
+    FEATURES_FILE,
+    NothingToPrioritize,
+    PrioritizeConfig,
+    prioritize,
+    product_classes,
+)
 from workbench.active.selection import SelectionConfig
 from workbench.active.uncertainty import UncertaintyConfig
 from workbench.errors import WorkbenchError
-from workbench.labelstudio.ordering import UNCERTAINTY_SAMPLING, annotation_scores, apply_order
+from workbench.labelstudio.ordering import (
+    UNCERTAINTY_SAMPLING,
+    annotation_scores,
+    apply_order,
+)
 from workbench.labelstudio.project import open_project
 
 pytestmark = pytest.mark.unit

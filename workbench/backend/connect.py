@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import base64
 import logging
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterator
 
 from ..labelstudio.client import LabelStudioRequestError
 from ..labelstudio.ordering import use_uncertainty_sampling

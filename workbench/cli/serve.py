@@ -58,7 +58,7 @@ def serve_cmd(app, host, port, connect, retrain_after, auth, token, poll_seconds
         raise click.UsageError("Label Studio authenticates to ML backends with basic auth only: "
                                "use --auth USER:PASS with --connect")
     ws = app.ws
-    app.catalog        # opens (and migrates) the catalog once, so errors show here
+    _ = app.catalog    # opens (and migrates) the catalog once, so errors show here
 
     def catalog_factory():
         return ws.open_catalog()

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from ..errors import ServiceError, WorkbenchError
 from . import server
@@ -89,7 +90,7 @@ class LabelStudioClient:
         self.sdk = sdk or LabelStudio(base_url=self.url, api_key=token, timeout=timeout)
 
     @classmethod
-    def from_connection(cls, conn: Connection, **kw) -> "LabelStudioClient":
+    def from_connection(cls, conn: Connection, **kw) -> LabelStudioClient:
         return cls(conn.url, conn.token, **kw)
 
     # ---- error translation -----------------------------------------------------------

@@ -28,12 +28,17 @@ Two details Label Studio decides:
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from ..errors import WorkbenchError
 from .client import Connection, LabelStudioClient
-from .ordering import UNCERTAINTY_SAMPLING, use_uncertainty_sampling, version_predictions, write_scores
+from .ordering import (
+    UNCERTAINTY_SAMPLING,
+    use_uncertainty_sampling,
+    version_predictions,
+    write_scores,
+)
 from .project import Project
 from .push import push
 

@@ -31,8 +31,9 @@ new version with half-written scores.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from ..errors import WorkbenchError
 from .project import Project

@@ -42,7 +42,7 @@ class Project:
         return f"{self.conn.url}/projects/{self.id}"
 
     @classmethod
-    def of(cls, ws, client: LabelStudioClient, conn: Connection) -> "Project":
+    def of(cls, ws, client: LabelStudioClient, conn: Connection) -> Project:
         """The workspace's recorded project through ``client``; ``NoProject`` before the
         first `wb push`."""
         pid = ws.project_id()

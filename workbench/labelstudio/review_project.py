@@ -318,7 +318,6 @@ def _verdict(result: list[dict]) -> str | None:
 
 
 __all__ = [
-    "blank_image",
     "DISTINCT_CHOICE",
     "MAX_IMAGES",
     "ReviewAnswer",
@@ -326,6 +325,7 @@ __all__ = [
     "ReviewImage",
     "ReviewPushResult",
     "ReviewTaskAnswers",
+    "blank_image",
     "ensure_review_project",
     "push_review",
     "review_answers",
