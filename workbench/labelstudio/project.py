@@ -5,7 +5,8 @@ Built once (``open_project(ws)``, or ``Project.of(ws, client, conn)`` after `wb 
 created the project) and handed to pull, ordering, `wb review send`, the loop's hooks,
 `wb serve --connect` and the demo, so none of them looks the project id or its level up
 again. A workspace without a project (no `wb push` yet) is a ``NoProject`` error that
-says to push first.
+says to push first. `wb push` itself takes the client and connection, since it is what
+creates the project.
 """
 
 from __future__ import annotations
@@ -48,8 +49,8 @@ class Project:
         pid = ws.project_id()
         if pid is None:
             raise NoProject(
-                "the workspace has no Label Studio project yet: run `wb push` first (its "
-                "tasks then carry what this step would write)"
+                "the workspace has no Label Studio project yet: run `wb push` first (it "
+                "creates the project and its tasks)"
             )
         return cls(client, conn, pid, ws.project_level(), ws.taxonomy)
 
@@ -63,13 +64,12 @@ def open_project(
     token: str | None = None,
     check: bool = True,
 ) -> Project:
-    """The workspace's project: ``NoProject`` (before any network call) when it has none.
+    """The workspace's project through ``client`` (connected here when not given).
 
-    Without ``client`` it connects (``url``/``token`` as ``--ls-url``/``WB_LS_TOKEN``;
-    ``check`` proves the server and token work); with one, ``conn`` defaults to the
-    workspace's resolved connection."""
-    if ws.project_id() is None:
-        Project.of(ws, client, conn)  # raises NoProject
+    Without ``client`` it connects first (``url``/``token`` as ``--ls-url``/``WB_LS_TOKEN``;
+    ``check`` proves the server and token work), so a server that is down is reported as
+    such; then ``NoProject`` when the workspace has none. With a client, ``conn`` defaults
+    to the workspace's resolved connection."""
     if client is None:
         client, conn = connect(ws, url=url, token=token, check=check)
     elif conn is None:
