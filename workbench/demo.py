@@ -235,9 +235,9 @@ def run_demo(ws_root: Path, options: DemoOptions, echo: Echo = print,
         echo(f"      {state.url}: project {pid}, {summary.labelstudio['tasks']} tasks "
              f"({pushed.created} new)")
 
+        project = Project.of(ws, client, conn)  # the one `_push` created or found
         annotators = Annotators(ws, catalog, client, pid, truth_file)
-        _round_one(ws, catalog, Project.of(ws, client, conn), annotators, options, summary, echo,
-                   pf)
+        _round_one(ws, catalog, project, annotators, options, summary, echo, pf)
 
         echo("[6/8] wb serve --connect: predictions for the rest through the ML backend; "
              "wb prioritize orders them")
@@ -247,7 +247,6 @@ def run_demo(ws_root: Path, options: DemoOptions, echo: Echo = print,
         client.retrieve_predictions(pid)
         from .labelstudio.ordering import apply_order
 
-        project = Project.of(ws, client, conn)
         apply_order(project, catalog, summary.prioritize["version"])
         summary.services["backend"] = backend.url
         _round_two(ws, catalog, project, annotators, options, summary, echo, pf)
