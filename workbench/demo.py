@@ -86,10 +86,7 @@ class Annotators:
     Label Studio's API, starting from the model's pre-drawn boxes when a task has them."""
 
     def __init__(self, ws, catalog, client, project_id: int, truth_file: Path):
-        from .labelstudio.tasks import FROM_NAME, TO_NAME
-
         self.ws, self.catalog, self.client, self.pid = ws, catalog, client, project_id
-        self.from_name, self.to_name = FROM_NAME, TO_NAME
         coco = json.loads(truth_file.read_text())
         cats = {c["id"]: c["name"] for c in coco["categories"]}
         by_image: dict[int, list] = {}
@@ -106,7 +103,7 @@ class Annotators:
                       "added": 0, "deleted": 0}
 
     def annotate(self, task_id: int, image_id: int) -> bool:
-        from .labelstudio.tasks import percent_rect
+        from .labelstudio.tasks import rect_item
 
         image = self.catalog.get_image(image_id)
         truth = self.truth.get(image.path)
@@ -114,7 +111,8 @@ class Annotators:
             return False
         gt = [(self.ws.taxonomy.to_level(lab, self.level), x1, y1, x2, y2)
               for lab, x1, y1, x2, y2 in truth]
-        predicted = self._predicted(task_id)
+        predicted = self._predicted(task_id, image)
+        classes = self.ws.taxonomy.classes(self.level)
         used: set[int] = set()
         result = []
         for label, x1, y1, x2, y2 in gt:
@@ -131,43 +129,27 @@ class Annotators:
                 self.stats["kept" if best_iou > 0.95 else "moved"] += 1
             else:
                 self.stats["added"] += 1
-            value = percent_rect({"x1": x1, "y1": y1, "x2": x2, "y2": y2}, image.width, image.height)
-            value["rectanglelabels"] = [label]
-            result.append({"id": rid, "from_name": self.from_name, "to_name": self.to_name,
-                           "type": "rectanglelabels", "original_width": image.width,
-                           "original_height": image.height, "image_rotation": 0, "value": value})
+            box = {"label": label, "x1": x1, "y1": y1, "x2": x2, "y2": y2}
+            item = rect_item(image, box, rid, classes, self.level, self.ws.taxonomy, "annotated")
+            if item is not None:
+                result.append(item)
         self.stats["deleted"] += len(predicted) - len(used)
-        self.client.sdk.annotations.create(id=task_id, result=result, lead_time=1.0)
+        self.client.create_annotation(task_id, result, lead_time=1.0)
         self.stats["annotated"] += 1
         self.stats["negatives"] += not result
         return True
 
-    def _predicted(self, task_id: int) -> list[tuple[str, tuple, str | None]]:
+    def _predicted(self, task_id: int, image) -> list[tuple[str, tuple, str | None]]:
+        """The task's pre-drawn boxes: (label, pixel xyxy, result id), rotated ones by
+        their bounding box."""
+        from .labelstudio.tasks import result_boxes
+
         out = []
-        for p in self.client.sdk.predictions.list(task=task_id):
+        for p in self.client.list_task_predictions(task_id):
             for r in p.result or []:
-                if r.get("type") != "rectanglelabels":
-                    continue
-                v, w, h = r["value"], r.get("original_width"), r.get("original_height")
-                if not w or not h:
-                    continue
-                x1, y1 = v["x"] / 100 * w, v["y"] / 100 * h
-                out.append((v["rectanglelabels"][0],
-                            (x1, y1, x1 + v["width"] / 100 * w, y1 + v["height"] / 100 * h),
-                            r.get("id")))
+                for b in result_boxes([r], image.width, image.height):
+                    out.append((b.label, b.xyxy, r.get("id")))
         return out
-
-
-def _next_task(url: str, token: str, project_id: int) -> dict | None:
-    """What Label Studio hands an annotator next (the same call its labelling stream makes)."""
-    import httpx
-
-    r = httpx.get(f"{url}/api/projects/{project_id}/next",
-                  headers={"Authorization": f"Token {token}"}, timeout=60)
-    if r.status_code == 404:
-        return None
-    r.raise_for_status()
-    return r.json()
 
 
 class BackendProcess:
@@ -231,6 +213,7 @@ def run_demo(ws_root: Path, options: DemoOptions, echo: Echo = print,
         port = _free_port(options.ls_port, 8080)
         state, started_ls = ls_server.start(ws, port=port, on_progress=pf("Label Studio start"))
         from .labelstudio.client import connect
+        from .labelstudio.project import Project
 
         client, conn = connect(ws)
         pushed = _push(ws, catalog, client, conn, pf)
@@ -240,21 +223,21 @@ def run_demo(ws_root: Path, options: DemoOptions, echo: Echo = print,
         echo(f"      {state.url}: project {pid}, {summary.labelstudio['tasks']} tasks "
              f"({pushed.created} new)")
 
+        project = Project.of(ws, client, conn)  # the one `_push` created or found
         annotators = Annotators(ws, catalog, client, pid, truth_file)
-        _round_one(ws, catalog, client, annotators, options, summary, echo, pf)
+        _round_one(ws, catalog, project, annotators, options, summary, echo, pf)
 
         echo("[6/8] wb serve --connect: predictions for the rest through the ML backend; "
              "wb prioritize orders them")
         _step_prioritize(ws, catalog, client, summary, echo, pf)
         backend = BackendProcess(ws, _free_port(options.backend_port, 9090))
         backend.start()
-        client.sdk.actions.create(id="retrieve_tasks_predictions", project=pid,
-                                  selected_items={"all": True, "excluded": []})
+        client.retrieve_predictions(pid)
         from .labelstudio.ordering import apply_order
 
-        apply_order(ws, catalog, client, summary.prioritize["version"])
+        apply_order(project, catalog, summary.prioritize["version"])
         summary.services["backend"] = backend.url
-        _round_two(ws, catalog, client, conn, annotators, options, summary, echo, pf)
+        _round_two(ws, catalog, project, annotators, options, summary, echo, pf)
         _compare(ws, catalog, summary, echo, pf)
         if options.review:
             _step_review(ws, catalog, summary, echo, pf)
@@ -363,10 +346,10 @@ def _echo_steps(echo):
     return on_event
 
 
-def _pull(ws, catalog, client, pf):
+def _pull(project, catalog, pf):
     from .labelstudio.pull import pull
 
-    return pull(ws, catalog, client, on_progress=pf("pull"))
+    return pull(project, catalog, on_progress=pf("pull"))
 
 
 def _corrections(stats: dict, before: dict) -> dict:
@@ -377,8 +360,8 @@ def _corrections(stats: dict, before: dict) -> dict:
     return d
 
 
-def _round_one(ws, catalog, client, annotators, options, summary, echo, pf):
-    pid = int(ws.get("labelstudio", "project_id"))
+def _round_one(ws, catalog, project, annotators, options, summary, echo, pf):
+    pid = project.id
     echo(f"[4/8] annotators label a seed batch of {options.seed_batch} images in Label Studio")
     task_of = catalog.ls_task_map(pid)              # image id -> task id
     annotated = {i.id for i in catalog.images(annotated=True)}
@@ -391,7 +374,7 @@ def _round_one(ws, catalog, client, annotators, options, summary, echo, pf):
         annotators.annotate(task_of[image_id], image_id)
         if bar:
             bar(n, len(chosen))
-    res = _pull(ws, catalog, client, pf)
+    res = _pull(project, catalog, pf)
     echo(f"      {len(chosen)} annotations submitted now ({annotators.stats['negatives']} "
          f"background-only: negatives); wb pull: {res.updated_images} images, {res.boxes} boxes")
     corrections = _corrections(annotators.stats, {})
@@ -422,8 +405,8 @@ def _step_prioritize(ws, catalog, client, summary, echo, pf):
          + ", ".join(f"{Path(t['path']).name} ({t['uncertainty']:.2f})" for t in summary.prioritize["top"][:3]))
 
 
-def _round_two(ws, catalog, client, conn, annotators, options, summary, echo, pf):
-    pid = int(ws.get("labelstudio", "project_id"))
+def _round_two(ws, catalog, project, annotators, options, summary, echo, pf):
+    pid, client = project.id, project.client
     echo(f"[7/8] round 2: annotators take {options.second_batch} tasks in Label Studio's order "
          "(least certain first), correcting the pre-drawn boxes")
     image_of = {t: i for i, t in catalog.ls_task_map(pid).items()}
@@ -431,13 +414,13 @@ def _round_two(ws, catalog, client, conn, annotators, options, summary, echo, pf
     before = dict(annotators.stats)
     order = []
     for _ in range(options.second_batch):
-        task = _next_task(conn.url, conn.token, pid)
+        task = client.next_task(pid)
         if task is None:
             break
         image_id = image_of.get(task["id"])
         if image_id is None or not annotators.annotate(task["id"], image_id):
             # not one of ours: skip it so the stream moves on
-            client.sdk.annotations.create(id=task["id"], result=[], was_cancelled=True)
+            client.create_annotation(task["id"], [], was_cancelled=True)
             continue
         order.append(image_id)
     stats = _corrections(annotators.stats, before)
@@ -450,7 +433,7 @@ def _round_two(ws, catalog, client, conn, annotators, options, summary, echo, pf
          f"{stats['from_predrawn']} started from a pre-drawn box "
          f"({'-' if share is None else f'{share:.0%}'}: kept {stats['kept']}, moved "
          f"{stats['moved']}), {stats['added']} drawn new; {stats['deleted']} pre-drawn deleted")
-    res = _pull(ws, catalog, client, pf)
+    res = _pull(project, catalog, pf)
     echo(f"      wb pull: {res.updated_images} images, {res.boxes} boxes")
     promoted = catalog.promoted_model()
     t0 = time.monotonic()

@@ -6,45 +6,46 @@ configured but unreachable server is an error that says to start it or skip the 
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 Hook = Callable[[object, object], str]
 
 
 def labelstudio_hooks(ws, ls_url: str | None = None) -> tuple[Hook | None, Hook | None]:
-    if ws.get("labelstudio", "project_id") is None:
+    if ws.project_id() is None:
         return None, None
 
-    def client():
-        from .labelstudio.client import connect
+    def project(ws_):
+        from .labelstudio.project import open_project
 
-        return connect(ws, url=ls_url)
+        return open_project(ws_, url=ls_url)
 
     def pull_hook(ws_, catalog) -> str:
         from .labelstudio.pull import pull
 
-        c, _ = client()
-        res = pull(ws_, catalog, c)
+        res = pull(project(ws_), catalog)
         return (f"{res.tasks} tasks in Label Studio; {res.updated_images} images updated, "
                 f"{res.boxes} boxes, {res.skipped} skipped"
                 + (f", {len(res.disagreements)} disagreements" if res.disagreements else ""))
 
     def refresh_hook(ws_, catalog) -> str:
         from .active.prioritize import NothingToPrioritize, prioritize
+        from .labelstudio.client import connect
         from .labelstudio.ordering import apply_order
+        from .labelstudio.project import open_project
         from .labelstudio.push import push
 
         promoted = catalog.promoted_model()
         if promoted is None:
             return "no promoted model: nothing to refresh"
-        c, conn = client()
-        pushed = push(ws_, catalog, c, conn)
+        client, conn = connect(ws_, url=ls_url)
+        pushed = push(ws_, catalog, client, conn)
         try:
             ranked = prioritize(ws_, catalog)
         except NothingToPrioritize as exc:
             return (f"{pushed.created} new tasks, {pushed.refreshed} tasks given "
                     f"{promoted['version']}'s boxes; {exc}")
-        apply_order(ws_, catalog, c, ranked.version)
+        apply_order(open_project(ws_, client, conn), catalog, ranked.version)
         return (f"{pushed.created} new tasks, {pushed.refreshed} tasks given "
                 f"{promoted['version']}'s boxes; {len(ranked.ranked)} tasks ordered least "
                 "certain first")

@@ -14,8 +14,7 @@ from labelstudio_data import (
 
 from workbench.demo_data import generate_demo_data
 from workbench.ingest import ingest
-
-from workbench.labelstudio import connect, pull, push
+from workbench.labelstudio import connect, open_project, pull, push
 from workbench.labelstudio.tasks import IMAGE_ID_FIELD, percent_rect
 from workbench.taxonomy import Taxonomy
 from workbench.workspace import Workspace
@@ -166,7 +165,7 @@ def test_pull_brings_back_exactly_the_annotators_boxes(pushed, label_studio):
         result=[_rect("elephant", 10, 10, 40, 30, w, h), _rect("tiger", 50, 5, 90, 60, w, h)],
     )
 
-    result = pull(ws, catalog, pushed["client"])
+    result = pull(open_project(ws, pushed["client"], pushed["conn"]), catalog)
 
     assert (result.updated_images, result.negatives, result.skipped) == (4, 1, 1)
     want = pushed["predictions"][copied]
@@ -191,7 +190,7 @@ def test_pull_brings_back_exactly_the_annotators_boxes(pushed, label_studio):
 
     before = {i: _boxes(catalog, i) for i in ids}
     stamps = catalog.db.execute("SELECT id, created_at FROM boxes ORDER BY id").fetchall()
-    again = pull(ws, catalog, pushed["client"])
+    again = pull(open_project(ws, pushed["client"], pushed["conn"]), catalog)
     assert again.updated_images == 0 and again.cleared == 0
     assert {i: _boxes(catalog, i) for i in ids} == before
     assert catalog.db.execute("SELECT id, created_at FROM boxes ORDER BY id").fetchall() == stamps
@@ -199,7 +198,7 @@ def test_pull_brings_back_exactly_the_annotators_boxes(pushed, label_studio):
     # an update replaces, a deletion disappears
     ls.annotations.update(id=later.id, result=[_rect("pangolin", 2, 3, 30, 33, w, h)])
     ls.annotations.delete(id=a_copied.id)
-    third = pull(ws, catalog, pushed["client"])
+    third = pull(open_project(ws, pushed["client"], pushed["conn"]), catalog)
     assert (third.updated_images, third.cleared) == (1, 1)
     assert [(b.label, round(b.x1), round(b.y2)) for b in catalog.boxes_for(twice)] == [
         ("pangolin", 2, 33)
@@ -260,7 +259,7 @@ def test_an_exif_rotated_image_round_trips_in_the_frame_the_annotator_sees(label
     assert r["value"]["height"] == pytest.approx((box["y2"] - box["y1"]) / 96 * 100)
 
     label_studio.client.annotations.create(id=task.id, result=_copy_result(task))
-    pull(ws, catalog, client)
+    pull(open_project(ws, client, conn), catalog)
 
     (got,) = catalog.boxes_for(image_id)
     want = (box["x1"], box["y1"], box["x2"], box["y2"])
@@ -298,7 +297,7 @@ def test_imported_boxes_arrive_drawn_and_a_pull_keeps_them_until_someone_edits(
         assert got == want
         assert "COCO import" in task.data["model_hint"]
 
-    first = pull(ws, catalog, client)
+    first = pull(open_project(ws, client, conn), catalog)
     assert (first.updated_images, first.unchanged) == (0, len(images))
     assert {i: _boxes(catalog, i) for i in images} == before  # source "import", fine labels
     assert any(b[0] != tax.species_of(b[0]) for bs in before.values() for b in bs)
@@ -312,12 +311,12 @@ def test_imported_boxes_arrive_drawn_and_a_pull_keeps_them_until_someone_edits(
     )
     # deleting an untouched imported annotation takes nothing away (a negative included)
     negative = next((i for i in images if not before[i]), None)
-    kept = [i for i in images if i != edited and before[i]][0]
+    kept = next(i for i in images if i != edited and before[i])
     removed = [kept] + ([negative] if negative is not None else [])
     for image_id in removed:
         ann = tasks[image_id].annotations[0]
         label_studio.client.annotations.delete(id=ann["id"] if isinstance(ann, dict) else ann.id)
-    second = pull(ws, catalog, client)
+    second = pull(open_project(ws, client, conn), catalog)
     assert (second.updated_images, second.cleared) == (1, 0)
     (b,) = catalog.boxes_for(edited)
     assert (b.label, b.source, round(b.x2), round(b.y2)) == ("tiger", "labelstudio", 30, 40)

@@ -12,15 +12,15 @@ import httpx
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "unit"))
-from prioritize_cases import VERSION, BrightnessModel, add_image, draw, register_model  # noqa: E402
+from prioritize_cases import VERSION, BrightnessModel, add_image, draw, register_model
 
-from workbench.active.prioritize import PrioritizeConfig, prioritize  # noqa: E402
-from workbench.active.selection import SelectionConfig  # noqa: E402
-from workbench.labelstudio import connect, push  # noqa: E402
-from workbench.labelstudio.ordering import UNCERTAINTY_SAMPLING, apply_order  # noqa: E402
-from workbench.labelstudio.tasks import IMAGE_ID_FIELD  # noqa: E402
-from workbench.taxonomy import Taxonomy  # noqa: E402
-from workbench.workspace import Workspace  # noqa: E402
+from workbench.active.prioritize import PrioritizeConfig, prioritize
+from workbench.active.selection import SelectionConfig
+from workbench.labelstudio import connect, open_project, push
+from workbench.labelstudio.ordering import UNCERTAINTY_SAMPLING, apply_order
+from workbench.labelstudio.tasks import IMAGE_ID_FIELD
+from workbench.taxonomy import Taxonomy
+from workbench.workspace import Workspace
 
 pytestmark = pytest.mark.integration
 # model confidence x 255 per image, all boxes said "elephant"; the third image is labelled
@@ -68,7 +68,7 @@ def test_next_task_is_the_most_uncertain_image(label_studio, tmp_path_factory):
 
         result = prioritize(ws, catalog, PrioritizeConfig(selection=SelectionConfig(batch=3)),
                             predictor=model)
-        order = apply_order(ws, catalog, client, result.version)
+        order = apply_order(open_project(ws, client, conn), catalog, result.version)
 
         most_uncertain = result.ranked[0].image_id
         assert most_uncertain == ids[2] and result.ranked[1].image_id == ids[3]
@@ -96,7 +96,7 @@ def test_tasks_pushed_without_predictions_get_the_model_boxes_and_the_order(labe
         catalog.promote_model(VERSION)
 
         result = prioritize(ws, catalog, predictor=BrightnessModel())
-        order = apply_order(ws, catalog, client, result.version)
+        order = apply_order(open_project(ws, client, conn), catalog, result.version)
         assert (order.created, order.updated) == (len(ids), 0)
         tasks = list(label_studio.client.tasks.list(project=pushed.project_id, fields="all"))
         for t in tasks:
@@ -106,7 +106,7 @@ def test_tasks_pushed_without_predictions_get_the_model_boxes_and_the_order(labe
         task = _next_task(label_studio, pushed.project_id)
         assert task["data"][IMAGE_ID_FIELD] == result.ranked[0].image_id
         # a second run finds every score right and changes nothing
-        again = apply_order(ws, catalog, client, result.version)
+        again = apply_order(open_project(ws, client, conn), catalog, result.version)
         assert (again.created, again.updated, again.unchanged) == (0, 0, len(ids))
     finally:
         catalog.close()

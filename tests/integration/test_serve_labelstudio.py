@@ -36,7 +36,7 @@ def connected_project(label_studio, workspace_factory):
     from workbench.backend import BackendSettings, ModelHolder, create_app, running
     from workbench.backend.connect import connect_backend
     from workbench.backend.tiny_models import register_untrained_model
-    from workbench.labelstudio import connect, push
+    from workbench.labelstudio import connect, open_project, push
 
     torch.set_num_threads(1)
     ws = workspace_factory(classes=CLASSES)
@@ -55,7 +55,7 @@ def connected_project(label_studio, workspace_factory):
                      BackendSettings(taxonomy=ws.taxonomy, document_root=conn.document_root,
                                      ls_url=conn.url, ls_token=conn.token))
     with running(app) as url:
-        connected = connect_backend(client, pushed.project_id, url, version)
+        connected = connect_backend(open_project(ws, client, conn), url, version)
         yield {"ws": ws, "ls": label_studio.client, "ls_url": label_studio.url,
                "token": label_studio.token, "pid": pushed.project_id, "version": version,
                "paths": paths, "ids": ids, "task_of": task_of, "connected": connected}

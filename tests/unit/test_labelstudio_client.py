@@ -103,3 +103,17 @@ def test_cli_pull_without_a_project_says_push_first(workspace_factory, monkeypat
     monkeypatch.setattr(LabelStudioClient, "whoami", lambda self: {"id": 1})
     r = CliRunner().invoke(cli, ["-w", str(ws.root), "pull"], env={"WB_LS_TOKEN": None})
     assert r.exit_code == 1 and "run `wb push` first" in r.output
+
+
+def test_the_next_task_call_names_the_url_and_wb_ls_start_when_nothing_listens():
+    url = f"http://127.0.0.1:{free_port()}"
+    with pytest.raises(LabelStudioUnreachable, match=rf"not reachable at {url}.*next task"):
+        LabelStudioClient(url, "t" * 40).next_task(3)
+
+
+def test_ml_backend_calls_translate_errors_too():
+    client = client_answering(404, {"detail": "Not found."})
+    with pytest.raises(ProjectMissing, match="project 4 no longer exists"):
+        client.ml_backends(4)
+    with pytest.raises(LabelStudioAuthError):
+        client_answering(401, {"detail": "Invalid token."}).create_annotation(5, [])

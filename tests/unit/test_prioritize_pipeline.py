@@ -6,15 +6,32 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from prioritize_cases import (CLASSES, VERSION, BrightnessModel, add_image, confident_and_unsure,
-                              draw, register_model)
+from prioritize_cases import (
+    CLASSES,
+    VERSION,
+    BrightnessModel,
+    add_image,
+    confident_and_unsure,
+    draw,
+    register_model,
+)
 
-from workbench.active.prioritize import (FEATURES_FILE, NothingToPrioritize, PrioritizeConfig,
-                                         prioritize, product_classes)
+from workbench.active.prioritize import (
+    FEATURES_FILE,
+    NothingToPrioritize,
+    PrioritizeConfig,
+    prioritize,
+    product_classes,
+)
 from workbench.active.selection import SelectionConfig
 from workbench.active.uncertainty import UncertaintyConfig
 from workbench.errors import WorkbenchError
-from workbench.labelstudio.ordering import UNCERTAINTY_SAMPLING, annotation_scores, apply_order
+from workbench.labelstudio.ordering import (
+    UNCERTAINTY_SAMPLING,
+    annotation_scores,
+    apply_order,
+)
+from workbench.labelstudio.project import open_project
 
 pytestmark = pytest.mark.unit
 
@@ -180,7 +197,7 @@ def test_apply_order_rescored_old_predictions_adds_missing_ones_and_sets_the_ver
             SimpleNamespace(id=1, task=100, model_version=VERSION, score=0.99),
             SimpleNamespace(id=2, task=101, model_version="v000", score=0.5),
             SimpleNamespace(id=3, task=102, model_version=VERSION, score=1 - unc[ids["fair"]])])
-        order = apply_order(ws, catalog, client, VERSION)
+        order = apply_order(open_project(ws, client), catalog, VERSION)
         assert client.updated == {1: {"score": pytest.approx(1 - unc[ids["unsure"]])}}
         assert list(client.created) == [101]
         made = client.created[101]
@@ -199,7 +216,7 @@ def test_apply_order_without_a_project_says_push_first(ws, tmp_path):
         register_model(ws, catalog)
         prioritize(ws, catalog, predictor=BrightnessModel())
         with pytest.raises(WorkbenchError, match="no Label Studio project yet: run `wb push`"):
-            apply_order(ws, catalog, RecordingClient([]), VERSION)
+            apply_order(open_project(ws, RecordingClient([])), catalog, VERSION)
 
 
 def test_taxonomy_fixture_is_the_default_one(ws):

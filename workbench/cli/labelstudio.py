@@ -223,20 +223,19 @@ def pull_cmd(app, export, ls_url, as_json) -> None:
 
         wb pull --export coco annotated.json
     """
-    from ..labelstudio import connect, export_coco, pull
+    from ..labelstudio import export_coco, open_project, pull
 
-    client, _ = connect(app.ws, ls_url)
+    project = open_project(app.ws, url=ls_url)
     with progress(transient=as_json) as bar:
         task = bar.add_task("pulling annotations", total=None)
         result = pull(
-            app.ws,
+            project,
             app.catalog,
-            client,
             on_progress=lambda d, t: bar.update(task, completed=d, total=t),
         )
     out = result.to_dict()
     if export:
-        path, n = export_coco(app.ws, app.catalog, export[1])
+        path, n = export_coco(project, app.catalog, export[1])
         out["export"] = {"format": export[0], "path": str(path), "images": n}
     if as_json:
         echo_json(out)

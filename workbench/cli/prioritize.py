@@ -96,16 +96,15 @@ def prioritize_cmd(app, model, score, aggregate, strategy, batch, seed, show, no
 
     if no_labelstudio:
         say("Label Studio: left as it is (--no-labelstudio)")
-    elif ws.get("labelstudio", "project_id") is None:
+    elif ws.project_id() is None:
         say("Label Studio: no project yet; `wb push` sends the tasks with these priorities")
     else:
         from ..errors import ServiceError
-        from ..labelstudio import connect
+        from ..labelstudio import open_project
         from ..labelstudio.ordering import apply_order
 
         try:
-            client, _ = connect(ws, ls_url)
-            order = apply_order(ws, catalog, client, result.version,
+            order = apply_order(open_project(ws, url=ls_url), catalog, result.version,
                                 batch=None if strategy == "uncertainty"
                                 else [p.image_id for p in result.batch])
         except ServiceError as exc:

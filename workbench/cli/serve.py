@@ -60,7 +60,7 @@ def serve_cmd(app, host, port, connect, retrain_after, auth, token, poll_seconds
         raise click.UsageError("Label Studio authenticates to ML backends with basic auth only: "
                                "use --auth USER:PASS with --connect")
     ws = app.ws
-    app.catalog        # opens (and migrates) the catalog once, so errors show here
+    _ = app.catalog    # opens (and migrates) the catalog once, so errors show here
 
     def catalog_factory():
         return ws.open_catalog()
@@ -94,17 +94,16 @@ def serve_cmd(app, host, port, connect, retrain_after, auth, token, poll_seconds
 def _connector(ws, conn, holder, host, port, auth):
     from ..backend.connect import connect_backend, follow_version
     from ..labelstudio.client import LabelStudioClient
-    from ..labelstudio.pull import project_id_of
+    from ..labelstudio.project import Project
 
-    project_id = project_id_of(ws)
+    project = Project.of(ws, LabelStudioClient.from_connection(conn), conn)  # NoProject: push
     url_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
 
     def on_started():
-        client = LabelStudioClient.from_connection(conn)
-        connected = connect_backend(client, project_id, f"http://{url_host}:{port}",
-                                    holder.version, basic_auth=auth)
-        holder.on_swap = lambda version: follow_version(client, connected, version)
-        click.echo(f"connected to Label Studio project {project_id} at {conn.url} as "
+        connected = connect_backend(project, f"http://{url_host}:{port}", holder.version,
+                                    basic_auth=auth)
+        holder.on_swap = lambda version: follow_version(project, connected, version)
+        click.echo(f"connected to Label Studio project {project.id} at {conn.url} as "
                    f"{connected.model_version} (uncertainty sampling on)", err=True)
 
     return on_started
@@ -118,14 +117,15 @@ def _retrain_runner(ws, catalog_factory, conn):
 
     def pull_hook(ws_, catalog):
         from ..labelstudio.client import LabelStudioClient
+        from ..labelstudio.project import Project
         from ..labelstudio.pull import pull
 
-        res = pull(ws_, catalog, LabelStudioClient.from_connection(conn))
+        res = pull(Project.of(ws_, LabelStudioClient.from_connection(conn), conn), catalog)
         return f"{res.tasks} tasks read, {res.boxes} boxes written"
 
     def run_retrain() -> dict:
         options = RetrainOptions(train=TrainConfig.for_workspace(ws), promote="if_better",
-                                 pull=pull_hook if ws.project_id() else None)
+                                 pull=pull_hook if ws.project_id() is not None else None)
         with catalog_factory() as catalog:
             return retrain(ws, catalog, options).to_dict()
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 from dataclasses import asdict, dataclass, field
 
+from ..labelstudio.pull import latest_annotation
 from ..labelstudio.review_project import (
     DISTINCT_CHOICE,
     ReviewAnswer,
@@ -104,7 +105,7 @@ def decide(answers: list[ReviewAnswer]) -> tuple[ReviewAnswer | None, list[Revie
     made = [a for a in answers if not a.cancelled and a.choice]
     if not made or len({a.choice for a in made}) > 1:
         return None, made
-    return max(made, key=lambda a: (a.updated_at or "", a.annotation_id)), made
+    return latest_annotation(made), made
 
 
 def pull_answers(ws, catalog, client) -> ReviewPullResult:

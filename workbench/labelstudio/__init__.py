@@ -13,6 +13,7 @@ from .client import (
     resolve_connection,
 )
 from .config import detection_config
+from .project import NoProject, Project, open_project
 from .pull import PullResult, export_coco, pull
 from .push import PushResult, push
 from .server import LABEL_STUDIO_VERSION, start, stop
@@ -20,23 +21,26 @@ from .status import status
 from .tasks import ImageOutsideRoot
 
 __all__ = [
+    "LABEL_STUDIO_VERSION",
     "Connection",
+    "ImageOutsideRoot",
     "LabelStudioAuthError",
     "LabelStudioClient",
     "LabelStudioRequestError",
     "LabelStudioUnreachable",
+    "NoProject",
+    "Project",
     "ProjectMissing",
-    "connect",
-    "resolve_connection",
-    "detection_config",
     "PullResult",
-    "export_coco",
-    "pull",
     "PushResult",
+    "connect",
+    "detection_config",
+    "export_coco",
+    "open_project",
+    "pull",
     "push",
-    "LABEL_STUDIO_VERSION",
+    "resolve_connection",
     "start",
-    "stop",
     "status",
-    "ImageOutsideRoot",
+    "stop",
 ]

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from ..errors import ServiceError, WorkbenchError
 from . import server
@@ -84,10 +85,12 @@ class LabelStudioClient:
         from label_studio_sdk import LabelStudio
 
         self.url = url.rstrip("/")
+        self._token = token
+        self._timeout = timeout
         self.sdk = sdk or LabelStudio(base_url=self.url, api_key=token, timeout=timeout)
 
     @classmethod
-    def from_connection(cls, conn: Connection, **kw) -> "LabelStudioClient":
+    def from_connection(cls, conn: Connection, **kw) -> LabelStudioClient:
         return cls(conn.url, conn.token, **kw)
 
     # ---- error translation -----------------------------------------------------------
@@ -196,6 +199,65 @@ class LabelStudioClient:
     def update_prediction(self, prediction_id: int, **fields) -> None:
         with self._call(f"update prediction {prediction_id}"):
             self.sdk.predictions.update(id=prediction_id, **fields)
+
+    def list_task_predictions(self, task_id: int) -> list[Any]:
+        """The predictions of one task (any model version)."""
+        with self._call(f"list the predictions of task {task_id}"):
+            return list(self.sdk.predictions.list(task=task_id))
+
+    def create_annotation(self, task_id: int, result: list[dict], **fields) -> Any:
+        """Submit an annotation (``was_cancelled=True``: a skip) as the token's user."""
+        with self._call(f"annotate task {task_id}"):
+            return self.sdk.annotations.create(id=task_id, result=result, **fields)
+
+    def next_task(self, project_id: int) -> dict | None:
+        """The task Label Studio's queue hands this user next (``GET
+        /api/projects/{id}/next``, the labelling stream's own call; it locks the task for
+        the user), or None when the queue is empty. The SDK has no call for it."""
+        import httpx
+        from label_studio_sdk.core.api_error import ApiError
+
+        with self._call(f"ask project {project_id} for the next task"):
+            r = httpx.get(f"{self.url}/api/projects/{project_id}/next",
+                          headers={"Authorization": f"Token {self._token}"},
+                          timeout=self._timeout)
+            if r.status_code == 404:  # the queue is empty (also for a project that is gone)
+                return None
+            if r.status_code >= 400:
+                try:
+                    body = r.json()
+                except ValueError:
+                    body = r.text
+                raise ApiError(status_code=r.status_code, body=body)
+            return r.json()
+
+    def retrieve_predictions(self, project_id: int) -> None:
+        """Ask the project's ML backend for predictions of every task (synchronous; tasks
+        with a prediction of the current version are skipped)."""
+        with self._call(f"ask the ML backend of project {project_id} for predictions",
+                        project_id):
+            self.sdk.actions.create(id="retrieve_tasks_predictions", project=project_id,
+                                    selected_items={"all": True, "excluded": []})
+
+    def ml_backends(self, project_id: int) -> list[Any]:
+        with self._call(f"list the ML backends of project {project_id}", project_id):
+            return list(self.sdk.ml.list(project=project_id))
+
+    def create_ml_backend(self, project_id: int, url: str, **fields) -> Any:
+        with self._call(f"connect the ML backend {url} to project {project_id}", project_id):
+            return self.sdk.ml.create(project=project_id, url=url, **fields)
+
+    def update_ml_backend(self, backend_id: int, **fields) -> Any:
+        with self._call(f"update ML backend {backend_id}"):
+            return self.sdk.ml.update(backend_id, **fields)
+
+    def webhooks(self, project_id: int) -> list[Any]:
+        with self._call(f"list the webhooks of project {project_id}", project_id):
+            return list(self.sdk.webhooks.list(project=str(project_id)))
+
+    def update_webhook(self, webhook_id: int, **fields) -> Any:
+        with self._call(f"update webhook {webhook_id}"):
+            return self.sdk.webhooks.update(webhook_id, **fields)
 
     def users(self) -> dict[int, str]:
         """User id -> email (or username)."""

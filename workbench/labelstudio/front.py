@@ -14,6 +14,8 @@ what `wb prioritize` wrote (0..1) keeps its order behind them, and a later send
 goes before an earlier one. Negative scores mark "sent by a reviewer"; the next
 `wb prioritize` rewrites every prioritised task's score and so ends the override.
 
+The scores are written by ``ordering.write_scores``, as `wb prioritize` writes its own.
+
 Two details Label Studio decides:
 
 - a prediction of the current version WITHOUT a score sorts before every score on
@@ -26,14 +28,19 @@ Two details Label Studio decides:
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from ..errors import WorkbenchError
 from .client import Connection, LabelStudioClient
-from .ordering import SCORE_TOLERANCE, UNCERTAINTY_SAMPLING
+from .ordering import (
+    UNCERTAINTY_SAMPLING,
+    use_uncertainty_sampling,
+    version_predictions,
+    write_scores,
+)
+from .project import Project
 from .push import push
-from .tasks import ModelPrediction, prediction_for
 
 log = logging.getLogger(__name__)
 
@@ -116,53 +123,34 @@ def send_to_front(
         why = "; ".join(f"image {i}: {r}" for i, r in left_out.items()) or "no images given"
         raise WorkbenchError(f"nothing to send to Label Studio ({why})")
 
-    level = ws.get("labelstudio", "project_level")
     # sent to be annotated again: into the queue, not in as already annotated
-    pushed = push(ws, catalog, client, conn, level=level, only=order, truth_as_annotations=False)
-    pid = pushed.project_id
+    pushed = push(ws, catalog, client, conn, level=ws.project_level(),
+                  only=order, truth_as_annotations=False)
+    project = Project.of(ws, client, conn)
+    pid = project.id
     tasks = catalog.ls_task_map(pid)
     missing = [i for i in order if i not in tasks]
     if missing:  # push records every task it creates; this would be a bug
         raise WorkbenchError(f"images {missing[:5]} have no task in project {pid} after the push; "
                              "run `wb push` and send again")
 
-    project = client.get_project(pid)
-    version = (project.model_version or (catalog.ls_promoted_model() or {}).get("version")
-               or NO_MODEL_VERSION)
+    current = client.get_project(pid)
+    promoted = catalog.promoted_model()
+    version = current.model_version or (promoted["version"] if promoted else None) \
+        or NO_MODEL_VERSION
     result = SendResult(pid, pushed.project_url, version, pushed=pushed.created,
                         moved=len(order) - pushed.created, left_out=left_out)
 
-    ours: dict[int, list] = {}
-    for p in client.list_predictions(pid):
-        if getattr(p, "model_version", None) == version:
-            ours.setdefault(int(p.task), []).append(p)
+    ours = version_predictions(project, version)
     sent_tasks = {tasks[i] for i in order}
     existing = [float(p.score) for t, ps in ours.items() if t not in sent_tasks
                 for p in ps if p.score is not None]
     scores = front_scores(order, existing)
-
-    level = level or pushed.level
-    classes = ws.taxonomy.classes(level)
-    need = [i for i in order if tasks[i] not in ours]
-    boxes = catalog.ls_predictions(version, need) if need else {}
-    for n, image_id in enumerate(order, start=1):
-        task_id, score = tasks[image_id], scores[image_id]
-        if task_id in ours:
-            for pred in ours[task_id]:
-                if pred.score is None or abs(float(pred.score) - score) > SCORE_TOLERANCE:
-                    client.update_prediction(int(pred.id), score=score)
-                    result.scores_updated += 1
-        else:
-            pred = ModelPrediction(version, boxes.get(image_id, []))
-            body = prediction_for(records[image_id], pred, classes, level, ws.taxonomy)
-            body["score"] = score
-            client.create_prediction(task_id, body)
-            if image_id in boxes:  # the model's real boxes: push need not add them again
-                catalog.set_ls_prediction_version(pid, [task_id], version)
-            result.predictions_created += 1
-        result.sent.append(SentImage(image_id, task_id, score))
-        if on_progress is not None:
-            on_progress(n, len(order))
+    # the model's real boxes are recorded (push need not add them again); box-less ones not
+    written = write_scores(project, catalog, version, scores, existing=ours,
+                           record_boxless=False, on_progress=on_progress)
+    result.predictions_created, result.scores_updated = written.created, written.updated
+    result.sent = [SentImage(i, tasks[i], scores[i]) for i in order]
 
     for task_id, preds in ours.items():
         if task_id in sent_tasks:
@@ -172,11 +160,10 @@ def send_to_front(
                 client.update_prediction(int(pred.id), score=UNSCORED)
                 result.unscored_lifted += 1
 
-    if project.model_version != version or project.sampling != UNCERTAINTY_SAMPLING:
-        client.update_project(pid, model_version=version, sampling=UNCERTAINTY_SAMPLING)
-        if project.sampling != UNCERTAINTY_SAMPLING:
-            result.warnings.append(f"project {pid} now uses uncertainty sampling (it used "
-                                   f"'{project.sampling}'): the queue follows prediction scores")
+    if use_uncertainty_sampling(project, version, current) and \
+            current.sampling != UNCERTAINTY_SAMPLING:
+        result.warnings.append(f"project {pid} now uses uncertainty sampling (it used "
+                               f"'{current.sampling}'): the queue follows prediction scores")
 
     by_task = {tasks[i]: i for i in order}
     for task in client.iter_tasks(pid, include="id,is_labeled", page_size=1000):

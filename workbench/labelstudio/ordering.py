@@ -17,22 +17,119 @@ or ``random`` the selected batch must come first although it is not the top of t
 uncertainty ranking: the batch's tasks score ``0.5 * position / batch size`` (in batch
 order) and every other task ``0.5 + (1 - uncertainty) / 2``, so the order inside each
 part still follows the same rule.
+
+Every score policy (``annotation_scores`` here, ``front.front_scores`` for `wb review
+send`, and `wb push` giving old tasks the promoted model's boxes) writes through one
+``write_scores``: per task, a prediction of the version already there gets the new score
+(when it differs by more than ``SCORE_TOLERANCE``), a task without one gets the model's
+boxes as a new prediction carrying the score, recorded in the catalog task by task so an
+interrupted run resumes without doubles. The project's ``model_version`` and sampling are
+set after all scores are in (``use_uncertainty_sampling``), so ``/next`` never mixes the
+new version with half-written scores.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any
 
 from ..errors import WorkbenchError
-from .client import LabelStudioClient
+from .project import Project
 from .tasks import ModelPrediction, prediction_for
 
 log = logging.getLogger(__name__)
 
 UNCERTAINTY_SAMPLING = "Uncertainty sampling"
 SCORE_TOLERANCE = 1e-6
+
+
+@dataclass
+class ScoreWrite:
+    """What ``write_scores`` did."""
+
+    updated: int = 0  # predictions of the version whose score changed
+    created: int = 0  # tasks that had no prediction of the version: one added
+    unchanged: int = 0  # predictions whose score was already right
+    not_pushed: int = 0  # scored images without a task in the project
+    task_of: dict[int, int] = field(default_factory=dict)  # image id -> task id (written ones)
+
+
+def version_predictions(project: Project, version: str) -> dict[int, list[Any]]:
+    """task id -> the project's predictions of ``version``."""
+    ours: dict[int, list] = {}
+    for p in project.client.list_predictions(project.id):
+        if getattr(p, "model_version", None) == version:
+            ours.setdefault(int(p.task), []).append(p)
+    return ours
+
+
+def write_scores(
+    project: Project,
+    catalog,
+    version: str,
+    scores_by_image: dict[int, float | None],
+    *,
+    existing: dict[int, list[Any]] | None = None,
+    uncertainty: dict[int, float] | None = None,
+    record_boxless: bool = True,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> ScoreWrite:
+    """Give each scored image's task a prediction of ``version`` with that score, in the
+    order of ``scores_by_image``.
+
+    ``existing``: the project's predictions of ``version`` by task, when the caller has
+    listed them already ({} when the catalog knows there are none); None lists them.
+    A new prediction carries the model's stored boxes for the image (none when it has
+    no stored prediction) and ``uncertainty`` (image id -> value) when given; a score of
+    None leaves the one ``prediction_for`` derives. ``record_boxless``: also record the
+    version for tasks given a box-less prediction (False: `wb push` adds the model's
+    boxes later)."""
+    tasks = catalog.ls_task_map(project.id)
+    out = ScoreWrite(not_pushed=sum(1 for i in scores_by_image if i not in tasks))
+    todo = [i for i in scores_by_image if i in tasks]
+    ours = version_predictions(project, version) if existing is None else existing
+    missing = [i for i in todo if tasks[i] not in ours]
+    boxes = catalog.predictions(version, missing) if missing else {}
+    images = {im.id: im for im in catalog.images(ids=missing)} if missing else {}
+    uncertainty = uncertainty or {}
+    for n, image_id in enumerate(todo, start=1):
+        task_id, score = tasks[image_id], scores_by_image[image_id]
+        out.task_of[image_id] = task_id
+        if task_id in ours:
+            for pred in ours[task_id]:
+                if pred.score is not None and score is not None and \
+                        abs(float(pred.score) - score) <= SCORE_TOLERANCE:
+                    out.unchanged += 1
+                else:
+                    project.client.update_prediction(int(pred.id), score=score)
+                    out.updated += 1
+        else:
+            pred = ModelPrediction(version, boxes.get(image_id, []), uncertainty.get(image_id))
+            body = prediction_for(images[image_id], pred, project.classes, project.level,
+                                  project.taxonomy)
+            if score is not None:
+                body["score"] = score
+            project.client.create_prediction(task_id, body)
+            if record_boxless or image_id in boxes:
+                # recorded per task, as push does: an interrupted run resumes without doubles
+                catalog.set_ls_prediction_version(project.id, [task_id], version)
+            out.created += 1
+        if on_progress is not None:
+            on_progress(n, len(todo))
+    return out
+
+
+def use_uncertainty_sampling(project: Project, version: str, current: Any = None) -> bool:
+    """Point the project's queue at ``version``'s scores (uncertainty sampling on that
+    model version); with ``current`` (the project as read) only when it differs.
+    Returns whether it was changed."""
+    if current is not None and current.model_version == version and \
+            current.sampling == UNCERTAINTY_SAMPLING:
+        return False
+    project.client.update_project(project.id, model_version=version, sampling=UNCERTAINTY_SAMPLING)
+    return True
 
 
 @dataclass
@@ -73,9 +170,8 @@ def annotation_scores(priorities: list[dict], batch: list[int] | None = None) ->
 
 
 def apply_order(
-    ws,
+    project: Project,
     catalog,
-    client: LabelStudioClient,
     version: str,
     batch: list[int] | None = None,
     on_progress: Callable[[int, int], None] | None = None,
@@ -85,14 +181,6 @@ def apply_order(
     ``batch``: the selected image ids in order, for strategies whose batch is not the top
     of the uncertainty ranking (``diverse``, ``random``); None for ``uncertainty``.
     """
-    pid = ws.get("labelstudio", "project_id")
-    if pid is None:
-        raise WorkbenchError(
-            "the workspace has no Label Studio project yet: run `wb push` "
-            "first (its tasks then carry these priorities), or pass "
-            "--no-labelstudio"
-        )
-    pid = int(pid)
     rows = catalog.priorities(version)
     if not rows:
         raise WorkbenchError(
@@ -101,42 +189,12 @@ def apply_order(
         )
     scores = annotation_scores(rows, batch)
     uncertainty = {r["image_id"]: r["uncertainty"] for r in rows}
-    level = ws.get("labelstudio", "project_level") or ws.get("model", "level", "species")
-    classes = ws.taxonomy.classes(level)
-    tasks = catalog.ls_task_map(pid)
-    result = OrderResult(pid, version, not_pushed=sum(1 for i in scores if i not in tasks))
-
-    ours: dict[int, list] = {}
-    for p in client.list_predictions(pid):
-        if getattr(p, "model_version", None) == version:
-            ours.setdefault(int(p.task), []).append(p)
-
-    todo = [i for i in scores if i in tasks]
-    missing = [i for i in todo if tasks[i] not in ours]
-    boxes = catalog.predictions(version, missing) if missing else {}
-    images = {im.id: im for im in catalog.images(ids=missing)} if missing else {}
-    for n, image_id in enumerate(todo, start=1):
-        task_id, score = tasks[image_id], scores[image_id]
-        if task_id in ours:
-            for pred in ours[task_id]:
-                if pred.score is not None and abs(float(pred.score) - score) <= SCORE_TOLERANCE:
-                    result.unchanged += 1
-                else:
-                    client.update_prediction(int(pred.id), score=score)
-                    result.updated += 1
-        else:
-            pred = ModelPrediction(version, boxes.get(image_id, []), uncertainty[image_id])
-            body = prediction_for(images[image_id], pred, classes, level, ws.taxonomy)
-            body["score"] = score
-            client.create_prediction(task_id, body)
-            # recorded per task, as push does: an interrupted run resumes without doubles
-            catalog.set_ls_prediction_version(pid, [task_id], version)
-            result.created += 1
-        if on_progress is not None:
-            on_progress(n, len(todo))
-    # last, so /next never mixes the new version with half-written scores
-    client.update_project(pid, model_version=version, sampling=UNCERTAINTY_SAMPLING)
-    if todo:
-        result.first_image_id = min(todo, key=lambda i: (scores[i], i))
+    written = write_scores(project, catalog, version, scores, uncertainty=uncertainty,
+                           on_progress=on_progress)
+    result = OrderResult(project.id, version, updated=written.updated, created=written.created,
+                         unchanged=written.unchanged, not_pushed=written.not_pushed)
+    use_uncertainty_sampling(project, version)
+    if written.task_of:
+        result.first_image_id = min(written.task_of, key=lambda i: (scores[i], i))
     log.info(result.summary())
     return result

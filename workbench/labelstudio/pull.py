@@ -5,6 +5,19 @@ submitted annotations that disagree with it are reported. A submitted annotation
 with no boxes makes the image a negative. Each task is applied in one
 transaction, and only when its annotations changed since the last pull, so a
 re-run changes nothing and an interrupted pull finishes on the next run.
+
+``decide_task`` states these rules without any I/O (tests/unit/test_labelstudio_pull_rules.py
+lists them case by case); ``apply_outcome`` is the one place that writes what it decided:
+
+- unchanged: the task's annotations are what the last pull recorded: nothing is written;
+- keep truth: the winning annotation says what the catalog already holds (imported boxes
+  pushed as an annotation and left as they were): only the annotations are recorded,
+  the catalog's boxes stay, with their source and finer labels;
+- record: no submitted annotation and no truth from this project (only skips): the
+  annotations are recorded, the image is untouched;
+- write: the winner's boxes become the image's ground truth, or, when no submitted
+  annotation remains of one that was the truth (deleted, or only skips left), the image's
+  Label Studio boxes are cleared.
 """
 
 from __future__ import annotations
@@ -12,14 +25,15 @@ from __future__ import annotations
 import json
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from ..catalog.labelstudio import LsAnnotation
 from ..catalog.records import Box
-from ..errors import WorkbenchError
-from .client import LabelStudioClient, LabelStudioRequestError
+from .client import LabelStudioRequestError
+from .project import Project
 from .tasks import IMAGE_ID_FIELD, boxes_agree, result_boxes, same_boxes, to_class
 
 log = logging.getLogger(__name__)
@@ -73,22 +87,124 @@ class PullResult:
         return asdict(self)
 
 
-def project_id_of(ws) -> int:
-    pid = ws.get("labelstudio", "project_id")
-    if pid is None:
-        raise WorkbenchError("this workspace has no Label Studio project yet; run `wb push` first")
-    return int(pid)
+UNCHANGED, KEEP_TRUTH, RECORD, WRITE = "unchanged", "keep_truth", "record", "write"
+
+
+def latest_annotation(annotations):
+    """The latest of ``annotations`` (by ``updated_at``, then id), or None when empty: the
+    "latest submitted annotation wins" rule of `wb pull` and `wb dedup review --pull`
+    (callers pass the submitted ones)."""
+    return max(annotations, key=lambda a: (a.updated_at or "", a.annotation_id), default=None)
+
+
+@dataclass
+class TaskOutcome:
+    """What `wb pull` does with one task (``decide_task``)."""
+
+    action: str  # UNCHANGED | KEEP_TRUTH | RECORD | WRITE
+    chosen: LsAnnotation | None  # the winning submitted annotation
+    boxes: list[Box] | None  # its boxes in pixels (None: no submitted annotation)
+    disagreeing: list[LsAnnotation]  # other submitted annotations with other boxes
+    source: int | None  # the annotation recorded as the truth's source (marked chosen)
+    skipped: bool  # annotations, but none submitted
+
+
+def decide_task(
+    annotations: list[LsAnnotation],
+    previous: list[LsAnnotation],
+    truth: list[Box] | None | Callable[[], list[Box] | None] = None,
+    size: tuple[int | None, int | None] = (None, None),
+) -> TaskOutcome:
+    """Decide one task from its annotations now and those the last pull recorded.
+
+    ``truth``: the image's ground truth at the project's level when the catalog holds
+    it for an annotated image (None: not annotated, or some box has no class there); a
+    callable is asked only when the decision needs it. ``size``: the image's (width,
+    height) for percent -> pixels (None: the results' own)."""
+    submitted = [a for a in annotations if not a.was_cancelled]
+    chosen = latest_annotation(submitted)
+    boxes, disagreeing = None, []
+    if chosen is not None:
+        boxes = result_boxes(chosen.result, *size)
+        for b in boxes:
+            b.annotator, b.annotation_id = chosen.annotator, chosen.annotation_id
+        disagreeing = [a for a in submitted if a is not chosen
+                       and not boxes_agree(boxes, result_boxes(a.result, *size))]
+    outcome = TaskOutcome(RECORD, chosen, boxes, disagreeing, None,
+                          skipped=chosen is None and bool(annotations))
+    if _signature(annotations) == _signature(previous):
+        outcome.action = UNCHANGED
+        return outcome
+    had_truth = any(a.chosen for a in previous)
+    if boxes is not None and truth is not None:
+        held = truth() if callable(truth) else truth
+        if same_boxes(boxes, held):
+            # When that truth did not come from this project, no annotation is marked as
+            # its source, so that deleting the annotation in Label Studio takes nothing
+            # away either.
+            outcome.action = KEEP_TRUTH
+            outcome.source = chosen.annotation_id if had_truth else None
+            return outcome
+    if chosen is None and not had_truth:
+        return outcome  # RECORD: only what was seen (skips, or nothing at all)
+    outcome.action = WRITE
+    outcome.source = chosen.annotation_id if chosen is not None else None
+    return outcome
+
+
+def apply_outcome(
+    catalog,
+    project_id: int,
+    task_id: int,
+    image_id: int | None,
+    annotations: list[LsAnnotation],
+    outcome: TaskOutcome,
+    result: PullResult,
+) -> None:
+    """Write what ``decide_task`` decided (one transaction) and count it in ``result``."""
+    if outcome.chosen is not None:
+        result.annotated_tasks += 1
+    elif outcome.skipped:
+        result.skipped += 1
+    if outcome.disagreeing:
+        chosen = outcome.chosen
+        others = [{"annotation_id": a.annotation_id, "annotator": a.annotator,
+                   "n_boxes": a.n_boxes} for a in outcome.disagreeing]
+        result.disagreements.append(
+            Disagreement(image_id, task_id, chosen.annotation_id, chosen.annotator, others))
+    for a in annotations:
+        a.chosen = a.annotation_id == outcome.source
+    if outcome.action == UNCHANGED:
+        if annotations:
+            result.unchanged += 1
+        return
+    if outcome.action in (KEEP_TRUTH, RECORD):
+        catalog.apply_ls_task(project_id, task_id, image_id, annotations, None, update_truth=False)
+        if outcome.action == KEEP_TRUTH:
+            result.unchanged += 1
+        return
+    catalog.apply_ls_task(project_id, task_id, image_id, annotations, outcome.boxes)
+    if image_id is None:
+        log.warning("task %s has no catalog image (not pushed by this workspace); ignored", task_id)
+        return
+    if outcome.boxes is None:
+        result.cleared += 1
+    else:
+        result.updated_images += 1
+        result.boxes += len(outcome.boxes)
+        if not outcome.boxes:
+            result.negatives += 1
 
 
 def pull(
-    ws,
+    project: Project,
     catalog,
-    client: LabelStudioClient,
     *,
     page_size: int = 200,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> PullResult:
-    project_id = project_id_of(ws)
+    """Bring the project's annotations into the catalog (see the module's rules)."""
+    client, project_id = project.client, project.id
     total = client.task_count(project_id)  # ProjectMissing when deleted there
     try:
         users = client.users()
@@ -98,9 +214,7 @@ def pull(
     images = {im.id: im for im in catalog.images()}
     stored = catalog.ls_annotations(project_id)
     result = PullResult(project_id=project_id)
-    level = ws.get("labelstudio", "project_level") or ws.get("model", "level", "species")
-    taxonomy = ws.taxonomy
-    classes = taxonomy.classes(level)
+    level, taxonomy, classes = project.level, project.taxonomy, project.classes
 
     def truth_of(image_id: int) -> list[Box] | None:
         """The image's boxes at the project's level (None: some have no class there)."""
@@ -112,135 +226,51 @@ def pull(
             out.append(Box(label=label, x1=b.x1, y1=b.y1, x2=b.x2, y2=b.y2))
         return out
 
+    def apply(task_id: int, image_id: int | None, anns: list[LsAnnotation]) -> None:
+        image = images.get(image_id)
+        truth = (lambda: truth_of(image.id)) if image is not None and image.annotated else None
+        size = (image.width, image.height) if image is not None else (None, None)
+        outcome = decide_task(anns, stored.get(task_id, []), truth, size)
+        apply_outcome(catalog, project_id, task_id, image_id, anns, outcome, result)
+
     seen: set[int] = set()
     if on_progress:
         on_progress(0, total)
     result.tasks = total
-    done = 0
     # Only tasks with annotations (or skips) are listed: ~100x faster than listing all
     # (20,000 tasks: 0.6 s against 60 s). A task with recorded annotations that is not
     # listed has none left, and is cleared below.
-    for task in client.iter_tasks(
+    tasks = client.iter_tasks(
         project_id, fields="all", page_size=page_size, query=ANNOTATED_TASKS_QUERY
-    ):
+    )
+    for done, task in enumerate(tasks, start=1):
         seen.add(task.id)
-        done += 1
         image_id = image_of_task.get(task.id)
         if image_id is None:
             data_id = (task.data or {}).get(IMAGE_ID_FIELD)
             image_id = int(data_id) if data_id is not None and int(data_id) in images else None
-        anns = [_annotation(a, task.id, image_id, users) for a in (task.annotations or [])]
-        _apply(
-            catalog,
-            project_id,
-            task.id,
-            image_id,
-            images.get(image_id),
-            anns,
-            stored.get(task.id, []),
-            result,
-            truth_of,
-        )
+        anns = [annotation_from_sdk(a, task.id, image_id, users) for a in (task.annotations or [])]
+        apply(task.id, image_id, anns)
         if on_progress and done % page_size == 0:
             on_progress(done, total)
     for task_id in set(stored) - seen:  # annotations (or the task) deleted there
         prev = stored[task_id]
-        image_id = prev[0].image_id if prev else None
-        _apply(catalog, project_id, task_id, image_id, images.get(image_id), [], prev, result)
+        apply(task_id, prev[0].image_id if prev else None, [])
     if on_progress:
         on_progress(total, total)
     return result
-
-
-def _apply(
-    catalog,
-    project_id: int,
-    task_id: int,
-    image_id: int | None,
-    image,
-    anns: list[LsAnnotation],
-    previous: list[LsAnnotation],
-    result: PullResult,
-    truth_of: Callable[[int], list[Box] | None] | None = None,
-) -> None:
-    submitted = [a for a in anns if not a.was_cancelled]
-    chosen = (
-        max(submitted, key=lambda a: (a.updated_at or "", a.annotation_id)) if submitted else None
-    )
-    for a in anns:
-        a.chosen = a is chosen
-    if chosen is not None:
-        result.annotated_tasks += 1
-    elif anns:
-        result.skipped += 1
-
-    boxes = None
-    if chosen is not None:
-        width = image.width if image else None
-        height = image.height if image else None
-        boxes = result_boxes(chosen.result, width, height)
-        for b in boxes:
-            b.annotator, b.annotation_id = chosen.annotator, chosen.annotation_id
-        others = []
-        for a in submitted:
-            if a is not chosen and not boxes_agree(boxes, result_boxes(a.result, width, height)):
-                others.append(
-                    {
-                        "annotation_id": a.annotation_id,
-                        "annotator": a.annotator,
-                        "n_boxes": a.n_boxes,
-                    }
-                )
-        if others:
-            result.disagreements.append(
-                Disagreement(image_id, task_id, chosen.annotation_id, chosen.annotator, others)
-            )
-
-    if _signature(anns) == _signature(previous):
-        if anns:
-            result.unchanged += 1
-        return
-    had_truth = any(a.chosen for a in previous)
-    if (
-        boxes is not None
-        and image is not None
-        and image.annotated
-        and truth_of is not None
-        and same_boxes(boxes, truth_of(image.id))
-    ):
-        # The annotation says what the catalog already holds (e.g. boxes from an import,
-        # pushed as an annotation and left as they were): keep the catalog's boxes, with
-        # their source and finer labels, and only record the annotation. When that truth
-        # did not come from this project, no annotation is marked as its source, so that
-        # deleting the annotation in Label Studio takes nothing away either.
-        if not had_truth:
-            for a in anns:
-                a.chosen = False
-        catalog.apply_ls_task(project_id, task_id, image_id, anns, None, update_truth=False)
-        result.unchanged += 1
-        return
-    if chosen is None and not had_truth:
-        # nothing to write: only record what was seen (skips, or nothing at all)
-        catalog.apply_ls_task(project_id, task_id, image_id, anns, None, update_truth=False)
-        return
-    catalog.apply_ls_task(project_id, task_id, image_id, anns, boxes)
-    if image_id is None:
-        log.warning("task %s has no catalog image (not pushed by this workspace); ignored", task_id)
-        return
-    if boxes is None:
-        result.cleared += 1
-    else:
-        result.updated_images += 1
-        result.boxes += len(boxes)
-        if not boxes:
-            result.negatives += 1
 
 
 def _signature(anns: list[LsAnnotation]) -> list[tuple]:
     return sorted((a.annotation_id, a.updated_at, a.was_cancelled) for a in anns)
 
 
-def _annotation(a: Any, task_id: int, image_id: int | None, users: dict[int, str]) -> LsAnnotation:
+def annotation_from_sdk(
+    a: Any, task_id: int, image_id: int | None, users: dict[int, str]
+) -> LsAnnotation:
+    """One annotation as the SDK (or the REST API) returns it -> ``LsAnnotation``; the
+    annotator is the user's email when ``users`` knows it, else Label Studio's own
+    "email, id" name."""
     a = a if isinstance(a, dict) else a.dict()
     result = a.get("result") or []
     user = a.get("completed_by")
@@ -266,12 +296,14 @@ def _annotation(a: Any, task_id: int, image_id: int | None, users: dict[int, str
     )
 
 
-def export_coco(ws, catalog, out: str | Path, level: str | None = None) -> tuple[Path, int]:
+def export_coco(
+    project: Project, catalog, out: str | Path, level: str | None = None
+) -> tuple[Path, int]:
     """Write the images annotated through this project (with all their boxes) as COCO."""
     from ..formats import ExportItem, write
 
-    project_id = project_id_of(ws)
-    level = level or ws.get("labelstudio", "project_level") or ws.get("model", "level", "species")
+    project_id = project.id
+    level = level or project.level
     pushed = catalog.ls_task_map(project_id)
     chosen = {
         a.image_id
@@ -291,5 +323,5 @@ def export_coco(ws, catalog, out: str | Path, level: str | None = None) -> tuple
         )
         for im in images
     ]
-    path = write("coco", out, items, ws.taxonomy.classes(level))
+    path = write("coco", out, items, project.taxonomy.classes(level))
     return path, len(items)

@@ -10,16 +10,18 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Collection
 
 from ..errors import WorkbenchError
 from ..taxonomy import LEVELS
 from .client import Connection, LabelStudioClient, LabelStudioRequestError
 from .config import detection_config
+from .ordering import write_scores
+from .project import Project
 from .server import choose_document_root, storage_dirs
-from .tasks import IMAGE_ID_FIELD, ImageOutsideRoot, ModelPrediction, build_task, prediction_for
+from .tasks import IMAGE_ID_FIELD, ImageOutsideRoot, ModelPrediction, build_task
 
 log = logging.getLogger(__name__)
 
@@ -61,9 +63,9 @@ def ensure_project(
     missing or when ``new_project``; returns (project id, created now)."""
     classes = ws.taxonomy.classes(level)
     config = detection_config(classes)
-    pid = ws.get("labelstudio", "project_id")
+    pid = ws.project_id()
     if pid is not None and not new_project:
-        project = client.get_project(int(pid))  # ProjectMissing when deleted there
+        project = client.get_project(pid)  # ProjectMissing when deleted there
         stored_level = ws.get("labelstudio", "project_level", level)
         if stored_level != level:
             raise WorkbenchError(
@@ -73,10 +75,10 @@ def ensure_project(
             )
         if (project.label_config or "").strip() != config.strip():
             # the taxonomy grew (--add-classes); Label Studio refuses to drop labels in use
-            client.update_project(int(pid), label_config=config)
-        return int(pid), False
+            client.update_project(pid, label_config=config)
+        return pid, False
     if pid is not None:
-        catalog.forget_ls_project(int(pid))
+        catalog.forget_ls_project(pid)
     fields = {
         "description": f"workbench {ws.name}: boxes at level '{level}'",
         "show_collab_predictions": True,
@@ -84,8 +86,7 @@ def ensure_project(
     if model_version:
         fields["model_version"] = model_version
     project = client.create_project(title or f"{ws.name} ({level})", config, **fields)
-    ws.set("labelstudio", "project_id", int(project.id))
-    ws.set("labelstudio", "project_level", level)
+    ws.set_project(int(project.id), level)
     return int(project.id), True
 
 
@@ -161,7 +162,7 @@ def push(
     (boxes from an import, or a negative) carries it as the task's annotation, so it is
     shown drawn and is not in the annotators' queue; False leaves it out (`wb review
     send`: the image goes back into the queue to be annotated again)."""
-    level = level or ws.get("model", "level", "species")
+    level = level or ws.model_level()
     if level not in LEVELS:
         raise WorkbenchError(f"unknown level '{level}'; choose one of: {', '.join(LEVELS)}")
     taxonomy = ws.taxonomy
@@ -188,8 +189,9 @@ def push(
             f"({_suggested_root(images)}): `wb ls stop && wb ls start`."
         )
 
-    model = catalog.ls_promoted_model()
+    model = catalog.promoted_model()
     version = model["version"] if model else None
+    uncertainty = catalog.uncertainty_by_image(version) if version else {}
     t0 = time.monotonic()
     project_id, created_project = ensure_project(
         ws, catalog, client, level, new_project, model_version=version
@@ -214,7 +216,7 @@ def push(
         on_progress(0, len(todo))
     for start in range(0, len(todo), batch_size):
         batch = todo[start : start + batch_size]
-        preds = _predictions(catalog, version, [im.id for im in batch])
+        preds = _predictions(catalog, version, [im.id for im in batch], uncertainty)
         annotated = [im.id for im in batch if im.annotated] if truth_as_annotations else []
         truth = catalog.boxes_by_image(annotated)
         tasks = [
@@ -240,9 +242,8 @@ def push(
         if on_progress:
             on_progress(result.created, len(todo))
     if version and refresh_predictions:
-        result.refreshed = _refresh_predictions(
-            catalog, client, project_id, version, images, classes, level, taxonomy
-        )
+        project = Project(client, conn, project_id, level, taxonomy)
+        result.refreshed = _refresh_predictions(project, catalog, version, images, uncertainty)
     if version and (result.with_predictions or result.refreshed or result.already):
         # uncertainty sampling falls back to random unless these agree (see the notes);
         # Label Studio 1.23 refuses a version that no prediction carries yet, so this
@@ -261,35 +262,31 @@ def push(
     return result
 
 
-def _predictions(catalog, version: str | None, image_ids: list[int]) -> dict[int, ModelPrediction]:
+def _predictions(
+    catalog, version: str | None, image_ids: list[int], uncertainty: dict[int, float]
+) -> dict[int, ModelPrediction]:
     if not version:
         return {}
-    boxes = catalog.ls_predictions(version, image_ids)
-    unc = catalog.ls_uncertainties(version, list(boxes))
-    return {i: ModelPrediction(version, b, unc.get(i)) for i, b in boxes.items()}
+    boxes = catalog.predictions(version, image_ids)
+    return {i: ModelPrediction(version, b, uncertainty.get(i)) for i, b in boxes.items()}
 
 
 def _refresh_predictions(
-    catalog, client, project_id, version, images, classes, level, taxonomy
+    project: Project, catalog, version: str, images, uncertainty: dict[int, float]
 ) -> int:
     """Give already-pushed tasks the promoted model's boxes when they carry an older
-    version (or none); the annotators' own work is untouched."""
-    versions = catalog.ls_prediction_versions(project_id)
-    pushed = catalog.ls_task_map(project_id)
-    stale = {
-        im.id: im for im in images if im.id in pushed and versions.get(pushed[im.id]) != version
-    }
+    version (or none); the annotators' own work is untouched. The catalog records which
+    version each task carries, so Label Studio's predictions are not listed; scores as
+    `wb push` writes them (``task_score``)."""
+    versions = catalog.ls_prediction_versions(project.id)
+    pushed = catalog.ls_task_map(project.id)
+    stale = [im.id for im in images if im.id in pushed and versions.get(pushed[im.id]) != version]
     if not stale:
         return 0
-    preds = _predictions(catalog, version, list(stale))
-    for image_id, pred in preds.items():
-        task_id = pushed[image_id]
-        client.create_prediction(
-            task_id, prediction_for(stale[image_id], pred, classes, level, taxonomy)
-        )
-        # recorded per task: an interrupted refresh resumes without doubling predictions
-        catalog.set_ls_prediction_version(project_id, [task_id], version)
-    return len(preds)
+    with_boxes = catalog.predictions(version, stale)  # images the model predicted
+    written = write_scores(project, catalog, version, dict.fromkeys(with_boxes),
+                           existing={}, uncertainty=uncertainty)
+    return written.created
 
 
 def _under(path: str, root: Path) -> bool:

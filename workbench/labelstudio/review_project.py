@@ -23,7 +23,7 @@ from xml.sax.saxutils import quoteattr
 
 from ..errors import WorkbenchError
 from .client import Connection, LabelStudioClient, ProjectMissing
-from .pull import ANNOTATED_TASKS_QUERY, _annotation
+from .pull import ANNOTATED_TASKS_QUERY, annotation_from_sdk
 from .push import ensure_storages
 from .tasks import image_url
 
@@ -287,7 +287,7 @@ def review_answers(client: LabelStudioClient, project_id: int) -> list[ReviewTas
         gid = data.get(GROUP_ID_FIELD)
         answers = []
         for a in task.annotations or []:
-            ann = _annotation(a, task.id, None, users)
+            ann = annotation_from_sdk(a, task.id, None, users)
             answers.append(
                 ReviewAnswer(
                     annotation_id=ann.annotation_id,
@@ -318,7 +318,6 @@ def _verdict(result: list[dict]) -> str | None:
 
 
 __all__ = [
-    "blank_image",
     "DISTINCT_CHOICE",
     "MAX_IMAGES",
     "ReviewAnswer",
@@ -326,6 +325,7 @@ __all__ = [
     "ReviewImage",
     "ReviewPushResult",
     "ReviewTaskAnswers",
+    "blank_image",
     "ensure_review_project",
     "push_review",
     "review_answers",

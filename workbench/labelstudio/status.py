@@ -17,17 +17,12 @@ def status(ws, url: str | None = None) -> tuple[dict, str | None]:
     why a running server could not be asked (wrong token, project deleted)."""
     conn = resolve_connection(ws, url)
     running = is_healthy(conn.url)
-    pid = ws.get("labelstudio", "project_id")
-    out = {
-        "url": conn.url,
-        "running": running,
-        "project_id": int(pid) if pid is not None else None,
-        "tasks": None,
-    }
+    pid = ws.project_id()
+    out = {"url": conn.url, "running": running, "project_id": pid, "tasks": None}
     problem = None
     if running and pid is not None:
         try:
-            out["tasks"] = LabelStudioClient.from_connection(conn).task_count(int(pid))
+            out["tasks"] = LabelStudioClient.from_connection(conn).task_count(pid)
         except WorkbenchError as exc:
             problem = str(exc)
     return out, problem

@@ -90,7 +90,7 @@ def task_score(boxes: list[dict], uncertainty: float | None) -> float | None:
     return sum(scores) / len(scores) if scores else None
 
 
-def _rect_item(
+def rect_item(
     image: ImageRecord, box: dict, item_id: str, classes, level: str, taxonomy, what: str
 ) -> dict | None:
     """One rectangle of a prediction or annotation result, or None when its label has
@@ -130,7 +130,7 @@ def annotation_for(
     results = []
     for i, b in enumerate(boxes):
         box = {"label": b.label, "x1": b.x1, "y1": b.y1, "x2": b.x2, "y2": b.y2}
-        item = _rect_item(image, box, f"wb{image.id}t{i}", classes, level, taxonomy, "annotated")
+        item = rect_item(image, box, f"wb{image.id}t{i}", classes, level, taxonomy, "annotated")
         if item is not None:
             results.append(item)
     return {"result": results}
@@ -144,7 +144,7 @@ def prediction_for(
     for i, box in enumerate(pred.boxes):
         if box.get("score") is not None and float(box["score"]) < DISPLAY_MIN_SCORE:
             continue
-        item = _rect_item(image, box, f"wb{image.id}p{i}", classes, level, taxonomy, "predicted")
+        item = rect_item(image, box, f"wb{image.id}p{i}", classes, level, taxonomy, "predicted")
         if item is None:
             continue
         if box.get("score") is not None:
