@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..catalog.records import ModelRecord
 from ..errors import WorkbenchError
 from ..fsutil import atomic_write_json
 
@@ -62,10 +63,9 @@ class Registry:
         return cls(ws.models_dir, catalog)
 
     # ---- reading ------------------------------------------------------------------
-    def _version(self, row: dict[str, Any]) -> ModelVersion:
-        return ModelVersion(row["version"], self.root / row["version"], row["parent"],
-                            row["level"], row["classes"], row["metrics"], row["config"],
-                            row["promoted"], row["created_at"])
+    def _version(self, row: ModelRecord) -> ModelVersion:
+        return ModelVersion(row.version, self.root / row.version, row.parent, row.level,
+                            row.classes, row.metrics, row.config, row.promoted, row.created_at)
 
     def list(self) -> list[ModelVersion]:
         return [self._version(r) for r in self.catalog.models()]
@@ -73,12 +73,13 @@ class Registry:
     def get(self, version: str) -> ModelVersion:
         row = self.catalog.model(version)
         if row is None:
-            known = [m["version"] for m in self.catalog.models()]
+            known = [m.version for m in self.catalog.models()]
             raise WorkbenchError(f"no model version '{version}'; known versions: "
                                  f"{', '.join(known) or 'none yet (run `wb retrain`)'}")
         return self._version(row)
 
     def promoted(self) -> ModelVersion | None:
+        """The promoted version, as the catalog's ``promoted_model()`` answers."""
         row = self.catalog.promoted_model()
         return self._version(row) if row else None
 
@@ -95,7 +96,7 @@ class Registry:
     # ---- writing ------------------------------------------------------------------
     def next_version(self) -> str:
         taken = [int(m.group(1)) for name in
-                 [*(p.name for p in self.root.iterdir()), *(m["version"] for m in self.catalog.models())]
+                 [*(p.name for p in self.root.iterdir()), *(m.version for m in self.catalog.models())]
                  if (m := VERSION_RE.match(name))]
         return f"v{max(taken, default=0) + 1:03d}"
 

@@ -127,7 +127,7 @@ def send_to_front(
                              "run `wb push` and send again")
 
     project = client.get_project(pid)
-    version = (project.model_version or (catalog.ls_promoted_model() or {}).get("version")
+    version = (project.model_version or getattr(catalog.promoted_model(), "version", None)
                or NO_MODEL_VERSION)
     result = SendResult(pid, pushed.project_url, version, pushed=pushed.created,
                         moved=len(order) - pushed.created, left_out=left_out)
@@ -144,7 +144,7 @@ def send_to_front(
     level = level or pushed.level
     classes = ws.taxonomy.classes(level)
     need = [i for i in order if tasks[i] not in ours]
-    boxes = catalog.ls_predictions(version, need) if need else {}
+    boxes = catalog.predictions(version, need) if need else {}
     for n, image_id in enumerate(order, start=1):
         task_id, score = tasks[image_id], scores[image_id]
         if task_id in ours:

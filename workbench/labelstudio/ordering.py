@@ -25,6 +25,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Callable
 
+from ..catalog.records import PriorityRecord
 from ..errors import WorkbenchError
 from .client import LabelStudioClient
 from .tasks import ModelPrediction, prediction_for
@@ -57,13 +58,14 @@ class OrderResult:
         return text
 
 
-def annotation_scores(priorities: list[dict], batch: list[int] | None = None) -> dict[int, float]:
+def annotation_scores(priorities: list[PriorityRecord], batch: list[int] | None = None
+                      ) -> dict[int, float]:
     """image id -> prediction score (lower = asked first).
 
-    ``priorities`` are the catalog rows (``image_id``, ``uncertainty``); ``batch`` the
+    ``priorities`` are the catalog's records (``image_id``, ``uncertainty``); ``batch`` the
     selected ids in selection order when the strategy is not plain uncertainty order.
     """
-    rest = {r["image_id"]: min(max(1.0 - float(r["uncertainty"]), 0.0), 1.0) for r in priorities}
+    rest = {r.image_id: min(max(1.0 - float(r.uncertainty), 0.0), 1.0) for r in priorities}
     if not batch:
         return rest
     scores = {i: 0.5 + s / 2 for i, s in rest.items()}
@@ -100,7 +102,7 @@ def apply_order(
             f"--model {version}` first"
         )
     scores = annotation_scores(rows, batch)
-    uncertainty = {r["image_id"]: r["uncertainty"] for r in rows}
+    uncertainty = {r.image_id: r.uncertainty for r in rows}
     level = ws.get("labelstudio", "project_level") or ws.get("model", "level", "species")
     classes = ws.taxonomy.classes(level)
     tasks = catalog.ls_task_map(pid)

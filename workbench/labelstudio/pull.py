@@ -16,8 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from ..catalog.labelstudio import LsAnnotation
-from ..catalog.records import Box
+from ..catalog.records import Box, LsAnnotation
 from ..errors import WorkbenchError
 from .client import LabelStudioClient, LabelStudioRequestError
 from .tasks import IMAGE_ID_FIELD, boxes_agree, result_boxes, same_boxes, to_class

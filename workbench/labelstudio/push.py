@@ -188,8 +188,8 @@ def push(
             f"({_suggested_root(images)}): `wb ls stop && wb ls start`."
         )
 
-    model = catalog.ls_promoted_model()
-    version = model["version"] if model else None
+    model = catalog.promoted_model()
+    version = model.version if model else None
     t0 = time.monotonic()
     project_id, created_project = ensure_project(
         ws, catalog, client, level, new_project, model_version=version
@@ -264,8 +264,8 @@ def push(
 def _predictions(catalog, version: str | None, image_ids: list[int]) -> dict[int, ModelPrediction]:
     if not version:
         return {}
-    boxes = catalog.ls_predictions(version, image_ids)
-    unc = catalog.ls_uncertainties(version, list(boxes))
+    boxes = catalog.predictions(version, image_ids)
+    unc = catalog.uncertainty_by_image(version, list(boxes))
     return {i: ModelPrediction(version, b, unc.get(i)) for i, b in boxes.items()}
 
 
