@@ -110,7 +110,9 @@ def test_after_two_promotions_the_catalog_and_the_registry_name_the_second(tmp_p
     cat.promote_model("v001")
     cat.promote_model("v002")
     assert cat.promoted_model().version == "v002"
-    assert registry.promoted().version == "v002"
+    served = registry.promoted()
+    assert isinstance(served, ModelRecord) and served.version == "v002"
+    assert served.path == tmp_path / "models" / "v002" and served.parent == "v001"
     assert [m.version for m in cat.models() if m.promoted] == ["v002"]
 
 

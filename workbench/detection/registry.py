@@ -14,7 +14,7 @@ import os
 import re
 import shutil
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -29,17 +29,16 @@ DATA = "data.json"
 VERSION_RE = re.compile(r"^v(\d{3,})$")
 
 
-@dataclass
-class ModelVersion:
-    version: str
+@dataclass(frozen=True)
+class ModelVersion(ModelRecord):
+    """A catalog ``ModelRecord`` plus where its folder lies."""
+
     path: Path
-    parent: str | None
-    level: str | None
-    classes: list[str]
-    metrics: dict[str, Any] = field(default_factory=dict)
-    config: dict[str, Any] = field(default_factory=dict)
-    promoted: bool = False
-    created_at: str | None = None
+
+    @classmethod
+    def at(cls, root: Path, record: ModelRecord) -> ModelVersion:
+        return cls(**{f.name: getattr(record, f.name) for f in fields(ModelRecord)},
+                   path=Path(root) / record.version)
 
     @property
     def weights_path(self) -> Path:
@@ -49,7 +48,7 @@ class ModelVersion:
         """The `wb models --json` entry."""
         return {"version": self.version, "promoted": self.promoted, "metrics": self.metrics,
                 "parent": self.parent, "created_at": self.created_at,
-                "backbone": self.config.get("train", {}).get("backbone"),
+                "backbone": self.backbone,
                 "level": self.level, "classes": self.classes}
 
 
@@ -64,8 +63,7 @@ class Registry:
 
     # ---- reading ------------------------------------------------------------------
     def _version(self, row: ModelRecord) -> ModelVersion:
-        return ModelVersion(row.version, self.root / row.version, row.parent, row.level,
-                            row.classes, row.metrics, row.config, row.promoted, row.created_at)
+        return ModelVersion.at(self.root, row)
 
     def list(self) -> list[ModelVersion]:
         return [self._version(r) for r in self.catalog.models()]
