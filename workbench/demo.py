@@ -326,7 +326,7 @@ def _retrain(ws, catalog, echo, epochs: int, max_minutes: float, init_from: str 
                                                   skip={"pull", "refresh"}),
                      on_event=_echo_steps(echo))
     version = report.versions[-1] if report.versions else None
-    metrics = catalog.model(version)["metrics"] if version else {}
+    metrics = catalog.model(version).metrics if version else {}
     return version, report.promoted, headline(metrics or {})
 
 
@@ -410,7 +410,7 @@ def _round_two(ws, catalog, project, annotators, options, summary, echo, pf):
     echo(f"[7/8] round 2: annotators take {options.second_batch} tasks in Label Studio's order "
          "(least certain first), correcting the pre-drawn boxes")
     image_of = {t: i for i, t in catalog.ls_task_map(pid).items()}
-    ranked = [p["image_id"] for p in catalog.priorities(summary.prioritize.get("version") or "")]
+    ranked = [p.image_id for p in catalog.priorities(summary.prioritize.get("version") or "")]
     before = dict(annotators.stats)
     order = []
     for _ in range(options.second_batch):
@@ -439,7 +439,7 @@ def _round_two(ws, catalog, project, annotators, options, summary, echo, pf):
     t0 = time.monotonic()
     version, now_promoted, metrics = _retrain(ws, catalog, echo, options.epochs_round2,
                                               options.max_minutes,
-                                              promoted["version"] if promoted else None)
+                                              promoted.version if promoted else None)
     summary.rounds.append({"round": 2, "version": version, "promoted": now_promoted,
                            "annotated": len(catalog.images(annotated=True)),
                            "epochs": options.epochs_round2,

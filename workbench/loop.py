@@ -44,10 +44,10 @@ def labelstudio_hooks(ws, ls_url: str | None = None) -> tuple[Hook | None, Hook 
             ranked = prioritize(ws_, catalog)
         except NothingToPrioritize as exc:
             return (f"{pushed.created} new tasks, {pushed.refreshed} tasks given "
-                    f"{promoted['version']}'s boxes; {exc}")
+                    f"{promoted.version}'s boxes; {exc}")
         apply_order(open_project(ws_, client, conn), catalog, ranked.version)
         return (f"{pushed.created} new tasks, {pushed.refreshed} tasks given "
-                f"{promoted['version']}'s boxes; {len(ranked.ranked)} tasks ordered least "
+                f"{promoted.version}'s boxes; {len(ranked.ranked)} tasks ordered least "
                 "certain first")
 
     return pull_hook, refresh_hook

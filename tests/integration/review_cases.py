@@ -10,7 +10,7 @@ from pathlib import Path
 from PIL import Image, ImageDraw
 
 from workbench.catalog import Box, ImageRecord
-from workbench.catalog.dedup import DupMember
+from workbench.catalog.records import DupMember
 
 W, H = 200, 100
 IVORY_BOX = (10, 10, 60, 60)

@@ -80,10 +80,10 @@ def test_retrain_pulls_trains_and_writes_the_order_back(label_studio, demo_data,
         assert len(catalog.images(annotated=True)) == 22
         ranked = catalog.priorities("v001")
     unannotated = set(task_of) - set(annotated)
-    assert {p["image_id"] for p in ranked} == unannotated
+    assert {p.image_id for p in ranked} == unannotated
     project = sdk.projects.get(id=pid)
     assert project.model_version == "v001" and project.sampling == "Uncertainty sampling"
     nxt = httpx.get(f"{label_studio.url}/api/projects/{pid}/next",
                     headers={"Authorization": f"Token {label_studio.token}"}, timeout=60)
     assert nxt.status_code == 200, nxt.text
-    assert nxt.json()["id"] == task_of[ranked[0]["image_id"]]
+    assert nxt.json()["id"] == task_of[ranked[0].image_id]

@@ -64,4 +64,4 @@ def test_two_gloo_processes_train_on_disjoint_data_and_save_one_model(workspace_
     assert r0["versions"] == ["v001"] and r1["versions"] == []
     assert sorted(p.name for p in ws.models_dir.iterdir()) == ["v001"]
     with ws.open_catalog() as cat:
-        assert [m["version"] for m in cat.models()] == ["v001"]
+        assert [m.version for m in cat.models()] == ["v001"]

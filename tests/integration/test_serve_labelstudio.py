@@ -116,9 +116,9 @@ def test_label_studio_stores_our_predictions_asks_least_certain_first_and_sends_
     while time.monotonic() < deadline:
         with p["ws"].open_catalog() as catalog:
             events = [e for e in catalog.webhook_events(action="ANNOTATION_CREATED")
-                      if e["annotation_id"] == ann.id]
+                      if e.annotation_id == ann.id]
         if events:
             break
         time.sleep(0.2)
     assert events, "Label Studio's ANNOTATION_CREATED webhook was not recorded"
-    assert events[0]["task_id"] == task_id and events[0]["project_id"] == pid
+    assert events[0].task_id == task_id and events[0].project_id == pid

@@ -51,10 +51,10 @@ def test_events_are_recorded_with_their_ids(ws):
     assert elapsed < 1.0                       # Label Studio gives up after 1 s
     with ws.open_catalog() as catalog:
         events = catalog.webhook_events()
-    assert [e["action"] for e in events] == ["ANNOTATION_CREATED", "ANNOTATIONS_DELETED"]
-    assert (events[0]["project_id"], events[0]["task_id"], events[0]["annotation_id"]) == (3, 7, 41)
-    assert events[0]["payload"]["annotation"]["id"] == 41
-    assert events[1]["annotation_id"] is None and res.json()["event_id"] == events[0]["id"]
+    assert [e.action for e in events] == ["ANNOTATION_CREATED", "ANNOTATIONS_DELETED"]
+    assert (events[0].project_id, events[0].task_id, events[0].annotation_id) == (3, 7, 41)
+    assert events[0].payload["annotation"]["id"] == 41
+    assert events[1].annotation_id is None and res.json()["event_id"] == events[0].id
 
 
 @pytest.mark.parametrize("body", [{}, {"action": ""}, {"action": 5}, []])

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from workbench.catalog import Box, ImageRecord
-from workbench.catalog.labelstudio import LsAnnotation
+from workbench.catalog.records import LsAnnotation
 
 
 def _catalog(workspace_factory):
@@ -80,7 +80,7 @@ def test_a_skip_only_records_the_annotation(workspace_factory):
 
 def test_promoted_model_predictions_and_uncertainties_are_read(workspace_factory):
     catalog, ids = _catalog(workspace_factory)
-    assert catalog.ls_promoted_model() is None
+    assert catalog.promoted_model() is None
     with catalog.atomic() as db:
         db.execute(
             "INSERT INTO models (version, created_at, promoted, level) "
@@ -98,6 +98,7 @@ def test_promoted_model_predictions_and_uncertainties_are_read(workspace_factory
             "VALUES (?, 'v2', 0.4, 't')",
             (ids[0],),
         )
-    assert catalog.ls_promoted_model() == {"version": "v2", "level": "species", "classes": ["a"]}
-    assert catalog.ls_predictions("v2", ids) == {ids[0]: [{"label": "a"}]}
-    assert catalog.ls_uncertainties("v2", ids) == {ids[0]: 0.4}
+    m = catalog.promoted_model()
+    assert (m.version, m.level, m.classes) == ("v2", "species", ["a"])
+    assert catalog.predictions("v2", ids) == {ids[0]: [{"label": "a"}]}
+    assert catalog.uncertainty_by_image("v2", ids) == {ids[0]: 0.4}

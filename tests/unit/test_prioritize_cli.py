@@ -44,7 +44,7 @@ def test_json_lists_the_batch_most_uncertain_first(ready):
     assert [e["uncertainty"] for e in out] == sorted((e["uncertainty"] for e in out), reverse=True)
     assert out[0]["components"]["missed_product"] == 1.0
     with ws.open_catalog() as catalog:
-        assert [r["selected"] for r in catalog.priorities(VERSION)] == [True, True, True, False]
+        assert [r.selected for r in catalog.priorities(VERSION)] == [True, True, True, False]
 
 
 def test_show_prints_the_components_and_writes_a_page_with_thumbnails(ready):

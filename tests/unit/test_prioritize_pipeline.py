@@ -25,6 +25,7 @@ from workbench.active.prioritize import (
 )
 from workbench.active.selection import SelectionConfig
 from workbench.active.uncertainty import UncertaintyConfig
+from workbench.catalog.records import PriorityRecord
 from workbench.errors import WorkbenchError
 from workbench.labelstudio.ordering import (
     UNCERTAINTY_SAMPLING,
@@ -55,16 +56,16 @@ def test_unsure_images_come_first_and_every_candidate_is_stored(ws, tmp_path):
         candidates = {ids[k] for k in ("sure", "fair", "unsure", "middling")}
         assert set(catalog.predictions(VERSION)) == candidates
         stored = catalog.priorities(VERSION)
-        assert [r["image_id"] for r in stored] == [p.image_id for p in result.ranked]
-        assert [r["selected"] for r in stored] == [True, True, False, False]
+        assert [r.image_id for r in stored] == [p.image_id for p in result.ranked]
+        assert [r.selected for r in stored] == [True, True, False, False]
         unsure = stored[0]
         # 1 - 0.4 least confidence, lifted by "labelled a product, no confident box"
-        assert unsure["components"]["base"] == pytest.approx(1 - 102 / 255, abs=1e-4)
-        assert unsure["components"]["missed_product"] == 1.0
-        assert unsure["uncertainty"] == pytest.approx(1 - (102 / 255) * 0.5, abs=1e-4)
+        assert unsure.components["base"] == pytest.approx(1 - 102 / 255, abs=1e-4)
+        assert unsure.components["missed_product"] == 1.0
+        assert unsure.uncertainty == pytest.approx(1 - (102 / 255) * 0.5, abs=1e-4)
         assert result.to_json()[0] == {"path": str((tmp_path / "img" / "unsure.png").resolve()),
-                                       "uncertainty": unsure["uncertainty"],
-                                       "components": unsure["components"]}
+                                       "uncertainty": unsure.uncertainty,
+                                       "components": unsure.components}
 
 
 def test_stored_predictions_are_reused_and_only_missing_ones_predicted(ws, tmp_path):
@@ -154,8 +155,8 @@ def test_nothing_left_to_rank_is_an_error(ws, tmp_path):
 
 # ---- the order written into Label Studio -------------------------------------------
 def test_annotation_scores_put_the_most_uncertain_lowest():
-    rows = [{"image_id": 1, "uncertainty": 0.9}, {"image_id": 2, "uncertainty": 0.2},
-            {"image_id": 3, "uncertainty": 0.5}]
+    rows = [PriorityRecord(i, f"/{i}.png", u, {}, rank, False)
+            for i, u, rank in [(1, 0.9, 1), (2, 0.2, 3), (3, 0.5, 2)]]
     assert annotation_scores(rows) == pytest.approx({1: 0.1, 2: 0.8, 3: 0.5})
     # a diverse batch [3, 2] first, in batch order; the rest after, still by uncertainty
     scores = annotation_scores(rows, batch=[3, 2])

@@ -223,7 +223,7 @@ def create_app(holder: ModelHolder, catalog_factory, settings: BackendSettings |
     @app.get("/versions", response_model=VersionsResponse, dependencies=auth)
     def versions() -> VersionsResponse:
         with catalog_factory() as catalog:
-            known = [m["version"] for m in catalog.models()]
+            known = [m.version for m in catalog.models()]
         return VersionsResponse(versions=known, model_version=holder.current() and holder.version)
 
     @app.post("/webhook", response_model=WebhookResponse, dependencies=auth)
@@ -283,7 +283,7 @@ def _catalog_images(catalog_factory, version: str, tasks, opened
                 if rec is not None:
                     out[i] = (rec.id, rec.label, None)
             ids = [v[0] for v in out.values()]
-            stored = catalog.ls_uncertainties(version, ids) if ids else {}
+            stored = catalog.uncertainty_by_image(version, ids) if ids else {}
     except Exception as exc:   # the catalog adds labels and priorities; boxes do without it
         logger.warning("catalog lookup for predict failed: %s", exc)
         return {}

@@ -55,7 +55,7 @@ class ModelHolder:
         def promoted_version() -> str | None:
             with catalog_factory() as catalog:
                 row = catalog.promoted_model()
-            return row["version"] if row else None
+            return row.version if row else None
 
         return cls(load, promoted_version, poll_seconds, on_swap)
 

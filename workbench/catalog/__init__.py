@@ -1,7 +1,9 @@
 """The SQLite catalog: the workspace's state. Only this package speaks SQL.
 
-``Catalog`` is composed of one mixin per area (images, dedup, Label Studio,
-models, active learning, backend events), each in its own module.
+``Catalog`` is composed of one module per table group: images, boxes and hashes
+(images.py), models and predictions (models.py), priorities (priorities.py), Label
+Studio tasks and annotations (labelstudio.py), duplicate groups (dedup.py) and events
+(events.py). Each question has one read; every row type is in records.py.
 """
 from __future__ import annotations
 
@@ -12,13 +14,40 @@ from .images import ImagesMixin
 from .labelstudio import LabelStudioMixin
 from .models import ModelsMixin
 from .priorities import PrioritiesMixin
-from .review import ReviewMixin
-from .records import SPLITS, STATUSES, Box, ImageRecord, ImportedImage
+from .records import (
+    SPLITS,
+    STATUSES,
+    Box,
+    DupGroup,
+    DupMember,
+    EventRecord,
+    ImageRecord,
+    ImportedImage,
+    LsAnnotation,
+    ModelRecord,
+    PriorityRecord,
+    ReviewTask,
+)
 
 
 class Catalog(ImagesMixin, DedupMixin, LabelStudioMixin, ModelsMixin, PrioritiesMixin,
-              EventsMixin, ReviewMixin, CatalogCore):
+              EventsMixin, CatalogCore):
     """The workspace catalog. Open with ``Catalog.open(path)``."""
 
 
-__all__ = ["Catalog", "Box", "ImageRecord", "ImportedImage", "STATUSES", "SPLITS", "now_iso"]
+__all__ = [
+    "SPLITS",
+    "STATUSES",
+    "Box",
+    "Catalog",
+    "DupGroup",
+    "DupMember",
+    "EventRecord",
+    "ImageRecord",
+    "ImportedImage",
+    "LsAnnotation",
+    "ModelRecord",
+    "PriorityRecord",
+    "ReviewTask",
+    "now_iso",
+]

@@ -1,5 +1,5 @@
-"""Catalog tables for this area (see schema.py): ``webhook_events``, the events Label
-Studio sent to the ML backend's ``/webhook``. Owned by the backend feature.
+"""Table ``webhook_events`` (see schema.py): the events Label Studio sent to the ML
+backend's ``/webhook``.
 
 An event is ``consumed`` once a background retrain has counted it, so the next
 ``--retrain-after N`` threshold counts only annotations that arrived since.
@@ -7,20 +7,21 @@ An event is ``consumed`` once a background retrain has counted it, so the next
 from __future__ import annotations
 
 import json
-from typing import Any, Iterable
+from collections.abc import Iterable
 
 from .core import now_iso
+from .records import EventRecord
 
 # actions that mean "a person gave us new ground truth"
 ANNOTATION_ACTIONS = ("ANNOTATION_CREATED", "ANNOTATION_UPDATED", "ANNOTATIONS_CREATED")
 
 
-def _event_row(row) -> dict[str, Any]:
-    return {"id": row["id"], "received_at": row["received_at"], "action": row["action"],
-            "project_id": row["project_id"], "task_id": row["task_id"],
-            "annotation_id": row["annotation_id"],
-            "payload": json.loads(row["payload_json"]) if row["payload_json"] else None,
-            "consumed": bool(row["consumed"])}
+def _event(row) -> EventRecord:
+    return EventRecord(id=row["id"], received_at=row["received_at"], action=row["action"],
+                       project_id=row["project_id"], task_id=row["task_id"],
+                       annotation_id=row["annotation_id"],
+                       payload=json.loads(row["payload_json"]) if row["payload_json"] else None,
+                       consumed=bool(row["consumed"]))
 
 
 class EventsMixin:
@@ -37,7 +38,7 @@ class EventsMixin:
             return int(cur.lastrowid)
 
     def webhook_events(self, action: str | None = None, consumed: bool | None = None,
-                       limit: int | None = None) -> list[dict[str, Any]]:
+                       limit: int | None = None) -> list[EventRecord]:
         """Events, oldest first (``payload`` decoded)."""
         sql, args = "SELECT * FROM webhook_events WHERE 1 = 1", []
         if action is not None:
@@ -50,7 +51,7 @@ class EventsMixin:
         if limit is not None:
             sql += " LIMIT ?"
             args.append(int(limit))
-        return [_event_row(r) for r in self.db.execute(sql, args)]
+        return [_event(r) for r in self.db.execute(sql, args)]
 
     def pending_annotation_events(self) -> list[int]:
         """Ids of annotation events no retrain has counted yet."""

@@ -1,8 +1,13 @@
-"""Images and their ground-truth boxes."""
+"""Tables ``images``, ``boxes`` and ``image_hashes`` (see schema.py): images, their
+ground-truth boxes, and the cached perceptual hashes per image.
+
+A hash view other than the whole image is stored as its own ``method`` row (``phash``
+for the whole image, ``phash:centre`` for the centre view).
+"""
 from __future__ import annotations
 
 from collections import Counter
-from typing import Iterable
+from collections.abc import Iterable
 
 from .core import now_iso
 from .records import Box, ImageRecord
@@ -151,6 +156,28 @@ class ImagesMixin:
         with self.atomic() as db:
             db.executemany("UPDATE images SET split = ?, updated_at = ? WHERE id = ? AND split IS NULL",
                            [(s, ts, i) for i, s in assignments.items()])
+
+    # ---- hashes --------------------------------------------------------------
+    def image_hashes(self, method: str) -> dict[int, tuple[str, str | None]]:
+        """Cached hashes of one method: ``{image_id: (hash, mirror_hash)}``."""
+        rows = self.db.execute(
+            "SELECT image_id, hash, mirror_hash FROM image_hashes WHERE method = ?", (method,))
+        return {r[0]: (r[1], r[2]) for r in rows}
+
+    def save_image_hashes(self, method: str,
+                          rows: Iterable[tuple[int, str, str | None]]) -> None:
+        with self.atomic() as db:
+            db.executemany(
+                "INSERT INTO image_hashes (image_id, method, hash, mirror_hash) VALUES (?,?,?,?) "
+                "ON CONFLICT(image_id, method) DO UPDATE SET hash = excluded.hash, "
+                "mirror_hash = excluded.mirror_hash",
+                [(i, method, h, m) for i, h, m in rows])
+
+    def forget_image_hashes(self, image_ids: Iterable[int]) -> None:
+        """Drop cached hashes (e.g. the file changed), so the next run hashes again."""
+        with self.atomic() as db:
+            db.executemany("DELETE FROM image_hashes WHERE image_id = ?",
+                           [(i,) for i in image_ids])
 
     # ---- summaries ------------------------------------------------------------
     def status_counts(self) -> dict:

@@ -1,32 +1,16 @@
-"""Catalog tables for this area (see schema.py): ls_tasks, ls_annotations.
-
-Also small read-only queries over ``models``, ``predictions`` and ``priorities``
-that `wb push` needs (prefixed ``ls_`` so they never shadow the owners' methods).
+"""Tables ``ls_tasks``, ``ls_annotations`` and ``ls_review_tasks`` (see schema.py):
+what was pushed to Label Studio and what came back. ``ls_review_tasks`` holds
+`wb dedup review`'s tasks, one per duplicate group (a group spans several images, so
+``ls_tasks``, keyed by image, does not fit).
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
-from typing import Iterable
+from collections.abc import Iterable
 
 from .core import now_iso
-from .records import Box
-
-
-@dataclass
-class LsAnnotation:
-    """One Label Studio annotation as seen at a pull."""
-
-    annotation_id: int
-    task_id: int
-    image_id: int | None
-    annotator: str | None
-    updated_at: str | None
-    was_cancelled: bool
-    n_boxes: int
-    chosen: bool
-    result: list
+from .records import Box, LsAnnotation, ReviewTask
 
 
 class LabelStudioMixin:
@@ -169,48 +153,39 @@ class LabelStudioMixin:
                 ).fetchone()[0]
                 self.replace_boxes(image_id, [], source="labelstudio", annotated=others > 0)
 
-    # ---- read-only views of other areas' tables ------------------------------------------
-    def ls_promoted_model(self) -> dict | None:
-        """The promoted model version: {"version", "level", "classes"} or None."""
-        row = self.db.execute(
-            "SELECT version, level, classes_json FROM models WHERE promoted = 1 "
-            "ORDER BY promoted_at DESC, created_at DESC LIMIT 1"
-        ).fetchone()
-        if row is None:
-            return None
-        return {
-            "version": row["version"],
-            "level": row["level"],
-            "classes": json.loads(row["classes_json"]) if row["classes_json"] else None,
-        }
+    # ---- review tasks (Label Studio) ----------------------------------------
+    def review_tasks(self, project_id: int) -> dict[int, ReviewTask]:
+        """group id -> its task in the review project."""
+        rows = self.db.execute("SELECT * FROM ls_review_tasks WHERE project_id = ?",
+                               (project_id,))
+        return {r["group_id"]: ReviewTask(**dict(r)) for r in rows}
 
-    def ls_predictions(self, model_version: str, image_ids: Iterable[int]) -> dict[int, list[dict]]:
-        """image id -> that model's boxes (pixel dicts) for the given images."""
-        ids = list(image_ids)
-        out: dict[int, list[dict]] = {}
-        for chunk in _chunks(ids, 500):
-            rows = self.db.execute(
-                f"SELECT image_id, boxes_json FROM predictions WHERE model_version = ? "
-                f"AND image_id IN ({','.join('?' * len(chunk))})",
-                (model_version, *chunk),
-            )
-            for r in rows:
-                out[r["image_id"]] = json.loads(r["boxes_json"])
-        return out
+    def record_review_tasks(self, project_id: int,
+                            rows: Iterable[tuple[int, str, int]]) -> None:
+        """Record pushed review tasks ``(group_id, group_key, task_id)`` in one transaction."""
+        ts = now_iso()
+        with self.atomic() as db:
+            db.executemany(
+                "INSERT INTO ls_review_tasks (project_id, group_id, group_key, task_id, pushed_at) "
+                "VALUES (?,?,?,?,?) ON CONFLICT(project_id, group_id) DO UPDATE SET "
+                "group_key = excluded.group_key, task_id = excluded.task_id, "
+                "pushed_at = excluded.pushed_at, applied_annotation_id = NULL, "
+                "applied_updated_at = NULL",
+                [(project_id, g, k, t, ts) for g, k, t in rows])
 
-    def ls_uncertainties(self, model_version: str, image_ids: Iterable[int]) -> dict[int, float]:
-        ids = list(image_ids)
-        out: dict[int, float] = {}
-        for chunk in _chunks(ids, 500):
-            rows = self.db.execute(
-                f"SELECT image_id, uncertainty FROM priorities WHERE model_version = ? "
-                f"AND image_id IN ({','.join('?' * len(chunk))})",
-                (model_version, *chunk),
-            )
-            out.update({r["image_id"]: r["uncertainty"] for r in rows})
-        return out
+    def forget_review_tasks(self, project_id: int, group_ids: Iterable[int] | None = None) -> None:
+        """Drop the records of a review project (all, or those of some groups)."""
+        with self.atomic() as db:
+            if group_ids is None:
+                db.execute("DELETE FROM ls_review_tasks WHERE project_id = ?", (project_id,))
+            else:
+                db.executemany("DELETE FROM ls_review_tasks WHERE project_id = ? AND group_id = ?",
+                               [(project_id, g) for g in group_ids])
 
-
-def _chunks(items: list, size: int):
-    for i in range(0, len(items), size):
-        yield items[i : i + size]
+    def set_review_applied(self, project_id: int, group_id: int, annotation_id: int,
+                           updated_at: str | None) -> None:
+        """Remember which answer settled a group (a changed answer is applied again)."""
+        with self.atomic() as db:
+            db.execute("UPDATE ls_review_tasks SET applied_annotation_id = ?, "
+                       "applied_updated_at = ? WHERE project_id = ? AND group_id = ?",
+                       (annotation_id, updated_at, project_id, group_id))

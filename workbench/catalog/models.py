@@ -1,25 +1,26 @@
-"""Catalog tables for this area (see schema.py): ``models`` and ``predictions``.
-Owned by the models feature."""
+"""Tables ``models`` and ``predictions`` (see schema.py): model versions and their
+stored detections."""
 from __future__ import annotations
 
 import json
-from typing import Any, Iterable
+from collections.abc import Iterable
 
-from .core import now_iso
+from .core import chunks, now_iso
+from .records import ModelRecord
 
 
-def _model_row(row) -> dict[str, Any]:
-    return {
-        "version": row["version"],
-        "parent": row["parent"],
-        "created_at": row["created_at"],
-        "promoted": bool(row["promoted"]),
-        "promoted_at": row["promoted_at"],
-        "level": row["level"],
-        "classes": json.loads(row["classes_json"] or "[]"),
-        "metrics": json.loads(row["metrics_json"] or "{}"),
-        "config": json.loads(row["config_json"] or "{}"),
-    }
+def _model(row) -> ModelRecord:
+    return ModelRecord(
+        version=row["version"],
+        parent=row["parent"],
+        created_at=row["created_at"],
+        promoted=bool(row["promoted"]),
+        promoted_at=row["promoted_at"],
+        level=row["level"],
+        classes=json.loads(row["classes_json"] or "[]"),
+        metrics=json.loads(row["metrics_json"] or "{}"),
+        config=json.loads(row["config_json"] or "{}"),
+    )
 
 
 class ModelsMixin:
@@ -33,14 +34,14 @@ class ModelsMixin:
                 (version, parent, now_iso(), level, json.dumps(classes),
                  json.dumps(metrics, default=str), json.dumps(config, default=str)))
 
-    def model(self, version: str) -> dict[str, Any] | None:
+    def model(self, version: str) -> ModelRecord | None:
         row = self.db.execute("SELECT * FROM models WHERE version = ?", (version,)).fetchone()
-        return _model_row(row) if row else None
+        return _model(row) if row else None
 
-    def models(self) -> list[dict[str, Any]]:
+    def models(self) -> list[ModelRecord]:
         """Every registered version, oldest first."""
         rows = self.db.execute("SELECT * FROM models ORDER BY created_at, version")
-        return [_model_row(r) for r in rows]
+        return [_model(r) for r in rows]
 
     def set_model_metrics(self, version: str, metrics: dict) -> None:
         with self.atomic() as db:
@@ -54,9 +55,13 @@ class ModelsMixin:
             db.execute("UPDATE models SET promoted = 1, promoted_at = ? WHERE version = ?",
                        (now_iso(), version))
 
-    def promoted_model(self) -> dict[str, Any] | None:
-        row = self.db.execute("SELECT * FROM models WHERE promoted = 1").fetchone()
-        return _model_row(row) if row else None
+    def promoted_model(self) -> ModelRecord | None:
+        """The promoted (serving) version, or None. The one answer to "which model is
+        promoted": should two rows ever be marked, the latest promotion wins."""
+        row = self.db.execute(
+            "SELECT * FROM models WHERE promoted = 1 "
+            "ORDER BY promoted_at DESC, created_at DESC LIMIT 1").fetchone()
+        return _model(row) if row else None
 
     # ---- predictions ----------------------------------------------------------
     def store_predictions(self, version: str, rows: dict[int, list[dict]]) -> None:
@@ -71,10 +76,20 @@ class ModelsMixin:
 
     def predictions(self, version: str, image_ids: Iterable[int] | None = None
                     ) -> dict[int, list[dict]]:
-        """image id -> the model's detections (``{"label","x1",...,"score","probs"}``)."""
-        rows = self.db.execute(
-            "SELECT image_id, boxes_json FROM predictions WHERE model_version = ? ORDER BY image_id",
-            (version,))
-        wanted = set(image_ids) if image_ids is not None else None
-        return {r["image_id"]: json.loads(r["boxes_json"]) for r in rows
-                if wanted is None or r["image_id"] in wanted}
+        """image id -> the model's detections (``{"label","x1",...,"score","probs"}``),
+        by image id; with ``image_ids``, only those images that have some."""
+        sql = "SELECT image_id, boxes_json FROM predictions WHERE model_version = ?"
+        if image_ids is None:
+            rows = self.db.execute(sql + " ORDER BY image_id", (version,)).fetchall()
+        else:
+            rows = []
+            for chunk in chunks(sorted(set(image_ids))):
+                marks = ",".join("?" * len(chunk))
+                rows += self.db.execute(f"{sql} AND image_id IN ({marks}) ORDER BY image_id",
+                                        (version, *chunk)).fetchall()
+        return {r["image_id"]: json.loads(r["boxes_json"]) for r in rows}
+
+    def versions_with_predictions(self) -> list[str]:
+        """Model versions with at least one stored prediction, by name."""
+        return [r[0] for r in self.db.execute(
+            "SELECT DISTINCT model_version FROM predictions ORDER BY model_version")]

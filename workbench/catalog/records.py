@@ -1,7 +1,14 @@
-"""Plain records that cross module boundaries."""
+"""Every row type the catalog hands out: plain dataclasses, one module.
+
+Records read back from a table are frozen. ``Box``, ``ImageRecord``, ``ImportedImage``
+and ``LsAnnotation`` are built and filled in by callers before they are written, so
+they stay mutable.
+"""
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
+from typing import Any
 
 STATUSES = ("active", "unreadable", "duplicate", "conflict", "excluded")
 SPLITS = ("train", "val", "test")
@@ -72,3 +79,131 @@ class ImportedImage:
     width: int | None = None    # as the source claims; the real size comes from the file
     height: int | None = None
     extra: dict = field(default_factory=dict)
+
+
+# ---- models and predictions ----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ModelRecord:
+    """One registered model version (a ``models`` row, JSON columns decoded)."""
+
+    version: str
+    parent: str | None
+    created_at: str
+    promoted: bool
+    promoted_at: str | None
+    level: str | None
+    classes: list[str]
+    metrics: dict[str, Any]
+    config: dict[str, Any]
+
+    @property
+    def backbone(self) -> str | None:
+        return self.config.get("train", {}).get("backbone")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+# ---- priorities -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PriorityRecord:
+    """One image's annotation priority under a model version (rank 1: most uncertain)."""
+
+    image_id: int
+    path: str
+    uncertainty: float
+    components: dict[str, float]
+    rank: int
+    selected: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+# ---- Label Studio tasks and annotations ------------------------------------------
+
+
+@dataclass
+class LsAnnotation:
+    """One Label Studio annotation as seen at a pull."""
+
+    annotation_id: int
+    task_id: int
+    image_id: int | None
+    annotator: str | None
+    updated_at: str | None
+    was_cancelled: bool
+    n_boxes: int
+    chosen: bool
+    result: list
+
+
+@dataclass(frozen=True)
+class ReviewTask:
+    """A group's task in the Label Studio review project (``wb dedup review``)."""
+
+    project_id: int
+    group_id: int
+    group_key: str                 # the group's members when the task was made
+    task_id: int
+    pushed_at: str
+    applied_annotation_id: int | None
+    applied_updated_at: str | None
+
+
+# ---- duplicate groups -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DupMember:
+    image_id: int
+    keep: bool
+    distance: int | None
+
+
+@dataclass(frozen=True)
+class DupGroup:
+    id: int
+    group_key: str
+    kind: str                      # duplicate | conflict
+    method: str | None
+    max_distance: int | None
+    resolution: str | None         # None (open) | label | distinct
+    resolved_label: str | None
+    resolved_by: str | None
+    resolved_at: str | None
+    created_at: str
+    updated_at: str
+    members: list[DupMember] = field(default_factory=list)
+
+    @property
+    def image_ids(self) -> list[int]:
+        return [m.image_id for m in self.members]
+
+    @property
+    def settled(self) -> bool:
+        return self.resolution is not None
+
+
+# ---- events ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EventRecord:
+    """One event Label Studio sent to the ML backend's ``/webhook`` (payload decoded)."""
+
+    id: int
+    received_at: str
+    action: str
+    project_id: int | None
+    task_id: int | None
+    annotation_id: int | None
+    payload: dict[str, Any] | None
+    consumed: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)

@@ -176,7 +176,7 @@ def retrain_cmd(app, backbone, level, per_species, weights, init_from, loss, gam
         return
     # each step was printed as it finished (above); end with the result
     for version in report.versions:
-        m = headline(app.catalog.model(version)["metrics"] or {})
+        m = headline(app.catalog.model(version).metrics or {})
         click.echo(f"new: {version}: test mAP@0.5 {fmt(m.get('mAP50'))}, mAP {fmt(m.get('mAP'))}, "
                    f"mAR@100 {fmt(m.get('mAR100'))}, accuracy {fmt(m.get('accuracy'))} on "
                    f"{m.get('test_images', '-')} test images ({m.get('epochs', '-')} epochs)")

@@ -22,7 +22,7 @@ from typing import Callable
 
 import numpy as np
 
-from ..catalog.dedup import DupGroup, DupMember
+from ..catalog.records import DupGroup, DupMember
 from ..catalog.records import ImageRecord
 from ..errors import WorkbenchError
 from .groups import Edge, connected_components, group_key, group_kind, keeper, member_distances

@@ -14,10 +14,11 @@ import os
 import re
 import shutil
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from ..catalog.records import ModelRecord
 from ..errors import WorkbenchError
 from ..fsutil import atomic_write_json
 
@@ -28,17 +29,16 @@ DATA = "data.json"
 VERSION_RE = re.compile(r"^v(\d{3,})$")
 
 
-@dataclass
-class ModelVersion:
-    version: str
+@dataclass(frozen=True)
+class ModelVersion(ModelRecord):
+    """A catalog ``ModelRecord`` plus where its folder lies."""
+
     path: Path
-    parent: str | None
-    level: str | None
-    classes: list[str]
-    metrics: dict[str, Any] = field(default_factory=dict)
-    config: dict[str, Any] = field(default_factory=dict)
-    promoted: bool = False
-    created_at: str | None = None
+
+    @classmethod
+    def at(cls, root: Path, record: ModelRecord) -> ModelVersion:
+        return cls(**{f.name: getattr(record, f.name) for f in fields(ModelRecord)},
+                   path=Path(root) / record.version)
 
     @property
     def weights_path(self) -> Path:
@@ -48,7 +48,7 @@ class ModelVersion:
         """The `wb models --json` entry."""
         return {"version": self.version, "promoted": self.promoted, "metrics": self.metrics,
                 "parent": self.parent, "created_at": self.created_at,
-                "backbone": self.config.get("train", {}).get("backbone"),
+                "backbone": self.backbone,
                 "level": self.level, "classes": self.classes}
 
 
@@ -62,10 +62,8 @@ class Registry:
         return cls(ws.models_dir, catalog)
 
     # ---- reading ------------------------------------------------------------------
-    def _version(self, row: dict[str, Any]) -> ModelVersion:
-        return ModelVersion(row["version"], self.root / row["version"], row["parent"],
-                            row["level"], row["classes"], row["metrics"], row["config"],
-                            row["promoted"], row["created_at"])
+    def _version(self, row: ModelRecord) -> ModelVersion:
+        return ModelVersion.at(self.root, row)
 
     def list(self) -> list[ModelVersion]:
         return [self._version(r) for r in self.catalog.models()]
@@ -73,12 +71,13 @@ class Registry:
     def get(self, version: str) -> ModelVersion:
         row = self.catalog.model(version)
         if row is None:
-            known = [m["version"] for m in self.catalog.models()]
+            known = [m.version for m in self.catalog.models()]
             raise WorkbenchError(f"no model version '{version}'; known versions: "
                                  f"{', '.join(known) or 'none yet (run `wb retrain`)'}")
         return self._version(row)
 
     def promoted(self) -> ModelVersion | None:
+        """The promoted version, as the catalog's ``promoted_model()`` answers."""
         row = self.catalog.promoted_model()
         return self._version(row) if row else None
 
@@ -95,7 +94,7 @@ class Registry:
     # ---- writing ------------------------------------------------------------------
     def next_version(self) -> str:
         taken = [int(m.group(1)) for name in
-                 [*(p.name for p in self.root.iterdir()), *(m["version"] for m in self.catalog.models())]
+                 [*(p.name for p in self.root.iterdir()), *(m.version for m in self.catalog.models())]
                  if (m := VERSION_RE.match(name))]
         return f"v{max(taken, default=0) + 1:03d}"
 

@@ -136,7 +136,7 @@ def send_to_front(
 
     current = client.get_project(pid)
     promoted = catalog.promoted_model()
-    version = current.model_version or (promoted["version"] if promoted else None) \
+    version = current.model_version or (promoted.version if promoted else None) \
         or NO_MODEL_VERSION
     result = SendResult(pid, pushed.project_url, version, pushed=pushed.created,
                         moved=len(order) - pushed.created, left_out=left_out)

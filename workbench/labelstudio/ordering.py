@@ -35,6 +35,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..catalog.records import PriorityRecord
 from ..errors import WorkbenchError
 from .project import Project
 from .tasks import ModelPrediction, prediction_for
@@ -154,13 +155,14 @@ class OrderResult:
         return text
 
 
-def annotation_scores(priorities: list[dict], batch: list[int] | None = None) -> dict[int, float]:
+def annotation_scores(priorities: list[PriorityRecord], batch: list[int] | None = None
+                      ) -> dict[int, float]:
     """image id -> prediction score (lower = asked first).
 
-    ``priorities`` are the catalog rows (``image_id``, ``uncertainty``); ``batch`` the
+    ``priorities`` are the catalog's records (``image_id``, ``uncertainty``); ``batch`` the
     selected ids in selection order when the strategy is not plain uncertainty order.
     """
-    rest = {r["image_id"]: min(max(1.0 - float(r["uncertainty"]), 0.0), 1.0) for r in priorities}
+    rest = {r.image_id: min(max(1.0 - float(r.uncertainty), 0.0), 1.0) for r in priorities}
     if not batch:
         return rest
     scores = {i: 0.5 + s / 2 for i, s in rest.items()}
@@ -188,7 +190,7 @@ def apply_order(
             f"--model {version}` first"
         )
     scores = annotation_scores(rows, batch)
-    uncertainty = {r["image_id"]: r["uncertainty"] for r in rows}
+    uncertainty = {r.image_id: r.uncertainty for r in rows}
     written = write_scores(project, catalog, version, scores, uncertainty=uncertainty,
                            on_progress=on_progress)
     result = OrderResult(project.id, version, updated=written.updated, created=written.created,

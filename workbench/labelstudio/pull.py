@@ -30,8 +30,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..catalog.labelstudio import LsAnnotation
-from ..catalog.records import Box
+from ..catalog.records import Box, LsAnnotation
 from .client import LabelStudioRequestError
 from .project import Project
 from .tasks import IMAGE_ID_FIELD, boxes_agree, result_boxes, same_boxes, to_class

@@ -190,7 +190,7 @@ def push(
         )
 
     model = catalog.promoted_model()
-    version = model["version"] if model else None
+    version = model.version if model else None
     uncertainty = catalog.uncertainty_by_image(version) if version else {}
     t0 = time.monotonic()
     project_id, created_project = ensure_project(

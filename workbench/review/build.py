@@ -34,13 +34,13 @@ class ModelVersionInfo:
 
 def versions_with_predictions(catalog) -> list[ModelVersionInfo]:
     """Oldest first: registered versions by creation time, then unregistered ones."""
-    registered = {m["version"]: m for m in catalog.models()}
+    registered = {m.version: m for m in catalog.models()}
     order = list(registered)
     infos = []
     for v in catalog.versions_with_predictions():
         m = registered.get(v)
         infos.append(ModelVersionInfo(v) if m is None else ModelVersionInfo(
-            v, m["parent"], m["created_at"], m["promoted"], m["promoted_at"], m["level"]))
+            v, m.parent, m.created_at, m.promoted, m.promoted_at, m.level))
     return sorted(infos, key=lambda i: (i.version not in registered,
                                         order.index(i.version) if i.version in registered else 0,
                                         i.version))

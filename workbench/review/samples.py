@@ -91,7 +91,7 @@ def _uncertainty(catalog, version: str | None) -> tuple[str | None, dict[int, tu
         rows = catalog.priorities(version) if version is not None else []
     if not rows:
         return None, {}
-    return version, {r["image_id"]: (r["uncertainty"], r["rank"]) for r in rows}
+    return version, {r.image_id: (r.uncertainty, r.rank) for r in rows}
 
 
 def read_review_samples(catalog, taxonomy: Taxonomy, level: str, versions: list[str],
