@@ -23,6 +23,9 @@ CATALOG_NAME = "catalog.sqlite"
 DEFAULT_WORKSPACE = "workspace"
 DEFAULT_LEVEL = "species"
 DEFAULT_LS_URL = "http://127.0.0.1:8080"
+# `wb dedup review` became `wb dedup adjudicate` in 0.1.x; its project id was stored here.
+# Read until workbench 0.2, moved to adjudication_project_id when written.
+OLD_ADJUDICATION_KEY = "review_project_id"
 #: the [model] keys a workspace may pin; unset ones take the code's defaults (TrainConfig)
 MODEL_SETTINGS = ("backbone", "level", "image_size")
 
@@ -142,6 +145,25 @@ class Workspace:
             sec["project_id"] = int(project_id)
             if level is not None:
                 sec["project_level"] = level
+        self.save()
+
+    def adjudication_project_id(self) -> int | None:
+        """The Label Studio project `wb dedup adjudicate` created (``[labelstudio]
+        adjudication_project_id``; before 0.1.x it was ``review_project_id``, still read),
+        or None before the first push."""
+        sec = self.config.get("labelstudio", {})
+        pid = sec.get("adjudication_project_id", sec.get(OLD_ADJUDICATION_KEY))
+        return None if pid is None else int(pid)
+
+    def set_adjudication_project(self, project_id: int | None) -> None:
+        """Remember the adjudication project (None forgets it) under its current key; an
+        old ``review_project_id`` is dropped, so the file names the project once."""
+        sec = self.config.setdefault("labelstudio", {})
+        sec.pop(OLD_ADJUDICATION_KEY, None)
+        if project_id is None:
+            sec.pop("adjudication_project_id", None)
+        else:
+            sec["adjudication_project_id"] = int(project_id)
         self.save()
 
     def labelstudio_url(self) -> str:
