@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 import tomllib
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +46,7 @@ class Workspace:
 
     # ---- lifecycle ------------------------------------------------------
     @classmethod
-    def create(cls, root: Path, taxonomy: Taxonomy, exist_ok: bool = False) -> "Workspace":
+    def create(cls, root: Path, taxonomy: Taxonomy, exist_ok: bool = False) -> Workspace:
         root = Path(root).resolve()
         if (root / CONFIG_NAME).exists():
             if not exist_ok:
@@ -58,7 +58,7 @@ class Workspace:
             (root / sub).mkdir(exist_ok=True)
         atomic_write_text(root / TAXONOMY_NAME, tomli_w.dumps(taxonomy.to_dict()))
         config = {
-            "workspace": {"created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "workspace": {"created": datetime.now(UTC).isoformat(timespec="seconds"),
                           "taxonomy": TAXONOMY_NAME},
             "labelstudio": {"url": DEFAULT_LS_URL},
             # backbone and image size: the code's defaults (TrainConfig) unless set here;
@@ -73,7 +73,7 @@ class Workspace:
         return ws
 
     @classmethod
-    def open(cls, root: Path | str) -> "Workspace":
+    def open(cls, root: Path | str) -> Workspace:
         root = Path(root).resolve()
         cfg = root / CONFIG_NAME
         if not cfg.exists():

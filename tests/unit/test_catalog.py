@@ -194,7 +194,7 @@ def test_groups_adjudication_tasks_and_events_come_back_as_records(tmp_path):
 def test_a_catalog_from_before_the_adjudication_rename_keeps_its_tasks(tmp_path, monkeypatch):
     """A catalog made by 0.1.0 (migrations 1-2, `wb dedup review`'s table
     ``ls_review_tasks``) opens, migrates, and its rows read back as AdjudicationTask."""
-    import workbench.catalog.core as core
+    from workbench.catalog import core
     from workbench.catalog.schema import MIGRATIONS
 
     monkeypatch.setattr(core, "MIGRATIONS", MIGRATIONS[:2])

@@ -7,8 +7,16 @@ from pathlib import Path
 
 import click
 
-from .common import (CodeDefault, console, domain_errors, echo_json, json_option, pass_app,
-                     progress, stage_bars)
+from .common import (
+    CodeDefault,
+    console,
+    domain_errors,
+    echo_json,
+    json_option,
+    pass_app,
+    progress,
+    stage_bars,
+)
 from .labelstudio import ls_url_option
 
 
