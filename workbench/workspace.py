@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 import tomllib
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,9 @@ CATALOG_NAME = "catalog.sqlite"
 DEFAULT_WORKSPACE = "workspace"
 DEFAULT_LEVEL = "species"
 DEFAULT_LS_URL = "http://127.0.0.1:8080"
+# `wb dedup review` became `wb dedup adjudicate` in 0.1.x; its project id was stored here.
+# Read until workbench 0.2, moved to adjudication_project_id when written.
+OLD_ADJUDICATION_KEY = "review_project_id"
 #: the [model] keys a workspace may pin; unset ones take the code's defaults (TrainConfig)
 MODEL_SETTINGS = ("backbone", "level", "image_size")
 
@@ -43,7 +46,7 @@ class Workspace:
 
     # ---- lifecycle ------------------------------------------------------
     @classmethod
-    def create(cls, root: Path, taxonomy: Taxonomy, exist_ok: bool = False) -> "Workspace":
+    def create(cls, root: Path, taxonomy: Taxonomy, exist_ok: bool = False) -> Workspace:
         root = Path(root).resolve()
         if (root / CONFIG_NAME).exists():
             if not exist_ok:
@@ -55,7 +58,7 @@ class Workspace:
             (root / sub).mkdir(exist_ok=True)
         atomic_write_text(root / TAXONOMY_NAME, tomli_w.dumps(taxonomy.to_dict()))
         config = {
-            "workspace": {"created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "workspace": {"created": datetime.now(UTC).isoformat(timespec="seconds"),
                           "taxonomy": TAXONOMY_NAME},
             "labelstudio": {"url": DEFAULT_LS_URL},
             # backbone and image size: the code's defaults (TrainConfig) unless set here;
@@ -70,7 +73,7 @@ class Workspace:
         return ws
 
     @classmethod
-    def open(cls, root: Path | str) -> "Workspace":
+    def open(cls, root: Path | str) -> Workspace:
         root = Path(root).resolve()
         cfg = root / CONFIG_NAME
         if not cfg.exists():
@@ -142,6 +145,25 @@ class Workspace:
             sec["project_id"] = int(project_id)
             if level is not None:
                 sec["project_level"] = level
+        self.save()
+
+    def adjudication_project_id(self) -> int | None:
+        """The Label Studio project `wb dedup adjudicate` created (``[labelstudio]
+        adjudication_project_id``; before 0.1.x it was ``review_project_id``, still read),
+        or None before the first push."""
+        sec = self.config.get("labelstudio", {})
+        pid = sec.get("adjudication_project_id", sec.get(OLD_ADJUDICATION_KEY))
+        return None if pid is None else int(pid)
+
+    def set_adjudication_project(self, project_id: int | None) -> None:
+        """Remember the adjudication project (None forgets it) under its current key; an
+        old ``review_project_id`` is dropped, so the file names the project once."""
+        sec = self.config.setdefault("labelstudio", {})
+        sec.pop(OLD_ADJUDICATION_KEY, None)
+        if project_id is None:
+            sec.pop("adjudication_project_id", None)
+        else:
+            sec["adjudication_project_id"] = int(project_id)
         self.save()
 
     def labelstudio_url(self) -> str:

@@ -7,7 +7,7 @@ free port, with its data in a temporary workspace, through the same code as
 (``label_studio.images_dir("my-test")``). The first start runs migrations (~30 s or
 more on a busy machine); every test after that reuses the server.
 
-Use it from another area (ML backend, dedup review)::
+Use it from another area (ML backend, dedup adjudication)::
 
     def test_x(label_studio, workspace_factory):
         ws = workspace_factory()

@@ -133,19 +133,19 @@ def _click_text(page: Browser, selector: str, text: str) -> None:
     assert clicked, f"no {selector} reading {text!r} on the page: {page.text()[:1500]}"
 
 
-def test_an_expert_settles_a_conflict_in_the_review_page_and_dedup_takes_it(label_studio,
-                                                                             tmp_path):
-    """The dedup review page shows the conflicting copies side by side with their
+def test_an_expert_settles_a_conflict_in_the_adjudication_page_and_dedup_takes_it(
+        label_studio, tmp_path):
+    """The dedup adjudication page shows the conflicting copies side by side with their
     captions and the question; the expert's click and Submit settle the group."""
-    from test_dedup_review import _ingest_and_dedup, plant_conflicts, wb
+    from test_dedup_adjudicate import _ingest_and_dedup, plant_conflicts, wb
 
-    from workbench.labelstudio.review_project import DISTINCT_CHOICE
+    from workbench.labelstudio.adjudication_project import DISTINCT_CHOICE
 
     ws = Workspace.create(tmp_path / "ws", Taxonomy.default())
     label_studio.attach(ws)
     plant_conflicts(label_studio.images_dir("pages-dedup"))
     _ingest_and_dedup(ws, label_studio.files_root / "pages-dedup")
-    r = wb(ws, "dedup", "review", "--json")
+    r = wb(ws, "dedup", "adjudicate", "--json")
     assert r.exit_code == 0, r.output
     pid = json.loads(r.stdout)["project_id"]
     task = next(t for t in label_studio.client.tasks.list(project=pid, fields="all")
@@ -161,7 +161,7 @@ def test_an_expert_settles_a_conflict_in_the_review_page_and_dedup_takes_it(labe
             photos = page.wait_for(f"(() => {{ const p = {PHOTOS_JS}.filter(i => i[0] > 1); "
                                    "return p.length >= 2 ? p : null; })()", timeout=60)
         finally:
-            page.screenshot(ARTIFACTS / "labelstudio-dedup-review.png")
+            page.screenshot(ARTIFACTS / "labelstudio-dedup-adjudicate.png")
         text = page.text()
         assert task.data["caption_0"] in text and task.data["caption_1"] in text
         assert "non_wildlife" in text and DISTINCT_CHOICE in text
@@ -178,7 +178,7 @@ def test_an_expert_settles_a_conflict_in_the_review_page_and_dedup_takes_it(labe
         _click_text(page, "button", "Submit")
         page.wait_for("document.body.innerText.includes('Update')", timeout=60)
 
-    r = wb(ws, "dedup", "review", "--pull")
+    r = wb(ws, "dedup", "adjudicate", "--pull")
     assert r.exit_code == 0, r.output
     assert "settled as label 'non_wildlife' by" in r.output
     assert "1 group(s) settled now, 0 unchanged, 1 waiting" in r.output

@@ -9,6 +9,7 @@ import pytest
 
 import workbench.catalog
 from workbench.catalog import (
+    AdjudicationTask,
     Box,
     Catalog,
     DupGroup,
@@ -17,7 +18,6 @@ from workbench.catalog import (
     ImageRecord,
     ModelRecord,
     PriorityRecord,
-    ReviewTask,
 )
 from workbench.detection.registry import Registry
 
@@ -175,20 +175,49 @@ def test_priorities_come_back_as_records_and_uncertainty_reads_all_or_some(tmp_p
     assert cat.latest_prioritized_version() == "v001"
 
 
-def test_groups_review_tasks_and_events_come_back_as_records(tmp_path):
+def test_groups_adjudication_tasks_and_events_come_back_as_records(tmp_path):
     cat = Catalog.open(tmp_path / "c.sqlite")
     a, b = (cat.add_image(_img(f"/{n}.jpg")) for n in "ab")
     gid = cat.save_dup_group("a+b", "duplicate", [DupMember(a, True, 0), DupMember(b, False, 1)])
     (group,) = cat.dup_groups()
     assert isinstance(group, DupGroup) and group == cat.dup_group(gid)
     assert group.image_ids == [a, b] and group.members[1] == DupMember(b, False, 1)
-    cat.record_review_tasks(5, [(gid, "a+b", 77)])
-    task = cat.review_tasks(5)[gid]
-    assert isinstance(task, ReviewTask) and (task.task_id, task.group_key) == (77, "a+b")
+    cat.record_adjudication_tasks(5, [(gid, "a+b", 77)])
+    task = cat.adjudication_tasks(5)[gid]
+    assert isinstance(task, AdjudicationTask) and (task.task_id, task.group_key) == (77, "a+b")
     eid = cat.record_webhook_event("ANNOTATION_CREATED", {"x": 1}, project_id=5, task_id=77)
     (event,) = cat.webhook_events()
     assert isinstance(event, EventRecord)
     assert (event.id, event.payload, event.consumed) == (eid, {"x": 1}, False)
+
+
+def test_a_catalog_from_before_the_adjudication_rename_keeps_its_tasks(tmp_path, monkeypatch):
+    """A catalog made by 0.1.0 (migrations 1-2, `wb dedup review`'s table
+    ``ls_review_tasks``) opens, migrates, and its rows read back as AdjudicationTask."""
+    from workbench.catalog import core
+    from workbench.catalog.schema import MIGRATIONS
+
+    monkeypatch.setattr(core, "MIGRATIONS", MIGRATIONS[:2])
+    old = Catalog.open(tmp_path / "c.sqlite")
+    a, b = (old.add_image(_img(f"/{n}.jpg")) for n in "ab")
+    gid = old.save_dup_group("a+b", "conflict", [DupMember(a, True, 0), DupMember(b, False, 1)])
+    with old.atomic() as db:
+        db.execute("INSERT INTO ls_review_tasks (project_id, group_id, group_key, task_id, "
+                   "pushed_at, applied_annotation_id, applied_updated_at) "
+                   "VALUES (5, ?, 'a+b', 77, 'then', 3, 'later')", (gid,))
+    assert old.schema_version == 2
+    old.close()
+    monkeypatch.undo()
+
+    cat = Catalog.open(tmp_path / "c.sqlite")
+    assert cat.schema_version == len(MIGRATIONS) >= 3
+    assert cat.adjudication_tasks(5) == {gid: AdjudicationTask(5, gid, "a+b", 77, "then", 3,
+                                                               "later")}
+    names = {r[0] for r in cat.db.execute("SELECT name FROM sqlite_master")}
+    assert {"ls_adjudication_tasks", "ls_adjudication_tasks_task"} <= names
+    assert not {n for n in names if "review" in n}
+    cat.set_adjudication_applied(5, gid, 4, "now")  # the renamed table takes writes
+    assert cat.adjudication_tasks(5)[gid].applied_annotation_id == 4
 
 
 def test_every_dataclass_of_the_catalog_is_defined_in_records_py():

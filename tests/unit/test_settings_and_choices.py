@@ -70,3 +70,20 @@ def test_to_level_fallback_for_unknown_labels_is_explicit(unknown, expected):
 def test_to_level_rejects_an_unknown_policy():
     with pytest.raises(InvalidChoice, match="unknown-label policy"):
         Taxonomy.default().to_level("elephant", "species", unknown="drop")
+
+
+def test_an_old_workbench_toml_keeps_its_adjudication_project(ws):
+    """Before 0.1.x `wb dedup review` stored ``review_project_id``: it is still read, and
+    writing moves it to ``adjudication_project_id``."""
+    assert ws.adjudication_project_id() is None
+    ws.set("labelstudio", "review_project_id", 7)  # as 0.1.0 wrote it
+    assert "review_project_id = 7" in (ws.root / "workbench.toml").read_text()
+    old = Workspace.open(ws.root)
+    assert old.adjudication_project_id() == 7
+    old.set_adjudication_project(9)
+    moved = Workspace.open(ws.root)
+    assert moved.adjudication_project_id() == 9
+    assert moved.get("labelstudio", "adjudication_project_id") == 9
+    assert moved.get("labelstudio", "review_project_id") is None
+    moved.set_adjudication_project(None)
+    assert Workspace.open(ws.root).adjudication_project_id() is None

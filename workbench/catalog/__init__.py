@@ -17,6 +17,7 @@ from .priorities import PrioritiesMixin
 from .records import (
     SPLITS,
     STATUSES,
+    AdjudicationTask,
     Box,
     DupGroup,
     DupMember,
@@ -26,7 +27,6 @@ from .records import (
     LsAnnotation,
     ModelRecord,
     PriorityRecord,
-    ReviewTask,
 )
 
 
@@ -38,6 +38,7 @@ class Catalog(ImagesMixin, DedupMixin, LabelStudioMixin, ModelsMixin, Priorities
 __all__ = [
     "SPLITS",
     "STATUSES",
+    "AdjudicationTask",
     "Box",
     "Catalog",
     "DupGroup",
@@ -48,6 +49,5 @@ __all__ = [
     "LsAnnotation",
     "ModelRecord",
     "PriorityRecord",
-    "ReviewTask",
     "now_iso",
 ]

@@ -1,6 +1,6 @@
-"""Tables ``ls_tasks``, ``ls_annotations`` and ``ls_review_tasks`` (see schema.py):
-what was pushed to Label Studio and what came back. ``ls_review_tasks`` holds
-`wb dedup review`'s tasks, one per duplicate group (a group spans several images, so
+"""Tables ``ls_tasks``, ``ls_annotations`` and ``ls_adjudication_tasks`` (see schema.py):
+what was pushed to Label Studio and what came back. ``ls_adjudication_tasks`` holds
+`wb dedup adjudicate`'s tasks, one per duplicate group (a group spans several images, so
 ``ls_tasks``, keyed by image, does not fit).
 """
 
@@ -10,7 +10,7 @@ import json
 from collections.abc import Iterable
 
 from .core import now_iso
-from .records import Box, LsAnnotation, ReviewTask
+from .records import AdjudicationTask, Box, LsAnnotation
 
 
 class LabelStudioMixin:
@@ -153,39 +153,44 @@ class LabelStudioMixin:
                 ).fetchone()[0]
                 self.replace_boxes(image_id, [], source="labelstudio", annotated=others > 0)
 
-    # ---- review tasks (Label Studio) ----------------------------------------
-    def review_tasks(self, project_id: int) -> dict[int, ReviewTask]:
-        """group id -> its task in the review project."""
-        rows = self.db.execute("SELECT * FROM ls_review_tasks WHERE project_id = ?",
+    # ---- adjudication tasks (Label Studio) ----------------------------------
+    def adjudication_tasks(self, project_id: int) -> dict[int, AdjudicationTask]:
+        """group id -> its task in the adjudication project."""
+        rows = self.db.execute("SELECT * FROM ls_adjudication_tasks WHERE project_id = ?",
                                (project_id,))
-        return {r["group_id"]: ReviewTask(**dict(r)) for r in rows}
+        return {r["group_id"]: AdjudicationTask(**dict(r)) for r in rows}
 
-    def record_review_tasks(self, project_id: int,
-                            rows: Iterable[tuple[int, str, int]]) -> None:
-        """Record pushed review tasks ``(group_id, group_key, task_id)`` in one transaction."""
+    def record_adjudication_tasks(self, project_id: int,
+                                  rows: Iterable[tuple[int, str, int]]) -> None:
+        """Record pushed adjudication tasks ``(group_id, group_key, task_id)`` in one
+        transaction."""
         ts = now_iso()
         with self.atomic() as db:
             db.executemany(
-                "INSERT INTO ls_review_tasks (project_id, group_id, group_key, task_id, pushed_at) "
+                "INSERT INTO ls_adjudication_tasks "
+                "(project_id, group_id, group_key, task_id, pushed_at) "
                 "VALUES (?,?,?,?,?) ON CONFLICT(project_id, group_id) DO UPDATE SET "
                 "group_key = excluded.group_key, task_id = excluded.task_id, "
                 "pushed_at = excluded.pushed_at, applied_annotation_id = NULL, "
                 "applied_updated_at = NULL",
                 [(project_id, g, k, t, ts) for g, k, t in rows])
 
-    def forget_review_tasks(self, project_id: int, group_ids: Iterable[int] | None = None) -> None:
-        """Drop the records of a review project (all, or those of some groups)."""
+    def forget_adjudication_tasks(self, project_id: int,
+                                  group_ids: Iterable[int] | None = None) -> None:
+        """Drop the records of an adjudication project (all, or those of some groups)."""
         with self.atomic() as db:
             if group_ids is None:
-                db.execute("DELETE FROM ls_review_tasks WHERE project_id = ?", (project_id,))
+                db.execute("DELETE FROM ls_adjudication_tasks WHERE project_id = ?",
+                           (project_id,))
             else:
-                db.executemany("DELETE FROM ls_review_tasks WHERE project_id = ? AND group_id = ?",
+                db.executemany("DELETE FROM ls_adjudication_tasks "
+                               "WHERE project_id = ? AND group_id = ?",
                                [(project_id, g) for g in group_ids])
 
-    def set_review_applied(self, project_id: int, group_id: int, annotation_id: int,
-                           updated_at: str | None) -> None:
+    def set_adjudication_applied(self, project_id: int, group_id: int, annotation_id: int,
+                                 updated_at: str | None) -> None:
         """Remember which answer settled a group (a changed answer is applied again)."""
         with self.atomic() as db:
-            db.execute("UPDATE ls_review_tasks SET applied_annotation_id = ?, "
+            db.execute("UPDATE ls_adjudication_tasks SET applied_annotation_id = ?, "
                        "applied_updated_at = ? WHERE project_id = ? AND group_id = ?",
                        (annotation_id, updated_at, project_id, group_id))

@@ -143,8 +143,8 @@ class LsAnnotation:
 
 
 @dataclass(frozen=True)
-class ReviewTask:
-    """A group's task in the Label Studio review project (``wb dedup review``)."""
+class AdjudicationTask:
+    """A group's task in the Label Studio adjudication project (``wb dedup adjudicate``)."""
 
     project_id: int
     group_id: int

@@ -194,4 +194,18 @@ def m0002_ls_review_tasks(db: sqlite3.Connection) -> None:
     )
 
 
-MIGRATIONS = [m0001_initial, m0002_ls_review_tasks]
+def m0003_adjudication_tasks(db: sqlite3.Connection) -> None:
+    """`wb dedup review` became `wb dedup adjudicate` (0.1.x): its table and index take
+    the new name; the rows stay as they are. ``ls_tasks.kind`` never held a value for
+    this step (its tasks were always in their own table), so no kind is rewritten."""
+    _run_script(
+        db,
+        """
+        ALTER TABLE ls_review_tasks RENAME TO ls_adjudication_tasks;
+        DROP INDEX ls_review_tasks_task;
+        CREATE INDEX ls_adjudication_tasks_task ON ls_adjudication_tasks(task_id);
+        """
+    )
+
+
+MIGRATIONS = [m0001_initial, m0002_ls_review_tasks, m0003_adjudication_tasks]

@@ -7,8 +7,16 @@ from pathlib import Path
 
 import click
 
-from .common import (CodeDefault, console, domain_errors, echo_json, json_option, pass_app,
-                     progress, stage_bars)
+from .common import (
+    CodeDefault,
+    console,
+    domain_errors,
+    echo_json,
+    json_option,
+    pass_app,
+    progress,
+    stage_bars,
+)
 from .labelstudio import ls_url_option
 
 
@@ -49,7 +57,7 @@ def _summary_table(report: dict, paths: dict) -> None:
         out.print(f"  ... and {len(open_conflicts) - 10} more conflict groups")
     if open_conflicts:
         out.print("Settle with: wb dedup resolve GROUP --label CLASS   (or --distinct), "
-                  "or in Label Studio: wb dedup review")
+                  "or in Label Studio: wb dedup adjudicate")
     for path, reason in [(u["path"], u["reason"]) for u in report["unreadable"][:5]]:
         out.print(f"  unreadable: {path}: {reason}")
     out.print(f"Report: {paths['html']}  (also {paths['json'].name}, {paths['csv'].name})")
@@ -153,18 +161,20 @@ def resolve(app, group_id: int, label: str | None, distinct: bool, resolved_by: 
                + ", ".join(f"{n} {s}" for s, n in Counter(statuses.values()).items()))
 
 
-@dedup.command("review")
+@dedup.command("adjudicate")
 @click.option("--pull", "pull_answers", is_flag=True,
-              help="Apply the answers experts submitted in the review project.")
+              help="Apply the answers experts submitted in the adjudication project.")
 @click.option("--new-project", is_flag=True,
-              help="Create a new review project (e.g. the old one was deleted) and push "
+              help="Create a new adjudication project (e.g. the old one was deleted) and push "
                    "the open conflict groups again.")
 @ls_url_option
 @json_option
 @pass_app
 @domain_errors
-def review(app, pull_answers: bool, new_project: bool, ls_url: str | None, as_json: bool) -> None:
-    """Settle conflict groups in Label Studio: push them to a review project, then --pull.
+def adjudicate(app, pull_answers: bool, new_project: bool, ls_url: str | None,
+               as_json: bool) -> None:
+    """Settle conflict groups in Label Studio: push them to an adjudication project, then
+    --pull.
 
     One task per open conflict group, its images side by side, one question: which
     label is right, or "These are different images". Re-running never makes a second
@@ -173,16 +183,17 @@ def review(app, pull_answers: bool, new_project: bool, ls_url: str | None, as_js
 
     Example:
 
-        wb dedup && wb dedup review   # experts answer in Label Studio, then:
-        wb dedup review --pull
+        wb dedup && wb dedup adjudicate   # experts answer in Label Studio, then:
+        wb dedup adjudicate --pull
     """
-    from ..dedup.review import open_conflicts, pull_answers as pull, push_conflicts
+    from ..dedup.adjudicate import open_conflicts, push_conflicts
+    from ..dedup.adjudicate import pull_answers as pull
     from ..labelstudio.client import connect
 
     if pull_answers and new_project:
         raise click.UsageError("--new-project pushes; it cannot be combined with --pull")
     if not pull_answers and not new_project and not open_conflicts(app.catalog):
-        msg = "no open conflict groups to review (run `wb dedup` first to find them)"
+        msg = "no open conflict groups to adjudicate (run `wb dedup` first to find them)"
         if as_json:
             echo_json({"project_id": None, "created": 0, "already": 0, "message": msg})
         else:
@@ -219,11 +230,26 @@ def review(app, pull_answers: bool, new_project: bool, ls_url: str | None, as_js
                    "already": res.already, "reconciled": res.reconciled,
                    "tasks": {str(g): t for g, t in res.task_ids.items()}})
         return
-    click.echo(f"review project {res.project_id}: {res.created} new review task(s), "
+    click.echo(f"adjudication project {res.project_id}: {res.created} new adjudication task(s), "
                f"{res.already} already there ({res.project_url})")
-    click.echo("Answer them in Label Studio, then run `wb dedup review --pull`.")
+    click.echo("Answer them in Label Studio, then run `wb dedup adjudicate --pull`.")
+
+
+RENAMED = ("`wb dedup review` is now `wb dedup adjudicate`; "
+           "the old name works until workbench 0.2")
+
+
+def _old_name(**kwargs) -> None:
+    click.echo(RENAMED, err=True)
+    adjudicate.callback(**kwargs)
+
+
+# The old name, hidden from help, for one release (remove in workbench 0.2).
+dedup.add_command(click.Command("review", params=adjudicate.params, callback=_old_name,
+                                hidden=True, help=f"{RENAMED}.", short_help="Old name."))
 
 
 def register(group: click.Group) -> None:
-    """Add `wb dedup` (with `wb dedup resolve` and `wb dedup review`) to the `wb` group."""
+    """Add `wb dedup` (with `wb dedup resolve` and `wb dedup adjudicate`) to the `wb`
+    group."""
     group.add_command(dedup)

@@ -1,11 +1,12 @@
 """Settling a group: a person says which label is right, or that the images differ.
 
 ``resolve_group(catalog, group_id, label=..., resolved_by=...)`` is the one entry
-point for every settling path (the command line now, Label Studio review later).
+point for every settling path (`wb dedup resolve`, and `wb dedup adjudicate` in Label
+Studio).
 """
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 from ..errors import UnknownClassError, WorkbenchError
 from .run import apply_group

@@ -91,7 +91,7 @@ UNCHANGED, KEEP_TRUTH, RECORD, WRITE = "unchanged", "keep_truth", "record", "wri
 
 def latest_annotation(annotations):
     """The latest of ``annotations`` (by ``updated_at``, then id), or None when empty: the
-    "latest submitted annotation wins" rule of `wb pull` and `wb dedup review --pull`
+    "latest submitted annotation wins" rule of `wb pull` and `wb dedup adjudicate --pull`
     (callers pass the submitted ones)."""
     return max(annotations, key=lambda a: (a.updated_at or "", a.annotation_id), default=None)
 

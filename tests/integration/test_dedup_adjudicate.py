@@ -1,4 +1,4 @@
-"""`wb dedup review`: conflict groups go to a real Label Studio review project, experts
+"""`wb dedup adjudicate`: conflict groups go to a real Label Studio adjudication project, experts
 answer there, `--pull` settles the groups, and `wb dedup` keeps them settled."""
 
 from __future__ import annotations
@@ -14,7 +14,11 @@ from click.testing import CliRunner
 from PIL import Image
 
 from workbench.cli import cli
-from workbench.labelstudio.review_project import DISTINCT_CHOICE, VERDICT, blank_image
+from workbench.labelstudio.adjudication_project import (
+    DISTINCT_CHOICE,
+    VERDICT,
+    blank_image,
+)
 from workbench.services import free_port
 from workbench.taxonomy import Taxonomy
 from workbench.workspace import Workspace
@@ -69,19 +73,19 @@ def _answer(ls, task_id: int, choice: str) -> None:
     )
 
 
-def test_conflicts_are_reviewed_in_label_studio_and_stay_settled(label_studio, tmp_path):
+def test_conflicts_are_adjudicated_in_label_studio_and_stay_settled(label_studio, tmp_path):
     ws = Workspace.create(tmp_path / "ws", Taxonomy.default())
     label_studio.attach(ws)
-    planted = plant_conflicts(label_studio.images_dir("dedup-review"))
-    report = _ingest_and_dedup(ws, label_studio.files_root / "dedup-review")
+    planted = plant_conflicts(label_studio.images_dir("dedup-adjudicate"))
+    report = _ingest_and_dedup(ws, label_studio.files_root / "dedup-adjudicate")
     assert report["summary"]["conflict_groups"] == 2
 
-    r = wb(ws, "dedup", "review", "--json")
+    r = wb(ws, "dedup", "adjudicate", "--json")
     assert r.exit_code == 0, r.output
     pushed = json.loads(r.stdout)
     assert (pushed["created"], pushed["already"], pushed["new_project"]) == (2, 0, True)
     pid = pushed["project_id"]
-    assert Workspace.open(ws.root).get("labelstudio", "review_project_id") == pid
+    assert Workspace.open(ws.root).get("labelstudio", "adjudication_project_id") == pid
     assert Workspace.open(ws.root).get("labelstudio", "project_id") is None  # not the labelling one
 
     ls = label_studio.client
@@ -108,18 +112,18 @@ def test_conflicts_are_reviewed_in_label_studio_and_stay_settled(label_studio, t
     config = ls.projects.get(id=pid).label_config
     assert DISTINCT_CHOICE in config and 'value="non_wildlife"' in config
 
-    r = wb(ws, "dedup", "review")  # again: nothing new
+    r = wb(ws, "dedup", "adjudicate")  # again: nothing new
     assert r.exit_code == 0, r.output
-    assert "0 new review task(s), 2 already there" in r.output
+    assert "0 new adjudication task(s), 2 already there" in r.output
     assert len(_tasks(ls, pid)) == 2
 
-    r = wb(ws, "dedup", "review", "--pull", "--json")  # nobody answered yet
+    r = wb(ws, "dedup", "adjudicate", "--pull", "--json")  # nobody answered yet
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout)["settled"] == [] and len(json.loads(r.stdout)["waiting"]) == 2
 
     _answer(ls, ivory_task.id, "non_wildlife")
     _answer(ls, claw_task.id, DISTINCT_CHOICE)
-    r = wb(ws, "dedup", "review", "--pull")
+    r = wb(ws, "dedup", "adjudicate", "--pull")
     assert r.exit_code == 0, r.output
     assert "settled as label 'non_wildlife' by labelstudio:" in r.output
     assert "settled as distinct images by labelstudio:" in r.output
@@ -148,28 +152,28 @@ def test_conflicts_are_reviewed_in_label_studio_and_stay_settled(label_studio, t
         assert {im.label for im in claw_imgs} == {"tiger_claw", "pangolin_raw_scale"}
 
     check_settled()
-    r = wb(ws, "dedup", "review", "--pull", "--json")  # the same answers again: no change
+    r = wb(ws, "dedup", "adjudicate", "--pull", "--json")  # the same answers again: no change
     assert r.exit_code == 0, r.output
     again = json.loads(r.stdout)
     assert (again["settled"], again["unchanged"]) == ([], 2)
 
-    report = _ingest_and_dedup(ws, label_studio.files_root / "dedup-review")  # re-run detection
+    report = _ingest_and_dedup(ws, label_studio.files_root / "dedup-adjudicate")  # re-run detection
     assert report["summary"]["conflict_groups"] == 0
     check_settled()
-    r = wb(ws, "dedup", "review")
+    r = wb(ws, "dedup", "adjudicate")
     assert r.exit_code == 0, r.output
-    assert "no open conflict groups to review" in r.output
+    assert "no open conflict groups to adjudicate" in r.output
     assert len(_tasks(ls, pid)) == 2
 
 
-def test_review_without_a_reachable_label_studio_says_to_start_it(tmp_path):
+def test_adjudicate_without_a_reachable_label_studio_says_to_start_it(tmp_path):
     ws = Workspace.create(tmp_path / "ws", Taxonomy.default())
     plant_conflicts(tmp_path / "photos")
     _ingest_and_dedup(ws, tmp_path / "photos")
     ws.set("labelstudio", "url", f"http://127.0.0.1:{free_port()}")  # nothing listens there
 
-    r = wb(ws, "dedup", "review")
+    r = wb(ws, "dedup", "adjudicate")
     assert r.exit_code == 1
     assert "Label Studio is not reachable" in r.output and "wb ls start" in r.output
-    r = wb(ws, "dedup", "review", "--pull")
+    r = wb(ws, "dedup", "adjudicate", "--pull")
     assert r.exit_code == 1 and "wb ls start" in r.output

@@ -1,7 +1,7 @@
-"""`wb dedup review`: experts settle conflict groups in a Label Studio review project.
+"""`wb dedup adjudicate`: experts settle conflict groups in a Label Studio adjudication project.
 
 ``push_conflicts`` sends every open conflict group (one task per group, see
-``workbench.labelstudio.review_project``); ``pull_answers`` reads the submitted
+``workbench.labelstudio.adjudication_project``); ``pull_answers`` reads the submitted
 answers and settles each group through ``resolve_group``, the one settling path,
 with ``resolved_by="labelstudio:<annotator>"``. Settled groups stay settled when
 `wb dedup` runs again (the detection keeps resolutions by group key).
@@ -18,17 +18,17 @@ from __future__ import annotations
 import logging
 from dataclasses import asdict, dataclass, field
 
-from ..labelstudio.pull import latest_annotation
-from ..labelstudio.review_project import (
+from ..labelstudio.adjudication_project import (
     DISTINCT_CHOICE,
-    ReviewAnswer,
-    ReviewGroup,
-    ReviewImage,
-    ReviewPushResult,
-    push_review,
-    review_answers,
-    review_project_id,
+    AdjudicationAnswer,
+    AdjudicationGroup,
+    AdjudicationImage,
+    AdjudicationPushResult,
+    adjudication_answers,
+    adjudication_project_id,
+    push_adjudication,
 )
+from ..labelstudio.pull import latest_annotation
 from ..taxonomy import BACKGROUND
 from .resolve import resolve_group
 
@@ -37,23 +37,23 @@ log = logging.getLogger(__name__)
 RESOLVED_BY_PREFIX = "labelstudio:"
 
 
-def open_conflicts(catalog) -> list[ReviewGroup]:
-    """The conflict groups nobody has settled, as plain data for the review project."""
+def open_conflicts(catalog) -> list[AdjudicationGroup]:
+    """The conflict groups nobody has settled, as plain data for the adjudication project."""
     out = []
     for g in catalog.dup_groups(kind="conflict", settled=False):
         images = [catalog.get_image(i) for i in g.image_ids]
         out.append(
-            ReviewGroup(
+            AdjudicationGroup(
                 group_id=g.id,
                 group_key=g.group_key,
-                images=[ReviewImage(im.id, im.path, im.label, im.width, im.height)
+                images=[AdjudicationImage(im.id, im.path, im.label, im.width, im.height)
                         for im in images],
             )
         )
     return out
 
 
-def review_labels(taxonomy, groups: list[ReviewGroup] = ()) -> list[str]:
+def adjudication_labels(taxonomy, groups: list[AdjudicationGroup] = ()) -> list[str]:
     """The answers offered: every taxonomy label, ``background``, and any label an
     image of the groups is filed under that the taxonomy lacks."""
     labels = [*taxonomy.all_labels, BACKGROUND]
@@ -64,11 +64,11 @@ def review_labels(taxonomy, groups: list[ReviewGroup] = ()) -> list[str]:
     return labels
 
 
-def push_conflicts(ws, catalog, client, conn, new_project: bool = False) -> ReviewPushResult:
-    """Push the open conflict groups to the review project (never twice)."""
+def push_conflicts(ws, catalog, client, conn, new_project: bool = False) -> AdjudicationPushResult:
+    """Push the open conflict groups to the adjudication project (never twice)."""
     groups = open_conflicts(catalog)
-    return push_review(
-        ws, catalog, client, conn, groups, review_labels(ws.taxonomy, groups), new_project
+    return push_adjudication(
+        ws, catalog, client, conn, groups, adjudication_labels(ws.taxonomy, groups), new_project
     )
 
 
@@ -83,7 +83,7 @@ class Settled:
 
 
 @dataclass
-class ReviewPullResult:
+class AdjudicationPullResult:
     project_id: int
     answered_tasks: int = 0  # tasks with at least one annotation (or skip)
     settled: list[Settled] = field(default_factory=list)
@@ -98,7 +98,9 @@ class ReviewPullResult:
         return asdict(self)
 
 
-def decide(answers: list[ReviewAnswer]) -> tuple[ReviewAnswer | None, list[ReviewAnswer]]:
+def decide(
+    answers: list[AdjudicationAnswer],
+) -> tuple[AdjudicationAnswer | None, list[AdjudicationAnswer]]:
     """(the answer to apply, or None; the submitted answers that made a choice).
 
     The latest annotation stands for the answer when all choices agree."""
@@ -108,13 +110,13 @@ def decide(answers: list[ReviewAnswer]) -> tuple[ReviewAnswer | None, list[Revie
     return latest_annotation(made), made
 
 
-def pull_answers(ws, catalog, client) -> ReviewPullResult:
+def pull_answers(ws, catalog, client) -> AdjudicationPullResult:
     """Apply the experts' submitted answers; returns what happened to each group."""
-    project_id = review_project_id(ws)
-    result = ReviewPullResult(project_id)
-    records = catalog.review_tasks(project_id)
+    project_id = adjudication_project_id(ws)
+    result = AdjudicationPullResult(project_id)
+    records = catalog.adjudication_tasks(project_id)
     answered_groups: set[int] = set()
-    for task in review_answers(client, project_id):
+    for task in adjudication_answers(client, project_id):
         result.answered_tasks += 1
         group = catalog.dup_group_by_key(task.group_key) if task.group_key else None
         if group is None:  # the images changed and `wb dedup` regrouped them
@@ -149,10 +151,10 @@ def pull_answers(ws, catalog, client) -> ReviewPullResult:
         distinct = answer.choice == DISTINCT_CHOICE
         label = None if distinct else answer.choice
         members = [catalog.get_image(i) for i in group.image_ids]
-        valid = review_labels(
-            ws.taxonomy, [ReviewGroup(group.id, group.group_key,
-                                      [ReviewImage(m.id, m.path, m.label, None, None)
-                                       for m in members])]
+        valid = adjudication_labels(
+            ws.taxonomy, [AdjudicationGroup(group.id, group.group_key,
+                                            [AdjudicationImage(m.id, m.path, m.label, None, None)
+                                             for m in members])]
         )
         if label is not None and label not in valid:
             result.invalid.append(
@@ -163,8 +165,12 @@ def pull_answers(ws, catalog, client) -> ReviewPullResult:
         by = f"{RESOLVED_BY_PREFIX}{answer.annotator or 'unknown'}"
         settled = resolve_group(catalog, group.id, label=label, distinct=distinct, resolved_by=by)
         if rec is None:  # pushed by an interrupted run and not recorded: record it now
-            catalog.record_review_tasks(project_id, [(group.id, group.group_key, task.task_id)])
-        catalog.set_review_applied(project_id, group.id, answer.annotation_id, answer.updated_at)
+            catalog.record_adjudication_tasks(
+                project_id, [(group.id, group.group_key, task.task_id)]
+            )
+        catalog.set_adjudication_applied(
+            project_id, group.id, answer.annotation_id, answer.updated_at
+        )
         statuses: dict[str, int] = {}
         for i in settled.image_ids:
             s = catalog.get_image(i).status
@@ -177,5 +183,6 @@ def pull_answers(ws, catalog, client) -> ReviewPullResult:
     result.waiting = sorted(
         g for g in records if g in open_ids and g not in answered_groups
     )
-    log.info("review pull: %d groups settled, %d waiting", len(result.settled), len(result.waiting))
+    log.info("adjudication pull: %d groups settled, %d waiting", len(result.settled),
+             len(result.waiting))
     return result

@@ -1,4 +1,4 @@
-"""The Label Studio side of `wb dedup review`: a REVIEW project (separate from the
+"""The Label Studio side of `wb dedup adjudicate`: an ADJUDICATION project (separate from the
 labelling project) with one task per duplicate group, its images side by side and
 one question: which label is right, or are these different images?
 
@@ -34,7 +34,6 @@ VERDICT = "verdict"  # the Choices control
 DISTINCT_CHOICE = "These are different images"
 GROUP_KEY_FIELD = "wb_group_key"  # task data: the reconciliation key
 GROUP_ID_FIELD = "wb_group_id"
-SETTING = "review_project_id"  # [labelstudio] review_project_id in workbench.toml
 
 
 def blank_image(slot: int) -> str:
@@ -52,7 +51,7 @@ def blank_image(slot: int) -> str:
 
 
 @dataclass
-class ReviewImage:
+class AdjudicationImage:
     image_id: int
     path: str
     label: str | None
@@ -61,16 +60,16 @@ class ReviewImage:
 
 
 @dataclass
-class ReviewGroup:
-    """One group to review, as plain data (built by the dedup side)."""
+class AdjudicationGroup:
+    """One group to adjudicate, as plain data (built by the dedup side)."""
 
     group_id: int
     group_key: str
-    images: list[ReviewImage]
+    images: list[AdjudicationImage]
 
 
 @dataclass
-class ReviewPushResult:
+class AdjudicationPushResult:
     project_id: int
     project_url: str
     new_project: bool = False
@@ -81,8 +80,8 @@ class ReviewPushResult:
 
 
 @dataclass
-class ReviewAnswer:
-    """One submitted (or skipped) annotation of a review task."""
+class AdjudicationAnswer:
+    """One submitted (or skipped) annotation of an adjudication task."""
 
     annotation_id: int
     annotator: str | None
@@ -92,18 +91,18 @@ class ReviewAnswer:
 
 
 @dataclass
-class ReviewTaskAnswers:
+class AdjudicationTaskAnswers:
     task_id: int
     group_id: int | None
     group_key: str | None
-    answers: list[ReviewAnswer]
+    answers: list[AdjudicationAnswer]
 
 
-def review_config(labels: list[str], max_images: int = MAX_IMAGES) -> str:
-    """The review project's labelling config: ``max_images`` image slots side by
+def adjudication_config(labels: list[str], max_images: int = MAX_IMAGES) -> str:
+    """The adjudication project's labelling config: ``max_images`` image slots side by
     side, each with a caption, and one single-choice question."""
     if not labels:
-        raise WorkbenchError("no labels to offer in the review question; check the taxonomy")
+        raise WorkbenchError("no labels to offer in the adjudication question; check the taxonomy")
     slots = "\n".join(
         f'    <View style="flex: 1 1 30%; min-width: 200px; max-width: 480px;">\n'
         f'      <Text name="caption_{i}" value="$caption_{i}"/>\n'
@@ -131,7 +130,9 @@ def review_config(labels: list[str], max_images: int = MAX_IMAGES) -> str:
     )
 
 
-def review_task(group: ReviewGroup, document_root: Path, max_images: int = MAX_IMAGES) -> dict:
+def adjudication_task(
+    group: AdjudicationGroup, document_root: Path, max_images: int = MAX_IMAGES
+) -> dict:
     """A task's data for one group: image slots, captions and the group's identity."""
     shown = group.images[:max_images]
     filed = ", ".join(
@@ -165,20 +166,21 @@ def review_task(group: ReviewGroup, document_root: Path, max_images: int = MAX_I
     return {"data": data}
 
 
-def ensure_review_project(
+def ensure_adjudication_project(
     ws, catalog, client: LabelStudioClient, labels: list[str], new_project: bool = False
 ) -> tuple[int, bool]:
-    """The workspace's review project (``[labelstudio] review_project_id``), created
-    when missing or when ``new_project``; returns (project id, created now)."""
-    config = review_config(labels)
-    pid = ws.get("labelstudio", SETTING)
+    """The workspace's adjudication project (``[labelstudio] adjudication_project_id``),
+    created when missing or when ``new_project``; returns (project id, created now)."""
+    config = adjudication_config(labels)
+    pid = ws.adjudication_project_id()
     if pid is not None and not new_project:
         try:
             project = client.get_project(int(pid))
         except ProjectMissing:
             raise ProjectMissing(
-                f"the review project {pid} no longer exists in Label Studio at {client.url}. "
-                "Run `wb dedup review --new-project` to create a new one and push the open "
+                f"the adjudication project {pid} no longer exists in Label Studio at "
+                f"{client.url}. "
+                "Run `wb dedup adjudicate --new-project` to create a new one and push the open "
                 "conflict groups again."
             ) from None
         if (project.label_config or "").strip() != config.strip():
@@ -186,33 +188,34 @@ def ensure_review_project(
             client.update_project(int(pid), label_config=config)
         return int(pid), False
     if pid is not None:
-        catalog.forget_review_tasks(int(pid))
+        catalog.forget_adjudication_tasks(int(pid))
     project = client.create_project(
-        f"{ws.name}: duplicate review",
+        f"{ws.name}: duplicate adjudication",
         config,
         description=f"workbench {ws.name}: settle images filed under different labels "
-        "(`wb dedup review`)",
+        "(`wb dedup adjudicate`)",
     )
-    ws.set("labelstudio", SETTING, int(project.id))
+    ws.set_adjudication_project(int(project.id))
     return int(project.id), True
 
 
-def review_project_id(ws) -> int:
-    pid = ws.get("labelstudio", SETTING)
+def adjudication_project_id(ws) -> int:
+    """The workspace's adjudication project id; an error when none was pushed yet."""
+    pid = ws.adjudication_project_id()
     if pid is None:
         raise WorkbenchError(
-            "this workspace has no review project yet; run `wb dedup review` first to push "
-            "the conflict groups"
+            "this workspace has no adjudication project yet; run `wb dedup adjudicate` first "
+            "to push the conflict groups"
         )
     return int(pid)
 
 
 def _reconcile(
-    catalog, client: LabelStudioClient, project_id: int, groups: list[ReviewGroup]
+    catalog, client: LabelStudioClient, project_id: int, groups: list[AdjudicationGroup]
 ) -> int:
     """Record tasks Label Studio holds for these groups but the catalog does not
     (cheap unless the counts differ); returns how many were recorded."""
-    recorded = catalog.review_tasks(project_id)
+    recorded = catalog.adjudication_tasks(project_id)
     if client.task_count(project_id) == len(recorded):
         return 0
     wanted = {g.group_key: g for g in groups if g.group_id not in recorded}
@@ -223,30 +226,32 @@ def _reconcile(
         if group is not None and group.group_id not in found:  # keep the first
             found[group.group_id] = (group.group_id, group.group_key, task.id)
     if found:
-        catalog.record_review_tasks(project_id, found.values())
+        catalog.record_adjudication_tasks(project_id, found.values())
     return len(found)
 
 
-def push_review(
+def push_adjudication(
     ws,
     catalog,
     client: LabelStudioClient,
     conn: Connection,
-    groups: list[ReviewGroup],
+    groups: list[AdjudicationGroup],
     labels: list[str],
     new_project: bool = False,
-) -> ReviewPushResult:
+) -> AdjudicationPushResult:
     """One task per group that has none yet, in one import; task ids recorded at once."""
     document_root = conn.served_root()
     # build every task first: an image outside the served folder fails before any import
-    tasks = {g.group_id: review_task(g, document_root) for g in groups}
-    project_id, created = ensure_review_project(ws, catalog, client, labels, new_project)
-    result = ReviewPushResult(project_id, f"{conn.url}/projects/{project_id}", new_project=created)
+    tasks = {g.group_id: adjudication_task(g, document_root) for g in groups}
+    project_id, created = ensure_adjudication_project(ws, catalog, client, labels, new_project)
+    result = AdjudicationPushResult(
+        project_id, f"{conn.url}/projects/{project_id}", new_project=created
+    )
     if not groups:
         return result
     ensure_storages(client, project_id, [im.path for g in groups for im in g.images], document_root)
     result.reconciled = _reconcile(catalog, client, project_id, groups)
-    recorded = catalog.review_tasks(project_id)
+    recorded = catalog.adjudication_tasks(project_id)
     todo = []
     for g in groups:
         rec = recorded.get(g.group_id)
@@ -257,17 +262,19 @@ def push_review(
             todo.append(g)
     if todo:
         ids = client.import_tasks(project_id, [tasks[g.group_id] for g in todo])
-        catalog.record_review_tasks(
+        catalog.record_adjudication_tasks(
             project_id, [(g.group_id, g.group_key, t) for g, t in zip(todo, ids)]
         )
         result.task_ids.update({g.group_id: t for g, t in zip(todo, ids)})
         result.created = len(todo)
-    log.info("review: %d tasks created, %d already there", result.created, result.already)
+    log.info("adjudication: %d tasks created, %d already there", result.created, result.already)
     return result
 
 
-def review_answers(client: LabelStudioClient, project_id: int) -> list[ReviewTaskAnswers]:
-    """Every review task with annotations (submitted or skipped), parsed."""
+def adjudication_answers(
+    client: LabelStudioClient, project_id: int
+) -> list[AdjudicationTaskAnswers]:
+    """Every adjudication task with annotations (submitted or skipped), parsed."""
     try:
         users = client.users()
     except WorkbenchError:  # a token without the right to list users
@@ -279,8 +286,9 @@ def review_answers(client: LabelStudioClient, project_id: int) -> list[ReviewTas
         )
     except ProjectMissing:
         raise ProjectMissing(
-            f"the review project {project_id} no longer exists in Label Studio at {client.url}. "
-            "Run `wb dedup review --new-project` to push the open conflict groups again."
+            f"the adjudication project {project_id} no longer exists in Label Studio at "
+            f"{client.url}. "
+            "Run `wb dedup adjudicate --new-project` to push the open conflict groups again."
         ) from None
     for task in tasks:
         data = task.data or {}
@@ -289,7 +297,7 @@ def review_answers(client: LabelStudioClient, project_id: int) -> list[ReviewTas
         for a in task.annotations or []:
             ann = annotation_from_sdk(a, task.id, None, users)
             answers.append(
-                ReviewAnswer(
+                AdjudicationAnswer(
                     annotation_id=ann.annotation_id,
                     annotator=ann.annotator,
                     updated_at=ann.updated_at,
@@ -298,7 +306,7 @@ def review_answers(client: LabelStudioClient, project_id: int) -> list[ReviewTas
                 )
             )
         out.append(
-            ReviewTaskAnswers(
+            AdjudicationTaskAnswers(
                 task_id=task.id,
                 group_id=int(gid) if gid is not None else None,
                 group_key=data.get(GROUP_KEY_FIELD),
@@ -320,16 +328,16 @@ def _verdict(result: list[dict]) -> str | None:
 __all__ = [
     "DISTINCT_CHOICE",
     "MAX_IMAGES",
-    "ReviewAnswer",
-    "ReviewGroup",
-    "ReviewImage",
-    "ReviewPushResult",
-    "ReviewTaskAnswers",
+    "AdjudicationAnswer",
+    "AdjudicationGroup",
+    "AdjudicationImage",
+    "AdjudicationPushResult",
+    "AdjudicationTaskAnswers",
+    "adjudication_answers",
+    "adjudication_config",
+    "adjudication_project_id",
+    "adjudication_task",
     "blank_image",
-    "ensure_review_project",
-    "push_review",
-    "review_answers",
-    "review_config",
-    "review_project_id",
-    "review_task",
+    "ensure_adjudication_project",
+    "push_adjudication",
 ]
