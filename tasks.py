@@ -1,7 +1,8 @@
 """invoke tasks: the same entry points as ./run, for people who use invoke.
 
-    invoke setup | invoke test [--tier unit] | invoke demo | invoke bench | invoke lint
+invoke setup | invoke test [--tier unit] | invoke demo | invoke bench | invoke lint
 """
+
 from invoke import task
 
 
@@ -37,4 +38,6 @@ def bench(c, name=""):
 
 @task
 def lint(c):
-    c.run(".venv/bin/python -m ruff check workbench tests benchmarks || true", pty=False)
+    """ruff: lint and format check (fails on a finding); `invoke lint --fix` fixes both."""
+    c.run(".venv/bin/python -m ruff check workbench tests benchmarks tasks.py", pty=False)
+    c.run(".venv/bin/python -m ruff format --check workbench tests benchmarks tasks.py", pty=False)

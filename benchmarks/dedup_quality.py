@@ -14,6 +14,7 @@ ingested into a fresh workspace and `wb dedup`'s detection runs on it.
     .venv/bin/python benchmarks/dedup_quality.py            # default settings
     .venv/bin/python benchmarks/dedup_quality.py --sweep    # also other thresholds
 """
+
 from __future__ import annotations
 
 import argparse
@@ -47,8 +48,9 @@ def score(catalog, planted, run, real_dups: dict) -> dict:
     source = planted.source_of()
     found = defaultdict(list)
     for c in planted.copies:
-        found[c.kind].append(group_of.get(c.copy) is not None
-                             and group_of.get(c.copy) == group_of.get(c.original))
+        found[c.kind].append(
+            group_of.get(c.copy) is not None and group_of.get(c.copy) == group_of.get(c.original)
+        )
     tp = fp = 0
     false_pairs = []
     for g in groups:
@@ -67,10 +69,14 @@ def score(catalog, planted, run, real_dups: dict) -> dict:
                     fp += 1
                     false_pairs.append((a, b))
     all_found = [x for v in found.values() for x in v]
-    return {"recall": sum(all_found) / len(all_found),
-            "per_kind": {k: sum(v) / len(v) for k, v in found.items()},
-            "precision": tp / max(1, tp + fp), "true_pairs": tp, "false_pairs": fp,
-            "false_examples": false_pairs[:5]}
+    return {
+        "recall": sum(all_found) / len(all_found),
+        "per_kind": {k: sum(v) / len(v) for k, v in found.items()},
+        "precision": tp / max(1, tp + fp),
+        "true_pairs": tp,
+        "false_pairs": fp,
+        "false_examples": false_pairs[:5],
+    }
 
 
 def main() -> None:
@@ -85,34 +91,46 @@ def main() -> None:
         tmp = Path(tmp)
         t0 = time.perf_counter()
         planted = plant_copies(sorted(args.images.glob("*.jpg")), tmp / "planted")
-        print(f"planted {len(planted.copies)} copies of {len(planted.originals)} photos "
-              f"({len(planted.unreadable)} unreadable source kept as is) "
-              f"in {time.perf_counter() - t0:.1f} s")
+        print(
+            f"planted {len(planted.copies)} copies of {len(planted.originals)} photos "
+            f"({len(planted.unreadable)} unreadable source kept as is) "
+            f"in {time.perf_counter() - t0:.1f} s"
+        )
         ws = Workspace.create(tmp / "ws", Taxonomy.flat(["kangaroo", "wallaby"]))
         with ws.open_catalog() as catalog:
             ingest(ws, catalog, tmp / "planted", "folders")
             settings = [DedupOptions(workers=args.workers)]
             if args.sweep:
-                settings += [DedupOptions(max_distance=d, verify_distance=0) for d in (4, 6, 8, 10, 12)]
+                settings += [
+                    DedupOptions(max_distance=d, verify_distance=0) for d in (4, 6, 8, 10, 12)
+                ]
                 settings += [DedupOptions(max_distance=d) for d in (4, 8)]
                 settings += [DedupOptions(method=m) for m in ("dhash", "whash", "ahash")]
             real_dups: dict = {"scores": {}}
-            print(f"{'method':6} {'max_d':>5} {'verify':>6} {'recall':>6} {'prec':>6} {'false':>5}  "
-                  + " ".join(f"{k[:6]:>6}" for k in COPY_KINDS) + "   seconds")
+            print(
+                f"{'method':6} {'max_d':>5} {'verify':>6} {'recall':>6} {'prec':>6} {'false':>5}  "
+                + " ".join(f"{k[:6]:>6}" for k in COPY_KINDS)
+                + "   seconds"
+            )
             for opt in settings:
                 t0 = time.perf_counter()
                 run = find_duplicates(catalog, opt)
                 dt = time.perf_counter() - t0
                 s = score(catalog, planted, run, real_dups)
-                print(f"{opt.method:6} {opt.max_distance:>5} {opt.verify_distance:>6} "
-                      f"{s['recall']:6.3f} {s['precision']:6.4f} {s['false_pairs']:>5}  "
-                      + " ".join(f"{s['per_kind'][k]:6.3f}" for k in COPY_KINDS)
-                      + f"   {dt:.1f} (hash {run.seconds.get('hashing', 0):.1f}, "
-                        f"pixels {run.seconds.get('verify', 0):.1f})")
+                print(
+                    f"{opt.method:6} {opt.max_distance:>5} {opt.verify_distance:>6} "
+                    f"{s['recall']:6.3f} {s['precision']:6.4f} {s['false_pairs']:>5}  "
+                    + " ".join(f"{s['per_kind'][k]:6.3f}" for k in COPY_KINDS)
+                    + f"   {dt:.1f} (hash {run.seconds.get('hashing', 0):.1f}, "
+                    f"pixels {run.seconds.get('verify', 0):.1f})"
+                )
                 for a, b in s["false_examples"][:3]:
                     print(f"    false pair: {Path(a).name} ~ {Path(b).name}")
-            real = [(sorted(Path(p).name for p in k), round(v, 3))
-                    for k, v in real_dups["scores"].items() if v >= 0.97]
+            real = [
+                (sorted(Path(p).name for p in k), round(v, 3))
+                for k, v in real_dups["scores"].items()
+                if v >= 0.97
+            ]
             print(f"real duplicates inside the source set (pixel check >= 0.97): {real}")
 
 

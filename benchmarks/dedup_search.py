@@ -7,6 +7,7 @@ equal. Then our search alone at 10k, 40k and 160k hashes.
     .venv/bin/python benchmarks/dedup_search.py --quick   # imagededup at 10k (~25 s)
     .venv/bin/python benchmarks/dedup_search.py           # imagededup at 40k (minutes)
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,8 +25,9 @@ from workbench.dedup.search import find_pairs  # noqa: E402
 
 def synthetic_hashes(n: int, seed: int = 0, planted_fraction: float = 0.05) -> list[str]:
     rng = np.random.default_rng(seed)
-    h = rng.integers(0, 2**63, size=n, dtype=np.int64).astype(np.uint64) * np.uint64(2) \
-        + rng.integers(0, 2, size=n, dtype=np.int64).astype(np.uint64)
+    h = rng.integers(0, 2**63, size=n, dtype=np.int64).astype(np.uint64) * np.uint64(
+        2
+    ) + rng.integers(0, 2, size=n, dtype=np.int64).astype(np.uint64)
     n_planted = int(n * planted_fraction)
     src = rng.choice(n, size=n_planted, replace=False)
     dst = rng.choice(n, size=n_planted, replace=False)
@@ -47,10 +49,14 @@ def imagededup_pairs(hashes: list[str], max_distance: int) -> tuple[set, float]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         result = PHash(verbose=False).find_duplicates(
-            encoding_map=dict(zip(names, hashes)), max_distance_threshold=max_distance)
+            encoding_map=dict(zip(names, hashes)), max_distance_threshold=max_distance
+        )
     dt = time.perf_counter() - t0
-    pairs = {(min(int(a[3:]), int(b[3:])), max(int(a[3:]), int(b[3:])))
-             for a, dups in result.items() for b in dups}
+    pairs = {
+        (min(int(a[3:]), int(b[3:])), max(int(a[3:]), int(b[3:])))
+        for a, dups in result.items()
+        for b in dups
+    }
     return pairs, dt
 
 
@@ -69,14 +75,16 @@ def main() -> None:
     args = ap.parse_args()
     n = 10_000 if args.quick else 40_000
     hashes = synthetic_hashes(n)
-    ours(hashes[:2000], args.max_distance)                        # warm up memory and NumPy
+    ours(hashes[:2000], args.max_distance)  # warm up memory and NumPy
     mine, t_ours = ours(hashes, args.max_distance)
     print(f"{n} hashes, max distance {args.max_distance}: ours {t_ours:.2f} s, {len(mine)} pairs")
     theirs, t_theirs = imagededup_pairs(hashes, args.max_distance)
     print(f"imagededup find_duplicates(encoding_map=...): {t_theirs:.2f} s, {len(theirs)} pairs")
     print(f"same pairs: {mine == theirs}   speed-up: {t_theirs / t_ours:.1f}x")
     if mine != theirs:
-        print(f"  only ours: {sorted(mine - theirs)[:5]}  only imagededup: {sorted(theirs - mine)[:5]}")
+        print(
+            f"  only ours: {sorted(mine - theirs)[:5]}  only imagededup: {sorted(theirs - mine)[:5]}"
+        )
     print("our search alone (pairs found; with mirror hashes it does 3 comparisons per pair):")
     for size in (int(s) for s in args.sizes.split(",")):
         hs = synthetic_hashes(size, seed=1)

@@ -7,6 +7,7 @@ left out so that no test picture has a twin in training.
 
     .venv/bin/python benchmarks/demo_learnability.py --minutes 4
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,14 +39,25 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--batch-size", type=int, default=4)
     p.add_argument("--lr", type=float, default=0.02)
-    p.add_argument("--rois", type=int, default=64,
-                   help="RoIs sampled per image in training (torchvision's 512 makes the box head "
-                        "dominate the step on CPU; 64 is ~4x faster per step)")
+    p.add_argument(
+        "--rois",
+        type=int,
+        default=64,
+        help="RoIs sampled per image in training (torchvision's 512 makes the box head "
+        "dominate the step on CPU; 64 is ~4x faster per step)",
+    )
     p.add_argument("--steps", type=int, default=None, help="also stop after this many steps")
     p.add_argument("--optimizer", choices=["sgd", "adamw"], default="sgd")
     p.add_argument("--device", default="cpu")
-    p.add_argument("--dump", type=Path, default=None, help="write ground truth and detections here, skip scoring")
-    p.add_argument("--data", type=Path, default=None, help="reuse/generate the data here (default: a temp dir)")
+    p.add_argument(
+        "--dump",
+        type=Path,
+        default=None,
+        help="write ground truth and detections here, skip scoring",
+    )
+    p.add_argument(
+        "--data", type=Path, default=None, help="reuse/generate the data here (default: a temp dir)"
+    )
     return p
 
 
@@ -56,7 +68,9 @@ def load_split(data_dir: Path, seed: int):
     coco = json.loads((data_dir / "annotations.json").read_text())
     planted = json.loads((data_dir / "planted.json").read_text())
     copies = {pair[1] for key in planted for pair in planted[key]}
-    cat_species = {c["id"]: species.index(tax.species_of(c["name"])) + 1 for c in coco["categories"]}
+    cat_species = {
+        c["id"]: species.index(tax.species_of(c["name"])) + 1 for c in coco["categories"]
+    }
     boxes: dict[int, list] = {}
     for a in coco["annotations"]:
         boxes.setdefault(a["image_id"], []).append(a)
@@ -65,8 +79,18 @@ def load_split(data_dir: Path, seed: int):
         if im["file_name"] in copies:
             continue
         anns = boxes.get(im["id"], [])
-        xyxy = torch.tensor([[a["bbox"][0], a["bbox"][1], a["bbox"][0] + a["bbox"][2], a["bbox"][1] + a["bbox"][3]]
-                             for a in anns], dtype=torch.float32).reshape(-1, 4)
+        xyxy = torch.tensor(
+            [
+                [
+                    a["bbox"][0],
+                    a["bbox"][1],
+                    a["bbox"][0] + a["bbox"][2],
+                    a["bbox"][1] + a["bbox"][3],
+                ]
+                for a in anns
+            ],
+            dtype=torch.float32,
+        ).reshape(-1, 4)
         labels = torch.tensor([cat_species[a["category_id"]] for a in anns], dtype=torch.int64)
         items.append((data_dir / im["file_name"], xyxy, labels))
     random.Random(seed).shuffle(items)
@@ -108,7 +132,7 @@ def train(model, train_items, args) -> int:
             if time.monotonic() >= deadline or step >= max_steps:
                 break
             images, targets = [], []
-            for i in order[start:start + batch_size]:
+            for i in order[start : start + batch_size]:
                 path, boxes, labels = train_items[i]
                 img = cache[path]
                 if rng.random() < 0.5:
@@ -125,8 +149,12 @@ def train(model, train_items, args) -> int:
             sched.step()
             step += 1
             if step % 25 == 0:
-                log.info("step %d loss %.3f (%s)", step, loss.item(),
-                         " ".join(f"{k[5:]}={v.item():.3f}" for k, v in losses.items()))
+                log.info(
+                    "step %d loss %.3f (%s)",
+                    step,
+                    loss.item(),
+                    " ".join(f"{k[5:]}={v.item():.3f}" for k, v in losses.items()),
+                )
     return step
 
 
@@ -134,19 +162,36 @@ def train(model, train_items, args) -> int:
 def predict(model, test_items, species: list[str], device: str = "cpu") -> tuple[dict, list[dict]]:
     """COCO ground truth and detections on the held-out images."""
     model.eval()
-    gt = {"images": [], "annotations": [], "categories": [{"id": i + 1, "name": s} for i, s in enumerate(species)]}
+    gt = {
+        "images": [],
+        "annotations": [],
+        "categories": [{"id": i + 1, "name": s} for i, s in enumerate(species)],
+    }
     dets = []
     for img_id, (path, boxes, labels) in enumerate(test_items, start=1):
         img = load_image(path)
         gt["images"].append({"id": img_id, "width": img.shape[-1], "height": img.shape[-2]})
-        for b, l in zip(boxes.tolist(), labels.tolist()):
-            gt["annotations"].append({"id": len(gt["annotations"]) + 1, "image_id": img_id, "category_id": l,
-                                      "bbox": [b[0], b[1], b[2] - b[0], b[3] - b[1]],
-                                      "area": (b[2] - b[0]) * (b[3] - b[1]), "iscrowd": 0})
+        for b, lab in zip(boxes.tolist(), labels.tolist()):
+            gt["annotations"].append(
+                {
+                    "id": len(gt["annotations"]) + 1,
+                    "image_id": img_id,
+                    "category_id": lab,
+                    "bbox": [b[0], b[1], b[2] - b[0], b[3] - b[1]],
+                    "area": (b[2] - b[0]) * (b[3] - b[1]),
+                    "iscrowd": 0,
+                }
+            )
         out = model([img.to(device)])[0]
-        for b, s, l in zip(out["boxes"].tolist(), out["scores"].tolist(), out["labels"].tolist()):
-            dets.append({"image_id": img_id, "category_id": l, "score": s,
-                         "bbox": [b[0], b[1], b[2] - b[0], b[3] - b[1]]})
+        for b, s, lab in zip(out["boxes"].tolist(), out["scores"].tolist(), out["labels"].tolist()):
+            dets.append(
+                {
+                    "image_id": img_id,
+                    "category_id": lab,
+                    "score": s,
+                    "bbox": [b[0], b[1], b[2] - b[0], b[3] - b[1]],
+                }
+            )
     return gt, dets
 
 
@@ -178,10 +223,15 @@ def main(args) -> float:
         gen_s = time.monotonic() - t0
         train_items, test_items, species = load_split(data_dir, args.seed)
         # native 320x240 frames: no upscaling inside the model
-        model = fasterrcnn_mobilenet_v3_large_320_fpn(weights=None, weights_backbone=None,
-                                                      num_classes=len(species) + 1,
-                                                      min_size=240, max_size=320, box_score_thresh=0.001,
-                                                      box_batch_size_per_image=args.rois)
+        model = fasterrcnn_mobilenet_v3_large_320_fpn(
+            weights=None,
+            weights_backbone=None,
+            num_classes=len(species) + 1,
+            min_size=240,
+            max_size=320,
+            box_score_thresh=0.001,
+            box_batch_size_per_image=args.rois,
+        )
         t1 = time.monotonic()
         model.to(args.device)
         steps = train(model, train_items, args)
@@ -192,10 +242,14 @@ def main(args) -> float:
             args.dump.write_text(json.dumps({"gt": gt, "dets": dets}))
         ap = ap50(gt, dets) if not args.dump else float("nan")
         eval_s = time.monotonic() - t2
-    print(f"demo data: {summary.n_images} images ({len(train_items)} train / {len(test_items)} held out, "
-          f"planted copies left out), generated in {gen_s:.1f} s")
-    print(f"trained {steps} steps x batch {args.batch_size} in {train_s / 60:.1f} min on "
-          f"{args.threads} threads; evaluated in {eval_s:.0f} s")
+    print(
+        f"demo data: {summary.n_images} images ({len(train_items)} train / {len(test_items)} held out, "
+        f"planted copies left out), generated in {gen_s:.1f} s"
+    )
+    print(
+        f"trained {steps} steps x batch {args.batch_size} in {train_s / 60:.1f} min on "
+        f"{args.threads} threads; evaluated in {eval_s:.0f} s"
+    )
     print(f"species-level mAP@0.5 on held-out images: {ap:.3f}")
     return ap
 

@@ -33,6 +33,7 @@ both sides, so its ratio is noise. A ratio closer to 1 than the spread is noise 
     WB_LS_BIN=.venv-ls/bin/label-studio .venv/bin/python benchmarks/labelstudio_sync.py \\
         --baseline ../base --images 200 --repeats 5 --out ls-sync.json
 """
+
 from __future__ import annotations
 
 import argparse
@@ -57,16 +58,16 @@ from typing import Self
 
 REPO = Path(__file__).resolve().parent.parent
 STEPS = ("push", "annotate", "pull", "push again", "prioritize")
-CONTROL_STEPS = ("annotate",)   # no workbench code runs in these
+CONTROL_STEPS = ("annotate",)  # no workbench code runs in these
 LABELS = ("elephant_ivory", "pangolin_raw_scale", "tiger_claw", "non_wildlife")
-MODEL_CLASSES = ("elephant", "pangolin", "tiger", "non_wildlife")   # species level
+MODEL_CLASSES = ("elephant", "pangolin", "tiger", "non_wildlife")  # species level
 MODEL_VERSIONS = ("v001", "v002")
 
 
 @dataclass(frozen=True)
 class CodeVersion:
-    name: str       # "baseline" or "current"
-    root: Path      # the checkout whose `workbench` package the child processes import
+    name: str  # "baseline" or "current"
+    root: Path  # the checkout whose `workbench` package the child processes import
 
 
 # ---- pure helpers (tests/unit/test_benchmark_helpers.py) ----------------------------------
@@ -76,13 +77,18 @@ def interleaved(versions: list[str], repeats: int) -> list[tuple[str, int]]:
     return [(v, r) for r in range(repeats) for v in versions]
 
 
-def step_rows(rounds: list[dict], steps: tuple[str, ...] = STEPS,
-              baseline: str = "baseline", current: str = "current") -> list[dict]:
+def step_rows(
+    rounds: list[dict],
+    steps: tuple[str, ...] = STEPS,
+    baseline: str = "baseline",
+    current: str = "current",
+) -> list[dict]:
     """One row per step, then a ``total`` row (the sum of a round's steps, the control
     steps left out): the median seconds of each version's rounds, ``ratio`` = current /
     baseline (None without baseline rounds), and ``spread``: the larger of the two
     versions' max / min - 1 over their own rounds (None with fewer than 2 rounds each), a
     ratio closer to 1 than that is noise. Rounds are ``{"version", "seconds": {step: s}}``."""
+
     def times(version: str, step: str) -> list[float]:
         return [r["seconds"][step] for r in rounds if r["version"] == version]
 
@@ -91,32 +97,43 @@ def step_rows(rounds: list[dict], steps: tuple[str, ...] = STEPS,
         return [sum(r["seconds"][s] for s in timed) for r in rounds if r["version"] == version]
 
     rows = []
-    for step, base, cur in [(s, times(baseline, s), times(current, s)) for s in steps] + \
-            [("total", totals(baseline), totals(current))]:
+    for step, base, cur in [(s, times(baseline, s), times(current, s)) for s in steps] + [
+        ("total", totals(baseline), totals(current))
+    ]:
         b = statistics.median(base) if base else None
         c = statistics.median(cur) if cur else None
         spreads = [max(ts) / min(ts) - 1 for ts in (base, cur) if len(ts) >= 2 and min(ts) > 0]
-        rows.append({"step": step, "baseline_s": b, "current_s": c,
-                     "ratio": c / b if b and c is not None else None,
-                     "spread": max(spreads) if spreads else None,
-                     "control": step in CONTROL_STEPS})
+        rows.append(
+            {
+                "step": step,
+                "baseline_s": b,
+                "current_s": c,
+                "ratio": c / b if b and c is not None else None,
+                "spread": max(spreads) if spreads else None,
+                "control": step in CONTROL_STEPS,
+            }
+        )
     return rows
 
 
 def format_table(rows: list[dict]) -> str:
     """The printed table: seconds with 2 decimals, ratio with 3, spread in percent, '-'
     for no value."""
+
     def num(v: float | None, digits: int) -> str:
         return "-" if v is None else f"{v:.{digits}f}"
 
-    header = (f"{'step':<22} {'baseline s':>11} {'current s':>10} {'current/baseline':>17} "
-              f"{'spread':>7}")
+    header = (
+        f"{'step':<22} {'baseline s':>11} {'current s':>10} {'current/baseline':>17} {'spread':>7}"
+    )
     lines = [header]
     for r in rows:
         name = r["step"] + (" (control)" if r.get("control") else "")
-        lines.append(f"{name:<22} {num(r['baseline_s'], 2):>11} {num(r['current_s'], 2):>10} "
-                     f"{num(r['ratio'], 3):>17} "
-                     f"{'-' if r.get('spread') is None else format(r['spread'], '.0%'):>7}")
+        lines.append(
+            f"{name:<22} {num(r['baseline_s'], 2):>11} {num(r['current_s'], 2):>10} "
+            f"{num(r['ratio'], 3):>17} "
+            f"{'-' if r.get('spread') is None else format(r['spread'], '.0%'):>7}"
+        )
     return "\n".join(lines)
 
 
@@ -130,8 +147,10 @@ def work_differences(rounds: list[dict]) -> list[str]:
             if step not in seen:
                 seen[step] = (r["version"], work)
             elif work != seen[step][1]:
-                out.append(f"{step}: {seen[step][0]} reported {seen[step][1]}, "
-                           f"{r['version']} (repeat {r['repeat']}) {work}")
+                out.append(
+                    f"{step}: {seen[step][0]} reported {seen[step][1]}, "
+                    f"{r['version']} (repeat {r['repeat']}) {work}"
+                )
     return out
 
 
@@ -157,20 +176,33 @@ class Cli:
     def __call__(self, ws: Path, *args: str, timeout: float = 900) -> tuple[float, str]:
         cmd = [sys.executable, "-m", "workbench", "-w", str(ws), *args]
         t0 = time.perf_counter()
-        done = subprocess.run(cmd, env=self.env, cwd=self.version.root, capture_output=True,
-                              text=True, timeout=timeout, check=False)
+        done = subprocess.run(
+            cmd,
+            env=self.env,
+            cwd=self.version.root,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
         seconds = time.perf_counter() - t0
         if done.returncode != 0:
-            raise SystemExit(f"{self.version.name}: `wb {' '.join(args)}` exited "
-                             f"{done.returncode}:\n{done.stdout[-1500:]}\n{done.stderr[-3000:]}")
+            raise SystemExit(
+                f"{self.version.name}: `wb {' '.join(args)}` exited "
+                f"{done.returncode}:\n{done.stdout[-1500:]}\n{done.stderr[-3000:]}"
+            )
         return seconds, done.stdout
 
 
 def base_env(ls_bin: str, token: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("WB_LS_", "LABEL_STUDIO_", "DJANGO_", "PYTHONPATH"))}
-    env.update({"WB_LS_BIN": ls_bin, "WB_LS_TOKEN": token, "OMP_NUM_THREADS": "1",
-                "COLUMNS": "200"})
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("WB_LS_", "LABEL_STUDIO_", "DJANGO_", "PYTHONPATH"))
+    }
+    env.update(
+        {"WB_LS_BIN": ls_bin, "WB_LS_TOKEN": token, "OMP_NUM_THREADS": "1", "COLUMNS": "200"}
+    )
     return env
 
 
@@ -191,9 +223,18 @@ class LabelStudio:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
         try:
-            _, out = self.cli(ws, "ls", "start", "--port", str(port), "--document-root",
-                              str(self.files), "--timeout", str(self.timeout),
-                              timeout=self.timeout + 60)
+            _, out = self.cli(
+                ws,
+                "ls",
+                "start",
+                "--port",
+                str(port),
+                "--document-root",
+                str(self.files),
+                "--timeout",
+                str(self.timeout),
+                timeout=self.timeout + 60,
+            )
         except BaseException:  # interrupted: the server may run already, its PID recorded
             self.pid = self._pid(ws, "")
             self.__exit__()
@@ -254,7 +295,7 @@ def make_images(folder: Path, n: int, seed: int = 0) -> None:
         p.parent.mkdir(parents=True, exist_ok=True)
         arr = rng.integers(40, 170, size=(240, 320, 3), dtype=np.uint8)
         x, y = int(rng.integers(0, 200)), int(rng.integers(0, 140))
-        arr[y:y + 80, x:x + 100] = (230, 220, 190)
+        arr[y : y + 80, x : x + 100] = (230, 220, 190)
         Image.fromarray(arr).save(p, quality=85)
 
 
@@ -270,14 +311,16 @@ def add_model_predictions(catalog: Path, seed: int = 0) -> int:
     db = sqlite3.connect(catalog)
     try:
         with db:
-            images = db.execute("SELECT id, width, height FROM images WHERE status = 'active' "
-                                "ORDER BY id").fetchall()
+            images = db.execute(
+                "SELECT id, width, height FROM images WHERE status = 'active' ORDER BY id"
+            ).fetchall()
             for k, version in enumerate(MODEL_VERSIONS):
                 ts = _now()
-                db.execute("INSERT INTO models (version, created_at, promoted, promoted_at, "
-                           "level, classes_json) VALUES (?, ?, ?, ?, 'species', ?)",
-                           (version, ts, int(k == 0), ts if k == 0 else None,
-                            json.dumps(MODEL_CLASSES)))
+                db.execute(
+                    "INSERT INTO models (version, created_at, promoted, promoted_at, "
+                    "level, classes_json) VALUES (?, ?, ?, ?, 'species', ?)",
+                    (version, ts, int(k == 0), ts if k == 0 else None, json.dumps(MODEL_CLASSES)),
+                )
                 rows = []
                 for image_id, w, h in images:
                     boxes = []
@@ -286,13 +329,23 @@ def add_model_predictions(catalog: Path, seed: int = 0) -> int:
                         weights = [rng.random() + 0.05 for _ in MODEL_CLASSES]
                         probs = {c: wt / sum(weights) for c, wt in zip(MODEL_CLASSES, weights)}
                         label = max(probs, key=probs.get)
-                        boxes.append({"label": label, "x1": round(x1, 2), "y1": round(y1, 2),
-                                      "x2": round(x1 + rng.uniform(10, w * 0.4), 2),
-                                      "y2": round(y1 + rng.uniform(10, h * 0.4), 2),
-                                      "score": probs[label], "probs": probs})
+                        boxes.append(
+                            {
+                                "label": label,
+                                "x1": round(x1, 2),
+                                "y1": round(y1, 2),
+                                "x2": round(x1 + rng.uniform(10, w * 0.4), 2),
+                                "y2": round(y1 + rng.uniform(10, h * 0.4), 2),
+                                "score": probs[label],
+                                "probs": probs,
+                            }
+                        )
                     rows.append((image_id, version, json.dumps(boxes), ts))
-                db.executemany("INSERT INTO predictions (image_id, model_version, boxes_json, "
-                               "created_at) VALUES (?, ?, ?, ?)", rows)
+                db.executemany(
+                    "INSERT INTO predictions (image_id, model_version, boxes_json, "
+                    "created_at) VALUES (?, ?, ?, ?)",
+                    rows,
+                )
     finally:
         db.close()
     return len(images)
@@ -304,11 +357,17 @@ def promote_v002_and_forget_tasks(catalog: Path, project_id: int, forget: int) -
     db = sqlite3.connect(catalog)
     try:
         with db:
-            db.execute("UPDATE models SET promoted = (version = 'v002'), promoted_at = "
-                       "CASE WHEN version = 'v002' THEN ? ELSE promoted_at END", (_now(),))
-            db.execute("DELETE FROM ls_tasks WHERE rowid IN (SELECT t.rowid FROM ls_tasks t "
-                       "JOIN images i ON i.id = t.image_id WHERE t.project_id = ? AND "
-                       "i.annotated = 0 ORDER BY t.image_id LIMIT ?)", (project_id, forget))
+            db.execute(
+                "UPDATE models SET promoted = (version = 'v002'), promoted_at = "
+                "CASE WHEN version = 'v002' THEN ? ELSE promoted_at END",
+                (_now(),),
+            )
+            db.execute(
+                "DELETE FROM ls_tasks WHERE rowid IN (SELECT t.rowid FROM ls_tasks t "
+                "JOIN images i ON i.id = t.image_id WHERE t.project_id = ? AND "
+                "i.annotated = 0 ORDER BY t.image_id LIMIT ?)",
+                (project_id, forget),
+            )
     finally:
         db.close()
 
@@ -330,9 +389,11 @@ def annotate(sdk, project_id: int) -> tuple[float, int]:
     for n, task in enumerate(chosen):
         pred = task.predictions[0] if task.predictions else {"result": []}
         pred = pred if isinstance(pred, dict) else pred.dict()
-        results.append([] if n % 4 == 3 else
-                       [{k: v for k, v in r.items() if k not in ("score", "id")}
-                        for r in pred["result"]])
+        results.append(
+            []
+            if n % 4 == 3
+            else [{k: v for k, v in r.items() if k not in ("score", "id")} for r in pred["result"]]
+        )
     t0 = time.perf_counter()
     for task, result in zip(chosen, results):
         sdk.annotations.create(id=task.id, result=result)
@@ -350,8 +411,9 @@ def one_round(cli: Cli, sdk, template: Path, ws: Path, n_images: int) -> tuple[d
     seconds["pull"], out = cli(ws, "pull", "--json")
     pulled = last_json(out)
     work["pull"] = {k: pulled.get(k) for k in ("updated_images", "negatives", "boxes")}
-    promote_v002_and_forget_tasks(ws / "catalog.sqlite", int(pushed["project_id"]),
-                                  max(1, n_images // 10))
+    promote_v002_and_forget_tasks(
+        ws / "catalog.sqlite", int(pushed["project_id"]), max(1, n_images // 10)
+    )
     seconds["push again"], out = cli(ws, "push", "--json")
     again = last_json(out)
     work["push again"] = {k: again.get(k) for k in ("created", "reconciled", "refreshed")}
@@ -363,18 +425,32 @@ def one_round(cli: Cli, sdk, template: Path, ws: Path, n_images: int) -> tuple[d
 # ---- main ----------------------------------------------------------------------------------
 def get_args_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--baseline", type=Path, default=None, metavar="DIR",
-                   help="another checkout's root, run side by side with this one")
-    p.add_argument("--images", type=int, default=None, help="images per workspace "
-                   "(default 200; --quick 24)")
-    p.add_argument("--repeats", type=int, default=None, help="timed rounds per version "
-                   "(default 5; --quick 2)")
+    p.add_argument(
+        "--baseline",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="another checkout's root, run side by side with this one",
+    )
+    p.add_argument(
+        "--images", type=int, default=None, help="images per workspace (default 200; --quick 24)"
+    )
+    p.add_argument(
+        "--repeats", type=int, default=None, help="timed rounds per version (default 5; --quick 2)"
+    )
     p.add_argument("--warmup", type=int, default=1, help="untimed rounds per version first")
     p.add_argument("--quick", action="store_true", help="fewer images and rounds (~2 min)")
-    p.add_argument("--ls-bin", default=os.environ.get("WB_LS_BIN"),
-                   help="the label-studio program (default: $WB_LS_BIN)")
-    p.add_argument("--ls-timeout", type=float, default=420.0,
-                   help="seconds to wait for Label Studio's first start (migrations)")
+    p.add_argument(
+        "--ls-bin",
+        default=os.environ.get("WB_LS_BIN"),
+        help="the label-studio program (default: $WB_LS_BIN)",
+    )
+    p.add_argument(
+        "--ls-timeout",
+        type=float,
+        default=420.0,
+        help="seconds to wait for Label Studio's first start (migrations)",
+    )
     p.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
     return p
 
@@ -384,14 +460,17 @@ def main(argv: list[str] | None = None) -> int:
     n_images = args.images or (24 if args.quick else 200)
     repeats = args.repeats or (2 if args.quick else 5)
     if not args.ls_bin:
-        raise SystemExit("set WB_LS_BIN (or --ls-bin) to the label-studio program, e.g. "
-                         ".venv-ls/bin/label-studio")
+        raise SystemExit(
+            "set WB_LS_BIN (or --ls-bin) to the label-studio program, e.g. "
+            ".venv-ls/bin/label-studio"
+        )
     versions = {"current": CodeVersion("current", REPO)}
     if args.baseline is not None:
         root = args.baseline.expanduser().resolve()
         if not (root / "workbench" / "__main__.py").is_file():
-            raise SystemExit(f"--baseline {root} is not a workbench checkout (no "
-                             "workbench/__main__.py)")
+            raise SystemExit(
+                f"--baseline {root} is not a workbench checkout (no workbench/__main__.py)"
+            )
         versions = {"baseline": CodeVersion("baseline", root), **versions}
     order = list(versions)
     # SIGTERM ends the run like Ctrl-C does: through the finally blocks that stop the server
@@ -410,11 +489,15 @@ def main(argv: list[str] | None = None) -> int:
         make_images(files / "images", n_images)
         for name, v in versions.items():
             print(f"{name}: {v.root} ({_git_describe(v.root)})", flush=True)
-        print(f"starting Label Studio ({args.ls_bin}; the first start migrates, ~30-60 s)",
-              flush=True)
+        print(
+            f"starting Label Studio ({args.ls_bin}; the first start migrates, ~30-60 s)", flush=True
+        )
         with LabelStudio(clis["current"], tmp, files, args.ls_timeout) as server:
-            print(f"Label Studio at {server.url} (pid {server.pid}) after "
-                  f"{time.monotonic() - started:.0f} s", flush=True)
+            print(
+                f"Label Studio at {server.url} (pid {server.pid}) after "
+                f"{time.monotonic() - started:.0f} s",
+                flush=True,
+            )
             for cli in clis.values():
                 cli.env.update({"WB_LS_URL": server.url, "WB_LS_DOCUMENT_ROOT": str(files)})
             sdk = SDK(base_url=server.url, api_key=token)
@@ -422,39 +505,64 @@ def main(argv: list[str] | None = None) -> int:
             for name in order:
                 templates[name] = tmp / f"template-{name}"
                 prepare_workspace(clis[name], templates[name], files / "images")
-            print(f"{n_images} images ingested per workspace; {args.warmup} warm-up and "
-                  f"{repeats} timed rounds per version, order {' '.join(order)} ...",
-                  flush=True)
-            plan = [(v, -1 - r) for r in range(args.warmup) for v in order] + \
-                interleaved(order, repeats)
+            print(
+                f"{n_images} images ingested per workspace; {args.warmup} warm-up and "
+                f"{repeats} timed rounds per version, order {' '.join(order)} ...",
+                flush=True,
+            )
+            plan = [(v, -1 - r) for r in range(args.warmup) for v in order] + interleaved(
+                order, repeats
+            )
             for k, (name, repeat) in enumerate(plan, start=1):
-                seconds, work = one_round(clis[name], sdk, templates[name],
-                                          tmp / f"ws-{name}-{k}", n_images)
+                seconds, work = one_round(
+                    clis[name], sdk, templates[name], tmp / f"ws-{name}-{k}", n_images
+                )
                 label = "warm-up" if repeat < 0 else f"repeat {repeat + 1}/{repeats}"
-                print(f"[{k}/{len(plan)}] {name:<8} {label:<12} " +
-                      "  ".join(f"{s} {seconds[s]:.2f}s" for s in STEPS), flush=True)
+                print(
+                    f"[{k}/{len(plan)}] {name:<8} {label:<12} "
+                    + "  ".join(f"{s} {seconds[s]:.2f}s" for s in STEPS),
+                    flush=True,
+                )
                 if repeat >= 0:
-                    rounds.append({"version": name, "repeat": repeat, "seconds": seconds,
-                                   "work": work})
+                    rounds.append(
+                        {"version": name, "repeat": repeat, "seconds": seconds, "work": work}
+                    )
     rows = step_rows(rounds)
-    print(f"\n{n_images} images, {repeats} rounds per version, medians of wall time per "
-          f"step (child process included); load average {os.getloadavg()[0]:.1f}:\n")
+    print(
+        f"\n{n_images} images, {repeats} rounds per version, medians of wall time per "
+        f"step (child process included); load average {os.getloadavg()[0]:.1f}:\n"
+    )
     print(format_table(rows))
-    print("spread: the larger of the two versions' max/min - 1 over its own rounds; a ratio "
-          "closer to 1 than that, or than the control's, is noise")
+    print(
+        "spread: the larger of the two versions' max/min - 1 over its own rounds; a ratio "
+        "closer to 1 than that, or than the control's, is noise"
+    )
     differences = work_differences(rounds)
     for line in differences:
         print(f"warning: the versions did different work: {line}")
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps({
-            "images": n_images, "repeats": repeats, "warmup": args.warmup,
-            "versions": {n: {"root": str(v.root), "commit": _git_describe(v.root)}
-                         for n, v in versions.items()},
-            "load_average": os.getloadavg(), "cpus": os.cpu_count(),
-            "seconds_total": time.monotonic() - started,
-            "table": rows, "rounds": rounds, "work_differences": differences,
-        }, indent=2) + "\n")
+        args.out.write_text(
+            json.dumps(
+                {
+                    "images": n_images,
+                    "repeats": repeats,
+                    "warmup": args.warmup,
+                    "versions": {
+                        n: {"root": str(v.root), "commit": _git_describe(v.root)}
+                        for n, v in versions.items()
+                    },
+                    "load_average": os.getloadavg(),
+                    "cpus": os.cpu_count(),
+                    "seconds_total": time.monotonic() - started,
+                    "table": rows,
+                    "rounds": rounds,
+                    "work_differences": differences,
+                },
+                indent=2,
+            )
+            + "\n"
+        )
         print(f"wrote {args.out}")
     return 1 if differences else 0
 
@@ -464,8 +572,12 @@ def _interrupt(signum, frame) -> None:
 
 
 def _git_describe(root: Path) -> str:
-    done = subprocess.run(["git", "-C", str(root), "describe", "--always", "--dirty"],
-                          capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        ["git", "-C", str(root), "describe", "--always", "--dirty"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     return done.stdout.strip() or "not a git checkout"
 
 

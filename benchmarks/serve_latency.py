@@ -9,6 +9,7 @@ second. The claim: the service's overhead stays within 10% of the bare model at 
     .venv/bin/python benchmarks/serve_latency.py --quick     # ~1 min on 2 cores
     .venv/bin/python benchmarks/serve_latency.py             # more repeats
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,7 +37,7 @@ def make_images(folder: Path, n: int, size: tuple[int, int], seed: int = 0) -> l
     for i in range(n):
         arr = rng.integers(60, 160, size=(size[1], size[0], 3), dtype=np.uint8)
         x, y = int(rng.integers(0, size[0] // 2)), int(rng.integers(0, size[1] // 2))
-        arr[y:y + size[1] // 3, x:x + size[0] // 3] = (220, 40, 40)
+        arr[y : y + size[1] // 3, x : x + size[0] // 3] = (220, 40, 40)
         p = folder / f"img{i:03d}.jpg"
         Image.fromarray(arr).save(p, quality=90)
         paths.append(p)
@@ -71,23 +72,37 @@ def main(argv: list[str] | None = None) -> int:
         ws = Workspace.create(tmp / "ws", Taxonomy.flat(classes))
         paths = make_images(tmp / "files" / "imgs", max(batches), (400, 300))
         with ws.open_catalog() as catalog:
-            version = register_untrained_model(ws, catalog, classes, image_size=args.image_size,
-                                               backbone=args.backbone, promote=True)
+            version = register_untrained_model(
+                ws,
+                catalog,
+                classes,
+                image_size=args.image_size,
+                backbone=args.backbone,
+                promote=True,
+            )
         direct = Predictor(ws.models_dir / version)
         holder = ModelHolder.for_workspace(ws, ws.open_catalog, poll_seconds=2.0)
         holder.current()
-        app = create_app(holder, ws.open_catalog,
-                         BackendSettings(taxonomy=ws.taxonomy, document_root=tmp / "files"))
-        print(f"model {version}: {args.backbone} at {args.image_size} px, untrained, "
-              f"{args.threads} torch thread(s); images 400x300 JPEG; "
-              f"predictor batch {direct.batch_size}")
+        app = create_app(
+            holder,
+            ws.open_catalog,
+            BackendSettings(taxonomy=ws.taxonomy, document_root=tmp / "files"),
+        )
+        print(
+            f"model {version}: {args.backbone} at {args.image_size} px, untrained, "
+            f"{args.threads} torch thread(s); images 400x300 JPEG; "
+            f"predictor batch {direct.batch_size}"
+        )
         rows = []
         with running(app) as url, httpx.Client(base_url=url, timeout=300) as http:
             for b in batches:
                 chosen = paths[:b]
-                body = {"tasks": [{"id": i,
-                                   "data": {"image": f"/data/local-files/?d=imgs/{p.name}"}}
-                                  for i, p in enumerate(chosen)]}
+                body = {
+                    "tasks": [
+                        {"id": i, "data": {"image": f"/data/local-files/?d=imgs/{p.name}"}}
+                        for i, p in enumerate(chosen)
+                    ]
+                }
                 # warm both paths once
                 direct.predict([open_image(p) for p in chosen])
                 assert http.post("/predict", json=body).status_code == 200
@@ -109,11 +124,16 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"\n{'batch':>5} {'path':<22} {'p50 ms/task':>12} {'p95 ms/task':>12} {'tasks/s':>8}")
     for b, t_direct, t_model, t_service in rows:
-        for name, ts in (("service (HTTP)", t_service), ("direct open+predict", t_direct),
-                         ("direct predict only", t_model)):
+        for name, ts in (
+            ("service (HTTP)", t_service),
+            ("direct open+predict", t_direct),
+            ("direct predict only", t_model),
+        ):
             per_task = [t / b * 1000 for t in ts]
-            print(f"{b:>5} {name:<22} {statistics.median(per_task):>12.1f} "
-                  f"{percentile(per_task, 95):>12.1f} {b * len(ts) / sum(ts):>8.2f}")
+            print(
+                f"{b:>5} {name:<22} {statistics.median(per_task):>12.1f} "
+                f"{percentile(per_task, 95):>12.1f} {b * len(ts) / sum(ts):>8.2f}"
+            )
     print("\noverhead = service p50 / direct (open+predict) p50:")
     verdict = 0
     for b, t_direct, _, t_service in rows:

@@ -10,6 +10,7 @@ alternate (A B A B ...) after a warm-up, and the medians are compared.
 
     .venv/bin/python benchmarks/train_throughput.py --backbone mobilenet_v3 --image-size 128
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,8 +40,10 @@ def reference_train_one_epoch(model, optimizer, loader, device) -> int:
     n = 0
     for images, targets in loader:
         images = [img.to(device) for img in images]
-        targets = [{k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in t.items()}
-                   for t in targets]
+        targets = [
+            {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in t.items()}
+            for t in targets
+        ]
         loss_dict = model(images, targets)
         losses = sum(loss for loss in loss_dict.values())
         optimizer.zero_grad()
@@ -53,10 +56,19 @@ def reference_train_one_epoch(model, optimizer, loader, device) -> int:
 def stock_copy(model):
     m = copy.deepcopy(model)
     h = m.roi_heads
-    m.roi_heads = RoIHeads(h.box_roi_pool, h.box_head, h.box_predictor,
-                           h.proposal_matcher.high_threshold, h.proposal_matcher.low_threshold,
-                           h.fg_bg_sampler.batch_size_per_image, h.fg_bg_sampler.positive_fraction,
-                           h.box_coder.weights, h.score_thresh, h.nms_thresh, h.detections_per_img)
+    m.roi_heads = RoIHeads(
+        h.box_roi_pool,
+        h.box_head,
+        h.box_predictor,
+        h.proposal_matcher.high_threshold,
+        h.proposal_matcher.low_threshold,
+        h.fg_bg_sampler.batch_size_per_image,
+        h.fg_bg_sampler.positive_fraction,
+        h.box_coder.weights,
+        h.score_thresh,
+        h.nms_thresh,
+        h.detections_per_img,
+    )
     return m
 
 
@@ -77,8 +89,9 @@ def main() -> None:
     add_synthetic_images(cat, tmp / "img", CLASSES, args.images, size=args.image_size)
     samples = collect_samples(cat, Taxonomy.flat(CLASSES), CLASSES, "species").samples
     ds = DetectionDataset(samples, CLASSES, make_transforms(args.image_size, train=False))
-    loader = torch.utils.data.DataLoader(ds, batch_size=args.batch_size, shuffle=False,
-                                         collate_fn=collate)
+    loader = torch.utils.data.DataLoader(
+        ds, batch_size=args.batch_size, shuffle=False, collate_fn=collate
+    )
 
     torch.manual_seed(0)
     ours = create_detector(args.backbone, len(CLASSES) + 1, image_size=args.image_size).to(device)
@@ -97,15 +110,17 @@ def main() -> None:
         n = reference_train_one_epoch(base, opt_base, loader, device)
         return n / (time.perf_counter() - t)
 
-    run_ours(), run_base()   # warm-up: first touches of memory are slow here
+    run_ours(), run_base()  # warm-up: first touches of memory are slow here
     a, b = [], []
     for _ in range(args.rounds):
         a.append(run_ours())
         b.append(run_base())
     ours_ips, base_ips = statistics.median(a), statistics.median(b)
-    print(f"device {device}, backbone {args.backbone}, {args.image_size}px, batch "
-          f"{args.batch_size}, {args.images} images x {args.rounds} rounds, "
-          f"{args.threads} threads")
+    print(
+        f"device {device}, backbone {args.backbone}, {args.image_size}px, batch "
+        f"{args.batch_size}, {args.images} images x {args.rounds} rounds, "
+        f"{args.threads} threads"
+    )
     print(f"workbench loop:      {ours_ips:.3f} images/s  (runs {[round(x, 3) for x in a]})")
     print(f"references loop:     {base_ips:.3f} images/s  (runs {[round(x, 3) for x in b]})")
     print(f"ratio (ours / references): {ours_ips / base_ips:.3f}")

@@ -1,4 +1,5 @@
 """`python -m workbench` is `wb`."""
+
 from .cli import main
 
 main()

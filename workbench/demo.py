@@ -14,6 +14,7 @@
 
 Everything it starts it stops, unless ``keep_running``. A second run reuses what is there.
 """
+
 from __future__ import annotations
 
 import json
@@ -38,14 +39,14 @@ Echo = Callable[[str], None]
 class DemoOptions:
     # training budgets are epochs, so a busy machine ends with the same models as a quiet
     # one (only later); max_minutes is a safety cap on each round's training
-    epochs: int = 6                  # round 1, from ImageNet weights
-    epochs_round2: int = 3           # round 2, continuing round 1's model
+    epochs: int = 6  # round 1, from ImageNet weights
+    epochs_round2: int = 3  # round 2, continuing round 1's model
     max_minutes: float = 20.0
     n_images: int = 300
-    seed_batch: int = 150            # round 1: images annotated before the first model
-    second_batch: int = 50           # round 2: the least certain, in Label Studio's order
+    seed_batch: int = 150  # round 1: images annotated before the first model
+    second_batch: int = 50  # round 2: the least certain, in Label Studio's order
     backbone: str = DEFAULT_BACKBONE  # pretrained offline, fast on a CPU
-    image_size: int | None = None    # None: the backbone's default
+    image_size: int | None = None  # None: the backbone's default
     ls_port: int | None = None
     backend_port: int | None = None
     keep_running: bool = False
@@ -74,11 +75,11 @@ class DemoSummary:
 
 # ---- helpers ---------------------------------------------------------------------------
 
+
 def _free_port(preferred: int | None, fallback_start: int) -> int:
     if preferred:
         return preferred
     return fallback_start if port_is_free(fallback_start) else free_port()
-
 
 
 class Annotators:
@@ -92,15 +93,26 @@ class Annotators:
         by_image: dict[int, list] = {}
         for a in coco["annotations"]:
             x, y, w, h = a["bbox"]
-            by_image.setdefault(a["image_id"], []).append((cats[a["category_id"]], x, y, x + w, y + h))
+            by_image.setdefault(a["image_id"], []).append(
+                (cats[a["category_id"]], x, y, x + w, y + h)
+            )
         root = truth_file.parent
-        self.truth = {str((root / im["file_name"]).resolve()): by_image.get(im["id"], [])
-                      for im in coco["images"]}
+        self.truth = {
+            str((root / im["file_name"]).resolve()): by_image.get(im["id"], [])
+            for im in coco["images"]
+        }
         self.level = ws.model_level()
         # per ground-truth box: started from a pre-drawn box (kept as drawn, or moved) or
         # drawn new; per pre-drawn box the annotator did not use: deleted
-        self.stats = {"annotated": 0, "negatives": 0, "boxes": 0, "kept": 0, "moved": 0,
-                      "added": 0, "deleted": 0}
+        self.stats = {
+            "annotated": 0,
+            "negatives": 0,
+            "boxes": 0,
+            "kept": 0,
+            "moved": 0,
+            "added": 0,
+            "deleted": 0,
+        }
 
     def annotate(self, task_id: int, image_id: int) -> bool:
         from .labelstudio.tasks import rect_item
@@ -109,8 +121,10 @@ class Annotators:
         truth = self.truth.get(image.path)
         if truth is None:
             return False
-        gt = [(self.ws.taxonomy.to_level(lab, self.level), x1, y1, x2, y2)
-              for lab, x1, y1, x2, y2 in truth]
+        gt = [
+            (self.ws.taxonomy.to_level(lab, self.level), x1, y1, x2, y2)
+            for lab, x1, y1, x2, y2 in truth
+        ]
         predicted = self._predicted(task_id, image)
         classes = self.ws.taxonomy.classes(self.level)
         used: set[int] = set()
@@ -118,8 +132,12 @@ class Annotators:
         for label, x1, y1, x2, y2 in gt:
             # start from a pre-drawn box of the right class when there is one (as people do)
             best, best_iou = None, 0.3
-            for i, (plabel, pbox, rid) in enumerate(predicted):
-                if i not in used and plabel == label and iou_xyxy(pbox, (x1, y1, x2, y2)) > best_iou:
+            for i, (plabel, pbox, _rid) in enumerate(predicted):
+                if (
+                    i not in used
+                    and plabel == label
+                    and iou_xyxy(pbox, (x1, y1, x2, y2)) > best_iou
+                ):
                     best, best_iou = i, iou_xyxy(pbox, (x1, y1, x2, y2))
             rid = f"gt{len(result)}"
             self.stats["boxes"] += 1
@@ -165,18 +183,37 @@ class BackendProcess:
         # SIGINT: `wb serve` is a foreground command, stopped as Ctrl-C stops it
         self.service = spawn(
             "`wb serve`",
-            [sys.executable, "-m", "workbench", "-w", str(self.ws.root), "serve", "--connect",
-             "--host", "127.0.0.1", "--port", str(self.port), "--poll-seconds", "1"],
-            self.log_path, stop_signal=signal.SIGINT, stop_timeout=20.0)
-        self.service.wait_healthy(self._connected, timeout, interval=0.5,
-                                  waiting_for="connect to Label Studio")
+            [
+                sys.executable,
+                "-m",
+                "workbench",
+                "-w",
+                str(self.ws.root),
+                "serve",
+                "--connect",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--poll-seconds",
+                "1",
+            ],
+            self.log_path,
+            stop_signal=signal.SIGINT,
+            stop_timeout=20.0,
+        )
+        self.service.wait_healthy(
+            self._connected, timeout, interval=0.5, waiting_for="connect to Label Studio"
+        )
 
     def _connected(self) -> bool:
         import httpx
 
         try:
-            return (httpx.get(self.url + "/health", timeout=2).status_code == 200
-                    and b"connected to Label Studio" in self.log_path.read_bytes())
+            return (
+                httpx.get(self.url + "/health", timeout=2).status_code == 200
+                and b"connected to Label Studio" in self.log_path.read_bytes()
+            )
         except httpx.HTTPError:
             return False
 
@@ -187,19 +224,26 @@ class BackendProcess:
 
 # ---- the demo ------------------------------------------------------------------------------
 
-def run_demo(ws_root: Path, options: DemoOptions, echo: Echo = print,
-             progress_for: Callable[[str], Callable[[int, int], None]] | None = None) -> DemoSummary:
+
+def run_demo(
+    ws_root: Path,
+    options: DemoOptions,
+    echo: Echo = print,
+    progress_for: Callable[[str], Callable[[int, int], None]] | None = None,
+) -> DemoSummary:
     from .labelstudio import server as ls_server
     from .taxonomy import Taxonomy
     from .workspace import Workspace
 
     t_start = time.monotonic()
     summary = DemoSummary(workspace=str(ws_root), keep_running=options.keep_running)
-    ws = (Workspace.open(ws_root) if (ws_root / "workbench.toml").exists()
-          else Workspace.create(ws_root, Taxonomy.default()))
+    ws = (
+        Workspace.open(ws_root)
+        if (ws_root / "workbench.toml").exists()
+        else Workspace.create(ws_root, Taxonomy.default())
+    )
     # image size None: the backbone's default
-    ws.set_model_settings(backbone=options.backbone, image_size=options.image_size,
-                          level="species")
+    ws.set_model_settings(backbone=options.backbone, image_size=options.image_size, level="species")
     pf = progress_for or (lambda stage: None)
     started_ls = False
     backend: BackendProcess | None = None
@@ -218,17 +262,26 @@ def run_demo(ws_root: Path, options: DemoOptions, echo: Echo = print,
         client, conn = connect(ws)
         pushed = _push(ws, catalog, client, conn, pf)
         pid = pushed.project_id
-        summary.labelstudio = {"url": state.url, "project_id": pid, "project_url": pushed.project_url,
-                               "tasks_created": pushed.created, "tasks": client.task_count(pid)}
-        echo(f"      {state.url}: project {pid}, {summary.labelstudio['tasks']} tasks "
-             f"({pushed.created} new)")
+        summary.labelstudio = {
+            "url": state.url,
+            "project_id": pid,
+            "project_url": pushed.project_url,
+            "tasks_created": pushed.created,
+            "tasks": client.task_count(pid),
+        }
+        echo(
+            f"      {state.url}: project {pid}, {summary.labelstudio['tasks']} tasks "
+            f"({pushed.created} new)"
+        )
 
         project = Project.of(ws, client, conn)  # the one `_push` created or found
         annotators = Annotators(ws, catalog, client, pid, truth_file)
         _round_one(ws, catalog, project, annotators, options, summary, echo, pf)
 
-        echo("[6/8] wb serve --connect: predictions for the rest through the ML backend; "
-             "wb prioritize orders them")
+        echo(
+            "[6/8] wb serve --connect: predictions for the rest through the ML backend; "
+            "wb prioritize orders them"
+        )
         _step_prioritize(ws, catalog, client, summary, echo, pf)
         backend = BackendProcess(ws, _free_port(options.backend_port, 9090))
         backend.start()
@@ -275,18 +328,25 @@ def _step_data(ws, catalog, options, summary, echo, pf) -> Path:
     data = ws.root / "demo-data"
     echo(f"[1/8] demo data: {data}")
     if not (data / "annotations.json").exists():
-        generate_demo_data(data, seed=options.seed, n_images=options.n_images,
-                           on_progress=pf("generate"))
+        generate_demo_data(
+            data, seed=options.seed, n_images=options.n_images, on_progress=pf("generate")
+        )
     planted = json.loads((data / "planted.json").read_text())
     res = ingest(ws, catalog, data / "images", "folders", on_progress=pf("ingest"))
     counts = catalog.status_counts()
-    summary.data = {"path": str(data), "images": counts["images"]["total"],
-                    "ingested_now": res.added, "planted_exact": len(planted["exact_duplicates"]),
-                    "planted_near": len(planted["near_duplicates"]),
-                    "planted_conflicts": len(planted["conflicts"])}
-    echo(f"      {counts['images']['total']} images in {len(counts['images']['by_label'])} "
-         f"folders; planted: {summary.data['planted_exact']} exact copies, "
-         f"{summary.data['planted_near']} near copies, {summary.data['planted_conflicts']} conflicts")
+    summary.data = {
+        "path": str(data),
+        "images": counts["images"]["total"],
+        "ingested_now": res.added,
+        "planted_exact": len(planted["exact_duplicates"]),
+        "planted_near": len(planted["near_duplicates"]),
+        "planted_conflicts": len(planted["conflicts"]),
+    }
+    echo(
+        f"      {counts['images']['total']} images in {len(counts['images']['by_label'])} "
+        f"folders; planted: {summary.data['planted_exact']} exact copies, "
+        f"{summary.data['planted_near']} near copies, {summary.data['planted_conflicts']} conflicts"
+    )
     return data / "annotations.json"
 
 
@@ -301,12 +361,17 @@ def _step_dedup(ws, catalog, summary, echo, pf) -> None:
     con = [g for g in groups if g.kind == "conflict"]
     paths = write_report(build_report(catalog, run), ws.reports_dir)
     counts = catalog.status_counts()["images"]["by_status"]
-    summary.dedup = {"duplicate_groups": len(dup), "conflict_groups": len(con),
-                     "images_duplicate": counts.get("duplicate", 0),
-                     "images_conflict": counts.get("conflict", 0),
-                     "report": str(paths["html"])}
-    echo(f"      {len(dup)} duplicate groups ({counts.get('duplicate', 0)} copies set aside), "
-         f"{len(con)} conflicts ({counts.get('conflict', 0)} images held back for experts)")
+    summary.dedup = {
+        "duplicate_groups": len(dup),
+        "conflict_groups": len(con),
+        "images_duplicate": counts.get("duplicate", 0),
+        "images_conflict": counts.get("conflict", 0),
+        "report": str(paths["html"]),
+    }
+    echo(
+        f"      {len(dup)} duplicate groups ({counts.get('duplicate', 0)} copies set aside), "
+        f"{len(con)} conflicts ({counts.get('conflict', 0)} images held back for experts)"
+    )
 
 
 def _retrain(ws, catalog, echo, epochs: int, max_minutes: float, init_from: str | None):
@@ -317,14 +382,27 @@ def _retrain(ws, catalog, echo, epochs: int, max_minutes: float, init_from: str 
     # (combi: one head-only epoch, then all layers); round 2 continues round 1's model at
     # a fifth of the rate (all layers at 0.01 threw a trained model into NaN)
     cfg = TrainConfig.for_workspace(
-        ws, level="species", weights="auto", regimen="auto", head_epochs=1, init_from=init_from,
-        batch_size=4, lr=0.01 if init_from is None else 0.002,
+        ws,
+        level="species",
+        weights="auto",
+        regimen="auto",
+        head_epochs=1,
+        init_from=init_from,
+        batch_size=4,
+        lr=0.01 if init_from is None else 0.002,
         clip_grad_norm=None if init_from is None else 10.0,
-        box_batch_size_per_image=64,   # 4x cheaper CPU steps (docs/demo-data.md)
-        max_epochs=epochs, patience=epochs, max_minutes=max_minutes, seed=0)
-    report = retrain(ws, catalog, RetrainOptions(train=cfg, promote="if_better",
-                                                  skip={"pull", "refresh"}),
-                     on_event=_echo_steps(echo))
+        box_batch_size_per_image=64,  # 4x cheaper CPU steps (docs/demo-data.md)
+        max_epochs=epochs,
+        patience=epochs,
+        max_minutes=max_minutes,
+        seed=0,
+    )
+    report = retrain(
+        ws,
+        catalog,
+        RetrainOptions(train=cfg, promote="if_better", skip={"pull", "refresh"}),
+        on_event=_echo_steps(echo),
+    )
     version = report.versions[-1] if report.versions else None
     metrics = catalog.model(version).metrics if version else {}
     return version, report.promoted, headline(metrics or {})
@@ -341,8 +419,11 @@ def _echo_steps(echo):
             echo(f"      {e['step']:9} {e['status']:8} {e['message']}")
         elif e.get("event") == "epoch":
             val = e.get("val_mAP50")
-            echo(f"      epoch {e['epoch']:3d}: loss {e.get('loss', float('nan')):.3f}, "
-                 f"val mAP@0.5 {'-' if val is None else f'{val:.3f}'} ({e.get('seconds', 0):.0f} s)")
+            echo(
+                f"      epoch {e['epoch']:3d}: loss {e.get('loss', float('nan')):.3f}, "
+                f"val mAP@0.5 {'-' if val is None else f'{val:.3f}'} ({e.get('seconds', 0):.0f} s)"
+            )
+
     return on_event
 
 
@@ -363,7 +444,7 @@ def _corrections(stats: dict, before: dict) -> dict:
 def _round_one(ws, catalog, project, annotators, options, summary, echo, pf):
     pid = project.id
     echo(f"[4/8] annotators label a seed batch of {options.seed_batch} images in Label Studio")
-    task_of = catalog.ls_task_map(pid)              # image id -> task id
+    task_of = catalog.ls_task_map(pid)  # image id -> task id
     annotated = {i.id for i in catalog.images(annotated=True)}
     todo = [i for i in sorted(task_of) if i not in annotated]
     need = max(0, options.seed_batch - len(annotated & set(task_of)))
@@ -375,40 +456,61 @@ def _round_one(ws, catalog, project, annotators, options, summary, echo, pf):
         if bar:
             bar(n, len(chosen))
     res = _pull(project, catalog, pf)
-    echo(f"      {len(chosen)} annotations submitted now ({annotators.stats['negatives']} "
-         f"background-only: negatives); wb pull: {res.updated_images} images, {res.boxes} boxes")
+    echo(
+        f"      {len(chosen)} annotations submitted now ({annotators.stats['negatives']} "
+        f"background-only: negatives); wb pull: {res.updated_images} images, {res.boxes} boxes"
+    )
     corrections = _corrections(annotators.stats, {})
     echo("[5/8] wb retrain: train, evaluate on the sticky test split, register, promote")
     t0 = time.monotonic()
-    version, promoted, metrics = _retrain(ws, catalog, echo, options.epochs, options.max_minutes,
-                                          None)
-    summary.rounds.append({"round": 1, "version": version, "promoted": promoted,
-                           "annotated": len(catalog.images(annotated=True)),
-                           "epochs": options.epochs,
-                           "train_minutes": round((time.monotonic() - t0) / 60, 2),
-                           "metrics": metrics, "corrections": corrections})
+    version, promoted, metrics = _retrain(
+        ws, catalog, echo, options.epochs, options.max_minutes, None
+    )
+    summary.rounds.append(
+        {
+            "round": 1,
+            "version": version,
+            "promoted": promoted,
+            "annotated": len(catalog.images(annotated=True)),
+            "epochs": options.epochs,
+            "train_minutes": round((time.monotonic() - t0) / 60, 2),
+            "metrics": metrics,
+            "corrections": corrections,
+        }
+    )
 
 
 def _step_prioritize(ws, catalog, client, summary, echo, pf):
     from .active.prioritize import PrioritizeConfig, prioritize
     from .active.selection import SelectionConfig
 
-    result = prioritize(ws, catalog, PrioritizeConfig(
-        selection=SelectionConfig(strategy="uncertainty", batch=20)))
+    result = prioritize(
+        ws, catalog, PrioritizeConfig(selection=SelectionConfig(strategy="uncertainty", batch=20))
+    )
     from .active.report import write_report
 
     top = result.ranked[:5]
-    summary.prioritize = {"version": result.version, "candidates": len(result.ranked),
-                          "top": [{"path": t.path, "uncertainty": t.uncertainty} for t in top],
-                          "report": str(write_report(result, ws.reports_dir, show=20))}
-    echo(f"      {summary.prioritize['candidates']} unannotated images ranked; most uncertain: "
-         + ", ".join(f"{Path(t['path']).name} ({t['uncertainty']:.2f})" for t in summary.prioritize["top"][:3]))
+    summary.prioritize = {
+        "version": result.version,
+        "candidates": len(result.ranked),
+        "top": [{"path": t.path, "uncertainty": t.uncertainty} for t in top],
+        "report": str(write_report(result, ws.reports_dir, show=20)),
+    }
+    echo(
+        f"      {summary.prioritize['candidates']} unannotated images ranked; most uncertain: "
+        + ", ".join(
+            f"{Path(t['path']).name} ({t['uncertainty']:.2f})"
+            for t in summary.prioritize["top"][:3]
+        )
+    )
 
 
 def _round_two(ws, catalog, project, annotators, options, summary, echo, pf):
     pid, client = project.id, project.client
-    echo(f"[7/8] round 2: annotators take {options.second_batch} tasks in Label Studio's order "
-         "(least certain first), correcting the pre-drawn boxes")
+    echo(
+        f"[7/8] round 2: annotators take {options.second_batch} tasks in Label Studio's order "
+        "(least certain first), correcting the pre-drawn boxes"
+    )
     image_of = {t: i for i, t in catalog.ls_task_map(pid).items()}
     ranked = [p.image_id for p in catalog.priorities(summary.prioritize.get("version") or "")]
     before = dict(annotators.stats)
@@ -425,26 +527,41 @@ def _round_two(ws, catalog, project, annotators, options, summary, echo, pf):
         order.append(image_id)
     stats = _corrections(annotators.stats, before)
     first_is_most_uncertain = bool(order and ranked and order[0] == ranked[0])
-    summary.prioritize.update({"handed_out": len(order),
-                               "first_task_is_most_uncertain": first_is_most_uncertain})
+    summary.prioritize.update(
+        {"handed_out": len(order), "first_task_is_most_uncertain": first_is_most_uncertain}
+    )
     share = stats["from_predrawn_share"]
-    echo(f"      {len(order)} tasks annotated; first handed out is the most uncertain: "
-         f"{first_is_most_uncertain}; of {stats['boxes']} ground-truth boxes "
-         f"{stats['from_predrawn']} started from a pre-drawn box "
-         f"({'-' if share is None else f'{share:.0%}'}: kept {stats['kept']}, moved "
-         f"{stats['moved']}), {stats['added']} drawn new; {stats['deleted']} pre-drawn deleted")
+    echo(
+        f"      {len(order)} tasks annotated; first handed out is the most uncertain: "
+        f"{first_is_most_uncertain}; of {stats['boxes']} ground-truth boxes "
+        f"{stats['from_predrawn']} started from a pre-drawn box "
+        f"({'-' if share is None else f'{share:.0%}'}: kept {stats['kept']}, moved "
+        f"{stats['moved']}), {stats['added']} drawn new; {stats['deleted']} pre-drawn deleted"
+    )
     res = _pull(project, catalog, pf)
     echo(f"      wb pull: {res.updated_images} images, {res.boxes} boxes")
     promoted = catalog.promoted_model()
     t0 = time.monotonic()
-    version, now_promoted, metrics = _retrain(ws, catalog, echo, options.epochs_round2,
-                                              options.max_minutes,
-                                              promoted.version if promoted else None)
-    summary.rounds.append({"round": 2, "version": version, "promoted": now_promoted,
-                           "annotated": len(catalog.images(annotated=True)),
-                           "epochs": options.epochs_round2,
-                           "train_minutes": round((time.monotonic() - t0) / 60, 2),
-                           "metrics": metrics, "corrections": stats})
+    version, now_promoted, metrics = _retrain(
+        ws,
+        catalog,
+        echo,
+        options.epochs_round2,
+        options.max_minutes,
+        promoted.version if promoted else None,
+    )
+    summary.rounds.append(
+        {
+            "round": 2,
+            "version": version,
+            "promoted": now_promoted,
+            "annotated": len(catalog.images(annotated=True)),
+            "epochs": options.epochs_round2,
+            "train_minutes": round((time.monotonic() - t0) / 60, 2),
+            "metrics": metrics,
+            "corrections": stats,
+        }
+    )
 
 
 def _compare(ws, catalog, summary, echo, pf):
@@ -456,7 +573,9 @@ def _compare(ws, catalog, summary, echo, pf):
         if r["version"]:
             res = evaluate_model(ws, catalog, r["version"], split="test")
             m = res.metrics
-            table[r["version"]] = {k: m.get(k) for k in ("images", "mAP50", "mAP", "mAR100", "accuracy")}
+            table[r["version"]] = {
+                k: m.get(k) for k in ("images", "mAP50", "mAP", "mAR100", "accuracy")
+            }
     summary.comparison = table
 
 
@@ -466,12 +585,18 @@ def _step_review(ws, catalog, summary, echo, pf):
 
     echo("[8/8] wb review: the FiftyOne dataset with both model versions evaluated")
     last = summary.rounds[-1]["version"]
-    ensure_predictions(ws, catalog, last, progress_for=pf)   # last and the one before it
+    ensure_predictions(ws, catalog, last, progress_for=pf)  # last and the one before it
     built = build_review(ws, model=last, on_progress=None)
-    summary.review = {"dataset": built.get("dataset"), "samples": built.get("samples"),
-                      "views": built.get("views"), "evaluations": built.get("evaluations")}
-    echo(f"      dataset {built.get('dataset')}: {built.get('samples')} samples, views: "
-         + ", ".join(built.get("views") or []))
+    summary.review = {
+        "dataset": built.get("dataset"),
+        "samples": built.get("samples"),
+        "views": built.get("views"),
+        "evaluations": built.get("evaluations"),
+    }
+    echo(
+        f"      dataset {built.get('dataset')}: {built.get('samples')} samples, views: "
+        + ", ".join(built.get("views") or [])
+    )
 
 
 def _keep_running(ws, summary, echo):

@@ -1,4 +1,5 @@
 """Domain errors. The CLI turns these into click exceptions at the edge."""
+
 from __future__ import annotations
 
 from collections.abc import Iterable
@@ -29,8 +30,9 @@ class InvalidChoice(WorkbenchError, ValueError):
     Also a ``ValueError``: it is a bad value, whoever catches it."""
 
 
-def check_choice(what: str, value: T, choices: Iterable[T], *,
-                 error: type[WorkbenchError] = InvalidChoice) -> T:
+def check_choice(
+    what: str, value: T, choices: Iterable[T], *, error: type[WorkbenchError] = InvalidChoice
+) -> T:
     """Return ``value`` if it is one of ``choices``; otherwise raise ``error`` (a
     ``WorkbenchError``) with the one message every "unknown X" check shares:
     ``unknown <what> '<value>'; choose one of: a, b, c``."""

@@ -1,4 +1,5 @@
 """Writing files whole or not at all."""
+
 from __future__ import annotations
 
 import json

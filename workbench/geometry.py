@@ -1,7 +1,8 @@
 """Box geometry shared by every area: one IoU for pixel xyxy boxes."""
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 
 def iou_xyxy(a: Sequence[float], b: Sequence[float]) -> float:

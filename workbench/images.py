@@ -3,6 +3,7 @@
 Every reader of user images goes through here. Files are opened read-only and
 never written.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -29,9 +30,9 @@ class UnreadableImage(Exception):
 
 @dataclass(frozen=True)
 class ImageInfo:
-    width: int           # after EXIF orientation
+    width: int  # after EXIF orientation
     height: int
-    mode: str            # the file's own mode (CMYK, I;16, P, RGBA, ...)
+    mode: str  # the file's own mode (CMYK, I;16, P, RGBA, ...)
     format: str | None
 
 
@@ -61,8 +62,11 @@ def _open_checked(path: str | Path) -> Image.Image:
             img = Image.open(path)
             w, h = img.size
             if w * h > MAX_PIXELS:
-                raise UnreadableImage(path, f"decompression bomb refused: {w}x{h} pixels is over "
-                                            f"Pillow's limit of {MAX_PIXELS}")
+                raise UnreadableImage(
+                    path,
+                    f"decompression bomb refused: {w}x{h} pixels is over "
+                    f"Pillow's limit of {MAX_PIXELS}",
+                )
             img.load()  # decode fully: catches truncated and corrupt data
     except UnreadableImage:
         raise
@@ -107,7 +111,7 @@ def to_rgb(img: Image.Image) -> Image.Image:
         arr = np.asarray(img, dtype=np.float64)
         hi = arr.max() if arr.size else 0
         if img.mode.startswith("I;16") or 255 < hi <= 65535:
-            scale = 255.0 / 65535.0      # the 16-bit range onto 8 bits, keeping brightness
+            scale = 255.0 / 65535.0  # the 16-bit range onto 8 bits, keeping brightness
         else:
             scale = 255.0 / hi if hi > 255 else 1.0
         return Image.fromarray((arr * scale).clip(0, 255).astype("uint8"), "L").convert("RGB")

@@ -5,14 +5,15 @@ consistent catalog and a re-run completes it. A file already in the catalog with
 the same size and modification time is not read again; a file that moved is
 recognised by its sha256. The user's files are only ever read.
 """
+
 from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from .catalog import Catalog
 from .catalog.records import Box, ImageRecord, ImportedImage
@@ -31,7 +32,7 @@ class IngestResult:
     unchanged: int = 0
     moved: int = 0
     boxes_added: int = 0
-    boxes_dropped: int = 0          # degenerate boxes (zero area after clipping)
+    boxes_dropped: int = 0  # degenerate boxes (zero area after clipping)
     unreadable: list[tuple[str, str]] = field(default_factory=list)
     new_classes: list[str] = field(default_factory=list)
 
@@ -40,10 +41,16 @@ class IngestResult:
         return self.added + self.updated + self.unchanged + self.moved
 
     def to_dict(self) -> dict:
-        return {"added": self.added, "updated": self.updated, "unchanged": self.unchanged,
-                "moved": self.moved, "boxes_added": self.boxes_added,
-                "boxes_dropped": self.boxes_dropped, "new_classes": self.new_classes,
-                "unreadable": [{"path": p, "reason": r} for p, r in self.unreadable]}
+        return {
+            "added": self.added,
+            "updated": self.updated,
+            "unchanged": self.unchanged,
+            "moved": self.moved,
+            "boxes_added": self.boxes_added,
+            "boxes_dropped": self.boxes_dropped,
+            "new_classes": self.new_classes,
+            "unreadable": [{"path": p, "reason": r} for p, r in self.unreadable],
+        }
 
 
 @dataclass
@@ -91,8 +98,9 @@ def _same_boxes(a: list[Box], b: list[Box]) -> bool:
     return sorted(map(key, a)) == sorted(map(key, b))
 
 
-def check_labels(ws: Workspace, items: list[ImportedImage], add_classes: bool,
-                 fmt: str | None = None) -> list[str]:
+def check_labels(
+    ws: Workspace, items: list[ImportedImage], add_classes: bool, fmt: str | None = None
+) -> list[str]:
     """Every image and box label must be in the taxonomy, or be added with --add-classes."""
     tax = ws.taxonomy
     unknown: list[str] = []
@@ -105,18 +113,28 @@ def check_labels(ws: Workspace, items: list[ImportedImage], add_classes: bool,
             f"unknown class{'es' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}. "
             f"Known classes: {', '.join(tax.all_labels)} (and 'background' for background-only "
             "images). Re-run with --add-classes to add them to the workspace taxonomy"
-            + (". With --format folders each sub-folder of PATH is a class: if PATH holds an "
-               "annotation export instead (VOC, COCO, YOLO), name that --format."
-               if fmt == "folders" else "."))
+            + (
+                ". With --format folders each sub-folder of PATH is a class: if PATH holds an "
+                "annotation export instead (VOC, COCO, YOLO), name that --format."
+                if fmt == "folders"
+                else "."
+            )
+        )
     if unknown:
         ws.set_taxonomy(tax.with_classes(unknown))
     return unknown
 
 
-def ingest(ws: Workspace, catalog: Catalog, path: str | Path, fmt: str,
-           images_dir: str | Path | None = None, add_classes: bool = False,
-           workers: int | None = None,
-           on_progress: Callable[[int, int], None] | None = None) -> IngestResult:
+def ingest(
+    ws: Workspace,
+    catalog: Catalog,
+    path: str | Path,
+    fmt: str,
+    images_dir: str | Path | None = None,
+    add_classes: bool = False,
+    workers: int | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> IngestResult:
     """Catalog every image under ``path`` read as ``fmt``. Idempotent."""
     source = str(Path(path).expanduser().resolve())
     items = list(read(path, fmt, images_dir=images_dir, known_labels=ws.taxonomy.all_labels))
@@ -129,7 +147,9 @@ def ingest(ws: Workspace, catalog: Catalog, path: str | Path, fmt: str,
         rec = catalog.get_image_by_path(it.path)
         try:
             st = os.stat(it.path)
-            unchanged_file = rec is not None and rec.file_size == st.st_size and rec.mtime == st.st_mtime
+            unchanged_file = (
+                rec is not None and rec.file_size == st.st_size and rec.mtime == st.st_mtime
+            )
         except OSError:
             unchanged_file = False
         if unchanged_file:
@@ -152,8 +172,9 @@ def ingest(ws: Workspace, catalog: Catalog, path: str | Path, fmt: str,
     return result
 
 
-def _update_existing(catalog: Catalog, rec: ImageRecord, it: ImportedImage,
-                     result: IngestResult) -> None:
+def _update_existing(
+    catalog: Catalog, rec: ImageRecord, it: ImportedImage, result: IngestResult
+) -> None:
     """A known, unchanged file: take new label/boxes from the source if it has them."""
     changes = {}
     if it.label is not None and rec.label != it.label and rec.label is None:
@@ -178,14 +199,22 @@ def _update_existing(catalog: Catalog, rec: ImageRecord, it: ImportedImage,
         result.unchanged += 1
 
 
-def _store(catalog: Catalog, it: ImportedImage, rec: ImageRecord | None, pr: _Probe, fmt: str,
-           source: str, result: IngestResult) -> None:
+def _store(
+    catalog: Catalog,
+    it: ImportedImage,
+    rec: ImageRecord | None,
+    pr: _Probe,
+    fmt: str,
+    source: str,
+    result: IngestResult,
+) -> None:
     if pr.error:
         result.unreadable.append((it.path, pr.error))
     if rec is not None:
         # Same path, file changed on disk: refresh what we know of it.
-        fields = dict(sha256=pr.sha256, file_size=pr.size, mtime=pr.mtime, width=pr.width,
-                      height=pr.height)
+        fields = dict(
+            sha256=pr.sha256, file_size=pr.size, mtime=pr.mtime, width=pr.width, height=pr.height
+        )
         if pr.error:
             fields.update(status="unreadable", status_reason=pr.error)
         elif rec.status == "unreadable":
@@ -212,12 +241,26 @@ def _store(catalog: Catalog, it: ImportedImage, rec: ImageRecord | None, pr: _Pr
     if it.boxes is not None:
         # An unreadable image keeps its annotation as given (nothing is lost); it is
         # out of training and export by its status, not by dropping data.
-        boxes, dropped = _clip_boxes(it.boxes, pr.width, pr.height) if not pr.error else (it.boxes, 0)
+        boxes, dropped = (
+            _clip_boxes(it.boxes, pr.width, pr.height) if not pr.error else (it.boxes, 0)
+        )
         result.boxes_added += len(boxes)
         result.boxes_dropped += dropped
-    catalog.add_image(ImageRecord(
-        id=None, path=it.path, sha256=pr.sha256, file_size=pr.size, mtime=pr.mtime,
-        width=pr.width, height=pr.height, label=it.label,
-        status="unreadable" if pr.error else "active", status_reason=pr.error,
-        source_format=fmt, source=source), boxes=boxes)
+    catalog.add_image(
+        ImageRecord(
+            id=None,
+            path=it.path,
+            sha256=pr.sha256,
+            file_size=pr.size,
+            mtime=pr.mtime,
+            width=pr.width,
+            height=pr.height,
+            label=it.label,
+            status="unreadable" if pr.error else "active",
+            status_reason=pr.error,
+            source_format=fmt,
+            source=source,
+        ),
+        boxes=boxes,
+    )
     result.added += 1

@@ -4,6 +4,7 @@ Both are ``(ws, catalog) -> one-line summary`` hooks (``RetrainOptions.pull`` /
 ``.refresh``). They exist only when the workspace has a Label Studio project; a
 configured but unreachable server is an error that says to start it or skip the step.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -24,9 +25,11 @@ def labelstudio_hooks(ws, ls_url: str | None = None) -> tuple[Hook | None, Hook 
         from .labelstudio.pull import pull
 
         res = pull(project(ws_), catalog)
-        return (f"{res.tasks} tasks in Label Studio; {res.updated_images} images updated, "
-                f"{res.boxes} boxes, {res.skipped} skipped"
-                + (f", {len(res.disagreements)} disagreements" if res.disagreements else ""))
+        return (
+            f"{res.tasks} tasks in Label Studio; {res.updated_images} images updated, "
+            f"{res.boxes} boxes, {res.skipped} skipped"
+            + (f", {len(res.disagreements)} disagreements" if res.disagreements else "")
+        )
 
     def refresh_hook(ws_, catalog) -> str:
         from .active.prioritize import NothingToPrioritize, prioritize
@@ -43,11 +46,15 @@ def labelstudio_hooks(ws, ls_url: str | None = None) -> tuple[Hook | None, Hook 
         try:
             ranked = prioritize(ws_, catalog)
         except NothingToPrioritize as exc:
-            return (f"{pushed.created} new tasks, {pushed.refreshed} tasks given "
-                    f"{promoted.version}'s boxes; {exc}")
+            return (
+                f"{pushed.created} new tasks, {pushed.refreshed} tasks given "
+                f"{promoted.version}'s boxes; {exc}"
+            )
         apply_order(open_project(ws_, client, conn), catalog, ranked.version)
-        return (f"{pushed.created} new tasks, {pushed.refreshed} tasks given "
-                f"{promoted.version}'s boxes; {len(ranked.ranked)} tasks ordered least "
-                "certain first")
+        return (
+            f"{pushed.created} new tasks, {pushed.refreshed} tasks given "
+            f"{promoted.version}'s boxes; {len(ranked.ranked)} tasks ordered least "
+            "certain first"
+        )
 
     return pull_hook, refresh_hook

@@ -14,6 +14,7 @@ line, environment, health check, messages); the rules live here:
   server. A recorded PID counts only while that process is alive (not a zombie) and its
   command line is still the server's, since PIDs are recycled.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -176,8 +177,13 @@ def stop(
     send(first_signal)
     if gone_within(timeout, 0.2):
         return True
-    log.warning("%s (pid %s) ignored %s for %.0f s; sending SIGKILL",
-                name, pid, signal.Signals(first_signal).name, timeout)
+    log.warning(
+        "%s (pid %s) ignored %s for %.0f s; sending SIGKILL",
+        name,
+        pid,
+        signal.Signals(first_signal).name,
+        timeout,
+    )
     send(signal.SIGKILL)
     if not gone_within(5.0, 0.1):
         log.warning("%s (pid %s) is still there 5 s after SIGKILL", name, pid)
@@ -285,13 +291,16 @@ class ManagedProcess:
                 code = self.process.poll()
                 if code is not None:
                     raise ServiceError(
-                        exit_message(code) if exit_message else
-                        f"{self.name} exited with code {code} while starting. "
-                        f"Last lines of {self.log_path}:\n{log_tail(self.log_path)}")
+                        exit_message(code)
+                        if exit_message
+                        else f"{self.name} exited with code {code} while starting. "
+                        f"Last lines of {self.log_path}:\n{log_tail(self.log_path)}"
+                    )
                 if waited > timeout:
                     raise ServiceError(
                         f"{self.name} did not {waiting_for} within {timeout:.0f} s{hint}. "
-                        f"See {self.log_path}:\n{log_tail(self.log_path)}")
+                        f"See {self.log_path}:\n{log_tail(self.log_path)}"
+                    )
                 time.sleep(interval)
         except BaseException:
             self.stop()
@@ -299,8 +308,13 @@ class ManagedProcess:
 
     def stop(self, timeout: float | None = None) -> bool:
         """Stop and reap it (see ``stop``); False when it had already ended."""
-        return stop(self.process, self.stop_timeout if timeout is None else timeout,
-                    name=self.name, first_signal=self.stop_signal, group=self.signal_group)
+        return stop(
+            self.process,
+            self.stop_timeout if timeout is None else timeout,
+            name=self.name,
+            first_signal=self.stop_signal,
+            group=self.signal_group,
+        )
 
 
 def spawn(

@@ -3,6 +3,7 @@
 The taxonomy is data (a TOML file), never code: nothing here assumes wildlife.
 A flat taxonomy (``wb init --classes a,b``) makes each class its own species.
 """
+
 from __future__ import annotations
 
 import tomllib
@@ -19,8 +20,9 @@ UNKNOWN_POLICIES = ("raise", "keep", "none")
 DEFAULT_TAXONOMY = Path(__file__).resolve().parent.parent / "label_config" / "wildlife.toml"
 
 
-def image_level_label(own: str | None, box_labels: Iterable[str], *,
-                      default: str | None = BACKGROUND) -> str | None:
+def image_level_label(
+    own: str | None, box_labels: Iterable[str], *, default: str | None = BACKGROUND
+) -> str | None:
     """The label an image is stratified, scored and exported by: its own label when it
     has one, else its most common box class (the first seen among equals), else
     ``default`` (background: no label and no boxes means nothing is there)."""
@@ -45,7 +47,7 @@ class Taxonomy:
 
     # ---- construction -------------------------------------------------
     @classmethod
-    def from_file(cls, path: Path | str) -> "Taxonomy":
+    def from_file(cls, path: Path | str) -> Taxonomy:
         path = Path(path)
         try:
             data = tomllib.loads(path.read_text())
@@ -56,7 +58,7 @@ class Taxonomy:
         return cls.from_dict(data, source=str(path))
 
     @classmethod
-    def from_dict(cls, data: dict, source: str = "<dict>") -> "Taxonomy":
+    def from_dict(cls, data: dict, source: str = "<dict>") -> Taxonomy:
         species = []
         for entry in data.get("species", []):
             if "name" not in entry:
@@ -70,7 +72,7 @@ class Taxonomy:
         return tax
 
     @classmethod
-    def flat(cls, classes: list[str]) -> "Taxonomy":
+    def flat(cls, classes: list[str]) -> Taxonomy:
         classes = [c.strip() for c in classes if c.strip()]
         if not classes:
             raise WorkbenchError("--classes needs at least one class name")
@@ -79,7 +81,7 @@ class Taxonomy:
         return tax
 
     @classmethod
-    def default(cls) -> "Taxonomy":
+    def default(cls) -> Taxonomy:
         return cls.from_file(DEFAULT_TAXONOMY)
 
     def to_dict(self) -> dict:
@@ -96,7 +98,9 @@ class Taxonomy:
         for s in self.species:
             for name in (s.name, *s.categories):
                 if name == BACKGROUND:
-                    raise WorkbenchError(f"{source}: '{BACKGROUND}' is reserved for background-only images")
+                    raise WorkbenchError(
+                        f"{source}: '{BACKGROUND}' is reserved for background-only images"
+                    )
             for c in s.categories:
                 if c in seen and seen[c] != s.name:
                     raise WorkbenchError(f"{source}: category '{c}' appears under two species")
@@ -162,12 +166,14 @@ class Taxonomy:
     def lookalike_species(self) -> list[str]:
         return [s.name for s in self.species if s.lookalike]
 
-    def with_classes(self, new: list[str]) -> "Taxonomy":
+    def with_classes(self, new: list[str]) -> Taxonomy:
         """A taxonomy with extra top-level classes (``--add-classes``)."""
         extra = tuple(Species(c, (c,)) for c in new if not self.is_known(c))
         return Taxonomy(self.name, self.species + extra)
 
     def _unknown_message(self, label: str) -> str:
-        return (f"unknown class '{label}'. Known classes: {', '.join(self.all_labels)}"
-                f" (and '{BACKGROUND}' for background-only images). "
-                "Use --add-classes to add new classes to the workspace taxonomy.")
+        return (
+            f"unknown class '{label}'. Known classes: {', '.join(self.all_labels)}"
+            f" (and '{BACKGROUND}' for background-only images). "
+            "Use --add-classes to add new classes to the workspace taxonomy."
+        )

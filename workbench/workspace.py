@@ -3,6 +3,7 @@
 Layout (see docs/operations.md): workbench.toml, taxonomy.toml, catalog.sqlite,
 models/, reports/, services/.
 """
+
 from __future__ import annotations
 
 import os
@@ -51,15 +52,18 @@ class Workspace:
         if (root / CONFIG_NAME).exists():
             if not exist_ok:
                 raise WorkspaceError(
-                    f"a workspace already exists at {root}; use it, or choose another --workspace")
+                    f"a workspace already exists at {root}; use it, or choose another --workspace"
+                )
             return cls.open(root)
         root.mkdir(parents=True, exist_ok=True)
         for sub in ("models", "reports", "services"):
             (root / sub).mkdir(exist_ok=True)
         atomic_write_text(root / TAXONOMY_NAME, tomli_w.dumps(taxonomy.to_dict()))
         config = {
-            "workspace": {"created": datetime.now(UTC).isoformat(timespec="seconds"),
-                          "taxonomy": TAXONOMY_NAME},
+            "workspace": {
+                "created": datetime.now(UTC).isoformat(timespec="seconds"),
+                "taxonomy": TAXONOMY_NAME,
+            },
             "labelstudio": {"url": DEFAULT_LS_URL},
             # backbone and image size: the code's defaults (TrainConfig) unless set here;
             # `wb retrain` says which it used and why
@@ -79,7 +83,8 @@ class Workspace:
         if not cfg.exists():
             raise WorkspaceError(
                 f"no workspace at {root} (no {CONFIG_NAME}). Run `wb --workspace {root} init` "
-                "first, or point --workspace / WB_WORKSPACE at an existing one.")
+                "first, or point --workspace / WB_WORKSPACE at an existing one."
+            )
         try:
             config = tomllib.loads(cfg.read_text())
         except tomllib.TOMLDecodeError as exc:

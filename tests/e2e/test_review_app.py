@@ -5,6 +5,7 @@ URLs, renders the App and a saved view in Debian's ``chromium``, keeps the
 screenshot under ``test-artifacts/``, then stops ``wb`` with Ctrl-C (SIGINT) and
 checks that every process it started (worker, MongoDB, App server) is gone.
 """
+
 from __future__ import annotations
 
 import os
@@ -21,25 +22,38 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests" / "integration"))
-from review_cases import build_case
+from review_cases import build_case  # noqa: E402 (after the sys.path line)
 
-from workbench.services import free_port
-from workbench.taxonomy import Taxonomy
-from workbench.workspace import Workspace
+from workbench.services import free_port  # noqa: E402 (after the sys.path line)
+from workbench.taxonomy import Taxonomy  # noqa: E402 (after the sys.path line)
+from workbench.workspace import Workspace  # noqa: E402 (after the sys.path line)
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.timeout(400)]
 ARTIFACTS = REPO / "test-artifacts"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                  "--no-first-run", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--window-size=1600,1000",
-                  "--virtual-time-budget=20000"]
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--window-size=1600,1000",
+    "--virtual-time-budget=20000",
+]
 
 
 def _chromium(url: str, tmp_path: Path, *args: str) -> str:
     profile = tmp_path / f"chromium-profile-{time.monotonic_ns()}"
-    result = subprocess.run([CHROMIUM, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args, url],
-                            capture_output=True, text=True, timeout=120, check=False)
+    result = subprocess.run(
+        [CHROMIUM, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args, url],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     return result.stdout
 
@@ -72,17 +86,30 @@ def review_workspace(tmp_path):
     return ws, ids
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="Debian chromium is not installed "
-                    "(apt-get install -y chromium)")
-def test_app_shows_the_dataset_and_its_saved_views_then_stops_cleanly(review_workspace,
-                                                                        tmp_path):
+@pytest.mark.skipif(
+    CHROMIUM is None, reason="Debian chromium is not installed (apt-get install -y chromium)"
+)
+def test_app_shows_the_dataset_and_its_saved_views_then_stops_cleanly(review_workspace, tmp_path):
     ws, _ids = review_workspace
     port = free_port()
     wb = subprocess.Popen(
-        [sys.executable, "-c", "from workbench.cli import main; main()", "-w", str(ws.root), "review", "--port", str(port),
-         "--no-progress"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path,
-        env={**os.environ, "HOME": str(tmp_path / "home")})
+        [
+            sys.executable,
+            "-c",
+            "from workbench.cli import main; main()",
+            "-w",
+            str(ws.root),
+            "review",
+            "--port",
+            str(port),
+            "--no-progress",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, "HOME": str(tmp_path / "home")},
+    )
     printed = []
     try:
         for line in wb.stdout:
@@ -111,7 +138,7 @@ def test_app_shows_the_dataset_and_its_saved_views_then_stops_cleanly(review_wor
         assert shot.stat().st_size > 10_000
         text = _page_text_showing(app_url, tmp_path, r"\b5 samples\b")
         dom = _chromium(app_url, tmp_path, "--dump-dom")
-        assert f'value="{dataset}"' in dom          # the dataset selector shows our dataset
+        assert f'value="{dataset}"' in dom  # the dataset selector shows our dataset
         assert re.search(r"\b5 samples\b", text), text[:2000]
         # a saved view opens by its URL and shows only its samples
         view_text = _page_text_showing(view_url, tmp_path, r"\b3 samples\b")
@@ -119,7 +146,7 @@ def test_app_shows_the_dataset_and_its_saved_views_then_stops_cleanly(review_wor
         _chromium(view_url, tmp_path, f"--screenshot={ARTIFACTS / 'review_app_view.png'}")
     finally:
         if wb.poll() is None:
-            wb.send_signal(signal.SIGINT)        # what Ctrl-C in the terminal sends
+            wb.send_signal(signal.SIGINT)  # what Ctrl-C in the terminal sends
         code = wb.wait(timeout=90)
     rest = wb.stdout.read()
     wb.stdout.close()

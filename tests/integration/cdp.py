@@ -9,6 +9,7 @@ then read the rendered page and take a screenshot, over one DevTools websocket::
         page.wait_for("document.body.innerText.includes('Regions')")
         page.screenshot(path)
 """
+
 from __future__ import annotations
 
 import base64
@@ -22,9 +23,18 @@ from pathlib import Path
 import httpx
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-quic", "--no-first-run", "--disable-component-update", "--disable-sync",
-         "--remote-debugging-address=127.0.0.1", "--remote-debugging-port=0"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-component-update",
+    "--disable-sync",
+    "--remote-debugging-address=127.0.0.1",
+    "--remote-debugging-port=0",
+]
 
 
 class BrowserError(RuntimeError):
@@ -40,14 +50,21 @@ class Browser:
         self.profile = Path(tmp) / f"chromium-cdp-{time.monotonic_ns()}"
         self.profile.mkdir(parents=True)
         self.proc = subprocess.Popen(
-            [CHROMIUM, *FLAGS, f"--window-size={width},{height}",
-             f"--user-data-dir={self.profile}", "about:blank"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            [
+                CHROMIUM,
+                *FLAGS,
+                f"--window-size={width},{height}",
+                f"--user-data-dir={self.profile}",
+                "about:blank",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
         self._ids = itertools.count(1)
         self.ws = None
 
     # ---- lifecycle ---------------------------------------------------------------
-    def __enter__(self) -> "Browser":
+    def __enter__(self) -> Browser:
         import websocket
 
         port_file = self.profile / "DevToolsActivePort"
@@ -61,8 +78,9 @@ class Browser:
         port = int(port_file.read_text().split()[0])
         targets = httpx.get(f"http://127.0.0.1:{port}/json/list", timeout=10).json()
         page = next(t for t in targets if t.get("type") == "page")
-        self.ws = websocket.create_connection(page["webSocketDebuggerUrl"], timeout=60,
-                                              suppress_origin=True)
+        self.ws = websocket.create_connection(
+            page["webSocketDebuggerUrl"], timeout=60, suppress_origin=True
+        )
         self.call("Page.enable")
         self.call("Runtime.enable")
         return self
@@ -89,8 +107,9 @@ class Browser:
                 return msg.get("result", {})
 
     def evaluate(self, expression: str):
-        res = self.call("Runtime.evaluate", expression=expression, returnByValue=True,
-                        awaitPromise=True)
+        res = self.call(
+            "Runtime.evaluate", expression=expression, returnByValue=True, awaitPromise=True
+        )
         if "exceptionDetails" in res:
             raise BrowserError(f"{expression[:80]}: {res['exceptionDetails']}")
         return res.get("result", {}).get("value")
@@ -108,13 +127,15 @@ class Browser:
             try:
                 value = self.evaluate(expression)
             except BrowserError:
-                value = None        # mid-navigation: the context is being replaced
+                value = None  # mid-navigation: the context is being replaced
             if value:
                 return value
             if time.monotonic() > deadline:
                 text = self.evaluate("document.body ? document.body.innerText : ''") or ""
-                raise BrowserError(f"timed out waiting for {expression!r}; the page says: "
-                                   f"{' '.join(text.split())[:1500]}")
+                raise BrowserError(
+                    f"timed out waiting for {expression!r}; the page says: "
+                    f"{' '.join(text.split())[:1500]}"
+                )
             time.sleep(poll)
 
     def text(self) -> str:

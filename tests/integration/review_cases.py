@@ -3,6 +3,7 @@
 Shared by the review integration and browser tests. Box numbers are chosen so the
 expected COCO matching (IoU 0.5) is obvious; see ``EXPECTED``.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -20,8 +21,15 @@ RESIN_BOX = (100, 20, 150, 80)
 def _pred(label: str, box, score: float) -> dict:
     x1, y1, x2, y2 = box
     other = "resin" if label == "ivory" else "ivory"
-    return {"label": label, "x1": x1, "y1": y1, "x2": x2, "y2": y2, "score": score,
-            "probs": {label: score, other: round(1 - score, 3)}}
+    return {
+        "label": label,
+        "x1": x1,
+        "y1": y1,
+        "x2": x2,
+        "y2": y2,
+        "score": score,
+        "probs": {label: score, other: round(1 - score, 3)},
+    }
 
 
 def _draw(path: Path, boxes, colour) -> None:
@@ -38,7 +46,7 @@ IMAGES = {
     "two": ("test", "ivory", True, [("ivory", IVORY_BOX), ("resin", RESIN_BOX)]),
     "three": ("val", "background", True, []),
     "four": (None, "resin", False, None),
-    "five": ("train", "ivory", True, [("ivory", IVORY_BOX)]),   # a duplicate of "one"
+    "five": ("train", "ivory", True, [("ivory", IVORY_BOX)]),  # a duplicate of "one"
 }
 
 PREDICTIONS = {
@@ -73,24 +81,42 @@ def build_case(ws, root: Path) -> dict[str, int]:
     """Images on disk and rows in the workspace catalog; returns name -> image id."""
     root.mkdir(parents=True, exist_ok=True)
     ids: dict[str, int] = {}
-    colours = {"one": (90, 60, 30), "two": (30, 90, 60), "three": (60, 30, 90),
-               "four": (120, 120, 30), "five": (90, 60, 31)}
+    colours = {
+        "one": (90, 60, 30),
+        "two": (30, 90, 60),
+        "three": (60, 30, 90),
+        "four": (120, 120, 30),
+        "five": (90, 60, 31),
+    }
     with ws.open_catalog() as catalog:
         for name, (split, label, annotated, boxes) in IMAGES.items():
             path = root / f"{name}.png"
             _draw(path, [b for _, b in boxes or []], colours[name])
-            rec = ImageRecord(id=None, path=str(path), width=W, height=H, label=label,
-                              split=split, annotated=annotated, source_format="folders",
-                              status="duplicate" if name == "five" else "active")
+            rec = ImageRecord(
+                id=None,
+                path=str(path),
+                width=W,
+                height=H,
+                label=label,
+                split=split,
+                annotated=annotated,
+                source_format="folders",
+                status="duplicate" if name == "five" else "active",
+            )
             ids[name] = catalog.add_image(
-                rec, boxes=None if boxes is None else [Box(lbl, *b) for lbl, b in boxes])
+                rec, boxes=None if boxes is None else [Box(lbl, *b) for lbl, b in boxes]
+            )
         catalog.add_model("v1", None, "species", ["ivory", "resin"], {}, {})
         catalog.add_model("v2", "v1", "species", ["ivory", "resin"], {}, {})
         catalog.promote_model("v2")
         for version, per_image in PREDICTIONS.items():
             catalog.store_predictions(version, {ids[n]: dets for n, dets in per_image.items()})
         catalog.store_priorities("v2", [(ids[n], u, {}) for n, u in UNCERTAINTY.items()])
-        catalog.save_dup_group("one+five", "duplicate", [DupMember(ids["one"], True, 0),
-                                                         DupMember(ids["five"], False, 0)],
-                               method="phash", max_distance=0)
+        catalog.save_dup_group(
+            "one+five",
+            "duplicate",
+            [DupMember(ids["one"], True, 0), DupMember(ids["five"], False, 0)],
+            method="phash",
+            max_distance=0,
+        )
     return ids

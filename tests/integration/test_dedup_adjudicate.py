@@ -68,8 +68,14 @@ def _tasks(ls, project_id: int) -> list:
 def _answer(ls, task_id: int, choice: str) -> None:
     ls.annotations.create(
         id=task_id,
-        result=[{"from_name": VERDICT, "to_name": "image_0", "type": "choices",
-                 "value": {"choices": [choice]}}],
+        result=[
+            {
+                "from_name": VERDICT,
+                "to_name": "image_0",
+                "type": "choices",
+                "value": {"choices": [choice]},
+            }
+        ],
     )
 
 
@@ -140,8 +146,11 @@ def test_conflicts_are_adjudicated_in_label_studio_and_stay_settled(label_studio
     def check_settled():
         groups, images = state()
         ivory, claw = groups[ivory_gid], groups[claw_gid]
-        assert (ivory.resolution, ivory.resolved_label, ivory.kind) == ("label", "non_wildlife",
-                                                                        "duplicate")
+        assert (ivory.resolution, ivory.resolved_label, ivory.kind) == (
+            "label",
+            "non_wildlife",
+            "duplicate",
+        )
         assert ivory.resolved_by.startswith("labelstudio:") and len(ivory.resolved_by) > 12
         ivory_imgs = [images[str(p.resolve())] for p in planted["ivory"]]
         assert {im.label for im in ivory_imgs} == {"non_wildlife"}

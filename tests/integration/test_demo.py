@@ -1,5 +1,6 @@
 """`wb demo` runs the whole loop end to end against the real services, as the README's
 first command does (here with a small budget), and stops every server it started."""
+
 from __future__ import annotations
 
 import json
@@ -29,7 +30,7 @@ def _listening(url: str) -> bool:
     host, port = url.rsplit("//", 1)[-1].split(":")
     with socket.socket() as s:
         s.settimeout(1)
-        return s.connect_ex((host, int(port.strip("/"))) ) == 0
+        return s.connect_ex((host, int(port.strip("/")))) == 0
 
 
 def test_demo_runs_the_loop_and_stops_what_it_started(tmp_path):
@@ -41,9 +42,29 @@ def test_demo_runs_the_loop_and_stops_what_it_started(tmp_path):
         pytest.skip(f"the demo needs the Label Studio server: {exc}")
     ws = tmp_path / "demo-ws"
     proc = subprocess.run(
-        [sys.executable, "-m", "workbench", "-w", str(ws), "demo", "--epochs", "1", "--epochs-round2", "1",
-         "--images", "120", "--seed-batch", "60", "--second-batch", "12", "--json"],
-        capture_output=True, text=True, timeout=1500)
+        [
+            sys.executable,
+            "-m",
+            "workbench",
+            "-w",
+            str(ws),
+            "demo",
+            "--epochs",
+            "1",
+            "--epochs-round2",
+            "1",
+            "--images",
+            "120",
+            "--seed-batch",
+            "60",
+            "--second-batch",
+            "12",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=1500,
+    )
     assert proc.returncode == 0, proc.stderr[-4000:]
     s = json.loads(proc.stdout)
 
@@ -61,17 +82,23 @@ def test_demo_runs_the_loop_and_stops_what_it_started(tmp_path):
         k = r["corrections"]
         assert k["boxes"] > 0 and k["kept"] + k["moved"] + k["added"] == k["boxes"]
         assert k["from_predrawn"] == k["kept"] + k["moved"] and r["epochs"] == 1
-    assert s["rounds"][0]["corrections"]["from_predrawn"] == 0   # no model before round 1
+    assert s["rounds"][0]["corrections"]["from_predrawn"] == 0  # no model before round 1
     assert set(s["review"]["evaluations"]) == set(versions)
     assert s["review"]["samples"] > 0 and "missed-ground-truth" in s["review"]["views"]
 
-    listed = subprocess.run([sys.executable, "-m", "workbench", "-w", str(ws), "models", "--json"],
-                            capture_output=True, text=True, timeout=120)
+    listed = subprocess.run(
+        [sys.executable, "-m", "workbench", "-w", str(ws), "models", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert {m["version"] for m in json.loads(listed.stdout)} >= set(versions)
 
     # every server it started is stopped: Label Studio, the ML backend, FiftyOne's database
     assert not (ws / "services" / "labelstudio.json").exists()
     for url in (s["services"]["labelstudio"], s["services"]["backend"]):
         assert not _listening(url), f"{url} still answers after the demo"
-    leftovers = subprocess.run(["pgrep", "-f", str(ws)], capture_output=True, text=True).stdout.split()
+    leftovers = subprocess.run(
+        ["pgrep", "-f", str(ws)], capture_output=True, text=True
+    ).stdout.split()
     assert [p for p in leftovers if _alive(int(p))] == []

@@ -1,6 +1,7 @@
 """`wb evaluate` end to end with a real (tiny) Faster R-CNN, trained through the
 training API, registered, promoted, and measured on the catalog's test split and on an
 outside set."""
+
 from __future__ import annotations
 
 import json
@@ -52,21 +53,40 @@ def trained_ws(tmp_path_factory):
             label = ["cat", "dog", "cat", "dog", "background"][i % 5]
             path = root / "photos" / f"{i:03d}.png"
             boxes = make_image(path, rng, label)
-            catalog.add_image(ImageRecord(id=None, path=str(path), width=SIZE, height=SIZE,
-                                          label=label, annotated=True), boxes=boxes)
+            catalog.add_image(
+                ImageRecord(
+                    id=None, path=str(path), width=SIZE, height=SIZE, label=label, annotated=True
+                ),
+                boxes=boxes,
+            )
         splits = ensure_splits(catalog, ws.taxonomy)
         samples = collect_samples(catalog, ws.taxonomy, CLASSES, "species").samples
         by_split = {s: [x for x in samples if splits[x.image_id] == s] for s in ("train", "val")}
-        config = TrainConfig(backbone="mobilenet_v3", image_size=SIZE, max_epochs=1,
-                             regimen="scratch", batch_size=4, warmup_iters=1,
-                             scale_jitter=None, color_jitter=False)
+        config = TrainConfig(
+            backbone="mobilenet_v3",
+            image_size=SIZE,
+            max_epochs=1,
+            regimen="scratch",
+            batch_size=4,
+            warmup_iters=1,
+            scale_jitter=None,
+            color_jitter=False,
+        )
         result = fit(config, CLASSES, by_split["train"], by_split["val"], root / "run")
         registry = Registry.of(ws, catalog)
-        mv = registry.register(result.weights_path, config.to_dict(), CLASSES, "species",
-                               metrics={}, data={})
+        mv = registry.register(
+            result.weights_path, config.to_dict(), CLASSES, "species", metrics={}, data={}
+        )
         registry.promote(mv.version)
-        second = registry.register(result.weights_path, config.to_dict(), CLASSES, "species",
-                                   metrics={}, data={}, parent=mv.version)
+        second = registry.register(
+            result.weights_path,
+            config.to_dict(),
+            CLASSES,
+            "species",
+            metrics={},
+            data={},
+            parent=mv.version,
+        )
     return ws, mv.version, second.version, root
 
 
@@ -100,10 +120,13 @@ def test_wb_evaluate_measures_the_promoted_model_on_the_test_split(trained_ws):
     # the same figures as the metrics on the predictor's own output for those images
     predictor = Predictor(ws.models_dir / version)
     dets = predictor.predict([open_image(im.path) for im in test])
-    expected = evaluate_detections({str(im.id): boxes[im.id] for im in test},
-                                   {str(im.id): d for im, d in zip(test, dets)}, CLASSES,
-                                   image_labels={str(im.id): im.label for im in test},
-                                   score_threshold=0.1)
+    expected = evaluate_detections(
+        {str(im.id): boxes[im.id] for im in test},
+        {str(im.id): d for im, d in zip(test, dets)},
+        CLASSES,
+        image_labels={str(im.id): im.label for im in test},
+        score_threshold=0.1,
+    )
     assert out["mAP50"] == expected.mAP50 and out["accuracy"] == expected.accuracy
     assert out["confusion_matrix"]["matrix"] == expected.confusion_matrix
 
@@ -127,8 +150,9 @@ def test_wb_evaluate_on_an_outside_folder_set(trained_ws):
         (root / "outside" / label).mkdir(parents=True)
         make_image(root / "outside" / label / "x.png", rng, label)
 
-    res = invoke(ws, "--model", version, "--images", str(root / "outside"), "--format",
-                 "folders", "--json")
+    res = invoke(
+        ws, "--model", version, "--images", str(root / "outside"), "--format", "folders", "--json"
+    )
 
     assert res.exit_code == 0, res.output
     out = json.loads(res.stdout)

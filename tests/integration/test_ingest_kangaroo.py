@@ -1,4 +1,5 @@
 """Ingest the real kangaroo photos (Pascal VOC) as a user would, through `wb`."""
+
 import json
 import re
 
@@ -18,8 +19,9 @@ def wb(*args):
 def test_kangaroo_voc_ingest_status_export_reingest(tmp_path, kangaroo_dir):
     from pycocotools.coco import COCO
 
-    n_objects = sum(len(re.findall(r"<object>", p.read_text()))
-                    for p in (kangaroo_dir / "annots").glob("*.xml"))
+    n_objects = sum(
+        len(re.findall(r"<object>", p.read_text())) for p in (kangaroo_dir / "annots").glob("*.xml")
+    )
     n_images = len(list((kangaroo_dir / "images").glob("*.jpg")))
     ws = tmp_path / "ws"
     assert wb("-w", ws, "init", "--classes", "kangaroo").exit_code == 0

@@ -5,6 +5,7 @@ task that `wb push` created, and checks the page shows what the task promised: t
 hint headers, and the boxes drawn (imported ground truth as the annotation, the
 model's boxes as a prediction). Screenshots go to ``test-artifacts/``.
 """
+
 from __future__ import annotations
 
 import json
@@ -24,8 +25,9 @@ pytestmark = [
     pytest.mark.browser,
     pytest.mark.integration,
     pytest.mark.timeout(600),
-    pytest.mark.skipif(CHROMIUM is None, reason="Debian chromium is not installed "
-                       "(apt-get install -y chromium)"),
+    pytest.mark.skipif(
+        CHROMIUM is None, reason="Debian chromium is not installed (apt-get install -y chromium)"
+    ),
 ]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
@@ -69,8 +71,7 @@ def _login(page: Browser, url: str, username: str, password: str) -> None:
     page.wait_for("!location.pathname.startsWith('/user/login')", timeout=60)
 
 
-def test_an_imported_image_opens_with_its_boxes_drawn_and_the_hints_shown(label_studio,
-                                                                          tmp_path):
+def test_an_imported_image_opens_with_its_boxes_drawn_and_the_hints_shown(label_studio, tmp_path):
     ws, catalog, images = imported_workspace(label_studio, tmp_path, "pages", seed=5)
     boxed = max(images, key=lambda i: len(catalog.boxes_for(i)))
     truth = catalog.boxes_for(boxed)
@@ -78,8 +79,11 @@ def test_an_imported_image_opens_with_its_boxes_drawn_and_the_hints_shown(label_
     add_promoted_model(catalog, [boxed])
     client, conn = connect(ws)
     pid = push(ws, catalog, client, conn).project_id
-    task = next(t for t in label_studio.client.tasks.list(project=pid, fields="all")
-                if t.data[IMAGE_ID_FIELD] == boxed)
+    task = next(
+        t
+        for t in label_studio.client.tasks.list(project=pid, fields="all")
+        if t.data[IMAGE_ID_FIELD] == boxed
+    )
     creds = json.loads((label_studio.workspace.services_dir / ls_server.AUTH_NAME).read_text())
 
     with Browser(tmp_path) as page:
@@ -100,8 +104,9 @@ def test_an_imported_image_opens_with_its_boxes_drawn_and_the_hints_shown(label_
     assert state["kind"] == "annotation" and state["predictions"] == 1
     tax = ws.taxonomy
     got = sorted((r["labels"][0], round(r["x"], 2)) for r in state["regions"])
-    want = sorted((tax.species_of(b.label), round(b.x1 / images[boxed].width * 100, 2))
-                  for b in truth)
+    want = sorted(
+        (tax.species_of(b.label), round(b.x1 / images[boxed].width * 100, 2)) for b in truth
+    )
     assert got == want
     catalog.close()
 
@@ -134,7 +139,8 @@ def _click_text(page: Browser, selector: str, text: str) -> None:
 
 
 def test_an_expert_settles_a_conflict_in_the_adjudication_page_and_dedup_takes_it(
-        label_studio, tmp_path):
+    label_studio, tmp_path
+):
     """The dedup adjudication page shows the conflicting copies side by side with their
     captions and the question; the expert's click and Submit settle the group."""
     from test_dedup_adjudicate import _ingest_and_dedup, plant_conflicts, wb
@@ -148,18 +154,23 @@ def test_an_expert_settles_a_conflict_in_the_adjudication_page_and_dedup_takes_i
     r = wb(ws, "dedup", "adjudicate", "--json")
     assert r.exit_code == 0, r.output
     pid = json.loads(r.stdout)["project_id"]
-    task = next(t for t in label_studio.client.tasks.list(project=pid, fields="all")
-                if "elephant_ivory" in t.data["caption_0"] + t.data["caption_1"])
+    task = next(
+        t
+        for t in label_studio.client.tasks.list(project=pid, fields="all")
+        if "elephant_ivory" in t.data["caption_0"] + t.data["caption_1"]
+    )
     creds = json.loads((label_studio.workspace.services_dir / ls_server.AUTH_NAME).read_text())
 
     with Browser(tmp_path) as page:
         _login(page, label_studio.url, creds["username"], creds["password"])
         page.goto(f"{label_studio.url}/projects/{pid}/data?task={task.id}")
         try:
-            page.wait_for("document.body.innerText.includes('Which label is right')",
-                          timeout=120)
-            photos = page.wait_for(f"(() => {{ const p = {PHOTOS_JS}.filter(i => i[0] > 1); "
-                                   "return p.length >= 2 ? p : null; })()", timeout=60)
+            page.wait_for("document.body.innerText.includes('Which label is right')", timeout=120)
+            photos = page.wait_for(
+                f"(() => {{ const p = {PHOTOS_JS}.filter(i => i[0] > 1); "
+                "return p.length >= 2 ? p : null; })()",
+                timeout=60,
+            )
         finally:
             page.screenshot(ARTIFACTS / "labelstudio-dedup-adjudicate.png")
         text = page.text()

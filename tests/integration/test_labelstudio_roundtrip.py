@@ -287,8 +287,7 @@ def test_imported_boxes_arrive_drawn_and_a_pull_keeps_them_until_someone_edits(
         (ann,) = task.annotations
         ann = ann if isinstance(ann, dict) else ann.dict()
         got = sorted(
-            (r["value"]["rectanglelabels"][0], round(r["value"]["x"], 3))
-            for r in ann["result"]
+            (r["value"]["rectanglelabels"][0], round(r["value"]["x"], 3)) for r in ann["result"]
         )
         want = sorted(
             (tax.species_of(b.label), round(b.x1 / images[image_id].width * 100, 3))
@@ -306,9 +305,7 @@ def test_imported_boxes_arrive_drawn_and_a_pull_keeps_them_until_someone_edits(
     w, h = images[edited].width, images[edited].height
     ann = tasks[edited].annotations[0]
     ann_id = ann["id"] if isinstance(ann, dict) else ann.id
-    label_studio.client.annotations.update(
-        id=ann_id, result=[_rect("tiger", 1, 2, 30, 40, w, h)]
-    )
+    label_studio.client.annotations.update(id=ann_id, result=[_rect("tiger", 1, 2, 30, 40, w, h)])
     # deleting an untouched imported annotation takes nothing away (a negative included)
     negative = next((i for i in images if not before[i]), None)
     kept = next(i for i in images if i != edited and before[i])

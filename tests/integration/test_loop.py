@@ -1,6 +1,7 @@
 """`wb retrain` closes the loop against a REAL Label Studio: it pulls the annotations
 made there, trains, promotes, predicts the rest, and writes boxes and the uncertainty
 order back, so Label Studio's next task is the model's least certain image."""
+
 from __future__ import annotations
 
 import json
@@ -32,13 +33,16 @@ def test_retrain_pulls_trains_and_writes_the_order_back(label_studio, demo_data,
     # 30 demo images (10 background-free per species-ish mix) copied under the served root
     folder = label_studio.images_dir("loop")
     truth = {}
-    for im in [i for i in coco["images"] if i["label"] != "background"][:26] + \
-              [i for i in coco["images"] if i["label"] == "background"][:4]:
+    for im in [i for i in coco["images"] if i["label"] != "background"][:26] + [
+        i for i in coco["images"] if i["label"] == "background"
+    ][:4]:
         src = demo_data / im["file_name"]
         dst = folder / im["label"] / src.name
         dst.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(src, dst)
-        truth[str(dst.resolve())] = [(cats[a["category_id"]], a["bbox"]) for a in boxes.get(im["id"], [])]
+        truth[str(dst.resolve())] = [
+            (cats[a["category_id"]], a["bbox"]) for a in boxes.get(im["id"], [])
+        ]
 
     ws = Workspace.create(tmp_path / "ws", Taxonomy.default())
     label_studio.attach(ws)
@@ -60,16 +64,39 @@ def test_retrain_pulls_trains_and_writes_the_order_back(label_studio, demo_data,
         for cat, (x, y, w, h) in truth[im.path]:
             value = percent_rect({"x1": x, "y1": y, "x2": x + w, "y2": y + h}, im.width, im.height)
             value["rectanglelabels"] = [ws.taxonomy.species_of(cat)]
-            result.append({"from_name": FROM_NAME, "to_name": TO_NAME, "type": "rectanglelabels",
-                           "original_width": im.width, "original_height": im.height,
-                           "image_rotation": 0, "value": value})
+            result.append(
+                {
+                    "from_name": FROM_NAME,
+                    "to_name": TO_NAME,
+                    "type": "rectanglelabels",
+                    "original_width": im.width,
+                    "original_height": im.height,
+                    "image_rotation": 0,
+                    "value": value,
+                }
+            )
         sdk.annotations.create(id=task_of[image_id], result=result)
         annotated.append(image_id)
 
-    r = wb(ws, "retrain", "--backbone", "mobilenet_v3", "--image-size", "96", "--max-epochs", "1",
-           "--batch-size", "4", "--regimen", "scratch", "--weights", "none", "--json")
+    r = wb(
+        ws,
+        "retrain",
+        "--backbone",
+        "mobilenet_v3",
+        "--image-size",
+        "96",
+        "--max-epochs",
+        "1",
+        "--batch-size",
+        "4",
+        "--regimen",
+        "scratch",
+        "--weights",
+        "none",
+        "--json",
+    )
     assert r.exit_code == 0, r.output
-    report = json.loads(r.output[r.output.index("{"):])
+    report = json.loads(r.output[r.output.index("{") :])
     steps = {s["step"]: s for s in report["steps"]}
     assert steps["pull"]["status"] == "done" and "22 images updated" in steps["pull"]["message"]
     assert steps["promote"]["status"] == "done" and report["promoted"] == "v001"
@@ -83,7 +110,10 @@ def test_retrain_pulls_trains_and_writes_the_order_back(label_studio, demo_data,
     assert {p.image_id for p in ranked} == unannotated
     project = sdk.projects.get(id=pid)
     assert project.model_version == "v001" and project.sampling == "Uncertainty sampling"
-    nxt = httpx.get(f"{label_studio.url}/api/projects/{pid}/next",
-                    headers={"Authorization": f"Token {label_studio.token}"}, timeout=60)
+    nxt = httpx.get(
+        f"{label_studio.url}/api/projects/{pid}/next",
+        headers={"Authorization": f"Token {label_studio.token}"},
+        timeout=60,
+    )
     assert nxt.status_code == 200, nxt.text
     assert nxt.json()["id"] == task_of[ranked[0].image_id]

@@ -3,6 +3,7 @@ Label Studio's own next-task endpoint hands out the most uncertain image first.
 
 Each test uses a fresh project: ``/next`` locks the task it returns for that user.
 """
+
 from __future__ import annotations
 
 import sys
@@ -27,13 +28,22 @@ pytestmark = pytest.mark.integration
 # a tiger product, so it disagrees with its own label: the most uncertain image although
 # the fourth has the lowest box score (what `wb push` orders by before any priorities)
 BRIGHTNESS = [240, 200, 225, 150, 210, 180]
-LABELS = ["elephant_ivory", "elephant_ivory", "tiger_claw", "elephant_ivory", "elephant_skin",
-          "elephant_ivory"]
+LABELS = [
+    "elephant_ivory",
+    "elephant_ivory",
+    "tiger_claw",
+    "elephant_ivory",
+    "elephant_skin",
+    "elephant_ivory",
+]
 
 
 def _next_task(label_studio, project_id: int) -> dict:
-    r = httpx.get(f"{label_studio.url}/api/projects/{project_id}/next",
-                  headers={"Authorization": f"Token {label_studio.token}"}, timeout=60)
+    r = httpx.get(
+        f"{label_studio.url}/api/projects/{project_id}/next",
+        headers={"Authorization": f"Token {label_studio.token}"},
+        timeout=60,
+    )
     assert r.status_code == 200, r.text
     return r.json()
 
@@ -43,8 +53,10 @@ def _workspace(label_studio, tmp_path_factory, name: str):
     label_studio.attach(ws)
     catalog = ws.open_catalog()
     folder = label_studio.images_dir(name)
-    ids = [add_image(catalog, draw(folder / f"img{i}.png", b, (30 * i, 60)), label=label)
-           for i, (b, label) in enumerate(zip(BRIGHTNESS, LABELS))]
+    ids = [
+        add_image(catalog, draw(folder / f"img{i}.png", b, (30 * i, 60)), label=label)
+        for i, (b, label) in enumerate(zip(BRIGHTNESS, LABELS))
+    ]
     register_model(ws, catalog)
     return ws, catalog, ids
 
@@ -56,18 +68,19 @@ def test_next_task_is_the_most_uncertain_image(label_studio, tmp_path_factory):
         # the model's boxes are pushed first, as `wb retrain` leaves them: scores = box scores
         images = catalog.images(ids=ids)
         dets = model.predict([_open(im.path) for im in images])
-        catalog.store_predictions(VERSION, {im.id: [d.to_dict() for d in ds]
-                                            for im, ds in zip(images, dets)})
+        catalog.store_predictions(
+            VERSION, {im.id: [d.to_dict() for d in ds] for im, ds in zip(images, dets)}
+        )
         client, conn = connect(ws)
         pushed = push(ws, catalog, client, conn, new_project=True)
         assert pushed.created == len(ids) and pushed.with_predictions == len(ids)
         # a project left without a version and on sequential sampling: the trap the order
         # must get past (Label Studio refuses a version no prediction carries, so "" it is)
-        client.update_project(pushed.project_id, model_version="",
-                              sampling="Sequential sampling")
+        client.update_project(pushed.project_id, model_version="", sampling="Sequential sampling")
 
-        result = prioritize(ws, catalog, PrioritizeConfig(selection=SelectionConfig(batch=3)),
-                            predictor=model)
+        result = prioritize(
+            ws, catalog, PrioritizeConfig(selection=SelectionConfig(batch=3)), predictor=model
+        )
         order = apply_order(open_project(ws, client, conn), catalog, result.version)
 
         most_uncertain = result.ranked[0].image_id
@@ -83,8 +96,9 @@ def test_next_task_is_the_most_uncertain_image(label_studio, tmp_path_factory):
         catalog.close()
 
 
-def test_tasks_pushed_without_predictions_get_the_model_boxes_and_the_order(label_studio,
-                                                                            tmp_path_factory):
+def test_tasks_pushed_without_predictions_get_the_model_boxes_and_the_order(
+    label_studio, tmp_path_factory
+):
     ws, catalog, ids = _workspace(label_studio, tmp_path_factory, "prio-create")
     try:
         client, conn = connect(ws)

@@ -1,6 +1,7 @@
 """`wb prioritize` with a real registered detector (untrained, tiny images): predictions
 with full class probabilities are made and stored, pooled features are cached, and the
 page is written. Quality is not the point here; the plumbing is."""
+
 from __future__ import annotations
 
 import json
@@ -30,13 +31,28 @@ def test_prioritize_runs_a_registered_model_end_to_end(workspace_factory, tmp_pa
     weights = tmp_path / "weights.pt"
     torch.save(build_model(config, CLASSES).state_dict(), weights)
     with ws.open_catalog() as catalog:
-        ids = [add_image(catalog, draw(tmp_path / f"img{i}.png", 60 + 40 * i, (50 * i, 20)))
-               for i in range(4)]
+        ids = [
+            add_image(catalog, draw(tmp_path / f"img{i}.png", 60 + 40 * i, (50 * i, 20)))
+            for i in range(4)
+        ]
         registry = Registry.of(ws, catalog)
         mv = registry.register(weights, config.to_dict(), CLASSES, "species", {}, {})
         registry.promote(mv.version)
-    res = CliRunner().invoke(cli, ["--workspace", str(ws.root), "prioritize", "--strategy",
-                                   "diverse", "--batch", "2", "--show", "4", "--json"])
+    res = CliRunner().invoke(
+        cli,
+        [
+            "--workspace",
+            str(ws.root),
+            "prioritize",
+            "--strategy",
+            "diverse",
+            "--batch",
+            "2",
+            "--show",
+            "4",
+            "--json",
+        ],
+    )
     assert res.exit_code == 0, res.output
     out = json.loads(res.stdout)
     assert len(out) == 2

@@ -1,5 +1,6 @@
 """`wb retrain` under torchrun: 2 CPU processes on gloo see disjoint training images,
 and only one model is saved and registered."""
+
 import json
 import os
 import subprocess
@@ -50,9 +51,22 @@ def test_two_gloo_processes_train_on_disjoint_data_and_save_one_model(workspace_
     script.write_text(WORKER)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-         str(script), str(ws.root), str(tmp_path)],
-        capture_output=True, text=True, timeout=300, env=env)
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node",
+            "2",
+            str(script),
+            str(ws.root),
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     r0 = json.loads((tmp_path / "rank0.json").read_text())
     r1 = json.loads((tmp_path / "rank1.json").read_text())

@@ -1,8 +1,8 @@
 """The loop end to end on tiny synthetic data: sticky splits across retrains,
 promotion only when better, and the `wb retrain` / `wb models` commands."""
+
 import json
 
-import pytest
 import torch
 from click.testing import CliRunner
 
@@ -14,23 +14,35 @@ from workbench.detection.train import TrainConfig
 
 torch.set_num_threads(1)
 CLASSES = ["red", "blue"]
-TINY = dict(backbone="mobilenet_v3", image_size=64, batch_size=4, max_epochs=1, warmup_iters=0,
-            head_epochs=0, hflip=0.0, scale_jitter=None, color_jitter=False)
+TINY = dict(
+    backbone="mobilenet_v3",
+    image_size=64,
+    batch_size=4,
+    max_epochs=1,
+    warmup_iters=0,
+    head_epochs=0,
+    hflip=0.0,
+    scale_jitter=None,
+    color_jitter=False,
+)
 
 
 def _options(**kw):
     return RetrainOptions(train=TrainConfig(**TINY), skip={"predict"}, **kw)
 
 
-def test_splits_stick_and_promotion_happens_only_when_better(workspace_factory, tmp_path,
-                                                             monkeypatch):
+def test_splits_stick_and_promotion_happens_only_when_better(
+    workspace_factory, tmp_path, monkeypatch
+):
     ws = workspace_factory(classes=CLASSES)
     cat = ws.open_catalog()
     add_synthetic_images(cat, tmp_path / "a", CLASSES, 14, size=64, seed=1, negatives=2)
     test_scores = {}
-    monkeypatch.setattr(retrain_mod, "evaluate_version",
-                        lambda ws, cat, version, split="test": {"mAP50": test_scores[version],
-                                                                "images": 3})
+    monkeypatch.setattr(
+        retrain_mod,
+        "evaluate_version",
+        lambda ws, cat, version, split="test": {"mAP50": test_scores[version], "images": 3},
+    )
     test_scores["v001"] = 0.5
     first = retrain(ws, cat, _options())
     assert first.versions == ["v001"] and first.promoted == "v001"
@@ -46,20 +58,23 @@ def test_splits_stick_and_promotion_happens_only_when_better(workspace_factory, 
     third = retrain(ws, cat, _options())
     assert third.promoted == "v003"
 
-    data = [json.loads((ws.models_dir / v / "data.json").read_text())["image_ids"]
-            for v in ("v001", "v002")]
-    assert set(data[0]["test"]) <= set(data[1]["test"])          # old test images stay test
-    assert not set(data[1]["test"]) & set(data[1]["train"])      # and never reach training
+    data = [
+        json.loads((ws.models_dir / v / "data.json").read_text())["image_ids"]
+        for v in ("v001", "v002")
+    ]
+    assert set(data[0]["test"]) <= set(data[1]["test"])  # old test images stay test
+    assert not set(data[1]["test"]) & set(data[1]["train"])  # and never reach training
     assert set(data[0]["train"]) <= set(data[1]["train"])
-    assert len(data[1]["train"]) > len(data[0]["train"])         # new images joined
+    assert len(data[1]["train"]) > len(data[0]["train"])  # new images joined
 
 
 def test_no_negatives_leaves_background_images_out_of_training(workspace_factory, tmp_path):
     ws = workspace_factory(classes=CLASSES)
     cat = ws.open_catalog()
     add_synthetic_images(cat, tmp_path / "a", CLASSES, 8, size=64, negatives=6)
-    options = RetrainOptions(train=TrainConfig(**TINY, negatives=False),
-                             skip={"predict", "evaluate"})
+    options = RetrainOptions(
+        train=TrainConfig(**TINY, negatives=False), skip={"predict", "evaluate"}
+    )
     retrain(ws, cat, options)
     data = json.loads((ws.models_dir / "v001" / "data.json").read_text())["image_ids"]
     negatives = {im.id for im in cat.images() if im.label == "background"}
@@ -69,12 +84,21 @@ def test_no_negatives_leaves_background_images_out_of_training(workspace_factory
 def test_wb_retrain_and_wb_models(workspace_factory, tmp_path, monkeypatch):
     from workbench.detection import weights
 
-    monkeypatch.setattr(weights, "_can_reach", lambda url, timeout=2.0: False)   # offline, as here
+    monkeypatch.setattr(weights, "_can_reach", lambda url, timeout=2.0: False)  # offline, as here
     ws = workspace_factory(classes=CLASSES)
     runner = CliRunner()
     base = ["--workspace", str(ws.root)]
-    args = ["retrain", "--backbone", "mobilenet_v3", "--image-size", "64", "--max-epochs", "1",
-            "--batch-size", "4"]
+    args = [
+        "retrain",
+        "--backbone",
+        "mobilenet_v3",
+        "--image-size",
+        "64",
+        "--max-epochs",
+        "1",
+        "--batch-size",
+        "4",
+    ]
     empty = runner.invoke(cli, base + args)
     assert empty.exit_code == 1 and "no training images" in empty.output
 
@@ -103,8 +127,9 @@ def test_wb_retrain_and_wb_models(workspace_factory, tmp_path, monkeypatch):
     assert offline.exit_code == 1 and "nothing to resume" in offline.output
 
 
-def test_ctrl_c_in_wb_retrain_says_what_was_kept_and_how_to_resume(workspace_factory, tmp_path,
-                                                                    monkeypatch):
+def test_ctrl_c_in_wb_retrain_says_what_was_kept_and_how_to_resume(
+    workspace_factory, tmp_path, monkeypatch
+):
     from workbench.detection import train as train_mod
 
     ws = workspace_factory(classes=CLASSES)
@@ -118,8 +143,21 @@ def test_ctrl_c_in_wb_retrain_says_what_was_kept_and_how_to_resume(workspace_fac
         return real(model, optimizer, loader, device, epoch, *a, **k)
 
     monkeypatch.setattr(train_mod, "train_one_epoch", ctrl_c_in_epoch_1)
-    args = ["--workspace", str(ws.root), "retrain", "--backbone", "mobilenet_v3", "--image-size",
-            "64", "--max-epochs", "3", "--batch-size", "4", "--weights", "none"]
+    args = [
+        "--workspace",
+        str(ws.root),
+        "retrain",
+        "--backbone",
+        "mobilenet_v3",
+        "--image-size",
+        "64",
+        "--max-epochs",
+        "3",
+        "--batch-size",
+        "4",
+        "--weights",
+        "none",
+    ]
     res = CliRunner().invoke(cli, args)
     assert res.exit_code == 1
     assert "interrupted; epoch 0 is saved" in res.output and "wb retrain --resume" in res.output
@@ -129,8 +167,9 @@ def test_ctrl_c_in_wb_retrain_says_what_was_kept_and_how_to_resume(workspace_fac
     assert "(resuming)" in resumed.output and "registered v001" in resumed.output
 
 
-def test_unusable_initial_weights_stop_wb_retrain_before_any_work(workspace_factory, tmp_path,
-                                                                   monkeypatch):
+def test_unusable_initial_weights_stop_wb_retrain_before_any_work(
+    workspace_factory, tmp_path, monkeypatch
+):
     from workbench.detection import weights
 
     ws = workspace_factory(classes=CLASSES)
@@ -146,8 +185,11 @@ def test_unusable_initial_weights_stop_wb_retrain_before_any_work(workspace_fact
     missing = runner.invoke(cli, base + ["retrain", "--weights", str(tmp_path / "gone.pt")])
     assert missing.exit_code == 1 and "gone.pt: no such file" in missing.output
     monkeypatch.setattr(weights, "_can_reach", lambda url, timeout=2.0: False)
-    offline = runner.invoke(cli, base + ["retrain", "--backbone", "densenet121", "--weights",
-                                         "imagenet"])
+    offline = runner.invoke(
+        cli, base + ["retrain", "--backbone", "densenet121", "--weights", "imagenet"]
+    )
     assert offline.exit_code == 1 and "not available here" in offline.output
     assert "wb backbones" in offline.output
-    assert "no models yet" in runner.invoke(cli, base + ["models"]).output   # nothing half-registered
+    assert (
+        "no models yet" in runner.invoke(cli, base + ["models"]).output
+    )  # nothing half-registered

@@ -1,4 +1,5 @@
 """`wb review` through click's CliRunner, with the real FiftyOne worker and MongoDB."""
+
 from __future__ import annotations
 
 import json
@@ -30,26 +31,37 @@ def test_review_no_launch_json_prints_dataset_views_and_evaluations(ws):
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout)
     assert out["dataset"].startswith("wb-ws-") and out["samples"] == 5
-    assert {"high-confidence-false-positives", "missed-ground-truth", "class-confusions",
-            "worst-images", "duplicates-and-conflicts", "most-uncertain",
-            "fixed-by-new-model", "broken-by-new-model"} == set(out["views"])
+    assert {
+        "high-confidence-false-positives",
+        "missed-ground-truth",
+        "class-confusions",
+        "worst-images",
+        "duplicates-and-conflicts",
+        "most-uncertain",
+        "fixed-by-new-model",
+        "broken-by-new-model",
+    } == set(out["views"])
     assert out["evaluations"]["v1"] | {"images": 3} == {
-        "mAP50": pytest.approx(out["evaluations"]["v1"]["mAP50"]), "tp": 1, "fp": 3, "fn": 2,
-        "images": 3}
+        "mAP50": pytest.approx(out["evaluations"]["v1"]["mAP50"]),
+        "tp": 1,
+        "fp": 3,
+        "fn": 2,
+        "images": 3,
+    }
     assert out["evaluations"]["v2"]["mAP50"] == pytest.approx(1.0)
 
 
 def test_review_no_launch_text_lists_views(ws):
-    result = CliRunner().invoke(cli, ["-w", str(ws.root), "review", "--no-launch",
-                                      "--no-progress", "--model", "v1"])
+    result = CliRunner().invoke(
+        cli, ["-w", str(ws.root), "review", "--no-launch", "--no-progress", "--model", "v1"]
+    )
     assert result.exit_code == 0, result.output
     assert "Views are about model v1" in result.output
     assert "class-confusions (1)" in result.output
 
 
 def test_review_unknown_model_fails_with_the_versions_it_knows(ws):
-    result = CliRunner().invoke(cli, ["-w", str(ws.root), "review", "--no-launch",
-                                      "--model", "v9"])
+    result = CliRunner().invoke(cli, ["-w", str(ws.root), "review", "--no-launch", "--model", "v9"])
     assert result.exit_code == 1
     assert "model version 'v9' has no predictions" in result.output
     assert "v1, v2" in result.output

@@ -3,6 +3,7 @@
 Every build runs in the FiftyOne worker process with the workspace's own
 ``mongod``; the hand-made case is in ``review_cases.py``.
 """
+
 from __future__ import annotations
 
 import os
@@ -10,8 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from review_cases import (EVALUATED, EXPECTED, IMAGES, IVORY_BOX, PREDICTIONS, H, W,
-                          build_case)
+from review_cases import EVALUATED, EXPECTED, IMAGES, IVORY_BOX, PREDICTIONS, H, W, build_case
 
 from workbench.catalog import Box
 from workbench.errors import WorkbenchError
@@ -54,18 +54,23 @@ def test_dataset_holds_the_catalogs_images_and_boxes(built):
     assert summary["samples"] == len(IMAGES) == len(described["samples"])
     samples = _by_id(described)
     with ws.open_catalog() as catalog:
-        for name, image_id in ids.items():
+        for _name, image_id in ids.items():
             image = catalog.get_image(image_id)
             s = samples[image_id]
             assert s["filepath"] == image.path
             assert (s["split"], s["status"], s["annotated"]) == (
-                image.split, image.status, image.annotated)
+                image.split,
+                image.status,
+                image.annotated,
+            )
             gt = catalog.boxes_for(image_id) if image.annotated else None
             if gt is None:
                 assert s["ground_truth"] is None
                 continue
-            got = sorted((d["label"], *np.round(np.array(d["bounding_box"]) *
-                                                [W, H, W, H], 6)) for d in s["ground_truth"])
+            got = sorted(
+                (d["label"], *np.round(np.array(d["bounding_box"]) * [W, H, W, H], 6))
+                for d in s["ground_truth"]
+            )
             want = sorted((b.label, b.x1, b.y1, b.x2 - b.x1, b.y2 - b.y1) for b in gt)
             assert got == want
 
@@ -76,9 +81,10 @@ def test_predictions_carry_confidence_and_class_probabilities(built):
     for version, per_image in PREDICTIONS.items():
         for name, dets in per_image.items():
             got = samples[ids[name]][f"pred_{version}"]
-            assert [(d["label"], d["confidence"], d["probs"]) for d in got] == \
-                [(d["label"], d["score"], d["probs"]) for d in dets]
-    assert samples[ids["five"]]["pred_v1"] is None   # no predictions stored for it
+            assert [(d["label"], d["confidence"], d["probs"]) for d in got] == [
+                (d["label"], d["score"], d["probs"]) for d in dets
+            ]
+    assert samples[ids["five"]]["pred_v1"] is None  # no predictions stored for it
 
 
 def test_per_sample_tp_fp_fn_match_pycocotools(built):
@@ -124,8 +130,13 @@ def test_views_follow_the_chosen_model_and_rerun_updates_in_place(tmp_path):
 
     # nothing changed: nothing rewritten, evaluations kept
     again = build_review(ws, model="v1")
-    assert again["sync"] == {"added": 0, "updated": 0, "removed": 0, "unchanged": 5,
-                             "removed_fields": []}
+    assert again["sync"] == {
+        "added": 0,
+        "updated": 0,
+        "removed": 0,
+        "unchanged": 5,
+        "removed_fields": [],
+    }
     assert again["evaluations"] == first["evaluations"]
 
     # an annotator fixes image "two"; image "three" is excluded
@@ -163,7 +174,7 @@ def test_fiftyone_state_stays_in_the_workspace(built):
     paths = review_paths(ws)
     # the fixture checked that the user's ~/.fiftyone did not change
     assert any(paths.database_dir.glob("collection-*.wt"))
-    assert not paths.database_state.exists()      # the database stopped with the worker
+    assert not paths.database_state.exists()  # the database stopped with the worker
 
 
 def _pycocotools_counts(ws, image_ids: list[int], version: str) -> dict[int, tuple[int, int, int]]:
@@ -175,20 +186,36 @@ def _pycocotools_counts(ws, image_ids: list[int], version: str) -> dict[int, tup
         boxes = catalog.boxes_by_image(image_ids)
         preds = catalog.predictions(version, image_ids)
     cats = {"ivory": 1, "resin": 2}
-    gt = {"images": [{"id": i, "width": W, "height": H} for i in image_ids],
-          "categories": [{"id": c, "name": n} for n, c in cats.items()], "annotations": []}
+    gt = {
+        "images": [{"id": i, "width": W, "height": H} for i in image_ids],
+        "categories": [{"id": c, "name": n} for n, c in cats.items()],
+        "annotations": [],
+    }
     for i in image_ids:
         for b in boxes[i]:
-            gt["annotations"].append({
-                "id": len(gt["annotations"]) + 1, "image_id": i, "category_id": cats[b.label],
-                "bbox": [b.x1, b.y1, b.x2 - b.x1, b.y2 - b.y1],
-                "area": (b.x2 - b.x1) * (b.y2 - b.y1), "iscrowd": 0})
+            gt["annotations"].append(
+                {
+                    "id": len(gt["annotations"]) + 1,
+                    "image_id": i,
+                    "category_id": cats[b.label],
+                    "bbox": [b.x1, b.y1, b.x2 - b.x1, b.y2 - b.y1],
+                    "area": (b.x2 - b.x1) * (b.y2 - b.y1),
+                    "iscrowd": 0,
+                }
+            )
     coco = COCO()
     coco.dataset = gt
     coco.createIndex()
-    dts = [{"image_id": i, "category_id": cats[d["label"]], "score": d["score"],
-            "bbox": [d["x1"], d["y1"], d["x2"] - d["x1"], d["y2"] - d["y1"]]}
-           for i in image_ids for d in preds.get(i, [])]
+    dts = [
+        {
+            "image_id": i,
+            "category_id": cats[d["label"]],
+            "score": d["score"],
+            "bbox": [d["x1"], d["y1"], d["x2"] - d["x1"], d["y2"] - d["y1"]],
+        }
+        for i in image_ids
+        for d in preds.get(i, [])
+    ]
     ev = COCOeval(coco, coco.loadRes(dts), "bbox")
     ev.params.iouThrs = np.array([0.5])
     ev.params.areaRng, ev.params.areaRngLbl = [[0, 1e10]], ["all"]

@@ -6,6 +6,7 @@ The case (review_cases.py) is built for model v1, so ``missed-ground-truth`` hol
 v2: its prioritised scores put image "four" (score 0.1) first until something is sent.
 ``/next`` locks the task it returns for a day: it is asked once, on a fresh project.
 """
+
 from __future__ import annotations
 
 import json
@@ -61,8 +62,9 @@ def _wb(ws, *args):
 
 @pytest.fixture(scope="module")
 def case(label_studio, tmp_path_factory):
-    ws = Workspace.create(tmp_path_factory.mktemp("review-send") / "ws",
-                          Taxonomy.flat(["ivory", "resin"]))
+    ws = Workspace.create(
+        tmp_path_factory.mktemp("review-send") / "ws", Taxonomy.flat(["ivory", "resin"])
+    )
     label_studio.attach(ws)
     ids = build_case(ws, label_studio.images_dir("review-send"))
     built = _wb(ws, "review", "--no-launch", "--no-progress", "--model", "v1")
@@ -71,14 +73,19 @@ def case(label_studio, tmp_path_factory):
 
 
 def _tasks(label_studio, project_id: int) -> Counter:
-    return Counter(t.data[IMAGE_ID_FIELD] for t in
-                   label_studio.client.tasks.list(project=project_id, fields="all"))
+    return Counter(
+        t.data[IMAGE_ID_FIELD]
+        for t in label_studio.client.tasks.list(project=project_id, fields="all")
+    )
 
 
 def _scores(label_studio, project_id: int, version: str) -> dict[int, float]:
     """task id -> score of its prediction of ``version``."""
-    return {p.task: p.score for p in label_studio.client.predictions.list(project=project_id)
-            if p.model_version == version}
+    return {
+        p.task: p.score
+        for p in label_studio.client.predictions.list(project=project_id)
+        if p.model_version == version
+    }
 
 
 def test_send_view_puts_its_images_first_and_never_duplicates(case, label_studio):
@@ -86,8 +93,7 @@ def test_send_view_puts_its_images_first_and_never_duplicates(case, label_studio
     # "one" and "four" already have tasks; "four" scores 0.1 (v2's most uncertain image)
     client, conn = connect(ws)
     with ws.open_catalog() as catalog:
-        pushed = push(ws, catalog, client, conn, new_project=True,
-                      only=[ids["one"], ids["four"]])
+        pushed = push(ws, catalog, client, conn, new_project=True, only=[ids["one"], ids["four"]])
     assert pushed.created == 2 and pushed.model_version == "v2"
     pid = pushed.project_id
 
@@ -100,8 +106,11 @@ def test_send_view_puts_its_images_first_and_never_duplicates(case, label_studio
     assert (out["pushed"], out["moved"]) == (1, 0)
     assert _tasks(label_studio, pid) == Counter({ids["one"]: 1, ids["four"]: 1, ids["two"]: 1})
 
-    r = httpx.get(f"{label_studio.url}/api/projects/{pid}/next",
-                  headers={"Authorization": f"Token {label_studio.token}"}, timeout=60)
+    r = httpx.get(
+        f"{label_studio.url}/api/projects/{pid}/next",
+        headers={"Authorization": f"Token {label_studio.token}"},
+        timeout=60,
+    )
     assert r.status_code == 200, r.text
     assert r.json()["data"][IMAGE_ID_FIELD] == ids["two"]
 
@@ -115,9 +124,13 @@ def test_send_view_puts_its_images_first_and_never_duplicates(case, label_studio
 def test_send_tagged_samples_of_a_view(case, label_studio):
     ws, ids = case
     env = {**os.environ, **fiftyone_env(review_paths(ws).ensure())}
-    subprocess.run([sys.executable, "-c", TAG_SCRIPT, str(ws.root), str(ids["three"]),
-                    str(ids["one"]), "fix"], env=env, check=True, timeout=180,
-                   stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [sys.executable, "-c", TAG_SCRIPT, str(ws.root), str(ids["three"]), str(ids["one"]), "fix"],
+        env=env,
+        check=True,
+        timeout=180,
+        stdout=subprocess.DEVNULL,
+    )
 
     result = _wb(ws, "review", "send", "worst-images", "--tag", "fix", "--json")
     assert result.exit_code == 0, result.output
@@ -130,8 +143,9 @@ def test_send_tagged_samples_of_a_view(case, label_studio):
     # the sent tasks score below every other prediction of the project's version
     scores = _scores(label_studio, pid, out["model_version"])
     sent_tasks = {s["task_id"] for s in out["sent"]}
-    assert {t: scores[t] for t in sent_tasks} == {s["task_id"]: pytest.approx(s["score"])
-                                                  for s in out["sent"]}
+    assert {t: scores[t] for t in sent_tasks} == {
+        s["task_id"]: pytest.approx(s["score"]) for s in out["sent"]
+    }
     others = [s for t, s in scores.items() if t not in sent_tasks]
     assert others and max(scores[t] for t in sent_tasks) < min(others)
 
@@ -144,13 +158,16 @@ def test_send_tagged_samples_of_a_view(case, label_studio):
     # "one" too: its ground truth went in as the task's annotation with the plain
     # `push` of the first test (an image with boxes arrives annotated)
     first, second = sorted([ids["one"], ids["three"]])
-    assert ("2 of the sent images are already annotated in Label Studio" in again.output
-            and f"(images {first}, {second})" in again.output)
+    assert (
+        "2 of the sent images are already annotated in Label Studio" in again.output
+        and f"(images {first}, {second})" in again.output
+    )
 
     nothing = _wb(ws, "review", "send", "--tag", "no-such-tag")
     assert nothing.exit_code == 1
-    assert "nothing to send: the review dataset tagged 'no-such-tag' holds no images" \
-        in nothing.output
+    assert (
+        "nothing to send: the review dataset tagged 'no-such-tag' holds no images" in nothing.output
+    )
     assert "Tags in the dataset: fix" in nothing.output
 
 

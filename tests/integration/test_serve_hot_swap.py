@@ -1,5 +1,6 @@
 """Hot swap over real HTTP: promoting a new version while requests run fails none of
 them, and the predictions after the swap carry the new version."""
+
 from __future__ import annotations
 
 import threading
@@ -27,8 +28,9 @@ def test_promoting_while_requests_run_fails_none_and_switches_version(workspace_
         first = register_untrained_model(ws, catalog, ["cat", "dog"], seed=0, promote=True)
         second = register_untrained_model(ws, catalog, ["cat", "dog"], seed=1)
     holder = ModelHolder.for_workspace(ws, ws.open_catalog, poll_seconds=0.2)
-    app = create_app(holder, ws.open_catalog,
-                     BackendSettings(taxonomy=ws.taxonomy, document_root=root))
+    app = create_app(
+        holder, ws.open_catalog, BackendSettings(taxonomy=ws.taxonomy, document_root=root)
+    )
     body = {"tasks": [{"id": i, "data": {"image": "/data/local-files/?d=a.png"}} for i in range(2)]}
     answers: list[tuple[float, int, str | None]] = []
     stop = threading.Event()
@@ -56,12 +58,13 @@ def test_promoting_while_requests_run_fails_none_and_switches_version(workspace_
         for w in workers:
             w.join(60)
 
-    assert answers and all(status == 200 for _, status, _ in answers), \
-        sorted({s for _, s, _ in answers})
+    assert answers and all(status == 200 for _, status, _ in answers), sorted(
+        {s for _, s, _ in answers}
+    )
     versions = [v for _, _, v in answers]
     assert versions[0] == first
     # once the new version answered, no later answer is the old one
     switch = versions.index(second)
     finished = [v for t, _, v in sorted(answers)]
-    assert finished[finished.index(second):].count(first) <= 3   # only requests already in flight
+    assert finished[finished.index(second) :].count(first) <= 3  # only requests already in flight
     assert versions.count(second) >= 2 and switch > 0

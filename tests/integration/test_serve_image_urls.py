@@ -1,6 +1,7 @@
 """The ML backend's image fetching against real servers: a file uploaded to Label Studio
 (``/data/upload/...``, fetched with the API token) and a plain http URL on another
 server (fetched without it)."""
+
 from __future__ import annotations
 
 import functools
@@ -24,13 +25,17 @@ def _photo(path, size=(90, 60), colour=(200, 30, 30)):
 
 def test_an_image_uploaded_to_label_studio_is_fetched_with_the_token(label_studio, tmp_path):
     ls = label_studio.client
-    project = ls.projects.create(title="upload fetch",
-                                 label_config='<View><Image name="image" value="$image"/></View>')
+    project = ls.projects.create(
+        title="upload fetch", label_config='<View><Image name="image" value="$image"/></View>'
+    )
     photo = _photo(tmp_path / "uploaded photo.jpg")
     with photo.open("rb") as fh:
-        r = httpx.post(f"{label_studio.url}/api/projects/{project.id}/import",
-                       headers={"Authorization": f"Token {label_studio.token}"},
-                       files={"file": (photo.name, fh, "image/jpeg")}, timeout=60)
+        r = httpx.post(
+            f"{label_studio.url}/api/projects/{project.id}/import",
+            headers={"Authorization": f"Token {label_studio.token}"},
+            files={"file": (photo.name, fh, "image/jpeg")},
+            timeout=60,
+        )
     assert r.status_code == 201, r.text
     (task,) = list(ls.tasks.list(project=project.id, fields="all"))
     url = task.data["image"]
@@ -38,10 +43,11 @@ def test_an_image_uploaded_to_label_studio_is_fetched_with_the_token(label_studi
 
     got = ImageResolver(ls_url=label_studio.url, ls_token=label_studio.token).open(url)
     assert got.image.size == (90, 60) and got.path is None
-    assert got.image.getpixel((45, 30))[0] > 150          # the red photo, not an error page
+    assert got.image.getpixel((45, 30))[0] > 150  # the red photo, not an error page
     # the same URL, absolute, on Label Studio's host: the token goes with it too
     absolute = ImageResolver(ls_url=label_studio.url, ls_token=label_studio.token).open(
-        label_studio.url + url)
+        label_studio.url + url
+    )
     assert absolute.image.size == (90, 60)
     # without the token Label Studio refuses: a clear 4xx, not a crash
     with pytest.raises(ImageError) as err:
@@ -64,13 +70,14 @@ def test_an_http_image_on_another_server_is_fetched_without_credentials(tmp_path
             pass
 
     server = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", 0), functools.partial(Handler, directory=str(tmp_path / "www")))
+        ("127.0.0.1", 0), functools.partial(Handler, directory=str(tmp_path / "www"))
+    )
     threading.Thread(target=server.serve_forever, daemon=True).start()
     base = f"http://127.0.0.1:{server.server_address[1]}"
     try:
         resolver = ImageResolver(ls_url="http://127.0.0.1:1", ls_token="secret")
         assert resolver.open(f"{base}/a.jpg").image.size == (40, 70)
-        assert seen_auth == [None]          # Label Studio's token never leaves for other hosts
+        assert seen_auth == [None]  # Label Studio's token never leaves for other hosts
         with pytest.raises(ImageError) as missing:
             resolver.open(f"{base}/missing.jpg")
         assert missing.value.status == 404

@@ -1,5 +1,6 @@
 """Test data for `wb prioritize`: small drawn images whose brightness IS the model's
 confidence, a "model" that reads it back, and a registered, promoted version."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -11,7 +12,7 @@ from workbench.catalog.records import Box, ImageRecord
 from workbench.detection.predict import Detection
 
 VERSION = "v001"
-CLASSES = ["elephant", "pangolin", "tiger", "non_wildlife"]   # the default taxonomy's species
+CLASSES = ["elephant", "pangolin", "tiger", "non_wildlife"]  # the default taxonomy's species
 
 
 def draw(path: Path, brightness: int, colour=(0, 0)) -> Path:
@@ -31,7 +32,7 @@ class BrightnessModel:
     classes = CLASSES
 
     def __init__(self):
-        self.predicted: list[int] = []       # images seen by predict (count per call)
+        self.predicted: list[int] = []  # images seen by predict (count per call)
         self.featurised = 0
 
     def predict(self, images):
@@ -40,8 +41,13 @@ class BrightnessModel:
         for img in images:
             p = float(np.asarray(img)[16, 18, 0]) / 255.0
             rest = 1.0 - p
-            probs = {"background": rest / 2, "elephant": p, "pangolin": 0.0, "tiger": rest / 2,
-                     "non_wildlife": 0.0}
+            probs = {
+                "background": rest / 2,
+                "elephant": p,
+                "pangolin": 0.0,
+                "tiger": rest / 2,
+                "non_wildlife": 0.0,
+            }
             out.append([Detection("elephant", 8.0, 6.0, 30.0, 26.0, p, probs)])
         return out
 
@@ -50,17 +56,32 @@ class BrightnessModel:
         return np.stack([np.asarray(img, dtype=np.float32).mean(axis=(0, 1)) for img in images])
 
 
-def add_image(catalog, path: Path, label: str | None = "elephant_ivory", annotated: bool = False,
-              status: str = "active") -> int:
+def add_image(
+    catalog,
+    path: Path,
+    label: str | None = "elephant_ivory",
+    annotated: bool = False,
+    status: str = "active",
+) -> int:
     from workbench.images import sha256_file
 
-    return catalog.add_image(ImageRecord(id=None, path=str(path.resolve()), width=48, height=32,
-                                         label=label, status=status, sha256=sha256_file(path)),
-                             boxes=[Box("elephant", 8, 6, 30, 26)] if annotated else None)
+    return catalog.add_image(
+        ImageRecord(
+            id=None,
+            path=str(path.resolve()),
+            width=48,
+            height=32,
+            label=label,
+            status=status,
+            sha256=sha256_file(path),
+        ),
+        boxes=[Box("elephant", 8, 6, 30, 26)] if annotated else None,
+    )
 
 
-def register_model(ws, catalog, version: str = VERSION, level: str = "species",
-                   promote: bool = True) -> None:
+def register_model(
+    ws, catalog, version: str = VERSION, level: str = "species", promote: bool = True
+) -> None:
     """A catalog row for the version (and its folder), as the registry writes it."""
     (ws.models_dir / version).mkdir(parents=True, exist_ok=True)
     catalog.add_model(version, None, level, CLASSES, {}, {"train": {"backbone": "mobilenet_v3"}})
@@ -74,8 +95,10 @@ def confident_and_unsure(tmp_path: Path, catalog) -> dict[str, int]:
     ids = {}
     for name, level in (("sure", 242), ("fair", 190), ("unsure", 102), ("middling", 150)):
         ids[name] = add_image(catalog, draw(tmp_path / "img" / f"{name}.png", level))
-    ids["annotated"] = add_image(catalog, draw(tmp_path / "img" / "annotated.png", 20),
-                                 annotated=True)
-    ids["excluded"] = add_image(catalog, draw(tmp_path / "img" / "excluded.png", 10),
-                                status="excluded")
+    ids["annotated"] = add_image(
+        catalog, draw(tmp_path / "img" / "annotated.png", 20), annotated=True
+    )
+    ids["excluded"] = add_image(
+        catalog, draw(tmp_path / "img" / "excluded.png", 10), status="excluded"
+    )
     return ids

@@ -1,18 +1,26 @@
 """Uncertainty scores and batch selection on hand-made probability vectors."""
+
 import math
 
 import numpy as np
 import pytest
 
 from workbench.active.selection import SelectionConfig, select_batch
-from workbench.active.uncertainty import (UncertaintyConfig, aggregate, box_uncertainty,
-                                          score_image)
+from workbench.active.uncertainty import UncertaintyConfig, aggregate, box_uncertainty, score_image
 
 pytestmark = pytest.mark.unit
 
 
 def box(label, score, probs, x=0):
-    return {"label": label, "x1": x, "y1": 0, "x2": x + 10, "y2": 10, "score": score, "probs": probs}
+    return {
+        "label": label,
+        "x1": x,
+        "y1": 0,
+        "x2": x + 10,
+        "y2": 10,
+        "score": score,
+        "probs": probs,
+    }
 
 
 def test_scores_match_the_formulas():
@@ -42,8 +50,12 @@ def test_unknown_method_lists_valid_ones():
 @pytest.mark.parametrize("score", ["least_confidence", "margin", "entropy"])
 def test_confident_image_ranks_below_unsure_one(score):
     cfg = UncertaintyConfig(score=score)
-    sure = score_image([box("a", 0.97, {"a": 0.97, "b": 0.02, "background": 0.01})], cfg, "a", ["a", "b"])
-    unsure = score_image([box("a", 0.45, {"a": 0.45, "b": 0.40, "background": 0.15})], cfg, "a", ["a", "b"])
+    sure = score_image(
+        [box("a", 0.97, {"a": 0.97, "b": 0.02, "background": 0.01})], cfg, "a", ["a", "b"]
+    )
+    unsure = score_image(
+        [box("a", 0.45, {"a": 0.45, "b": 0.40, "background": 0.15})], cfg, "a", ["a", "b"]
+    )
     assert sure.uncertainty < unsure.uncertainty
 
 
@@ -58,8 +70,9 @@ def test_signals_lift_an_image_and_are_reported():
     assert missed.components["missed_product"] == 1.0 and missed.uncertainty == pytest.approx(0.5)
     background = score_image([], cfg, "background", ["a", "b"], ["a"])
     assert background.uncertainty == 0.0
-    unstable = score_image([box("a", 0.9, probs), box("b", 0.8, {"b": 0.8, "a": 0.2}, x=1)], cfg,
-                           None, ["a", "b"])
+    unstable = score_image(
+        [box("a", 0.9, probs), box("b", 0.8, {"b": 0.8, "a": 0.2}, x=1)], cfg, None, ["a", "b"]
+    )
     assert unstable.components["class_instability"] == 1.0
 
 

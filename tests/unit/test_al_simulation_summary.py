@@ -1,5 +1,6 @@
 """The active-learning benchmark's summary: labels to reach random's final mAP (linear
 between rounds), the ratio to random, and the paired per-seed comparison."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -15,15 +16,19 @@ SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "al_simulation.py"
 def al():
     spec = importlib.util.spec_from_file_location("al_simulation", SCRIPT)
     module = importlib.util.module_from_spec(spec)
-    sys.modules["al_simulation"] = module      # its dataclasses look themselves up there
+    sys.modules["al_simulation"] = module  # its dataclasses look themselves up there
     spec.loader.exec_module(module)
     return module
 
 
 def _run(strategy, seed, values, labels=(10, 20, 30)):
-    return {"strategy": strategy, "seed": seed,
-            "curve": [{"round": i, "labels": n, "mAP50": v}
-                      for i, (n, v) in enumerate(zip(labels, values))]}
+    return {
+        "strategy": strategy,
+        "seed": seed,
+        "curve": [
+            {"round": i, "labels": n, "mAP50": v} for i, (n, v) in enumerate(zip(labels, values))
+        ],
+    }
 
 
 def test_labels_to_reach_interpolates_between_rounds(al):
@@ -33,8 +38,12 @@ def test_labels_to_reach_interpolates_between_rounds(al):
 
 
 def test_summary_ratio_and_paired_seeds(al):
-    runs = [_run("random", 0, [0.1, 0.2, 0.4]), _run("random", 1, [0.1, 0.3, 0.4]),
-            _run("diverse", 0, [0.1, 0.4, 0.5]), _run("diverse", 1, [0.1, 0.2, 0.3])]
+    runs = [
+        _run("random", 0, [0.1, 0.2, 0.4]),
+        _run("random", 1, [0.1, 0.3, 0.4]),
+        _run("diverse", 0, [0.1, 0.4, 0.5]),
+        _run("diverse", 1, [0.1, 0.2, 0.3]),
+    ]
     summary = al.summarise(runs)
     table = summary["table"]
     assert table["random"]["target_mAP50"] == pytest.approx(0.4)
@@ -53,4 +62,5 @@ def test_a_run_cut_short_is_compared_up_to_the_common_round(al):
     summary = al.summarise(runs)
     assert summary["curves"]["random"]["labels"] == [10, 20]
     assert summary["table"]["uncertainty"]["ratio_to_random"] == pytest.approx(
-        (10 + 10 * (0.2 - 0.1) / (0.5 - 0.1)) / 20)
+        (10 + 10 * (0.2 - 0.1) / (0.5 - 0.1)) / 20
+    )

@@ -1,6 +1,7 @@
 """docs/architecture.md states which part of the package imports which; this keeps it
 true. Each row of its dependency table names a part (a subpackage or a top-level module
 of ``workbench``) and every other part it imports, anywhere in its files, lazily or not."""
+
 from __future__ import annotations
 
 import ast
@@ -85,8 +86,10 @@ def test_the_dependency_table_in_architecture_md_matches_the_imports():
         missing = actual.get(part, set()) - documented.get(part, set())
         extra = documented.get(part, set()) - actual.get(part, set())
         if missing or extra:
-            rows.append(f"{part}: imports not in the doc {sorted(missing)}, "
-                        f"in the doc but not imported {sorted(extra)}")
+            rows.append(
+                f"{part}: imports not in the doc {sorted(missing)}, "
+                f"in the doc but not imported {sorted(extra)}"
+            )
     assert not rows, "update docs/architecture.md's dependency table:\n" + "\n".join(rows)
 
 

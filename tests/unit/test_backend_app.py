@@ -1,4 +1,5 @@
 """The ML backend app through FastAPI's TestClient: protocol, coordinates, safety."""
+
 from __future__ import annotations
 
 import base64
@@ -47,22 +48,28 @@ def served(tmp_path_factory):
         p = files / "imgs" / f"img {i}.jpg"
         if i == 2:
             exif = Image.Exif()
-            exif[0x0112] = 6          # shown rotated: 64 wide, 96 high
+            exif[0x0112] = 6  # shown rotated: 64 wide, 96 high
             img.save(p, exif=exif)
         else:
             img.save(p)
         paths.append(p)
     os.symlink(root / "secret.png", files / "imgs" / "link.png")
     with ws.open_catalog() as catalog:
-        ids = [catalog.add_image(ImageRecord(id=None, path=str(p.resolve()),
-                                             width=probe_image(p).width,
-                                             height=probe_image(p).height,
-                                             label=CLASSES[i % 2]))
-               for i, p in enumerate(paths)]
+        ids = [
+            catalog.add_image(
+                ImageRecord(
+                    id=None,
+                    path=str(p.resolve()),
+                    width=probe_image(p).width,
+                    height=probe_image(p).height,
+                    label=CLASSES[i % 2],
+                )
+            )
+            for i, p in enumerate(paths)
+        ]
         first = register_untrained_model(ws, catalog, CLASSES, seed=0, promote=True)
         second = register_untrained_model(ws, catalog, CLASSES, seed=1)
-    return {"ws": ws, "files": files, "paths": paths, "ids": ids, "first": first,
-            "second": second}
+    return {"ws": ws, "files": files, "paths": paths, "ids": ids, "first": first, "second": second}
 
 
 def make_client(served, **settings_kw) -> TestClient:
@@ -70,8 +77,7 @@ def make_client(served, **settings_kw) -> TestClient:
 
     ws = served["ws"]
     holder = ModelHolder.for_workspace(ws, ws.open_catalog, poll_seconds=0)
-    settings = BackendSettings(taxonomy=ws.taxonomy, document_root=served["files"],
-                               **settings_kw)
+    settings = BackendSettings(taxonomy=ws.taxonomy, document_root=served["files"], **settings_kw)
     return TestClient(create_app(holder, ws.open_catalog, settings))
 
 
@@ -81,8 +87,11 @@ def client(served):
 
 
 def predict_body(*rels, config=None, key="image"):
-    return {"tasks": [{"id": i + 1, "data": {key: url(r)}} for i, r in enumerate(rels)],
-            "project": "1.123", "label_config": config or detection_config(CLASSES)}
+    return {
+        "tasks": [{"id": i + 1, "data": {key: url(r)}} for i, r in enumerate(rels)],
+        "project": "1.123",
+        "label_config": config or detection_config(CLASSES),
+    }
 
 
 def test_health_and_setup_report_the_promoted_version(client, served):
@@ -91,8 +100,15 @@ def test_health_and_setup_report_the_promoted_version(client, served):
         assert res.status_code == 200
         assert res.json()["status"] == "UP"
         assert res.json()["model_version"] == served["first"]
-    res = client.post("/setup", json={"project": "1.2", "schema": "<View/>",
-                                      "hostname": "http://localhost:8080", "access_token": "x"})
+    res = client.post(
+        "/setup",
+        json={
+            "project": "1.2",
+            "schema": "<View/>",
+            "hostname": "http://localhost:8080",
+            "access_token": "x",
+        },
+    )
     assert res.status_code == 200 and res.json() == {"model_version": served["first"]}
 
 
@@ -101,8 +117,12 @@ def test_predict_returns_the_models_boxes_in_percent_with_the_configs_names(clie
     from workbench.detection.predict import Predictor
     from workbench.images import open_image
 
-    res = client.post("/predict", json=predict_body("imgs/img 0.jpg", "imgs/img%202.jpg",
-                                                    config=CUSTOM_CONFIG, key="picture"))
+    res = client.post(
+        "/predict",
+        json=predict_body(
+            "imgs/img 0.jpg", "imgs/img%202.jpg", config=CUSTOM_CONFIG, key="picture"
+        ),
+    )
 
     assert res.status_code == 200, res.text
     out = res.json()
@@ -124,8 +144,9 @@ def test_predict_returns_the_models_boxes_in_percent_with_the_configs_names(clie
             assert v["y"] == pytest.approx(max(det.y1, 0) / h * 100, abs=1e-6)
             assert v["x"] + v["width"] == pytest.approx(min(det.x2, w) / w * 100, abs=1e-6)
             assert region["score"] == pytest.approx(det.score)
-        u = score_image([d.to_dict() for d in dets], UncertaintyConfig(), label, CLASSES,
-                        CLASSES).uncertainty
+        u = score_image(
+            [d.to_dict() for d in dets], UncertaintyConfig(), label, CLASSES, CLASSES
+        ).uncertainty
         assert item["score"] == pytest.approx(1 - u)
     # the EXIF-rotated image is measured in its shown frame
     assert out["results"][1]["result"][0]["original_width"] == 64
@@ -144,8 +165,10 @@ def test_stored_priorities_set_the_task_score(served):
             catalog.store_priorities(served["first"], [])
 
 
-@pytest.mark.parametrize("rel", ["../secret.png", "imgs/../../secret.png", "/etc/passwd",
-                                 "imgs/link.png", "..%2Fsecret.png"])
+@pytest.mark.parametrize(
+    "rel",
+    ["../secret.png", "imgs/../../secret.png", "/etc/passwd", "imgs/link.png", "..%2Fsecret.png"],
+)
 def test_paths_that_leave_the_served_root_are_refused(client, rel, caplog):
     res = client.post("/predict", json=predict_body(rel))
 
@@ -165,7 +188,7 @@ def test_a_bad_image_in_a_batch_gets_an_error_item_without_result(client):
 
     assert res.status_code == 200
     good, bad = res.json()["results"]
-    assert "result" in good and "result" not in bad   # Label Studio skips items without result
+    assert "result" in good and "result" not in bad  # Label Studio skips items without result
     assert "no image at" in bad["error"]
 
 
@@ -185,8 +208,13 @@ def test_malformed_json_is_a_4xx_json_error(client, body):
 
 
 def test_a_config_without_rectangles_is_refused(client):
-    res = client.post("/predict", json={**predict_body("imgs/img 0.jpg"),
-                                        "label_config": "<View><Text name='t' value='$t'/></View>"})
+    res = client.post(
+        "/predict",
+        json={
+            **predict_body("imgs/img 0.jpg"),
+            "label_config": "<View><Text name='t' value='$t'/></View>",
+        },
+    )
     assert res.status_code == 422 and "RectangleLabels" in res.json()["error"]
     res = client.post("/predict", json={**predict_body("imgs/img 0.jpg"), "label_config": "<View"})
     assert res.status_code == 422 and "not valid XML" in res.json()["error"]
@@ -198,7 +226,7 @@ def test_oversized_bodies_are_refused_with_413(served):
 
     assert small.post("/predict", json=big).status_code == 413
 
-    def chunks():                      # no Content-Length: counted as it arrives
+    def chunks():  # no Content-Length: counted as it arrives
         for _ in range(10):
             yield b" " * 500
 
@@ -211,7 +239,7 @@ def test_basic_auth_and_bearer_token(served):
     good = "Basic " + base64.b64encode(b"ls:s3cret").decode()
     bad = "Basic " + base64.b64encode(b"ls:wrong").decode()
 
-    assert basic.get("/health").status_code == 200          # liveness stays open
+    assert basic.get("/health").status_code == 200  # liveness stays open
     assert basic.post("/setup", json={}).status_code == 401
     assert basic.post("/setup", json={}, headers={"Authorization": bad}).status_code == 401
     assert basic.post("/setup", json={}, headers={"Authorization": good}).status_code == 200
@@ -223,8 +251,10 @@ def test_basic_auth_and_bearer_token(served):
 def test_versions_lists_registered_versions(client, served):
     res = client.get("/versions")
     assert res.status_code == 200
-    assert res.json() == {"versions": [served["first"], served["second"]],
-                          "model_version": served["first"]}
+    assert res.json() == {
+        "versions": [served["first"], served["second"]],
+        "model_version": served["first"],
+    }
 
 
 def test_without_a_promoted_model_predict_is_503_and_health_up(workspace_factory):
@@ -234,7 +264,10 @@ def test_without_a_promoted_model_predict_is_503_and_health_up(workspace_factory
     holder = ModelHolder.for_workspace(ws, ws.open_catalog, poll_seconds=0)
     client = TestClient(create_app(holder, ws.open_catalog, BackendSettings()))
 
-    assert client.get("/health").json() == {"status": "UP", "model_class": "workbench",
-                                            "model_version": None}
+    assert client.get("/health").json() == {
+        "status": "UP",
+        "model_class": "workbench",
+        "model_version": None,
+    }
     res = client.post("/predict", json=predict_body("a.jpg"))
     assert res.status_code == 503 and "wb retrain" in res.json()["error"]

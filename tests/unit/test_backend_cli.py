@@ -1,4 +1,5 @@
 """`wb serve`: options, the app it builds, and clear failures."""
+
 from __future__ import annotations
 
 import pytest
@@ -34,7 +35,7 @@ def test_serve_builds_the_service_on_localhost_with_basic_auth(served_ws):
 
     assert res.exit_code == 0, res.output
     assert f"serving {version} on http://127.0.0.1:9191" in res.output
-    (app, kw), = calls
+    ((app, kw),) = calls
     assert kw["host"] == "127.0.0.1" and kw["port"] == 9191 and kw["on_started"] is None
     client = TestClient(app)
     assert client.get("/health").json()["model_version"] == version

@@ -1,5 +1,6 @@
 """Schemathesis against the service's own OpenAPI schema: whatever a client sends,
 the answer is never a 5xx. Bounded: few examples per operation, no deadline noise."""
+
 from __future__ import annotations
 
 import pytest
@@ -25,30 +26,52 @@ def fuzz_schema(tmp_path_factory):
         register_untrained_model(ws, catalog, ["cat", "dog"], promote=True)
     holder = ModelHolder.for_workspace(ws, ws.open_catalog, poll_seconds=0)
     worker = RetrainWorker(lambda: {}, ws.open_catalog, threshold=1000)
-    app = create_app(holder, ws.open_catalog,
-                     BackendSettings(taxonomy=ws.taxonomy, document_root=root / "files",
-                                     max_body_bytes=64 * 1024, fetch_timeout=1.0),
-                     retrainer=worker)
+    app = create_app(
+        holder,
+        ws.open_catalog,
+        BackendSettings(
+            taxonomy=ws.taxonomy,
+            document_root=root / "files",
+            max_body_bytes=64 * 1024,
+            fetch_timeout=1.0,
+        ),
+        retrainer=worker,
+    )
     return schemathesis.openapi.from_asgi("/openapi.json", app)
 
 
 @pytest.mark.timeout(300)
 def test_no_request_gets_a_5xx(fuzz_schema):
     operations = [r.ok() for r in fuzz_schema.get_all_operations()]
-    assert {op.path for op in operations} >= {"/health", "/setup", "/predict", "/versions",
-                                              "/webhook"}
+    assert {op.path for op in operations} >= {
+        "/health",
+        "/setup",
+        "/predict",
+        "/versions",
+        "/webhook",
+    }
     seen = []
     for operation in operations:
+
         @given(case=operation.as_strategy())
-        @settings(max_examples=MAX_EXAMPLES, deadline=None, derandomize=True, database=None,
-                  suppress_health_check=list(HealthCheck))
+        @settings(
+            max_examples=MAX_EXAMPLES,
+            deadline=None,
+            derandomize=True,
+            database=None,
+            suppress_health_check=list(HealthCheck),
+        )
         def check(case):
             response = case.call()
             seen.append(response.status_code)
-            assert response.status_code < 500, (case.method, case.path, case.body,
-                                                 response.text[:500])
+            assert response.status_code < 500, (
+                case.method,
+                case.path,
+                case.body,
+                response.text[:500],
+            )
             assert "application/json" in str(response.headers.get("content-type"))
 
         check()
     assert len(seen) >= len(operations) * 5
-    assert any(400 <= s < 500 for s in seen)       # the fuzzer did reach the refusals
+    assert any(400 <= s < 500 for s in seen)  # the fuzzer did reach the refusals

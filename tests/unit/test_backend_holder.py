@@ -1,4 +1,5 @@
 """ModelHolder: one load, swaps on promotion, requests in flight keep their model."""
+
 from __future__ import annotations
 
 import threading
@@ -49,11 +50,11 @@ def test_switches_to_a_newly_promoted_version_and_calls_on_swap():
     p = Promotions("v001")
     swapped = []
     holder = ModelHolder(p.load, p.promoted, poll_seconds=0, on_swap=swapped.append)
-    held = holder.current()                   # a request in flight holds this one
+    held = holder.current()  # a request in flight holds this one
 
     p.version = "v002"
     assert holder.current().version == "v002"
-    assert held.version == "v001"             # untouched by the swap
+    assert held.version == "v001"  # untouched by the swap
     assert swapped == ["v002"]
 
 
@@ -75,7 +76,7 @@ def test_other_requests_do_not_wait_for_a_load_in_progress():
     seen = []
     loader = threading.Thread(target=lambda: seen.append(holder.current().version))
     loader.start()
-    time.sleep(0.01)                          # the loader thread is inside load()
+    time.sleep(0.01)  # the loader thread is inside load()
     t0 = time.monotonic()
     seen.append(holder.current().version)
     waited = time.monotonic() - t0

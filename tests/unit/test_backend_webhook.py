@@ -1,5 +1,6 @@
 """/webhook records Label Studio events in the catalog and answers at once; N new
 annotations start one background retrain at a time."""
+
 from __future__ import annotations
 
 import threading
@@ -44,11 +45,13 @@ def test_events_are_recorded_with_their_ids(ws):
     t0 = time.monotonic()
     res = client.post("/webhook", json=ANNOTATION_CREATED)
     elapsed = time.monotonic() - t0
-    deleted = client.post("/webhook", json={"action": "ANNOTATIONS_DELETED", "project": {"id": 3},
-                                            "annotations": [{"id": 41}]})
+    deleted = client.post(
+        "/webhook",
+        json={"action": "ANNOTATIONS_DELETED", "project": {"id": 3}, "annotations": [{"id": 41}]},
+    )
 
     assert res.status_code == 200 and deleted.status_code == 200
-    assert elapsed < 1.0                       # Label Studio gives up after 1 s
+    assert elapsed < 1.0  # Label Studio gives up after 1 s
     with ws.open_catalog() as catalog:
         events = catalog.webhook_events()
     assert [e.action for e in events] == ["ANNOTATION_CREATED", "ANNOTATIONS_DELETED"]
@@ -81,7 +84,7 @@ def test_n_annotations_start_one_retrain_at_a_time(ws):
     assert not any(d["retrain_started"] for d in during)
     assert fake.calls == 1 and worker.last["status"] == "done"
     with ws.open_catalog() as catalog:
-        assert len(catalog.pending_annotation_events()) == 2   # they count for the next run
+        assert len(catalog.pending_annotation_events()) == 2  # they count for the next run
         assert "v002" in catalog.get_meta("backend.last_retrain")
     # the next annotation finds 3 pending: the next run starts
     assert client.post("/webhook", json=ANNOTATION_CREATED).json()["retrain_started"]

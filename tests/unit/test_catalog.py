@@ -1,5 +1,6 @@
 """The catalog: schema, migrations, atomic writes, sticky splits, one read per question
 and the records it returns."""
+
 import ast
 import dataclasses
 import sqlite3
@@ -90,15 +91,25 @@ def test_status_counts_shape(tmp_path):
     i = cat.add_image(_img("/b.jpg", "y"))
     cat.set_status([i], "excluded")
     c = cat.status_counts()
-    assert c["images"] == {"total": 2, "by_status": {"active": 1, "excluded": 1},
-                           "by_label": {"x": 1, "y": 1}, "annotated": 1}
+    assert c["images"] == {
+        "total": 2,
+        "by_status": {"active": 1, "excluded": 1},
+        "by_label": {"x": 1, "y": 1},
+        "annotated": 1,
+    }
     assert c["boxes"] == {"total": 2, "by_label": {"x": 1, "y": 1}}
 
 
 # ---- one read per question, and what it returns ----------------------------------------
 def _model(cat, version, **kw):
-    cat.add_model(version, kw.get("parent"), "species", ["a", "b"], {"mAP50": 0.5},
-                  {"train": {"backbone": "mobilenet"}})
+    cat.add_model(
+        version,
+        kw.get("parent"),
+        "species",
+        ["a", "b"],
+        {"mAP50": 0.5},
+        {"train": {"backbone": "mobilenet"}},
+    )
 
 
 def test_after_two_promotions_the_catalog_and_the_registry_name_the_second(tmp_path):
@@ -118,11 +129,16 @@ def test_after_two_promotions_the_catalog_and_the_registry_name_the_second(tmp_p
 
 def test_should_two_rows_be_marked_promoted_the_latest_promotion_wins(tmp_path):
     cat = Catalog.open(tmp_path / "c.sqlite")
-    for version, at in (("v001", "2026-01-01T00:00:00"), ("v002", "2026-01-02T00:00:00"),
-                        ("v003", None)):
+    for version, at in (
+        ("v001", "2026-01-01T00:00:00"),
+        ("v002", "2026-01-02T00:00:00"),
+        ("v003", None),
+    ):
         _model(cat, version)
-        cat.db.execute("UPDATE models SET promoted = ?, promoted_at = ? WHERE version = ?",
-                       (int(at is not None), at, version))
+        cat.db.execute(
+            "UPDATE models SET promoted = ?, promoted_at = ? WHERE version = ?",
+            (int(at is not None), at, version),
+        )
     assert cat.promoted_model().version == "v002"
     assert Registry(tmp_path / "models", cat).promoted().version == "v002"
 
@@ -133,8 +149,12 @@ def test_model_versions_come_back_as_frozen_records_with_json_decoded(tmp_path):
     cat.promote_model("v001")
     m = cat.model("v001")
     assert isinstance(m, ModelRecord) and cat.models() == [m] and cat.promoted_model() == m
-    assert (m.parent, m.level, m.classes, m.metrics) == (None, "species", ["a", "b"],
-                                                         {"mAP50": 0.5})
+    assert (m.parent, m.level, m.classes, m.metrics) == (
+        None,
+        "species",
+        ["a", "b"],
+        {"mAP50": 0.5},
+    )
     assert m.backbone == "mobilenet" and m.promoted and m.promoted_at is not None
     assert m.to_dict()["version"] == "v001" and m.to_dict()["config"] == m.config
     with pytest.raises(dataclasses.FrozenInstanceError):
@@ -148,7 +168,7 @@ def test_predictions_for_some_images_are_one_read_over_any_number_of_ids(tmp_pat
     cat.store_predictions("v001", {i: [{"label": "a", "score": i / 2000}] for i in ids[::2]})
     everything = cat.predictions("v001")
     assert list(everything) == ids[::2]
-    asked = ids[1:1100]          # more ids than SQLite binds in one statement
+    asked = ids[1:1100]  # more ids than SQLite binds in one statement
     some = cat.predictions("v001", iter(asked))
     assert list(some) == [i for i in ids[::2] if i in set(asked)]
     assert some == {i: everything[i] for i in some}
@@ -160,18 +180,22 @@ def test_priorities_come_back_as_records_and_uncertainty_reads_all_or_some(tmp_p
     cat = Catalog.open(tmp_path / "c.sqlite")
     ids = [cat.add_image(_img(f"/{n}.jpg")) for n in range(3)]
     assert cat.latest_prioritized_version() is None
-    cat.store_priorities("v001", [(ids[0], 0.2, {"base": 0.2}), (ids[1], 0.9, {}),
-                                  (ids[2], 0.5, {})], selected=[ids[1]])
+    cat.store_priorities(
+        "v001",
+        [(ids[0], 0.2, {"base": 0.2}), (ids[1], 0.9, {}), (ids[2], 0.5, {})],
+        selected=[ids[1]],
+    )
     rows = cat.priorities("v001")
     assert all(isinstance(r, PriorityRecord) for r in rows)
-    assert [(r.image_id, r.rank, r.selected) for r in rows] == [(ids[1], 1, True),
-                                                               (ids[2], 2, False),
-                                                               (ids[0], 3, False)]
+    assert [(r.image_id, r.rank, r.selected) for r in rows] == [
+        (ids[1], 1, True),
+        (ids[2], 2, False),
+        (ids[0], 3, False),
+    ]
     assert rows[2].path == "/0.jpg" and rows[2].components == {"base": 0.2}
     assert cat.priorities("v001", selected_only=True) == rows[:1]
     assert cat.uncertainty_by_image("v001") == {ids[0]: 0.2, ids[1]: 0.9, ids[2]: 0.5}
-    assert cat.uncertainty_by_image("v001", [ids[0], ids[2], 999]) == {ids[0]: 0.2,
-                                                                      ids[2]: 0.5}
+    assert cat.uncertainty_by_image("v001", [ids[0], ids[2], 999]) == {ids[0]: 0.2, ids[2]: 0.5}
     assert cat.latest_prioritized_version() == "v001"
 
 
@@ -202,17 +226,21 @@ def test_a_catalog_from_before_the_adjudication_rename_keeps_its_tasks(tmp_path,
     a, b = (old.add_image(_img(f"/{n}.jpg")) for n in "ab")
     gid = old.save_dup_group("a+b", "conflict", [DupMember(a, True, 0), DupMember(b, False, 1)])
     with old.atomic() as db:
-        db.execute("INSERT INTO ls_review_tasks (project_id, group_id, group_key, task_id, "
-                   "pushed_at, applied_annotation_id, applied_updated_at) "
-                   "VALUES (5, ?, 'a+b', 77, 'then', 3, 'later')", (gid,))
+        db.execute(
+            "INSERT INTO ls_review_tasks (project_id, group_id, group_key, task_id, "
+            "pushed_at, applied_annotation_id, applied_updated_at) "
+            "VALUES (5, ?, 'a+b', 77, 'then', 3, 'later')",
+            (gid,),
+        )
     assert old.schema_version == 2
     old.close()
     monkeypatch.undo()
 
     cat = Catalog.open(tmp_path / "c.sqlite")
     assert cat.schema_version == len(MIGRATIONS) >= 3
-    assert cat.adjudication_tasks(5) == {gid: AdjudicationTask(5, gid, "a+b", 77, "then", 3,
-                                                               "later")}
+    assert cat.adjudication_tasks(5) == {
+        gid: AdjudicationTask(5, gid, "a+b", 77, "then", 3, "later")
+    }
     names = {r[0] for r in cat.db.execute("SELECT name FROM sqlite_master")}
     assert {"ls_adjudication_tasks", "ls_adjudication_tasks_task"} <= names
     assert not {n for n in names if "review" in n}
@@ -222,9 +250,12 @@ def test_a_catalog_from_before_the_adjudication_rename_keeps_its_tasks(tmp_path,
 
 def test_every_dataclass_of_the_catalog_is_defined_in_records_py():
     package = Path(workbench.catalog.__file__).parent
-    elsewhere = [f"{path.name}:{node.name}" for path in sorted(package.glob("*.py"))
-                 if path.name != "records.py"
-                 for node in ast.walk(ast.parse(path.read_text()))
-                 if isinstance(node, ast.ClassDef) and any(
-                     "dataclass" in ast.unparse(d) for d in node.decorator_list)]
+    elsewhere = [
+        f"{path.name}:{node.name}"
+        for path in sorted(package.glob("*.py"))
+        if path.name != "records.py"
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.ClassDef)
+        and any("dataclass" in ast.unparse(d) for d in node.decorator_list)
+    ]
     assert elsewhere == []

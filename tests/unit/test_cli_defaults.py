@@ -2,6 +2,7 @@
 restates a value in prose (``show_default`` shows the constant), and an option whose
 None means "the workspace's setting, else the code's default" says so from the constants.
 """
+
 from __future__ import annotations
 
 import re
@@ -35,8 +36,12 @@ def _commands(command: click.Command, path: str = "wb"):
 
 
 def _options():
-    return [(path, cmd, p) for path, cmd in _commands(cli) for p in cmd.params
-            if isinstance(p, click.Option)]
+    return [
+        (path, cmd, p)
+        for path, cmd in _commands(cli)
+        for p in cmd.params
+        if isinstance(p, click.Option)
+    ]
 
 
 def _help(path: str, cmd: click.Command, opt: click.Option) -> str:
@@ -56,14 +61,21 @@ def _flag(opt: click.Option) -> str:
 
 def test_the_walk_sees_every_command_area():
     paths = {path for path, _ in _commands(cli)}
-    assert {"wb retrain", "wb dedup", "wb serve", "wb evaluate", "wb prioritize",
-            "wb demo", "wb dedup resolve"} <= paths
+    assert {
+        "wb retrain",
+        "wb dedup",
+        "wb serve",
+        "wb evaluate",
+        "wb prioritize",
+        "wb demo",
+        "wb dedup resolve",
+    } <= paths
     assert len(_options()) > 80
 
 
 def test_no_help_restates_a_default_that_is_not_shown_from_the_code():
     bad = []
-    for path, cmd, opt in _options():
+    for path, _cmd, opt in _options():
         text = opt.help or ""
         key = (path, _flag(opt))
         if "[default" in text.lower():
@@ -73,7 +85,10 @@ def test_no_help_restates_a_default_that_is_not_shown_from_the_code():
         # "default" in prose with show_default off: only a described fallback of None
         if _default(opt) is not None:
             bad.append(f"{key}: default {_default(opt)!r} described in prose, not shown")
-        elif re.search(r"\bdefault\b:?\s*\(?[\d.]", text, re.IGNORECASE) and key not in DESCRIBED_FALLBACKS:
+        elif (
+            re.search(r"\bdefault\b:?\s*\(?[\d.]", text, re.IGNORECASE)
+            and key not in DESCRIBED_FALLBACKS
+        ):
             bad.append(f"{key}: a value after 'default' in prose: {text!r}")
     assert not bad, "\n".join(bad)
 
@@ -103,22 +118,40 @@ def test_retrain_shows_the_train_configs_defaults():
         if name in defaults and opt.show_default:
             assert opt.get_default(ctx) == defaults[name], flag
             assert f"[default: {defaults[name]}]" in " ".join(
-                _help("wb retrain", cli.commands["retrain"], opt).split()), flag
+                _help("wb retrain", cli.commands["retrain"], opt).split()
+            ), flag
             shown += 1
     assert shown >= 14
     assert "[default: 15]" in _help("wb retrain", cli.commands["retrain"], opts["--patience"])
 
 
-@pytest.mark.parametrize("path, flag, constant", [
-    ("dedup", "--max-distance", lambda: __import__("workbench.dedup.run", fromlist=["x"])
-     .DEFAULT_MAX_DISTANCE),
-    ("dedup", "--verify-distance", lambda: __import__("workbench.dedup.run", fromlist=["x"])
-     .DEFAULT_VERIFY_DISTANCE),
-    ("serve", "--min-score", lambda: __import__("workbench.labelstudio.tasks", fromlist=["x"])
-     .DISPLAY_MIN_SCORE),
-    ("evaluate", "--score-threshold", lambda: __import__("workbench.detection.evaluate",
-                                                         fromlist=["x"]).DEFAULT_SCORE_THRESHOLD),
-])
+@pytest.mark.parametrize(
+    "path, flag, constant",
+    [
+        (
+            "dedup",
+            "--max-distance",
+            lambda: __import__("workbench.dedup.run", fromlist=["x"]).DEFAULT_MAX_DISTANCE,
+        ),
+        (
+            "dedup",
+            "--verify-distance",
+            lambda: __import__("workbench.dedup.run", fromlist=["x"]).DEFAULT_VERIFY_DISTANCE,
+        ),
+        (
+            "serve",
+            "--min-score",
+            lambda: __import__("workbench.labelstudio.tasks", fromlist=["x"]).DISPLAY_MIN_SCORE,
+        ),
+        (
+            "evaluate",
+            "--score-threshold",
+            lambda: (
+                __import__("workbench.detection.evaluate", fromlist=["x"]).DEFAULT_SCORE_THRESHOLD
+            ),
+        ),
+    ],
+)
 def test_shown_defaults_are_the_constants(path, flag, constant):
     cmd = cli.commands[path]
     opt = next(p for p in cmd.params if flag in getattr(p, "opts", ()))
@@ -161,12 +194,28 @@ def test_retrain_without_options_trains_the_workspaces_config(tmp_path, monkeypa
     assert run.exit_code == 0, run.output
     assert seen[0].train == TrainConfig.for_workspace(Workspace.open(ws.root))
     assert seen[0].train.backbone == "mobilenet_v3"
-    run = CliRunner().invoke(cli, ["--workspace", str(ws.root), "retrain", "--json",
-                                   "--patience", "3", "--level", "category", "--no-negatives"])
+    run = CliRunner().invoke(
+        cli,
+        [
+            "--workspace",
+            str(ws.root),
+            "retrain",
+            "--json",
+            "--patience",
+            "3",
+            "--level",
+            "category",
+            "--no-negatives",
+        ],
+    )
     assert run.exit_code == 0, run.output
     cfg = seen[1].train
     assert (cfg.patience, cfg.level, cfg.negatives, cfg.max_epochs) == (
-        3, "category", False, _train_defaults()["max_epochs"])
+        3,
+        "category",
+        False,
+        _train_defaults()["max_epochs"],
+    )
 
 
 def test_prioritize_offers_and_defaults_to_what_the_active_configs_take():
@@ -177,11 +226,13 @@ def test_prioritize_offers_and_defaults_to_what_the_active_configs_take():
     cmd = cli.commands["prioritize"]
     ctx = click.Context(cmd, info_name="wb prioritize")
     opts = {_flag(p): p for p in cmd.params if isinstance(p, click.Option)}
-    expected = {"--score": uncertainty.UncertaintyConfig().score,
-                "--aggregate": uncertainty.UncertaintyConfig().aggregate,
-                "--strategy": selection.SelectionConfig().strategy,
-                "--batch": selection.SelectionConfig().batch,
-                "--seed": selection.SelectionConfig().seed}
+    expected = {
+        "--score": uncertainty.UncertaintyConfig().score,
+        "--aggregate": uncertainty.UncertaintyConfig().aggregate,
+        "--strategy": selection.SelectionConfig().strategy,
+        "--batch": selection.SelectionConfig().batch,
+        "--seed": selection.SelectionConfig().seed,
+    }
     for flag, value in expected.items():
         assert opts[flag].show_default and opts[flag].get_default(ctx) == value, flag
         assert f"[default: {value}" in " ".join(_help("wb prioritize", cmd, opts[flag]).split())

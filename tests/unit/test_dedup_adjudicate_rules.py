@@ -40,8 +40,10 @@ def test_config_has_one_slot_per_image_and_every_label_plus_distinct():
 
 def test_task_fills_shown_images_and_blanks_the_rest(tmp_path):
     root = tmp_path / "served"
-    imgs = [AdjudicationImage(i, str(root / "photos" / lab / f"{i} a.jpg"), lab, 96, 64)
-            for i, lab in ((7, "tiger_claw"), (9, "pangolin_raw_scale"))]
+    imgs = [
+        AdjudicationImage(i, str(root / "photos" / lab / f"{i} a.jpg"), lab, 96, 64)
+        for i, lab in ((7, "tiger_claw"), (9, "pangolin_raw_scale"))
+    ]
     data = adjudication_task(AdjudicationGroup(3, "k", imgs), root)["data"]
     assert data["image_0"] == "/data/local-files/?d=photos/tiger_claw/7%20a.jpg"
     assert "tiger_claw" in data["caption_0"] and "96x64" in data["caption_0"]
@@ -56,8 +58,13 @@ def test_task_for_an_image_outside_the_served_folder_is_refused(tmp_path):
 
 
 def test_agreeing_answers_settle_with_the_latest_one():
-    answer, made = decide([_answer(1, "tiger", "2026-01-01"), _answer(2, "tiger", "2026-01-02"),
-                           _answer(3, None, cancelled=True)])
+    answer, made = decide(
+        [
+            _answer(1, "tiger", "2026-01-01"),
+            _answer(2, "tiger", "2026-01-02"),
+            _answer(3, None, cancelled=True),
+        ]
+    )
     assert answer.annotation_id == 2 and len(made) == 2
 
 
@@ -76,8 +83,9 @@ def test_adjudicate_with_no_conflicts_says_so_without_label_studio(workspace_fac
 
 def test_adjudicate_pull_with_new_project_is_a_usage_error(workspace_factory):
     ws = workspace_factory()
-    r = CliRunner().invoke(cli, ["--workspace", str(ws.root), "dedup", "adjudicate", "--pull",
-                                 "--new-project"])
+    r = CliRunner().invoke(
+        cli, ["--workspace", str(ws.root), "dedup", "adjudicate", "--pull", "--new-project"]
+    )
     assert r.exit_code == 2 and "cannot be combined with --pull" in r.output
 
 
@@ -90,8 +98,9 @@ def test_the_old_name_review_still_works_and_says_it_was_renamed(workspace_facto
     new, old = _wb(ws, "adjudicate", "--json"), _wb(ws, "review", "--json")
     assert (old.exit_code, old.stdout) == (new.exit_code, new.stdout) == (0, new.stdout)
     assert "no open conflict groups to adjudicate" in old.stdout
-    assert old.stderr.strip() == ("`wb dedup review` is now `wb dedup adjudicate`; "
-                                  "the old name works until workbench 0.2")
+    assert old.stderr.strip() == (
+        "`wb dedup review` is now `wb dedup adjudicate`; the old name works until workbench 0.2"
+    )
     assert new.stderr == ""
     bad = _wb(ws, "review", "--pull", "--new-project")  # the same options and checks
     assert bad.exit_code == 2 and "cannot be combined with --pull" in bad.output
@@ -99,8 +108,9 @@ def test_the_old_name_review_still_works_and_says_it_was_renamed(workspace_facto
     assert "adjudicate" in _wb(ws, "--help").output
 
 
-def test_adjudicate_pull_without_a_reachable_label_studio_fails_with_exit_1(workspace_factory,
-                                                                              monkeypatch):
+def test_adjudicate_pull_without_a_reachable_label_studio_fails_with_exit_1(
+    workspace_factory, monkeypatch
+):
     from workbench.services import free_port
 
     ws = workspace_factory()

@@ -1,4 +1,5 @@
 """`wb dedup` end to end on small synthetic photos: groups, keepers, statuses, settling."""
+
 from __future__ import annotations
 
 import json
@@ -61,11 +62,15 @@ def test_groups_keepers_and_statuses_follow_the_rules(ws_with_photos):
     run = find_duplicates(catalog, DedupOptions(workers=1))
     im = by_name(catalog)
     groups = {g.id: g for g in map(catalog.dup_group, run.group_ids)}
-    members = {frozenset(Path(catalog.get_image(i).path).name for i in g.image_ids): g
-               for g in groups.values()}
-    assert set(members) == {frozenset({"p0.jpg", "p0_small.jpg"}),
-                            frozenset({"p1.jpg", "p1_copy.jpg"}),
-                            frozenset({"p2.jpg", "p2_mirror.jpg"})}
+    members = {
+        frozenset(Path(catalog.get_image(i).path).name for i in g.image_ids): g
+        for g in groups.values()
+    }
+    assert set(members) == {
+        frozenset({"p0.jpg", "p0_small.jpg"}),
+        frozenset({"p1.jpg", "p1_copy.jpg"}),
+        frozenset({"p2.jpg", "p2_mirror.jpg"}),
+    }
     # resized copy: the bigger original is kept
     assert members[frozenset({"p0.jpg", "p0_small.jpg"})].kind == "duplicate"
     assert im["p0.jpg"].status == "active" and im["p0_small.jpg"].status == "duplicate"
@@ -107,8 +112,12 @@ def test_resolving_with_a_label_relabels_keeps_one_and_survives_a_rerun(ws_with_
     run = find_duplicates(catalog, DedupOptions(workers=1))
     again = catalog.dup_group(g.id)
     assert g.id in run.group_ids and len(catalog.dup_groups()) == 3
-    assert (again.resolution, again.resolved_label, again.resolved_by, again.kind) == \
-        ("label", "ivory", "labelstudio:ann", "duplicate")
+    assert (again.resolution, again.resolved_label, again.resolved_by, again.kind) == (
+        "label",
+        "ivory",
+        "labelstudio:ann",
+        "duplicate",
+    )
     assert by_name(catalog)["p2_mirror.jpg"].label == "ivory"
     assert not [r for r in catalog.images() if r.status == "conflict"]
 
@@ -125,7 +134,8 @@ def test_distinct_images_go_back_to_active_and_are_not_grouped_again(ws_with_pho
 
 
 def test_a_new_copy_joining_a_settled_group_under_another_label_reopens_a_conflict(
-        ws_with_photos, tmp_path):
+    ws_with_photos, tmp_path
+):
     ws, catalog, photos = ws_with_photos
     g = conflict_group(catalog, find_duplicates(catalog, DedupOptions(workers=1)))
     resolve_group(catalog, g.id, label="ivory")
@@ -135,7 +145,7 @@ def test_a_new_copy_joining_a_settled_group_under_another_label_reopens_a_confli
     new = conflict_group(catalog, run)
     names = {Path(catalog.get_image(i).path).name for i in new.image_ids}
     assert names == {"p2.jpg", "p2_mirror.jpg", "p2_later.jpg"} and new.resolution is None
-    assert catalog.dup_group(g.id).resolution == "label"       # the history stays
+    assert catalog.dup_group(g.id).resolution == "label"  # the history stays
 
 
 def test_resolve_refuses_unknown_groups_and_both_answers(ws_with_photos):

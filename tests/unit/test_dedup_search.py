@@ -1,4 +1,5 @@
 """Pair search, grouping rules and hashing on small inputs."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -17,7 +18,9 @@ def brute_force(h: np.ndarray, t: int, m: np.ndarray | None = None) -> set:
         for j in range(i + 1, len(h)):
             d = bin(int(h[i]) ^ int(h[j])).count("1")
             if m is not None:
-                d = min(d, bin(int(h[i]) ^ int(m[j])).count("1"), bin(int(m[i]) ^ int(h[j])).count("1"))
+                d = min(
+                    d, bin(int(h[i]) ^ int(m[j])).count("1"), bin(int(m[i]) ^ int(h[j])).count("1")
+                )
             if d <= t:
                 out.add((i, j))
     return out
@@ -26,7 +29,7 @@ def brute_force(h: np.ndarray, t: int, m: np.ndarray | None = None) -> set:
 def near_hashes(n: int, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
     h = rng.integers(0, 2**62, size=n, dtype=np.int64).astype(np.uint64)
-    for k in range(0, n - 1, 3):            # every third hash gets a near twin
+    for k in range(0, n - 1, 3):  # every third hash gets a near twin
         h[k + 1] = h[k] ^ np.uint64(int(rng.integers(0, 2**10)))
     return h
 
@@ -44,7 +47,7 @@ def test_find_pairs_matches_brute_force_in_any_block_size(block):
 def test_find_pairs_with_mirrors_finds_a_hash_equal_to_anothers_mirror():
     h = near_hashes(40, seed=2)
     m = near_hashes(40, seed=3)
-    m[5] = h[30]                              # image 5 mirrored is image 30
+    m[5] = h[30]  # image 5 mirrored is image 30
     pairs = find_pairs(h, 4, mirror_hashes=m)
     assert pairs.as_set() == brute_force(h, 4, m)
     hit = [p for p in pairs if p[:2] == (5, 30)]
@@ -68,8 +71,15 @@ def test_components_join_chains_and_keep_singletons_out():
 
 
 def rec(i, w, h, label="a", ingested="2026-01-01T00:00:0{}"):
-    return ImageRecord(id=i, path=f"/x/{i}.jpg", sha256=f"{i:064x}", width=w, height=h,
-                       label=label, ingested_at=ingested.format(i))
+    return ImageRecord(
+        id=i,
+        path=f"/x/{i}.jpg",
+        sha256=f"{i:064x}",
+        width=w,
+        height=h,
+        label=label,
+        ingested_at=ingested.format(i),
+    )
 
 
 def test_keeper_is_the_largest_image_then_the_first_ingested():

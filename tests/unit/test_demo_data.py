@@ -1,4 +1,5 @@
 """The built-in demo data set: deterministic, exact boxes, planted copies that are what they claim."""
+
 from __future__ import annotations
 
 import contextlib
@@ -22,15 +23,20 @@ N_SMALL = 80
 def small(tmp_path_factory):
     out = tmp_path_factory.mktemp("demo-small")
     progress: list[tuple[int, int]] = []
-    summary = generate_demo_data(out, seed=7, n_images=N_SMALL, on_progress=lambda d, t: progress.append((d, t)))
+    summary = generate_demo_data(
+        out, seed=7, n_images=N_SMALL, on_progress=lambda d, t: progress.append((d, t))
+    )
     coco = json.loads((out / "annotations.json").read_text())
     planted = json.loads((out / "planted.json").read_text())
     return out, summary, coco, planted, progress
 
 
 def _digests(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 def _pixels(root: Path, rel: str) -> np.ndarray:
@@ -68,7 +74,7 @@ def test_files_on_disk_match_the_coco_images_and_the_summary(small):
     assert sum(summary.by_label.values()) == N_SMALL
     assert progress[-1] == (N_SMALL, N_SMALL) and len(progress) == N_SMALL
     for im in coco["images"]:
-        assert im["file_name"].split("/")[1] == im["label"]          # folder-per-class
+        assert im["file_name"].split("/")[1] == im["label"]  # folder-per-class
         with Image.open(out / im["file_name"]) as img:
             assert img.size == (im["width"], im["height"])
 
@@ -104,13 +110,20 @@ def test_boxes_are_tight_around_what_was_drawn(small):
             continue
         px = _pixels(out, rel)
         x, y, w, h = boxes[0][1]
-        inside = px[y:y + h, x:x + w]
-        ring = np.concatenate([px[max(y - 6, 0):y, x:x + w].reshape(-1, 3),
-                               px[y + h:y + h + 6, x:x + w].reshape(-1, 3)])
+        inside = px[y : y + h, x : x + w]
+        ring = np.concatenate(
+            [
+                px[max(y - 6, 0) : y, x : x + w].reshape(-1, 3),
+                px[y + h : y + h + 6, x : x + w].reshape(-1, 3),
+            ]
+        )
         if len(ring) == 0:
             continue
         # the object is not the surface around it
-        assert np.abs(inside.reshape(-1, 3).mean(0) - ring.mean(0)).sum() > 8 or inside.std() > 2 * ring.std(), rel
+        assert (
+            np.abs(inside.reshape(-1, 3).mean(0) - ring.mean(0)).sum() > 8
+            or inside.std() > 2 * ring.std()
+        ), rel
         checked += 1
     assert checked > 5
 
@@ -178,7 +191,9 @@ def test_a_resized_copy_is_smaller_with_boxes_scaled(small):
         sx = images[b]["width"] / images[a]["width"]
         sy = images[b]["height"] / images[a]["height"]
         assert 0.55 < sx < 0.85 and abs(sx - sy) < 0.02
-        small_a = Image.open(out / a).convert("RGB").resize((images[b]["width"], images[b]["height"]))
+        small_a = (
+            Image.open(out / a).convert("RGB").resize((images[b]["width"], images[b]["height"]))
+        )
         assert np.abs(np.asarray(small_a, np.float32) - _pixels(out, b)).mean() < 6.0
         assert len(boxes[a]) == len(boxes[b])
         for (na, ba), (nb, bb) in zip(sorted(boxes[a]), sorted(boxes[b])):
@@ -199,7 +214,10 @@ def test_same_frame_copies_keep_boxes_and_change_pixels_as_named(small):
             elif kind == "brightened":
                 assert pb.mean() > pa.mean() * 1.1
             else:
-                assert np.abs(pb[..., 0] - pb[..., 1]).max() <= 3 and np.abs(pb[..., 1] - pb[..., 2]).max() <= 3
+                assert (
+                    np.abs(pb[..., 0] - pb[..., 1]).max() <= 3
+                    and np.abs(pb[..., 1] - pb[..., 2]).max() <= 3
+                )
                 luma = np.asarray(ImageOps.grayscale(Image.open(out / a)), np.float32)
                 assert np.abs(luma - pb[..., 0]).mean() < 4.0
 
@@ -213,7 +231,7 @@ def test_a_banner_copy_covers_the_bottom_and_clips_boxes_under_it(small):
         assert np.abs(pa[: H // 2] - pb[: H // 2]).mean() < 3.0
         assert np.abs(pa[-8:] - pb[-8:]).mean() > 20
         banner_top = H - max(12, H // 9)
-        for _, (x, y, w, h) in boxes[b]:
+        for _, (_x, y, _w, h) in boxes[b]:
             assert y + h <= banner_top
 
 
@@ -225,15 +243,23 @@ def test_a_crop_copy_is_a_region_of_the_original_with_shifted_boxes(small):
         h, w = pb.shape[:2]
         assert 0.75 < w / images[a]["width"] < 0.95
         # find the offset: the crop equals the original there, within JPEG tolerance
-        best = min(((np.abs(pa[y:y + h, x:x + w] - pb).mean(), x, y)
-                    for y in range(pa.shape[0] - h + 1) for x in range(pa.shape[1] - w + 1)))
+        best = min(
+            (np.abs(pa[y : y + h, x : x + w] - pb).mean(), x, y)
+            for y in range(pa.shape[0] - h + 1)
+            for x in range(pa.shape[1] - w + 1)
+        )
         err, x0, y0 = best
         assert err < 3.0
         # every box in the crop is an original box shifted and clipped (or shrunk by the cut)
         for name, (x, y, bw, bh) in boxes[b]:
-            assert any(n == name and x + x0 >= ox - 1 and y + y0 >= oy - 1
-                       and x + x0 + bw <= ox + ow + 1 and y + y0 + bh <= oy + oh + 1
-                       for n, (ox, oy, ow, oh) in boxes[a]), (name, x, y)
+            assert any(
+                n == name
+                and x + x0 >= ox - 1
+                and y + y0 >= oy - 1
+                and x + x0 + bw <= ox + ow + 1
+                and y + y0 + bh <= oy + oh + 1
+                for n, (ox, oy, ow, oh) in boxes[a]
+            ), (name, x, y)
 
 
 def test_coco_file_loads_in_pycocotools_with_the_expected_counts(small):
@@ -257,7 +283,7 @@ def test_default_size_has_the_planned_mix(demo_data):
     assert 5 <= len(planted["conflicts"]) <= 7
     assert 0.08 <= labels.count(BACKGROUND) / n <= 0.12
     per_image = np.bincount([a["image_id"] for a in coco["annotations"]], minlength=n + 1)[1:]
-    assert per_image.max() >= 4 and (per_image >= 2).sum() > n / 4      # several objects per image
+    assert per_image.max() >= 4 and (per_image >= 2).sum() > n / 4  # several objects per image
     sides = np.array([max(a["bbox"][2], a["bbox"][3]) for a in coco["annotations"]])
     assert np.median(sides) >= 40
 

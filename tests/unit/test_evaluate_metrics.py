@@ -1,4 +1,5 @@
 """Evaluation metrics: pycocotools figures, the image-accuracy rule, the confusion matrix."""
+
 from __future__ import annotations
 
 import contextlib
@@ -9,8 +10,7 @@ import random
 import pytest
 
 from workbench.catalog.records import Box
-from workbench.detection.metrics import (EvaluationConfig, EvaluationResult,
-                                         evaluate_detections)
+from workbench.detection.metrics import EvaluationConfig, EvaluationResult, evaluate_detections
 
 CLASSES = ["cat", "dog"]
 
@@ -25,7 +25,10 @@ def cell(result, gt_label, pred_label):
 
 
 def test_perfect_boxes_give_ap_one():
-    gt = {"a": [Box("cat", 10, 10, 50, 50)], "b": [Box("dog", 0, 0, 30, 40), Box("cat", 40, 40, 80, 90)]}
+    gt = {
+        "a": [Box("cat", 10, 10, 50, 50)],
+        "b": [Box("dog", 0, 0, 30, 40), Box("cat", 40, 40, 80, 90)],
+    }
     preds = {k: [det(b.label, *b.xyxy) for b in boxes] for k, boxes in gt.items()}
 
     r = evaluate_detections(gt, preds, CLASSES)
@@ -46,8 +49,8 @@ def test_boxes_shifted_below_iou_half_score_zero_at_ap50():
     assert r.mAP50 == 0.0 and r.mAP == 0.0
     assert r.per_class["cat"]["AP50"] == 0.0
     assert r.per_class["dog"]["AP50"] is None  # no dog boxes: undefined, not -1
-    assert cell(r, "cat", "background") == 1   # the miss
-    assert cell(r, "background", "cat") == 1   # the false positive
+    assert cell(r, "cat", "background") == 1  # the miss
+    assert cell(r, "background", "cat") == 1  # the false positive
 
 
 def test_wrong_class_counts_in_confusion_matrix():
@@ -66,13 +69,18 @@ def test_wrong_class_counts_in_confusion_matrix():
 def test_image_accuracy_uses_top_confident_detection_and_background_when_none():
     gt = {
         "cat_right": [Box("cat", 0, 0, 40, 40)],
-        "cat_missed": [Box("cat", 0, 0, 40, 40)],         # only a low-score detection
-        "empty_right": [],                                 # background, nothing detected
-        "empty_wrong": [],                                 # background, a confident dog
-        "dog_top_wrong": [Box("dog", 0, 0, 40, 40)],       # top detection is a cat
+        "cat_missed": [Box("cat", 0, 0, 40, 40)],  # only a low-score detection
+        "empty_right": [],  # background, nothing detected
+        "empty_wrong": [],  # background, a confident dog
+        "dog_top_wrong": [Box("dog", 0, 0, 40, 40)],  # top detection is a cat
     }
-    labels = {"cat_right": "cat", "cat_missed": "cat", "empty_right": "background",
-              "empty_wrong": "background", "dog_top_wrong": "dog"}
+    labels = {
+        "cat_right": "cat",
+        "cat_missed": "cat",
+        "empty_right": "background",
+        "empty_wrong": "background",
+        "dog_top_wrong": "dog",
+    }
     preds = {
         "cat_right": [det("cat", 0, 0, 40, 40, 0.9), det("dog", 50, 50, 60, 60, 0.6)],
         "cat_missed": [det("cat", 0, 0, 40, 40, 0.3)],
@@ -97,7 +105,9 @@ def test_image_accuracy_uses_top_confident_detection_and_background_when_none():
 
 def test_image_without_label_takes_its_boxes_majority_class():
     gt = {"a": [Box("dog", 0, 0, 10, 10), Box("dog", 20, 20, 30, 30), Box("cat", 40, 40, 50, 50)]}
-    r = evaluate_detections(gt, {"a": [det("dog", 0, 0, 10, 10)]}, CLASSES, image_labels={"a": None})
+    r = evaluate_detections(
+        gt, {"a": [det("dog", 0, 0, 10, 10)]}, CLASSES, image_labels={"a": None}
+    )
     assert r.image_outcomes[0].label == "dog" and r.image_outcomes[0].correct
 
 
@@ -152,21 +162,41 @@ def _reference_cocoeval(tmp_path, gt, preds, classes):
     from pycocotools.cocoeval import COCOeval
 
     keys = sorted(gt)
-    images = [{"id": i + 1, "file_name": f"{k}.jpg", "width": 200, "height": 200}
-              for i, k in enumerate(keys)]
+    images = [
+        {"id": i + 1, "file_name": f"{k}.jpg", "width": 200, "height": 200}
+        for i, k in enumerate(keys)
+    ]
     anns, results = [], []
     for i, k in enumerate(keys):
         for b in gt[k]:
-            anns.append({"id": len(anns) + 1, "image_id": i + 1, "category_id": classes.index(b.label) + 1,
-                         "bbox": [b.x1, b.y1, b.x2 - b.x1, b.y2 - b.y1],
-                         "area": (b.x2 - b.x1) * (b.y2 - b.y1), "iscrowd": 0})
+            anns.append(
+                {
+                    "id": len(anns) + 1,
+                    "image_id": i + 1,
+                    "category_id": classes.index(b.label) + 1,
+                    "bbox": [b.x1, b.y1, b.x2 - b.x1, b.y2 - b.y1],
+                    "area": (b.x2 - b.x1) * (b.y2 - b.y1),
+                    "iscrowd": 0,
+                }
+            )
         for d in preds.get(k, []):
-            results.append({"image_id": i + 1, "category_id": classes.index(d["label"]) + 1,
-                            "bbox": [d["x1"], d["y1"], d["x2"] - d["x1"], d["y2"] - d["y1"]],
-                            "score": d["score"]})
-    (tmp_path / "gt.json").write_text(json.dumps({
-        "images": images, "annotations": anns,
-        "categories": [{"id": i + 1, "name": c} for i, c in enumerate(classes)]}))
+            results.append(
+                {
+                    "image_id": i + 1,
+                    "category_id": classes.index(d["label"]) + 1,
+                    "bbox": [d["x1"], d["y1"], d["x2"] - d["x1"], d["y2"] - d["y1"]],
+                    "score": d["score"],
+                }
+            )
+    (tmp_path / "gt.json").write_text(
+        json.dumps(
+            {
+                "images": images,
+                "annotations": anns,
+                "categories": [{"id": i + 1, "name": c} for i, c in enumerate(classes)],
+            }
+        )
+    )
     (tmp_path / "dt.json").write_text(json.dumps(results))
     with contextlib.redirect_stdout(io.StringIO()):
         cg = COCO(str(tmp_path / "gt.json"))
@@ -184,13 +214,26 @@ def test_figures_equal_pycocotools_on_a_mixed_set(tmp_path):
     for k in range(12):
         boxes, dets = [], []
         for _ in range(rng.randint(0, 3)):
-            x, y, w, h = rng.uniform(0, 120), rng.uniform(0, 120), rng.uniform(10, 70), rng.uniform(10, 70)
+            x, y, w, h = (
+                rng.uniform(0, 120),
+                rng.uniform(0, 120),
+                rng.uniform(10, 70),
+                rng.uniform(10, 70),
+            )
             label = rng.choice(classes[:2])  # no fox in the truth: its AP is undefined
             boxes.append(Box(label, x, y, x + w, y + h))
             if rng.random() < 0.8:  # found, jittered, sometimes with the wrong class
                 j = rng.uniform(-8, 8)
-                dets.append(det(label if rng.random() < 0.8 else rng.choice(classes),
-                                x + j, y + j, x + w + j, y + h, rng.uniform(0.2, 1.0)))
+                dets.append(
+                    det(
+                        label if rng.random() < 0.8 else rng.choice(classes),
+                        x + j,
+                        y + j,
+                        x + w + j,
+                        y + h,
+                        rng.uniform(0.2, 1.0),
+                    )
+                )
         for _ in range(rng.randint(0, 2)):  # false positives
             x, y = rng.uniform(0, 150), rng.uniform(0, 150)
             dets.append(det(rng.choice(classes), x, y, x + 20, y + 25, rng.uniform(0.05, 0.9)))
@@ -204,8 +247,12 @@ def test_figures_equal_pycocotools_on_a_mixed_set(tmp_path):
     assert r.mAR100 == pytest.approx(ev.stats[8], abs=1e-6)
     assert 0 < r.mAP50 < 1  # a set where the figures mean something
     for k, c in enumerate(classes[:2]):
-        assert r.per_class[c]["AP50"] == pytest.approx(ev.eval["precision"][0, :, k, 0, 2].mean(), abs=1e-6)
-        assert r.per_class[c]["AR100"] == pytest.approx(ev.eval["recall"][:, k, 0, 2].mean(), abs=1e-6)
+        assert r.per_class[c]["AP50"] == pytest.approx(
+            ev.eval["precision"][0, :, k, 0, 2].mean(), abs=1e-6
+        )
+        assert r.per_class[c]["AR100"] == pytest.approx(
+            ev.eval["recall"][:, k, 0, 2].mean(), abs=1e-6
+        )
     assert r.per_class["fox"]["AP50"] is None and r.per_class["fox"]["AR100"] is None
 
 
@@ -216,7 +263,7 @@ def test_images_with_unknown_boxes_count_for_accuracy_only():
 
     r = evaluate_detections(gt, preds, CLASSES, image_labels={"a": "cat", "b": "dog", "c": "cat"})
 
-    assert r.mAP50 == 1.0                       # only image c has boxes to match
+    assert r.mAP50 == 1.0  # only image c has boxes to match
     assert sum(map(sum, r.confusion_matrix)) == 1
     assert r.per_class["cat"]["accuracy"] == 1.0 and r.per_class["dog"]["accuracy"] == 0.0
     assert r.images == 3 and r.metrics["images_with_boxes"] == 1

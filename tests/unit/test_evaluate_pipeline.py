@@ -4,6 +4,7 @@ The model here is a tiny, exact "detector" of coloured rectangles (red = cat,
 blue = dog), so expected figures are known; the real Faster R-CNN is exercised in
 tests/integration/test_evaluate_model.py.
 """
+
 from __future__ import annotations
 
 import json
@@ -36,12 +37,19 @@ class ColourPredictor:
             a = np.asarray(img).astype(int)
             dets = []
             for label, rgb in COLOURS.items():
-                ys, xs = np.nonzero((np.abs(a - rgb).sum(axis=2) < 60))
+                ys, xs = np.nonzero(np.abs(a - rgb).sum(axis=2) < 60)
                 if len(xs):
-                    dets.append({"label": label, "x1": float(xs.min()) + self.shift,
-                                 "y1": float(ys.min()), "x2": float(xs.max() + 1) + self.shift,
-                                 "y2": float(ys.max() + 1), "score": self.score,
-                                 "probs": {label: self.score}})
+                    dets.append(
+                        {
+                            "label": label,
+                            "x1": float(xs.min()) + self.shift,
+                            "y1": float(ys.min()),
+                            "x2": float(xs.max() + 1) + self.shift,
+                            "y2": float(ys.max() + 1),
+                            "score": self.score,
+                            "probs": {label: self.score},
+                        }
+                    )
             out.append(dets)
         return out
 
@@ -53,13 +61,24 @@ def draw(path, boxes):
     img.save(path)
 
 
-def add(catalog, tmp_path, name, label, boxes, split="test", status="active", annotated=True,
-        drawn=None):
+def add(
+    catalog, tmp_path, name, label, boxes, split="test", status="active", annotated=True, drawn=None
+):
     path = tmp_path / f"{name}.png"
     draw(path, boxes if drawn is None else drawn)
-    return catalog.add_image(ImageRecord(id=None, path=str(path), width=64, height=48, label=label,
-                                         status=status, annotated=annotated, split=split),
-                             boxes=boxes if annotated else None)
+    return catalog.add_image(
+        ImageRecord(
+            id=None,
+            path=str(path),
+            width=64,
+            height=48,
+            label=label,
+            status=status,
+            annotated=annotated,
+            split=split,
+        ),
+        boxes=boxes if annotated else None,
+    )
 
 
 @pytest.fixture
@@ -78,8 +97,15 @@ def test_evaluates_only_active_annotated_images_of_the_split(ws, tmp_path):
         add(catalog, tmp_path, "dog", "dog", [Box("dog", 10, 10, 40, 40)])
         add(catalog, tmp_path, "bg", "background", [])
         add(catalog, tmp_path, "val", "cat", [Box("cat", 5, 5, 30, 30)], split="val")
-        add(catalog, tmp_path, "dup", "dog", [Box("dog", 1, 1, 9, 9)], status="duplicate",
-            drawn=[Box("cat", 1, 1, 9, 9)])
+        add(
+            catalog,
+            tmp_path,
+            "dup",
+            "dog",
+            [Box("dog", 1, 1, 9, 9)],
+            status="duplicate",
+            drawn=[Box("cat", 1, 1, 9, 9)],
+        )
         add(catalog, tmp_path, "raw", "dog", [Box("dog", 1, 1, 9, 9)], annotated=False)
 
         result = ev.evaluate_model(ws, catalog, split="test", model=handle())
@@ -110,14 +136,33 @@ def test_writes_json_and_charts_that_rebuild_the_result(ws, tmp_path):
 
 def test_ground_truth_is_mapped_to_the_models_level(workspace_factory, tmp_path):
     ws = workspace_factory(classes=["x"])
-    ws.set_taxonomy(Taxonomy.from_dict({"species": [
-        {"name": "cat", "categories": ["cat_toy", "cat_real"]},
-        {"name": "dog", "categories": ["dog_real"]}]}))
+    ws.set_taxonomy(
+        Taxonomy.from_dict(
+            {
+                "species": [
+                    {"name": "cat", "categories": ["cat_toy", "cat_real"]},
+                    {"name": "dog", "categories": ["dog_real"]},
+                ]
+            }
+        )
+    )
     with ws.open_catalog() as catalog:
-        add(catalog, tmp_path, "a", "cat_toy", [Box("cat_toy", 5, 5, 30, 30)],
-            drawn=[Box("cat", 5, 5, 30, 30)])
-        add(catalog, tmp_path, "b", "dog_real", [Box("dog_real", 10, 10, 40, 40)],
-            drawn=[Box("dog", 10, 10, 40, 40)])
+        add(
+            catalog,
+            tmp_path,
+            "a",
+            "cat_toy",
+            [Box("cat_toy", 5, 5, 30, 30)],
+            drawn=[Box("cat", 5, 5, 30, 30)],
+        )
+        add(
+            catalog,
+            tmp_path,
+            "b",
+            "dog_real",
+            [Box("dog_real", 10, 10, 40, 40)],
+            drawn=[Box("dog", 10, 10, 40, 40)],
+        )
 
         result = ev.evaluate_model(ws, catalog, model=handle())
 
@@ -129,14 +174,19 @@ def test_ground_truth_is_mapped_to_the_models_level(workspace_factory, tmp_path)
 def test_empty_split_says_what_to_do(ws, tmp_path):
     with ws.open_catalog() as catalog:
         add(catalog, tmp_path, "cat", "cat", [Box("cat", 5, 5, 30, 30)], split="train")
-        with pytest.raises(ev.EvaluationError, match="no annotated, active images in the test split"):
+        with pytest.raises(
+            ev.EvaluationError, match="no annotated, active images in the test split"
+        ):
             ev.evaluate_model(ws, catalog, model=handle())
 
 
 def test_outside_folder_set_gives_image_accuracy_only(ws, tmp_path):
     root = tmp_path / "outside"
-    for label, boxes in (("cat", [Box("cat", 2, 2, 20, 20)]), ("dog", [Box("cat", 2, 2, 20, 20)]),
-                         ("background", [])):
+    for label, boxes in (
+        ("cat", [Box("cat", 2, 2, 20, 20)]),
+        ("dog", [Box("cat", 2, 2, 20, 20)]),
+        ("background", []),
+    ):
         (root / label).mkdir(parents=True)
         draw(root / label / "1.png", boxes)
 
@@ -151,13 +201,22 @@ def test_outside_folder_set_gives_image_accuracy_only(ws, tmp_path):
 
 def test_outside_coco_set_gives_box_metrics(ws, tmp_path):
     draw(tmp_path / "a.png", [Box("cat", 2, 2, 20, 20), Box("dog", 30, 10, 60, 40)])
-    (tmp_path / "set.json").write_text(json.dumps({
-        "images": [{"id": 1, "file_name": "a.png", "width": 64, "height": 48}],
-        "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [2, 2, 18, 18]},
-                        {"id": 2, "image_id": 1, "category_id": 2, "bbox": [30, 10, 30, 30]}],
-        "categories": [{"id": 1, "name": "cat"}, {"id": 2, "name": "dog"}]}))
+    (tmp_path / "set.json").write_text(
+        json.dumps(
+            {
+                "images": [{"id": 1, "file_name": "a.png", "width": 64, "height": 48}],
+                "annotations": [
+                    {"id": 1, "image_id": 1, "category_id": 1, "bbox": [2, 2, 18, 18]},
+                    {"id": 2, "image_id": 1, "category_id": 2, "bbox": [30, 10, 30, 30]},
+                ],
+                "categories": [{"id": 1, "name": "cat"}, {"id": 2, "name": "dog"}],
+            }
+        )
+    )
 
-    result = ev.evaluate_outside(ws, None, tmp_path / "set.json", "coco", model=handle(), save=False)
+    result = ev.evaluate_outside(
+        ws, None, tmp_path / "set.json", "coco", model=handle(), save=False
+    )
 
     assert result.mAP50 == 1.0 and result.per_class["dog"]["AR100"] == 1.0
 
@@ -168,7 +227,10 @@ def cli_ws(ws, tmp_path, monkeypatch):
     with ws.open_catalog() as catalog:
         add(catalog, tmp_path, "cat", "cat", [Box("cat", 5, 5, 30, 30)])
         add(catalog, tmp_path, "dog", "dog", [Box("dog", 10, 10, 40, 40)])
-    versions = {"v1": handle(ColourPredictor(), "v1"), "v2": handle(ColourPredictor(shift=20), "v2")}
+    versions = {
+        "v1": handle(ColourPredictor(), "v1"),
+        "v2": handle(ColourPredictor(shift=20), "v2"),
+    }
     monkeypatch.setattr(ev, "load_model", lambda _ws, _cat, v: versions[v or "v1"])
     return ws
 
@@ -184,10 +246,16 @@ def test_cli_json_has_the_issues_shape(cli_ws):
 
     assert res.exit_code == 0, res.output
     out = json.loads(res.stdout)
-    assert {"model", "split", "images", "mAP50", "mAP", "mAR100", "per_class", "accuracy"} <= set(out)
+    assert {"model", "split", "images", "mAP50", "mAP", "mAR100", "per_class", "accuracy"} <= set(
+        out
+    )
     assert out["model"] == "v1" and out["images"] == 2 and out["mAP50"] == 1.0
-    assert out["per_class"]["dog"] == {**out["per_class"]["dog"], "AP50": 1.0, "AR100": 1.0,
-                                       "accuracy": 1.0}
+    assert out["per_class"]["dog"] == {
+        **out["per_class"]["dog"],
+        "AP50": 1.0,
+        "AR100": 1.0,
+        "accuracy": 1.0,
+    }
 
 
 def test_cli_prints_the_table_and_compares_two_versions(cli_ws):
@@ -205,7 +273,11 @@ def test_cli_prints_the_table_and_compares_two_versions(cli_ws):
 def test_cli_plain_output_shows_the_study_table(cli_ws):
     res = invoke(cli_ws)
     assert res.exit_code == 0, res.output
-    assert "AP@0.5" in res.output and "mAP@0.5 1.000" in res.output and "eval_v1_test.png" in res.output
+    assert (
+        "AP@0.5" in res.output
+        and "mAP@0.5 1.000" in res.output
+        and "eval_v1_test.png" in res.output
+    )
 
 
 def test_cli_images_without_format_is_a_usage_error(cli_ws, tmp_path):

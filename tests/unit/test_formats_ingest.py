@@ -1,4 +1,5 @@
 """Formats and ingest on small generated images: round trips, idempotence, hostile files."""
+
 import json
 import os
 from pathlib import Path
@@ -8,17 +9,16 @@ from click.testing import CliRunner
 from PIL import Image
 
 from workbench.cli import cli
-from workbench.ingest import ingest
 from workbench.export import export
+from workbench.ingest import ingest
 
 pytestmark = pytest.mark.unit
 
 
 def make_tree(root: Path) -> dict:
     """Folder-per-class tree with a nested folder; returns {relpath: label}."""
-    layout = {"cat/a.jpg": "cat", "cat/b.png": "cat", "dog/c.jpg": "dog",
-              "dog/shop1/d.jpg": "dog"}
-    for rel, label in layout.items():
+    layout = {"cat/a.jpg": "cat", "cat/b.png": "cat", "dog/c.jpg": "dog", "dog/shop1/d.jpg": "dog"}
+    for rel, _label in layout.items():
         p = root / rel
         p.parent.mkdir(parents=True, exist_ok=True)
         Image.new("RGB", (60 + len(rel), 40), (len(rel) * 10 % 255, 80, 160)).save(p)
@@ -26,8 +26,7 @@ def make_tree(root: Path) -> dict:
 
 
 def tree_snapshot(root: Path) -> dict:
-    return {str(p): (p.stat().st_mtime_ns, p.stat().st_size)
-            for p in sorted(root.rglob("*"))}
+    return {str(p): (p.stat().st_mtime_ns, p.stat().st_size) for p in sorted(root.rglob("*"))}
 
 
 def test_folders_label_is_the_class_folder_even_when_nested(tmp_path, workspace_factory):
@@ -36,7 +35,9 @@ def test_folders_label_is_the_class_folder_even_when_nested(tmp_path, workspace_
     with ws.open_catalog() as cat:
         res = ingest(ws, cat, tmp_path / "photos", "folders")
         assert res.added == 4
-        got = {Path(i.path).relative_to(tmp_path / "photos").as_posix(): i.label for i in cat.images()}
+        got = {
+            Path(i.path).relative_to(tmp_path / "photos").as_posix(): i.label for i in cat.images()
+        }
     assert got == layout
 
 
@@ -63,7 +64,9 @@ def test_unknown_class_lists_known_ones_and_writes_nothing(tmp_path, workspace_f
     ws = workspace_factory(["cat"])
     make_tree(tmp_path / "photos")
     with ws.open_catalog() as cat:
-        with pytest.raises(Exception, match="unknown class 'dog'.*Known classes: cat.*--add-classes"):
+        with pytest.raises(
+            Exception, match="unknown class 'dog'.*Known classes: cat.*--add-classes"
+        ):
             ingest(ws, cat, tmp_path / "photos", "folders")
         assert cat.images() == []
         res = ingest(ws, cat, tmp_path / "photos", "folders", add_classes=True)
@@ -108,11 +111,17 @@ def _coco_fixture(tmp_path):
     img_dir.mkdir(parents=True)
     Image.new("RGB", (100, 80)).save(img_dir / "one.jpg")
     Image.new("RGB", (120, 90)).save(img_dir / "two.jpg")
-    coco = {"images": [{"id": 1, "file_name": "images/one.jpg", "width": 100, "height": 80},
-                       {"id": 2, "file_name": "images/two.jpg", "width": 120, "height": 90}],
-            "annotations": [{"id": 1, "image_id": 1, "category_id": 7, "bbox": [10.5, 5, 30, 20]},
-                            {"id": 2, "image_id": 1, "category_id": 8, "bbox": [50, 40, 20.25, 30]}],
-            "categories": [{"id": 7, "name": "cat"}, {"id": 8, "name": "dog"}]}
+    coco = {
+        "images": [
+            {"id": 1, "file_name": "images/one.jpg", "width": 100, "height": 80},
+            {"id": 2, "file_name": "images/two.jpg", "width": 120, "height": 90},
+        ],
+        "annotations": [
+            {"id": 1, "image_id": 1, "category_id": 7, "bbox": [10.5, 5, 30, 20]},
+            {"id": 2, "image_id": 1, "category_id": 8, "bbox": [50, 40, 20.25, 30]},
+        ],
+        "categories": [{"id": 7, "name": "cat"}, {"id": 8, "name": "dog"}],
+    }
     p = tmp_path / "coco" / "ann.json"
     p.write_text(json.dumps(coco))
     return p
@@ -124,16 +133,22 @@ def test_ingest_export_ingest_is_lossless(tmp_path, workspace_factory, fmt):
     src = _coco_fixture(tmp_path)
     with ws.open_catalog() as cat:
         ingest(ws, cat, src, "coco")
-        orig = {i.path: sorted((b.label, b.x1, b.y1, b.x2, b.y2) for b in cat.boxes_for(i.id))
-                for i in cat.images()}
+        orig = {
+            i.path: sorted((b.label, b.x1, b.y1, b.x2, b.y2) for b in cat.boxes_for(i.id))
+            for i in cat.images()
+        }
         neg = [i.path for i in cat.images() if i.annotated and not cat.boxes_for(i.id)]
-        out, n = export(ws, cat, fmt, tmp_path / f"out.{fmt}" if fmt == "coco" else tmp_path / "out")
+        out, n = export(
+            ws, cat, fmt, tmp_path / f"out.{fmt}" if fmt == "coco" else tmp_path / "out"
+        )
     assert n == 2
     ws2 = workspace_factory(["cat", "dog"])
     with ws2.open_catalog() as cat2:
         ingest(ws2, cat2, out, fmt)
-        again = {i.path: sorted((b.label, b.x1, b.y1, b.x2, b.y2) for b in cat2.boxes_for(i.id))
-                 for i in cat2.images()}
+        again = {
+            i.path: sorted((b.label, b.x1, b.y1, b.x2, b.y2) for b in cat2.boxes_for(i.id))
+            for i in cat2.images()
+        }
         neg2 = [i.path for i in cat2.images() if i.annotated and not cat2.boxes_for(i.id)]
     assert again.keys() == orig.keys()
     for path in orig:

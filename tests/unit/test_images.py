@@ -1,4 +1,5 @@
 """Opening hostile and odd image files: each kind gets a reason or is read correctly."""
+
 import struct
 import zlib
 
@@ -52,7 +53,9 @@ def test_corrupt_jpeg_body_is_unreadable(tmp_path):
 def test_decompression_bomb_is_refused_without_decoding(tmp_path):
     # A valid PNG header claiming 20000 x 20000 pixels (400 MP > Pillow's limit).
     def chunk(kind, body):
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+        return (
+            struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+        )
 
     ihdr = struct.pack(">IIBBBBB", 20000, 20000, 8, 0, 0, 0, 0)
     p = tmp_path / "bomb.png"

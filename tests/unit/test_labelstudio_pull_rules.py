@@ -25,15 +25,33 @@ SIZE = (200, 100)  # percent x 2 = pixels across, percent = pixels down
 
 def rect(label, x, y, w, h, rotation=0):
     """A Label Studio rectangle in percent."""
-    return {"type": "rectanglelabels", "from_name": "label", "to_name": "image",
-            "value": {"x": x, "y": y, "width": w, "height": h, "rotation": rotation,
-                      "rectanglelabels": [label]}}
+    return {
+        "type": "rectanglelabels",
+        "from_name": "label",
+        "to_name": "image",
+        "value": {
+            "x": x,
+            "y": y,
+            "width": w,
+            "height": h,
+            "rotation": rotation,
+            "rectanglelabels": [label],
+        },
+    }
 
 
 def ann(aid, *result, at="2026-01-01T00:00:00", cancelled=False, chosen=False, who="a@x.org"):
-    return LsAnnotation(annotation_id=aid, task_id=1, image_id=5, annotator=who, updated_at=at,
-                        was_cancelled=cancelled, n_boxes=len(result), chosen=chosen,
-                        result=list(result))
+    return LsAnnotation(
+        annotation_id=aid,
+        task_id=1,
+        image_id=5,
+        annotator=who,
+        updated_at=at,
+        was_cancelled=cancelled,
+        n_boxes=len(result),
+        chosen=chosen,
+        result=list(result),
+    )
 
 
 TIGER = rect("tiger", 10, 10, 20, 20)  # pixels (20, 10) - (60, 30)
@@ -46,7 +64,9 @@ def decide(anns, previous=(), truth=None):
 
 # ---- which annotation wins ------------------------------------------------------------
 def test_the_latest_submitted_annotation_wins():
-    out = decide([ann(1, TIGER, at="2026-01-02"), ann(2, rect("lion", 0, 0, 5, 5), at="2026-01-01")])
+    out = decide(
+        [ann(1, TIGER, at="2026-01-02"), ann(2, rect("lion", 0, 0, 5, 5), at="2026-01-01")]
+    )
     assert out.action == WRITE and out.chosen.annotation_id == 1 and out.source == 1
     assert [(b.label, b.xyxy) for b in out.boxes] == [("tiger", TIGER_BOX.xyxy)]
     assert (out.boxes[0].annotator, out.boxes[0].annotation_id) == ("a@x.org", 1)
@@ -77,8 +97,14 @@ def test_a_rotated_box_becomes_its_bounding_box():
 
 # ---- disagreements ----------------------------------------------------------------------
 def test_other_submitted_annotations_with_other_boxes_disagree():
-    out = decide([ann(1, TIGER, at="2"), ann(2, at="1"), ann(3, TIGER, at="0"),
-                  ann(4, at="3", cancelled=True)])
+    out = decide(
+        [
+            ann(1, TIGER, at="2"),
+            ann(2, at="1"),
+            ann(3, TIGER, at="0"),
+            ann(4, at="3", cancelled=True),
+        ]
+    )
     assert out.chosen.annotation_id == 1
     assert [a.annotation_id for a in out.disagreeing] == [2]  # not 3 (agrees), not 4 (skip)
 
@@ -111,8 +137,11 @@ def test_imported_truth_left_as_it_was_is_kept_and_not_claimed():
 
 
 def test_truth_this_project_wrote_stays_marked_when_the_annotation_says_the_same():
-    out = decide([ann(1, TIGER, at="3")], previous=[ann(1, TIGER, at="2", chosen=True)],
-                 truth=lambda: [TIGER_BOX])
+    out = decide(
+        [ann(1, TIGER, at="3")],
+        previous=[ann(1, TIGER, at="2", chosen=True)],
+        truth=lambda: [TIGER_BOX],
+    )
     assert out.action == KEEP_TRUTH and out.source == 1
 
 
@@ -155,8 +184,9 @@ class RecordingCatalog:
         self.calls = []
 
     def apply_ls_task(self, project_id, task_id, image_id, anns, boxes, update_truth=True):
-        self.calls.append((task_id, image_id, [(a.annotation_id, a.chosen) for a in anns],
-                           boxes, update_truth))
+        self.calls.append(
+            (task_id, image_id, [(a.annotation_id, a.chosen) for a in anns], boxes, update_truth)
+        )
 
 
 def apply(anns, previous=(), truth=None, image_id=5):
@@ -169,11 +199,28 @@ def apply(anns, previous=(), truth=None, image_id=5):
     "anns, previous, truth, counts, write",
     [
         # a new negative: written, counted as an updated image and a negative
-        ([ann(1)], [], None, {"annotated_tasks": 1, "updated_images": 1, "negatives": 1}, (0, True)),
-        ([ann(1, TIGER)], [], None, {"annotated_tasks": 1, "updated_images": 1, "boxes": 1}, (1, True)),
+        (
+            [ann(1)],
+            [],
+            None,
+            {"annotated_tasks": 1, "updated_images": 1, "negatives": 1},
+            (0, True),
+        ),
+        (
+            [ann(1, TIGER)],
+            [],
+            None,
+            {"annotated_tasks": 1, "updated_images": 1, "boxes": 1},
+            (1, True),
+        ),
         # as before: nothing written; an untouched task with no annotations is not counted
-        ([ann(1, at="x")], [ann(1, at="x", chosen=True)], None,
-         {"annotated_tasks": 1, "unchanged": 1}, None),
+        (
+            [ann(1, at="x")],
+            [ann(1, at="x", chosen=True)],
+            None,
+            {"annotated_tasks": 1, "unchanged": 1},
+            None,
+        ),
         ([], [], None, {}, None),
         ([ann(1, TIGER)], [], [TIGER_BOX], {"annotated_tasks": 1, "unchanged": 1}, (None, False)),
         ([ann(1, cancelled=True)], [], None, {"skipped": 1}, (None, False)),
@@ -182,8 +229,15 @@ def apply(anns, previous=(), truth=None, image_id=5):
 )
 def test_the_applier_writes_once_and_counts(anns, previous, truth, counts, write):
     calls, result = apply(anns, previous, truth)
-    keys = ("annotated_tasks", "updated_images", "negatives", "cleared", "skipped", "unchanged",
-            "boxes")
+    keys = (
+        "annotated_tasks",
+        "updated_images",
+        "negatives",
+        "cleared",
+        "skipped",
+        "unchanged",
+        "boxes",
+    )
     assert {k: getattr(result, k) for k in keys} == {k: counts.get(k, 0) for k in keys}
     if write is None:
         assert calls == []

@@ -53,8 +53,7 @@ class Catalog:
         return {1: 101, 2: 102, 3: 103}
 
     def predictions(self, version, image_ids):
-        boxes = {1: [{"label": "tiger", "x1": 1, "y1": 1, "x2": 50, "y2": 40, "score": 0.9}],
-                 2: []}
+        boxes = {1: [{"label": "tiger", "x1": 1, "y1": 1, "x2": 50, "y2": 40, "score": 0.9}], 2: []}
         return {i: b for i, b in boxes.items() if i in set(image_ids)}
 
     def images(self, ids):
@@ -73,8 +72,16 @@ def pred(pid, task, score, version=V):
 
 
 def test_scores_update_existing_predictions_and_create_missing_ones():
-    client, catalog = Client([pred(11, 101, 0.3 + SCORE_TOLERANCE / 2), pred(12, 102, None),
-                              pred(13, 103, 0.9, version="v001")]), Catalog()
+    client, catalog = (
+        Client(
+            [
+                pred(11, 101, 0.3 + SCORE_TOLERANCE / 2),
+                pred(12, 102, None),
+                pred(13, 103, 0.9, version="v001"),
+            ]
+        ),
+        Catalog(),
+    )
     out = write_scores(project(client), catalog, V, {1: 0.3, 2: 0.5, 3: 0.1, 4: 0.0})
     assert (out.unchanged, out.updated, out.created, out.not_pushed) == (1, 1, 1, 1)
     assert client.updated == {12: {"score": 0.5}}  # an unscored prediction gets one
@@ -96,8 +103,9 @@ def test_new_predictions_carry_the_models_boxes_and_the_given_score():
 
 def test_given_predictions_are_not_listed_again_and_boxless_ones_can_stay_unrecorded():
     client, catalog = Client([pred(11, 101, 0.0)]), Catalog()
-    out = write_scores(project(client), catalog, V, {1: 0.2, 3: 0.4}, existing={},
-                       record_boxless=False)
+    out = write_scores(
+        project(client), catalog, V, {1: 0.2, 3: 0.4}, existing={}, record_boxless=False
+    )
     assert client.listed == 0 and out.created == 2 and client.updated == {}
     assert catalog.recorded == [101]  # 3 got a box-less prediction: push adds the boxes later
 

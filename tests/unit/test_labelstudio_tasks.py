@@ -149,26 +149,38 @@ def test_build_task_carries_imported_boxes_as_an_annotation_at_the_project_level
         annotated=True,
     )
     truth = [Box("tiger_claw", 20, 10, 120, 60), Box("not-a-class", 0, 0, 5, 5)]
-    pred = ModelPrediction("v2", [{"label": "tiger", "x1": 0, "y1": 0, "x2": 50, "y2": 50,
-                                   "score": 0.9}])
+    pred = ModelPrediction(
+        "v2", [{"label": "tiger", "x1": 0, "y1": 0, "x2": 50, "y2": 50, "score": 0.9}]
+    )
     task = build_task(image, tmp_path, TAX.classes("species"), "species", TAX, pred, truth)
     (a,) = task["annotations"]
     # the finer label maps to the project's level; a box with no class there is left out
     assert [r["value"]["rectanglelabels"] for r in a["result"]] == [["tiger"]]
     assert {k: a["result"][0]["value"][k] for k in ("x", "y", "width", "height")} == {
-        "x": 10.0, "y": 10.0, "width": 50.0, "height": 50.0}
+        "x": 10.0,
+        "y": 10.0,
+        "width": 50.0,
+        "height": 50.0,
+    }
     assert (a["result"][0]["original_width"], a["result"][0]["original_height"]) == (200, 100)
     # the boxes come back from Label Studio's percent as the same pixels
     back = result_boxes(a["result"], 200, 100)
     assert same_boxes(back, [Box("tiger", 20, 10, 120, 60)])
     hint = task["data"]["model_hint"]
     assert "VOC import" in hint and "v2" in hint
-    assert len(task["predictions"]) == 1      # the model's boxes stay a prediction
+    assert len(task["predictions"]) == 1  # the model's boxes stay a prediction
 
 
 def test_build_task_marks_an_imported_negative_and_leaves_unannotated_images_open(tmp_path):
-    image = ImageRecord(id=5, path=str(tmp_path / "c" / "n.jpg"), width=50, height=50,
-                        label="background", source_format="coco", annotated=True)
+    image = ImageRecord(
+        id=5,
+        path=str(tmp_path / "c" / "n.jpg"),
+        width=50,
+        height=50,
+        label="background",
+        source_format="coco",
+        annotated=True,
+    )
     task = build_task(image, tmp_path, TAX.classes("species"), "species", TAX, None, [])
     assert task["annotations"] == [{"result": []}]
     assert "no objects" in task["data"]["model_hint"]

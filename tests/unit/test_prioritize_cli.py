@@ -1,4 +1,5 @@
 """`wb prioritize` through click: --json, --show (table and HTML page), failures."""
+
 from __future__ import annotations
 
 import json
@@ -24,8 +25,9 @@ def ready(workspace_factory, tmp_path):
         todo = [i for k, i in ids.items() if k not in ("annotated", "excluded")]
         images = catalog.images(ids=todo)
         dets = BrightnessModel().predict([open_image(im.path) for im in images])
-        catalog.store_predictions(VERSION, {im.id: [d.to_dict() for d in ds]
-                                            for im, ds in zip(images, dets)})
+        catalog.store_predictions(
+            VERSION, {im.id: [d.to_dict() for d in ds] for im, ds in zip(images, dets)}
+        )
     return ws, ids, tmp_path
 
 
@@ -38,8 +40,9 @@ def test_json_lists_the_batch_most_uncertain_first(ready):
     res = run(ws, "--batch", "3", "--json")
     assert res.exit_code == 0, res.output
     out = json.loads(res.stdout)
-    assert [e["path"] for e in out] == [str((tmp_path / "img" / f"{n}.png").resolve())
-                                       for n in ("unsure", "middling", "fair")]
+    assert [e["path"] for e in out] == [
+        str((tmp_path / "img" / f"{n}.png").resolve()) for n in ("unsure", "middling", "fair")
+    ]
     assert all(set(e) == {"path", "uncertainty", "components"} for e in out)
     assert [e["uncertainty"] for e in out] == sorted((e["uncertainty"] for e in out), reverse=True)
     assert out[0]["components"]["missed_product"] == 1.0

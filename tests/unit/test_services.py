@@ -59,8 +59,11 @@ def _wait_for_line(path, text: str, timeout: float = 20.0) -> str:
 def test_a_server_starts_in_its_own_session_turns_healthy_and_stops_with_sigterm(tmp_path):
     port = free_port()
     log_path = tmp_path / "logs" / "http.log"  # its folder is created
-    server = spawn("the test server",
-                   [PY, "-u", "-m", "http.server", str(port), "--bind", "127.0.0.1"], log_path)
+    server = spawn(
+        "the test server",
+        [PY, "-u", "-m", "http.server", str(port), "--bind", "127.0.0.1"],
+        log_path,
+    )
     try:
         assert os.getsid(server.pid) == server.pid == os.getpgid(server.pid)
         server.wait_healthy(lambda: port_open(port), timeout=30, interval=0.1)
@@ -75,14 +78,18 @@ def test_a_server_starts_in_its_own_session_turns_healthy_and_stops_with_sigterm
 
 
 def test_a_child_that_exits_while_we_wait_raises_with_the_tail_of_its_log(tmp_path):
-    code = "import sys; print('\\n'.join(f'line {i}' for i in range(30))); " \
-           "print('cannot read the config file', flush=True); sys.exit(3)"
+    code = (
+        "import sys; print('\\n'.join(f'line {i}' for i in range(30))); "
+        "print('cannot read the config file', flush=True); sys.exit(3)"
+    )
     child = spawn("the test server", [PY, "-c", code], tmp_path / "child.log")
     with pytest.raises(ServiceError) as err:
         child.wait_healthy(lambda: False, timeout=30, interval=0.05)
     message = str(err.value)
-    assert message.startswith("the test server exited with code 3 while starting. "
-                              f"Last lines of {tmp_path / 'child.log'}:")
+    assert message.startswith(
+        "the test server exited with code 3 while starting. "
+        f"Last lines of {tmp_path / 'child.log'}:"
+    )
     assert message.endswith("cannot read the config file")
     assert "line 20" in message and "line 10" not in message  # only the tail
     assert child.returncode == 3 and _gone(child.pid)
@@ -91,8 +98,12 @@ def test_a_child_that_exits_while_we_wait_raises_with_the_tail_of_its_log(tmp_pa
 def test_a_caller_can_word_the_exit_message_itself(tmp_path):
     child = spawn("mongod", [PY, "-c", "raise SystemExit(48)"], tmp_path / "child.log")
     with pytest.raises(ServiceError, match="^port taken: 48$"):
-        child.wait_healthy(lambda: False, timeout=30, interval=0.05,
-                           exit_message=lambda code: f"port taken: {code}")
+        child.wait_healthy(
+            lambda: False,
+            timeout=30,
+            interval=0.05,
+            exit_message=lambda code: f"port taken: {code}",
+        )
 
 
 def test_a_timeout_says_what_was_awaited_and_stops_the_child(tmp_path):
@@ -100,20 +111,26 @@ def test_a_timeout_says_what_was_awaited_and_stops_the_child(tmp_path):
     child = spawn("Label Studio", [PY, "-c", code], tmp_path / "ls.log")
     polls = []
     with pytest.raises(ServiceError) as err:
-        child.wait_healthy(lambda: False, timeout=1, interval=0.1,
-                           waiting_for="answer http://127.0.0.1:1/health",
-                           hint=" (the first start runs migrations)",
-                           on_progress=lambda done, total: polls.append((done, total)))
+        child.wait_healthy(
+            lambda: False,
+            timeout=1,
+            interval=0.1,
+            waiting_for="answer http://127.0.0.1:1/health",
+            hint=" (the first start runs migrations)",
+            on_progress=lambda done, total: polls.append((done, total)),
+        )
     assert str(err.value) == (
         "Label Studio did not answer http://127.0.0.1:1/health within 1 s (the first start "
-        f"runs migrations). See {tmp_path / 'ls.log'}:\nmigrating")
+        f"runs migrations). See {tmp_path / 'ls.log'}:\nmigrating"
+    )
     assert child.returncode == -signal.SIGTERM and _gone(child.pid)
     assert polls[0] == (0, 1) and polls[-1] == (1, 1)
 
 
 def test_ctrl_c_while_waiting_stops_the_child(tmp_path):
-    child = spawn("the test server", [PY, "-c", "import time; time.sleep(60)"],
-                  tmp_path / "child.log")
+    child = spawn(
+        "the test server", [PY, "-c", "import time; time.sleep(60)"], tmp_path / "child.log"
+    )
 
     def interrupted() -> bool:
         raise KeyboardInterrupt
@@ -125,8 +142,7 @@ def test_ctrl_c_while_waiting_stops_the_child(tmp_path):
 
 def test_stop_sends_sigkill_to_a_child_that_ignores_sigterm(tmp_path, caplog):
     log_path = tmp_path / "stubborn.log"
-    child = spawn("the stubborn server", [PY, "-c", IGNORES_SIGTERM], log_path,
-                  stop_timeout=0.5)
+    child = spawn("the stubborn server", [PY, "-c", IGNORES_SIGTERM], log_path, stop_timeout=0.5)
     _wait_for_line(log_path, "ok")
     t0 = time.monotonic()
     assert child.stop() is True
@@ -137,8 +153,9 @@ def test_stop_sends_sigkill_to_a_child_that_ignores_sigterm(tmp_path, caplog):
 
 
 def test_stop_by_pid_sends_sigkill_to_a_process_that_ignores_sigterm(caplog):
-    proc = subprocess.Popen([PY, "-c", IGNORES_SIGTERM], stdout=subprocess.PIPE,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        [PY, "-c", IGNORES_SIGTERM], stdout=subprocess.PIPE, start_new_session=True
+    )
     assert proc.stdout.readline().strip() == b"ok"
     t0 = time.monotonic()
     assert stop(proc.pid, timeout=0.5, name="Label Studio") is True
@@ -156,8 +173,12 @@ def test_stop_by_pid_stops_a_well_behaved_process_with_sigterm(caplog):
 
 def test_stop_can_use_another_first_signal(tmp_path):
     log_path = tmp_path / "serve.log"
-    child = spawn("`wb serve`", [PY, "-c", "print('ok', flush=True); import time; time.sleep(60)"],
-                  log_path, stop_signal=signal.SIGINT)
+    child = spawn(
+        "`wb serve`",
+        [PY, "-c", "print('ok', flush=True); import time; time.sleep(60)"],
+        log_path,
+        stop_signal=signal.SIGINT,
+    )
     _wait_for_line(log_path, "ok")
     assert child.stop(timeout=10) is True
     assert child.returncode == -signal.SIGINT
@@ -172,8 +193,9 @@ def test_stop_reaches_the_childs_own_children_unless_told_not_to(tmp_path):
         time.sleep(60)
     """)
     whole = spawn("a server with a helper", [PY, "-c", code], tmp_path / "a.log")
-    alone = spawn("a worker that stops its helpers", [PY, "-c", code], tmp_path / "b.log",
-                  signal_group=False)
+    alone = spawn(
+        "a worker that stops its helpers", [PY, "-c", code], tmp_path / "b.log", signal_group=False
+    )
     helper_a = int(_wait_for_line(tmp_path / "a.log", "\n").split()[0])
     helper_b = int(_wait_for_line(tmp_path / "b.log", "\n").split()[0])
     try:
@@ -201,8 +223,9 @@ def test_a_child_started_to_die_with_its_parent_does(tmp_path):
                       {str(tmp_path / "db.log")!r}, die_with_parent=True)
         print(child.pid, flush=True)
     """)
-    parent = subprocess.run([PY, "-c", code], capture_output=True, text=True, timeout=30,
-                            check=True)
+    parent = subprocess.run(
+        [PY, "-c", code], capture_output=True, text=True, timeout=30, check=True
+    )
     orphan = int(parent.stdout.split()[0])
     deadline = time.monotonic() + 10
     while not _gone(orphan) and time.monotonic() < deadline:
@@ -226,7 +249,9 @@ def test_a_pid_file_counts_only_while_its_own_program_runs(tmp_path):
         write_pid_file(path, {"pid": proc.pid, "port": 1234})
         assert json.loads(path.read_text()) == {"pid": proc.pid, "port": 1234}
         assert read_pid_file(path, is_ours=lambda argv: "--marker-xyz" in argv) == {
-            "pid": proc.pid, "port": 1234}
+            "pid": proc.pid,
+            "port": 1234,
+        }
         # the PID now belongs to some other program (PIDs are recycled): not ours
         assert read_pid_file(path, is_ours=lambda argv: "label-studio" in argv) is None
         assert not path.exists()

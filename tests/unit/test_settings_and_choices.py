@@ -1,5 +1,6 @@
 """The typed settings of a workspace, the one "choose one of" check, and the taxonomy's
 explicit fallback for labels it does not know."""
+
 from __future__ import annotations
 
 import pytest
@@ -62,7 +63,8 @@ def test_to_level_fallback_for_unknown_labels_is_explicit(unknown, expected):
     # known labels map the same whatever the policy
     for policy in ("raise", "keep", "none"):
         assert tax.to_level(tax.categories[0], "species", unknown=policy) == tax.species_of(
-            tax.categories[0])
+            tax.categories[0]
+        )
         assert tax.to_level(None, "species", unknown=policy) is None
         assert tax.to_level("background", "category", unknown=policy) == "background"
 

@@ -16,14 +16,16 @@ The steps, in order (FiftyOne's config -> method -> results shape):
 Label Studio is not touched here: ``workbench.labelstudio.ordering.apply_order`` turns
 the stored priorities into the order annotators see.
 """
+
 from __future__ import annotations
 
 import logging
 import os
 import tempfile
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Protocol, Sequence
+from typing import Protocol
 
 import numpy as np
 
@@ -36,7 +38,7 @@ from .uncertainty import ImageUncertainty, UncertaintyConfig, score_image
 logger = logging.getLogger(__name__)
 
 FEATURES_FILE = "features.npz"
-Progress = Callable[[str, int, int], None]     # (stage, done, total)
+Progress = Callable[[str, int, int], None]  # (stage, done, total)
 
 
 class NothingToPrioritize(WorkbenchError):
@@ -56,20 +58,20 @@ class ModelPredictor(Protocol):
 
 @dataclass
 class PrioritizeConfig:
-    model: str | None = None                 # None: the promoted version
+    model: str | None = None  # None: the promoted version
     uncertainty: UncertaintyConfig = field(default_factory=UncertaintyConfig)
     selection: SelectionConfig = field(default_factory=SelectionConfig)
-    batch_size: int = 4                      # images per forward pass
+    batch_size: int = 4  # images per forward pass
 
 
 @dataclass
 class PrioritizedImage:
     image_id: int
     path: str
-    label: str | None                        # the image's label at the model's level
+    label: str | None  # the image's label at the model's level
     uncertainty: float
     components: dict
-    boxes: list[dict]                        # the model's detections (pixel xyxy)
+    boxes: list[dict]  # the model's detections (pixel xyxy)
     selected: bool = False
 
     def to_json(self) -> dict:
@@ -82,11 +84,11 @@ class PrioritizeResult:
     version: str
     level: str
     config: PrioritizeConfig
-    ranked: list[PrioritizedImage]           # every scored candidate, most uncertain first
-    batch: list[PrioritizedImage]            # the selected batch, in selection order
-    predicted: int = 0                       # candidates the model ran on now
+    ranked: list[PrioritizedImage]  # every scored candidate, most uncertain first
+    batch: list[PrioritizedImage]  # the selected batch, in selection order
+    predicted: int = 0  # candidates the model ran on now
     unreadable: list[tuple[int, str]] = field(default_factory=list)
-    features_computed: int = 0               # diverse: features not found in the cache
+    features_computed: int = 0  # diverse: features not found in the cache
 
     @property
     def batch_by_uncertainty(self) -> list[PrioritizedImage]:
@@ -96,13 +98,17 @@ class PrioritizeResult:
         return [p.to_json() for p in self.batch_by_uncertainty]
 
     def summary(self) -> str:
-        text = (f"model {self.version}: ranked {len(self.ranked)} unannotated images"
-                + (f" (predicted {self.predicted} now)" if self.predicted else "")
-                + f"; {self.config.selection.strategy} batch of {len(self.batch)}")
+        text = (
+            f"model {self.version}: ranked {len(self.ranked)} unannotated images"
+            + (f" (predicted {self.predicted} now)" if self.predicted else "")
+            + f"; {self.config.selection.strategy} batch of {len(self.batch)}"
+        )
         if self.unreadable:
             image_id, reason = self.unreadable[0]
-            text += (f"; {len(self.unreadable)} unreadable images left out (e.g. image "
-                     f"{image_id}: {reason})")
+            text += (
+                f"; {len(self.unreadable)} unreadable images left out (e.g. image "
+                f"{image_id}: {reason})"
+            )
         return text
 
 
@@ -130,9 +136,13 @@ def label_at_level(label: str | None, level: str, taxonomy: Taxonomy) -> str | N
     return taxonomy.to_level(label, level, unknown="none")
 
 
-def prioritize(ws, catalog, config: PrioritizeConfig | None = None,
-               predictor: ModelPredictor | None = None,
-               on_progress: Progress | None = None) -> PrioritizeResult:
+def prioritize(
+    ws,
+    catalog,
+    config: PrioritizeConfig | None = None,
+    predictor: ModelPredictor | None = None,
+    on_progress: Progress | None = None,
+) -> PrioritizeResult:
     """Rank the unannotated images by the model's uncertainty, select a batch, store both."""
     from ..detection.registry import Registry
 
@@ -151,8 +161,10 @@ def prioritize(ws, catalog, config: PrioritizeConfig | None = None,
 
     candidates = catalog.images(status="active", annotated=False)
     if not candidates:
-        raise NothingToPrioritize("every active image is annotated already: nothing to "
-                                  "prioritise. Ingest or un-exclude more images first.")
+        raise NothingToPrioritize(
+            "every active image is annotated already: nothing to "
+            "prioritise. Ingest or un-exclude more images first."
+        )
     ids = [im.id for im in candidates]
     stored = catalog.predictions(mv.version, ids)
     missing = [i for i in ids if i not in stored]
@@ -160,9 +172,15 @@ def prioritize(ws, catalog, config: PrioritizeConfig | None = None,
     if missing:
         from ..detection.predict import predict_catalog
 
-        run = predict_catalog(ws, catalog, mv.version, missing, predictor=model(),
-                              batch_size=config.batch_size,
-                              on_progress=_stage(on_progress, "predict"))
+        run = predict_catalog(
+            ws,
+            catalog,
+            mv.version,
+            missing,
+            predictor=model(),
+            batch_size=config.batch_size,
+            on_progress=_stage(on_progress, "predict"),
+        )
         unreadable = list(run.unreadable)
         stored = catalog.predictions(mv.version, ids)
 
@@ -171,41 +189,69 @@ def prioritize(ws, catalog, config: PrioritizeConfig | None = None,
     ranked: list[PrioritizedImage] = []
     for im in candidates:
         if im.id not in stored:
-            continue                       # unreadable: reported in the result
+            continue  # unreadable: reported in the result
         label = label_at_level(im.label, level, taxonomy)
-        scored: ImageUncertainty = score_image(stored[im.id], config.uncertainty, label, classes,
-                                               products, image_id=im.id)
-        ranked.append(PrioritizedImage(im.id, im.path, label, scored.uncertainty,
-                                       scored.components, stored[im.id]))
+        scored: ImageUncertainty = score_image(
+            stored[im.id], config.uncertainty, label, classes, products, image_id=im.id
+        )
+        ranked.append(
+            PrioritizedImage(
+                im.id, im.path, label, scored.uncertainty, scored.components, stored[im.id]
+            )
+        )
     if not ranked:
-        raise NothingToPrioritize(f"none of the {len(candidates)} unannotated images could be "
-                                  "read; see `wb status` and fix or exclude them")
+        raise NothingToPrioritize(
+            f"none of the {len(candidates)} unannotated images could be "
+            "read; see `wb status` and fix or exclude them"
+        )
     ranked.sort(key=lambda p: (-p.uncertainty, p.image_id))
 
     features = None
     computed = 0
     if config.selection.strategy == "diverse":
-        features, computed = image_features(mv.path, catalog, [p.image_id for p in ranked], model,
-                                            on_progress=_stage(on_progress, "features"))
-    chosen = select_batch([p.image_id for p in ranked], [p.uncertainty for p in ranked],
-                          config.selection, features)
+        features, computed = image_features(
+            mv.path,
+            catalog,
+            [p.image_id for p in ranked],
+            model,
+            on_progress=_stage(on_progress, "features"),
+        )
+    chosen = select_batch(
+        [p.image_id for p in ranked], [p.uncertainty for p in ranked], config.selection, features
+    )
     by_id = {p.image_id: p for p in ranked}
     for i in chosen:
         by_id[i].selected = True
-    catalog.store_priorities(mv.version,
-                             [(p.image_id, p.uncertainty, p.components) for p in ranked],
-                             selected=chosen)
-    logger.info("prioritised %d images with %s; batch of %d (%s)", len(ranked), mv.version,
-                len(chosen), config.selection.strategy)
-    return PrioritizeResult(mv.version, level, config, ranked, [by_id[i] for i in chosen],
-                            predicted=len(missing) - len(unreadable), unreadable=unreadable,
-                            features_computed=computed)
+    catalog.store_priorities(
+        mv.version, [(p.image_id, p.uncertainty, p.components) for p in ranked], selected=chosen
+    )
+    logger.info(
+        "prioritised %d images with %s; batch of %d (%s)",
+        len(ranked),
+        mv.version,
+        len(chosen),
+        config.selection.strategy,
+    )
+    return PrioritizeResult(
+        mv.version,
+        level,
+        config,
+        ranked,
+        [by_id[i] for i in chosen],
+        predicted=len(missing) - len(unreadable),
+        unreadable=unreadable,
+        features_computed=computed,
+    )
 
 
-def image_features(model_dir: Path, catalog, image_ids: list[int],
-                   model: Callable[[], ModelPredictor],
-                   on_progress: Callable[[int, int], None] | None = None,
-                   batch_size: int = 8) -> tuple[np.ndarray, int]:
+def image_features(
+    model_dir: Path,
+    catalog,
+    image_ids: list[int],
+    model: Callable[[], ModelPredictor],
+    on_progress: Callable[[int, int], None] | None = None,
+    batch_size: int = 8,
+) -> tuple[np.ndarray, int]:
     """(N, D) pooled backbone features in ``image_ids`` order, and how many were computed
     now. Cached in ``model_dir/features.npz``: a version's weights never change, so an
     entry stays valid while the image file's hash does."""
@@ -216,16 +262,18 @@ def image_features(model_dir: Path, catalog, image_ids: list[int],
     todo = [i for i in image_ids if i not in have]
     fresh: dict[int, np.ndarray] = {}
     for start in range(0, len(todo), batch_size):
-        chunk = todo[start:start + batch_size]
+        chunk = todo[start : start + batch_size]
         pil, ok = [], []
         for i in chunk:
             try:
                 pil.append(open_image(images[i].path))
                 ok.append(i)
             except UnreadableImage as exc:
-                raise WorkbenchError(f"image {i} ({images[i].path}) became unreadable after "
-                                     f"prediction ({exc.reason}); run `wb prioritize` "
-                                     "again") from None
+                raise WorkbenchError(
+                    f"image {i} ({images[i].path}) became unreadable after "
+                    f"prediction ({exc.reason}); run `wb prioritize` "
+                    "again"
+                ) from None
         for i, row in zip(ok, model().features(pil)):
             fresh[i] = np.asarray(row, dtype=np.float32)
         if on_progress is not None:
@@ -258,8 +306,12 @@ def _write_cache(path: Path, entries: dict[int, tuple[str, np.ndarray]]) -> None
     fd, tmp = tempfile.mkstemp(prefix=".features-", suffix=".npz", dir=path.parent)
     os.close(fd)
     try:
-        np.savez(tmp, ids=ids, sha256=np.array([entries[i][0] for i in ids], dtype=str),
-                 features=np.stack([entries[i][1] for i in ids]))
+        np.savez(
+            tmp,
+            ids=ids,
+            sha256=np.array([entries[i][0] for i in ids], dtype=str),
+            features=np.stack([entries[i][1] for i in ids]),
+        )
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -5,20 +5,29 @@ Written to ``reports/prioritize/<version>/index.html`` with its thumbnails besid
 (``thumbs/``); a re-run rewrites the page and redraws the thumbnails (the boxes may have
 changed with the predictions).
 """
+
 from __future__ import annotations
 
 import html
 import io
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from ..fsutil import atomic_write_bytes, atomic_write_text
 from ..images import UnreadableImage, open_image
 
 THUMB_SIDE = 320
 SIGNALS = ("label_disagreement", "missed_product", "class_instability")
-_COLOURS = ((230, 57, 70), (29, 120, 230), (42, 157, 80), (244, 162, 97), (131, 56, 236),
-            (0, 150, 160), (200, 120, 0), (90, 90, 90))
+_COLOURS = (
+    (230, 57, 70),
+    (29, 120, 230),
+    (42, 157, 80),
+    (244, 162, 97),
+    (131, 56, 236),
+    (0, 150, 160),
+    (200, 120, 0),
+    (90, 90, 90),
+)
 
 _CSS = """
 body{font-family:system-ui,sans-serif;margin:1em;background:#fafafa}
@@ -33,8 +42,9 @@ table.c td{padding:1px 6px;border-bottom:1px solid #eee}
 """
 
 
-def write_report(result, reports_dir: Path, show: int,
-                 on_progress: Callable[[int, int], None] | None = None) -> Path:
+def write_report(
+    result, reports_dir: Path, show: int, on_progress: Callable[[int, int], None] | None = None
+) -> Path:
     """Write the page for the first ``show`` images in annotation order; returns its path."""
     out = Path(reports_dir) / "prioritize" / result.version
     thumbs = out / "thumbs"
@@ -59,13 +69,17 @@ def write_report(result, reports_dir: Path, show: int,
     classes: dict[str, tuple[int, int, int]] = {}
     for n, p in enumerate(shown, start=1):
         thumb = _thumb(p, thumbs, classes)
-        img = (f"<img src='{esc(thumb)}' alt='image {p.image_id}'>" if thumb
-               else "<p class='muted'>(unreadable now)</p>")
+        img = (
+            f"<img src='{esc(thumb)}' alt='image {p.image_id}'>"
+            if thumb
+            else "<p class='muted'>(unreadable now)</p>"
+        )
         parts.append(
             f"<div class='card{' sel' if p.selected else ''}'>{img}"
             f"<div><span class='u'>{p.uncertainty:.3f}</span> #{n} · image {p.image_id} · "
             f"label {esc(str(p.label))}</div><div class='path'>{esc(p.path)}</div>"
-            f"{_components_table(p.components)}</div>")
+            f"{_components_table(p.components)}</div>"
+        )
         if on_progress is not None:
             on_progress(n, len(shown))
     parts.append("</div></body></html>")
@@ -82,15 +96,24 @@ def annotation_order(result) -> list:
 
 def _components_table(c: dict) -> str:
     esc = html.escape
-    rows = [("base", f"{c.get('base', 0):.3f} ({esc(str(c.get('score')))}, "
-                     f"{esc(str(c.get('aggregate')))} over {c.get('boxes', 0)} boxes)")]
+    rows = [
+        (
+            "base",
+            f"{c.get('base', 0):.3f} ({esc(str(c.get('score')))}, "
+            f"{esc(str(c.get('aggregate')))} over {c.get('boxes', 0)} boxes)",
+        )
+    ]
     for s in SIGNALS:
         v = float(c.get(s, 0) or 0)
         rows.append((s.replace("_", " "), f"<span class='{'on' if v else 'muted'}'>{v:.2f}</span>"))
     per_box = c.get("box_uncertainties") or []
     if per_box:
-        rows.append(("per box", ", ".join(f"{u:.2f}" for u in per_box[:8])
-                     + (" …" if len(per_box) > 8 else "")))
+        rows.append(
+            (
+                "per box",
+                ", ".join(f"{u:.2f}" for u in per_box[:8]) + (" …" if len(per_box) > 8 else ""),
+            )
+        )
     body = "".join(f"<tr><td>{k}</td><td>{v}</td></tr>" for k, v in rows)
     return f"<table class='c'>{body}</table>"
 

@@ -5,6 +5,7 @@ pool's mean, then normalised) among the most uncertain candidates: it starts fro
 candidate farthest from everything already picked (ties broken by uncertainty). A
 candidate at distance ~0 from a picked image (an exact copy) is never picked.
 """
+
 from __future__ import annotations
 
 import random as _random
@@ -21,7 +22,7 @@ STRATEGIES = ("uncertainty", "diverse", "random")
 class SelectionConfig:
     strategy: str = "uncertainty"
     batch: int = 20
-    pool_factor: int = 4        # diverse: consider the pool_factor * batch most uncertain
+    pool_factor: int = 4  # diverse: consider the pool_factor * batch most uncertain
     min_distance: float = 1e-6  # diverse: closer than this counts as the same image
     seed: int = 0
 
@@ -31,8 +32,12 @@ class SelectionConfig:
             raise ValueError("--batch must be at least 1")
 
 
-def select_batch(ids: list[int], uncertainty: list[float], config: SelectionConfig,
-                 features: np.ndarray | None = None) -> list[int]:
+def select_batch(
+    ids: list[int],
+    uncertainty: list[float],
+    config: SelectionConfig,
+    features: np.ndarray | None = None,
+) -> list[int]:
     """Return up to ``config.batch`` ids in annotation order (first = ask first)."""
     if len(ids) != len(uncertainty):
         raise ValueError("ids and uncertainty differ in length")

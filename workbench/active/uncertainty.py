@@ -23,11 +23,12 @@ Signals that matter for marketplace photos are combined on top, each in [0, 1]:
 uncertainty = 1 - (1 - base) * prod(1 - w_s * signal_s): any strong signal lifts an
 image, and the components are kept so a person can see why it was picked.
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
-from typing import Iterable
 
 from ..errors import check_choice
 from ..geometry import iou_xyxy
@@ -41,13 +42,13 @@ BACKGROUND_KEYS = ("background", "__background__")
 class UncertaintyConfig:
     score: str = "least_confidence"
     aggregate: str = "max"
-    min_score: float = 0.05          # boxes below this are ignored
-    confident: float = 0.5           # a "confident detection" for missed_product
+    min_score: float = 0.05  # boxes below this are ignored
+    confident: float = 0.5  # a "confident detection" for missed_product
     overlap_iou: float = 0.5
     weight_label_disagreement: float = 0.6
     weight_missed_product: float = 0.5
     weight_class_instability: float = 0.5
-    empty_uncertainty: float = 0.0   # base uncertainty of an image with no boxes
+    empty_uncertainty: float = 0.0  # base uncertainty of an image with no boxes
 
     def __post_init__(self) -> None:
         check_choice("uncertainty score", self.score, SCORES)
@@ -65,8 +66,9 @@ class ImageUncertainty:
 
 
 def box_uncertainty(probs: dict[str, float] | Iterable[float], score: str) -> float:
-    p = sorted((float(v) for v in (probs.values() if isinstance(probs, dict) else probs)),
-               reverse=True)
+    p = sorted(
+        (float(v) for v in (probs.values() if isinstance(probs, dict) else probs)), reverse=True
+    )
     if not p:
         return 0.0
     check_choice("uncertainty score", score, SCORES)
@@ -111,9 +113,14 @@ def _probs_of(box: dict) -> dict[str, float]:
     return {box["label"]: s, "background": 1.0 - s}
 
 
-def score_image(boxes: list[dict], config: UncertaintyConfig, image_label: str | None = None,
-                classes: Iterable[str] = (), product_classes: Iterable[str] = (),
-                image_id: int | None = None) -> ImageUncertainty:
+def score_image(
+    boxes: list[dict],
+    config: UncertaintyConfig,
+    image_label: str | None = None,
+    classes: Iterable[str] = (),
+    product_classes: Iterable[str] = (),
+    image_id: int | None = None,
+) -> ImageUncertainty:
     """Uncertainty of one image from its predicted boxes (dicts: label, x1..y2, score, probs).
 
     ``image_label`` is the image-level label already mapped to the model's level;
@@ -142,12 +149,19 @@ def score_image(boxes: list[dict], config: UncertaintyConfig, image_label: str |
                 unstable += kept[i]["label"] != kept[j]["label"]
     instability = unstable / pairs if pairs else 0.0
 
-    rest = (1 - base) * (1 - config.weight_label_disagreement * disagreement) \
-        * (1 - config.weight_missed_product * missed) \
+    rest = (
+        (1 - base)
+        * (1 - config.weight_label_disagreement * disagreement)
+        * (1 - config.weight_missed_product * missed)
         * (1 - config.weight_class_instability * instability)
+    )
     components = {
-        "base": round(base, 6), "score": config.score, "aggregate": config.aggregate,
-        "boxes": len(kept), "label_disagreement": disagreement, "missed_product": missed,
+        "base": round(base, 6),
+        "score": config.score,
+        "aggregate": config.aggregate,
+        "boxes": len(kept),
+        "label_disagreement": disagreement,
+        "missed_product": missed,
         "class_instability": round(instability, 6),
         "box_uncertainties": [round(u, 6) for u in per_box],
     }

@@ -4,6 +4,7 @@
 ``ModelHolder`` serves the promoted version and swaps it without a restart;
 ``run``/``running`` start uvicorn (`wb serve`, tests, benchmarks).
 """
+
 from __future__ import annotations
 
 from .app import BackendSettings, create_app
@@ -12,5 +13,14 @@ from .images import ImageError, ImageResolver
 from .server import run, running
 from .worker import RetrainWorker
 
-__all__ = ["BackendSettings", "create_app", "ModelHolder", "NoModel", "ImageError",
-           "ImageResolver", "RetrainWorker", "run", "running"]
+__all__ = [
+    "BackendSettings",
+    "create_app",
+    "ModelHolder",
+    "NoModel",
+    "ImageError",
+    "ImageResolver",
+    "RetrainWorker",
+    "run",
+    "running",
+]

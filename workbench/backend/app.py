@@ -4,6 +4,7 @@ Routes validate, dispatch and serialise; the model lives in the ``ModelHolder`` 
 the state in the catalog. Nothing is kept in module globals: two apps in one process
 (tests) never share anything.
 """
+
 from __future__ import annotations
 
 import base64
@@ -11,9 +12,10 @@ import binascii
 import hmac
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.encoders import jsonable_encoder
@@ -26,11 +28,26 @@ from ..labelstudio.tasks import DISPLAY_MIN_SCORE, IMAGE_ID_FIELD, task_score
 from ..taxonomy import Taxonomy
 from .holder import ModelHolder, NoModel
 from .images import ImageError, ImageResolver
-from .regions import (LabelConfigError, LabelMapper, RectangleTarget, image_uncertainty,
-                      rectangle_target, regions)
-from .schemas import (ErrorResponse, HealthResponse, PredictRequest, PredictResponse,
-                      SetupRequest, SetupResponse, TaskPrediction, VersionsResponse,
-                      WebhookEvent, WebhookResponse)
+from .regions import (
+    LabelConfigError,
+    LabelMapper,
+    RectangleTarget,
+    image_uncertainty,
+    rectangle_target,
+    regions,
+)
+from .schemas import (
+    ErrorResponse,
+    HealthResponse,
+    PredictRequest,
+    PredictResponse,
+    SetupRequest,
+    SetupResponse,
+    TaskPrediction,
+    VersionsResponse,
+    WebhookEvent,
+    WebhookResponse,
+)
 from .worker import RetrainWorker
 
 logger = logging.getLogger(__name__)
@@ -41,20 +58,21 @@ MiB = 1024 * 1024
 @dataclass
 class BackendSettings:
     taxonomy: Taxonomy | None = None
-    document_root: Path | None = None        # Label Studio's local-files root
-    ls_url: str | None = None                # for /data/upload/... images
+    document_root: Path | None = None  # Label Studio's local-files root
+    ls_url: str | None = None  # for /data/upload/... images
     ls_token: str | None = None
     max_body_bytes: int = 16 * MiB
     max_image_bytes: int = 30 * MiB
     fetch_timeout: float = 10.0
     basic_auth: tuple[str, str] | None = None
     bearer_token: str | None = None
-    min_score: float = DISPLAY_MIN_SCORE     # boxes below are not sent (faint boxes)
+    min_score: float = DISPLAY_MIN_SCORE  # boxes below are not sent (faint boxes)
     uncertainty: UncertaintyConfig = field(default_factory=UncertaintyConfig)
 
     def resolver(self) -> ImageResolver:
-        return ImageResolver(self.document_root, self.ls_url, self.ls_token,
-                             self.max_image_bytes, self.fetch_timeout)
+        return ImageResolver(
+            self.document_root, self.ls_url, self.ls_token, self.max_image_bytes, self.fetch_timeout
+        )
 
 
 class BodyLimit:
@@ -75,8 +93,9 @@ class BodyLimit:
             except ValueError:
                 return await _send_json(send, 400, {"error": "invalid Content-Length"})
             if too_big:
-                return await _send_json(send, 413, {"error": f"request body over the "
-                                                             f"{self.max_bytes}-byte limit"})
+                return await _send_json(
+                    send, 413, {"error": f"request body over the {self.max_bytes}-byte limit"}
+                )
         body = bytearray()
         while True:
             message = await receive()
@@ -84,8 +103,9 @@ class BodyLimit:
                 return
             body += message.get("body", b"")
             if len(body) > self.max_bytes:
-                return await _send_json(send, 413, {"error": f"request body over the "
-                                                             f"{self.max_bytes}-byte limit"})
+                return await _send_json(
+                    send, 413, {"error": f"request body over the {self.max_bytes}-byte limit"}
+                )
             if not message.get("more_body", False):
                 break
         replayed = False
@@ -102,9 +122,16 @@ class BodyLimit:
 
 async def _send_json(send, status: int, payload: dict) -> None:
     data = json.dumps(payload).encode()
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"),
-                            (b"content-length", str(len(data)).encode())]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(data)).encode()),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": data})
 
 
@@ -124,8 +151,9 @@ def _auth_dependency(settings: BackendSettings) -> Callable[[Request], None]:
             except (binascii.Error, UnicodeDecodeError):
                 user, password = "", ""
             want_user, want_pass = settings.basic_auth
-            if hmac.compare_digest(user.encode(), want_user.encode()) & \
-                    hmac.compare_digest(password.encode(), want_pass.encode()):
+            if hmac.compare_digest(user.encode(), want_user.encode()) & hmac.compare_digest(
+                password.encode(), want_pass.encode()
+            ):
                 return
         challenge = 'Basic realm="wb serve"' if settings.basic_auth else "Bearer"
         raise HTTPException(401, "authentication required", headers={"WWW-Authenticate": challenge})
@@ -133,24 +161,35 @@ def _auth_dependency(settings: BackendSettings) -> Callable[[Request], None]:
     return check
 
 
-def create_app(holder: ModelHolder, catalog_factory, settings: BackendSettings | None = None,
-               retrainer: RetrainWorker | None = None) -> FastAPI:
+def create_app(
+    holder: ModelHolder,
+    catalog_factory,
+    settings: BackendSettings | None = None,
+    retrainer: RetrainWorker | None = None,
+) -> FastAPI:
     """The service. ``catalog_factory()`` opens a catalog (a context manager) per use,
     so no SQLite connection is shared between request threads."""
     settings = settings or BackendSettings()
-    app = FastAPI(title="workbench ML backend", version="1",
-                  description="Label Studio ML backend protocol: pre-annotation boxes from the "
-                              "workspace's promoted detector.",
-                  docs_url=None, redoc_url=None,
-                  responses={401: {"model": ErrorResponse}, 413: {"model": ErrorResponse},
-                             422: {"model": ErrorResponse}})
+    app = FastAPI(
+        title="workbench ML backend",
+        version="1",
+        description="Label Studio ML backend protocol: pre-annotation boxes from the "
+        "workspace's promoted detector.",
+        docs_url=None,
+        redoc_url=None,
+        responses={
+            401: {"model": ErrorResponse},
+            413: {"model": ErrorResponse},
+            422: {"model": ErrorResponse},
+        },
+    )
     app.state.holder = holder
     app.state.retrainer = retrainer
-    app.state.label_studio_seen = {}      # hostname/access_token from /setup
+    app.state.label_studio_seen = {}  # hostname/access_token from /setup
     resolver = settings.resolver()
     mapper = LabelMapper(settings.taxonomy)
     auth = [Depends(_auth_dependency(settings))]
-    targets: dict[str, RectangleTarget] = {}   # parsed label configs (few per service)
+    targets: dict[str, RectangleTarget] = {}  # parsed label configs (few per service)
 
     _install_error_handlers(app)
 
@@ -160,8 +199,12 @@ def create_app(holder: ModelHolder, catalog_factory, settings: BackendSettings |
     app.get("/", response_model=HealthResponse, summary="Health (alias)")(health)
     app.get("/health", response_model=HealthResponse, summary="Health")(health)
 
-    @app.post("/setup", response_model=SetupResponse, dependencies=auth,
-              responses={503: {"model": ErrorResponse}})
+    @app.post(
+        "/setup",
+        response_model=SetupResponse,
+        dependencies=auth,
+        responses={503: {"model": ErrorResponse}},
+    )
     def setup(req: SetupRequest) -> SetupResponse:
         """Label Studio asks which model version answers (before every predict batch)."""
         if req.hostname or req.access_token:
@@ -169,10 +212,17 @@ def create_app(holder: ModelHolder, catalog_factory, settings: BackendSettings |
         predictor = _require(holder)
         return SetupResponse(model_version=predictor.version)
 
-    @app.post("/predict", response_model=PredictResponse, response_model_exclude_none=True,
-              dependencies=auth, responses={403: {"model": ErrorResponse},
-                                            404: {"model": ErrorResponse},
-                                            503: {"model": ErrorResponse}})
+    @app.post(
+        "/predict",
+        response_model=PredictResponse,
+        response_model_exclude_none=True,
+        dependencies=auth,
+        responses={
+            403: {"model": ErrorResponse},
+            404: {"model": ErrorResponse},
+            503: {"model": ErrorResponse},
+        },
+    )
     def predict(req: PredictRequest) -> PredictResponse:
         """One prediction per task, in order. A task whose image cannot be read gets an
         ``error`` and no ``result``; when no task's image can be read the answer is 4xx."""
@@ -193,10 +243,15 @@ def create_app(holder: ModelHolder, catalog_factory, settings: BackendSettings |
                 errors[i] = exc
         if not opened:
             first = errors[0]
-            raise HTTPException(first.status, {
-                "error": "no task image could be read",
-                "tasks": [{"task": t.id, "error": errors[i].message}
-                          for i, t in enumerate(req.tasks)]})
+            raise HTTPException(
+                first.status,
+                {
+                    "error": "no task image could be read",
+                    "tasks": [
+                        {"task": t.id, "error": errors[i].message} for i, t in enumerate(req.tasks)
+                    ],
+                },
+            )
         with holder.inference_lock:
             detections = predictor.predict([r.image for _, r in opened])
         records = _catalog_images(catalog_factory, predictor.version, req.tasks, opened)
@@ -208,16 +263,25 @@ def create_app(holder: ModelHolder, catalog_factory, settings: BackendSettings |
             image_id, label, stored = records.get(i, (None, None, None))
             if label is None and isinstance(task.data.get("label"), str):
                 label = task.data["label"]
-            uncertainty = stored if stored is not None else image_uncertainty(
-                boxes, label, predictor.classes, settings.taxonomy, settings.uncertainty)
+            uncertainty = (
+                stored
+                if stored is not None
+                else image_uncertainty(
+                    boxes, label, predictor.classes, settings.taxonomy, settings.uncertainty
+                )
+            )
             w, h = resolved.image.size
             results[i] = TaskPrediction(
-                task=task.id, model_version=version, score=task_score(boxes, uncertainty),
-                result=regions(boxes, w, h, target, mapper, settings.min_score))
+                task=task.id,
+                model_version=version,
+                score=task_score(boxes, uncertainty),
+                result=regions(boxes, w, h, target, mapper, settings.min_score),
+            )
         for i, exc in errors.items():
             logger.warning("task %s: %s", req.tasks[i].id, exc.message)
-            results[i] = TaskPrediction(task=req.tasks[i].id, model_version=version,
-                                        error=exc.message)
+            results[i] = TaskPrediction(
+                task=req.tasks[i].id, model_version=version, error=exc.message
+            )
         return PredictResponse(results=results, model_version=version)
 
     @app.get("/versions", response_model=VersionsResponse, dependencies=auth)
@@ -233,9 +297,12 @@ def create_app(holder: ModelHolder, catalog_factory, settings: BackendSettings |
         payload = event.model_dump(mode="json")
         with catalog_factory() as catalog:
             event_id = catalog.record_webhook_event(
-                event.action, payload, project_id=_id_of(payload.get("project")),
+                event.action,
+                payload,
+                project_id=_id_of(payload.get("project")),
                 task_id=_id_of(payload.get("task")),
-                annotation_id=_id_of(payload.get("annotation")))
+                annotation_id=_id_of(payload.get("annotation")),
+            )
         started = False
         if retrainer is not None:
             try:
@@ -262,14 +329,15 @@ def _id_of(value: Any) -> int | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
-        return value if -2**63 <= value < 2**63 else None
+        return value if -(2**63) <= value < 2**63 else None
     if isinstance(value, str) and value.isdigit() and len(value) < 19:
         return int(value)
     return None
 
 
-def _catalog_images(catalog_factory, version: str, tasks, opened
-                    ) -> dict[int, tuple[int | None, str | None, float | None]]:
+def _catalog_images(
+    catalog_factory, version: str, tasks, opened
+) -> dict[int, tuple[int | None, str | None, float | None]]:
     """Task index -> (catalog image id, image label, stored uncertainty) for the
     images the catalog knows (by file path, else by the task's ``wb_image_id``)."""
     out: dict[int, tuple[int | None, str | None, float | None]] = {}
@@ -284,7 +352,7 @@ def _catalog_images(catalog_factory, version: str, tasks, opened
                     out[i] = (rec.id, rec.label, None)
             ids = [v[0] for v in out.values()]
             stored = catalog.uncertainty_by_image(version, ids) if ids else {}
-    except Exception as exc:   # the catalog adds labels and priorities; boxes do without it
+    except Exception as exc:  # the catalog adds labels and priorities; boxes do without it
         logger.warning("catalog lookup for predict failed: %s", exc)
         return {}
     return {i: (iid, label, stored.get(iid)) for i, (iid, label, _) in out.items()}
@@ -300,11 +368,11 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def invalid_request(request: Request, exc: RequestValidationError):
         # never echo the input back: bodies can be large and hold tokens
         detail = [{k: v for k, v in e.items() if k in ("loc", "msg", "type")} for e in exc.errors()]
-        return JSONResponse({"error": "invalid request", "detail": jsonable_encoder(detail)},
-                            status_code=422)
+        return JSONResponse(
+            {"error": "invalid request", "detail": jsonable_encoder(detail)}, status_code=422
+        )
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception):
-        logger.error("unexpected error on %s %s", request.method, request.url.path,
-                     exc_info=exc)
+        logger.error("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
         return JSONResponse({"error": "internal error; see the wb serve log"}, status_code=500)

@@ -7,6 +7,7 @@ carry: unless they are equal it silently hands tasks out at random. So the title
 the served model version, the project's ``model_version`` is set explicitly, and both
 follow when the service switches to a newly promoted version.
 """
+
 from __future__ import annotations
 
 import base64
@@ -39,23 +40,33 @@ def _hint_reserved_address() -> Iterator[None]:
     except LabelStudioRequestError as exc:
         raise LabelStudioRequestError(
             f"{exc}. If it says the URL resolves to a reserved address, start Label Studio "
-            "with LABEL_STUDIO_ML_BLOCK_LOCAL_IP=false (`wb ls start` does)") from None
+            "with LABEL_STUDIO_ML_BLOCK_LOCAL_IP=false (`wb ls start` does)"
+        ) from None
 
 
-def connect_backend(project: Project, backend_url: str, model_version: str,
-                    basic_auth: tuple[str, str] | None = None) -> Connected:
+def connect_backend(
+    project: Project,
+    backend_url: str,
+    model_version: str,
+    basic_auth: tuple[str, str] | None = None,
+) -> Connected:
     """Create (or update, when one with this URL exists) the project's ML backend,
     set the project's model version and turn on uncertainty sampling. The service
     must already answer at ``backend_url``: Label Studio calls /health and /setup."""
     client, project_id = project.client, project.id
     backend_url = backend_url.rstrip("/")
-    fields = {"title": model_version, "auto_update": True, "is_interactive": False,
-              "auth_method": "BASIC_AUTH" if basic_auth else "NONE"}
+    fields = {
+        "title": model_version,
+        "auto_update": True,
+        "is_interactive": False,
+        "auth_method": "BASIC_AUTH" if basic_auth else "NONE",
+    }
     if basic_auth:
         fields.update(basic_auth_user=basic_auth[0], basic_auth_pass=basic_auth[1])
     with _hint_reserved_address():
-        existing = [b for b in client.ml_backends(project_id)
-                    if (b.url or "").rstrip("/") == backend_url]
+        existing = [
+            b for b in client.ml_backends(project_id) if (b.url or "").rstrip("/") == backend_url
+        ]
         if existing:
             backend = client.update_ml_backend(existing[0].id, url=backend_url, **fields)
         else:
@@ -67,8 +78,9 @@ def connect_backend(project: Project, backend_url: str, model_version: str,
             for hook in client.webhooks(project_id):
                 if (hook.url or "").rstrip("/") == backend_url + "/webhook":
                     client.update_webhook(hook.id, headers={"Authorization": f"Basic {token}"})
-    logger.info("ML backend %s connected to project %s as %s", backend_url, project_id,
-                model_version)
+    logger.info(
+        "ML backend %s connected to project %s as %s", backend_url, project_id, model_version
+    )
     return Connected(project_id, int(backend.id), backend_url, model_version, not existing)
 
 

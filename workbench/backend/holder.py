@@ -6,12 +6,13 @@ loads the new version while every other request keeps using the old one; then th
 reference is swapped under a lock. A request in flight holds its own reference, so
 a swap never fails it: it finishes on the version it started with.
 """
+
 from __future__ import annotations
 
 import logging
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from ..errors import WorkbenchError
 
@@ -23,9 +24,14 @@ class NoModel(WorkbenchError):
 
 
 class ModelHolder:
-    def __init__(self, load: Callable[[str], object], promoted_version: Callable[[], str | None],
-                 poll_seconds: float = 2.0, on_swap: Callable[[str], None] | None = None,
-                 clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        load: Callable[[str], object],
+        promoted_version: Callable[[], str | None],
+        poll_seconds: float = 2.0,
+        on_swap: Callable[[str], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self._load = load
         self._promoted_version = promoted_version
         self.poll_seconds = poll_seconds
@@ -33,16 +39,21 @@ class ModelHolder:
         self._clock = clock
         self._predictor = None
         self._checked_at: float | None = None
-        self._swap_lock = threading.Lock()      # guards the reference
-        self._load_lock = threading.Lock()      # one load at a time
+        self._swap_lock = threading.Lock()  # guards the reference
+        self._load_lock = threading.Lock()  # one load at a time
         # one forward pass at a time: concurrent passes only fight over the same cores
         self.inference_lock = threading.Lock()
         self.last_error: str | None = None
 
     @classmethod
-    def for_workspace(cls, ws, catalog_factory, poll_seconds: float = 2.0,
-                      on_swap: Callable[[str], None] | None = None,
-                      **predictor_kw) -> "ModelHolder":
+    def for_workspace(
+        cls,
+        ws,
+        catalog_factory,
+        poll_seconds: float = 2.0,
+        on_swap: Callable[[str], None] | None = None,
+        **predictor_kw,
+    ) -> ModelHolder:
         """Serve the workspace's promoted model (``Predictor`` keyword arguments pass on)."""
         from ..detection.predict import Predictor
         from ..detection.registry import Registry
@@ -67,7 +78,7 @@ class ModelHolder:
     def current(self):
         """The predictor to use for one request (None when no model is promoted)."""
         if self._predictor is None:
-            self.refresh(block=True)          # nothing to serve yet: wait for a load in progress
+            self.refresh(block=True)  # nothing to serve yet: wait for a load in progress
         elif self._clock() - (self._checked_at or 0.0) >= self.poll_seconds:
             self.refresh(block=False)
         return self._predictor
@@ -75,8 +86,10 @@ class ModelHolder:
     def require(self):
         predictor = self.current()
         if predictor is None:
-            raise NoModel(self.last_error or "no promoted model yet: run `wb retrain`, or "
-                                             "`wb models promote VERSION`")
+            raise NoModel(
+                self.last_error
+                or "no promoted model yet: run `wb retrain`, or `wb models promote VERSION`"
+            )
         return predictor
 
     def refresh(self, block: bool = True) -> bool:
@@ -98,8 +111,10 @@ class ModelHolder:
             try:
                 fresh = self._load(wanted)
             except Exception as exc:
-                self.last_error = (f"model {wanted} is promoted but could not be loaded "
-                                   f"({type(exc).__name__}: {exc})")
+                self.last_error = (
+                    f"model {wanted} is promoted but could not be loaded "
+                    f"({type(exc).__name__}: {exc})"
+                )
                 logger.error("%s; still serving %s", self.last_error, self.version or "nothing")
                 return False
             old = self.version

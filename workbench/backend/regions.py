@@ -5,6 +5,7 @@ sends; a detected class is mapped onto the config's labels through the taxonomy
 (a species model serving a category project keeps only what maps); boxes become
 percent of the EXIF-corrected image (``labelstudio.tasks.percent_rect``).
 """
+
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
@@ -26,8 +27,8 @@ class LabelConfigError(ValueError):
 class RectangleTarget:
     from_name: str
     to_name: str
-    data_key: str                    # the task data field holding the image URL
-    labels: tuple[str, ...] | None   # None: any label (no config was sent)
+    data_key: str  # the task data field holding the image URL
+    labels: tuple[str, ...] | None  # None: any label (no config was sent)
 
 
 DEFAULT_TARGET = RectangleTarget(FROM_NAME, TO_NAME, "image", None)
@@ -43,15 +44,18 @@ def rectangle_target(label_config: str | None) -> RectangleTarget:
         raise LabelConfigError(f"the label config is not valid XML: {exc}") from None
     controls = [c for c in root.iter("RectangleLabels") if c.get("name") and c.get("toName")]
     if not controls:
-        raise LabelConfigError("the label config has no RectangleLabels control with a "
-                               "name and toName: this backend draws rectangles")
+        raise LabelConfigError(
+            "the label config has no RectangleLabels control with a "
+            "name and toName: this backend draws rectangles"
+        )
     ctrl = next((c for c in controls if c.get("name") == FROM_NAME), controls[0])
     to_name = ctrl.get("toName").split(",")[0]
     image = next((i for i in root.iter("Image") if i.get("name") == to_name), None)
     value = (image.get("value") or "") if image is not None else ""
     if not value.startswith("$") or len(value) < 2:
-        raise LabelConfigError(f"the label config has no <Image name=\"{to_name}\" "
-                               "value=\"$field\"> for the rectangles")
+        raise LabelConfigError(
+            f'the label config has no <Image name="{to_name}" value="$field"> for the rectangles'
+        )
     labels = tuple(lab.get("value") for lab in ctrl.iter("Label") if lab.get("value"))
     return RectangleTarget(ctrl.get("name"), to_name, value[1:], labels)
 
@@ -76,8 +80,15 @@ class LabelMapper:
         return None
 
 
-def regions(detections: list[dict], width: int, height: int, target: RectangleTarget,
-            mapper: LabelMapper, min_score: float = 0.0, prefix: str = "wb") -> list[RegionResult]:
+def regions(
+    detections: list[dict],
+    width: int,
+    height: int,
+    target: RectangleTarget,
+    mapper: LabelMapper,
+    min_score: float = 0.0,
+    prefix: str = "wb",
+) -> list[RegionResult]:
     out = []
     for i, det in enumerate(detections):
         if float(det["score"]) < min_score:
@@ -88,15 +99,27 @@ def regions(detections: list[dict], width: int, height: int, target: RectangleTa
         rect = percent_rect(det, width, height)
         if rect["width"] <= 0 or rect["height"] <= 0:
             continue
-        out.append(RegionResult(
-            id=f"{prefix}{i}", from_name=target.from_name, to_name=target.to_name,
-            original_width=width, original_height=height,
-            value=RectangleValue(**rect, rectanglelabels=[label]), score=float(det["score"])))
+        out.append(
+            RegionResult(
+                id=f"{prefix}{i}",
+                from_name=target.from_name,
+                to_name=target.to_name,
+                original_width=width,
+                original_height=height,
+                value=RectangleValue(**rect, rectanglelabels=[label]),
+                score=float(det["score"]),
+            )
+        )
     return out
 
 
-def image_uncertainty(detections: list[dict], image_label: str | None, classes: list[str],
-                      taxonomy: Taxonomy | None, config: UncertaintyConfig) -> float:
+def image_uncertainty(
+    detections: list[dict],
+    image_label: str | None,
+    classes: list[str],
+    taxonomy: Taxonomy | None,
+    config: UncertaintyConfig,
+) -> float:
     """The image's uncertainty from the model's boxes (``active.uncertainty``), with the
     image-level label mapped to the model's level when the taxonomy knows it."""
     label = None

@@ -1,13 +1,14 @@
 """Request and response types of the ML backend protocol, as Label Studio 1.23 sends
 and reads them (see docs/serve.md). Unknown fields are accepted and ignored: Label
 Studio adds fields between versions."""
+
 from __future__ import annotations
 
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-MAX_TASKS = 1000   # Label Studio sends batches far smaller than this
+MAX_TASKS = 1000  # Label Studio sends batches far smaller than this
 
 
 class _Open(BaseModel):

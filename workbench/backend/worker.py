@@ -6,11 +6,13 @@ itself is ``workbench.detection.retrain.retrain`` with promotion ``if_better``: 
 new version serves (the ``ModelHolder`` notices the promotion) only when it beats the
 current one on the same test split.
 """
+
 from __future__ import annotations
 
 import logging
 import threading
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from ..catalog.core import now_iso
 
@@ -45,8 +47,9 @@ class RetrainWorker:
                 if len(pending) < self.threshold:
                     return False
                 catalog.consume_webhook_events(pending)
-            self._thread = threading.Thread(target=self._work, args=(len(pending),),
-                                            name="wb-retrain", daemon=True)
+            self._thread = threading.Thread(
+                target=self._work, args=(len(pending),), name="wb-retrain", daemon=True
+            )
             self._thread.start()
             return True
 
@@ -61,12 +64,16 @@ class RetrainWorker:
         try:
             report = self._run()
             outcome = {"status": "done", "report": report}
-        except Exception as exc:   # the service keeps serving the model it has
+        except Exception as exc:  # the service keeps serving the model it has
             logger.exception("background retrain failed")
             outcome = {"status": "failed", "error": f"{type(exc).__name__}: {exc}"}
         self.runs += 1
-        self.last = {"started_at": started, "finished_at": now_iso(),
-                     "annotations": annotations, **outcome}
+        self.last = {
+            "started_at": started,
+            "finished_at": now_iso(),
+            "annotations": annotations,
+            **outcome,
+        }
         try:
             import json
 

@@ -5,6 +5,7 @@
 Studio tasks and annotations (labelstudio.py), duplicate groups (dedup.py) and events
 (events.py). Each question has one read; every row type is in records.py.
 """
+
 from __future__ import annotations
 
 from .core import CatalogCore, now_iso
@@ -30,8 +31,15 @@ from .records import (
 )
 
 
-class Catalog(ImagesMixin, DedupMixin, LabelStudioMixin, ModelsMixin, PrioritiesMixin,
-              EventsMixin, CatalogCore):
+class Catalog(
+    ImagesMixin,
+    DedupMixin,
+    LabelStudioMixin,
+    ModelsMixin,
+    PrioritiesMixin,
+    EventsMixin,
+    CatalogCore,
+):
     """The workspace catalog. Open with ``Catalog.open(path)``."""
 
 

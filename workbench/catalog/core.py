@@ -1,4 +1,5 @@
 """Connection, transactions and migrations. The catalog is the only code that speaks SQL."""
+
 from __future__ import annotations
 
 import sqlite3
@@ -19,7 +20,7 @@ def now_iso() -> str:
 def chunks(items: list, size: int = 500) -> Iterator[list]:
     """Slices of ``items`` small enough for SQLite's limit on bound parameters."""
     for i in range(0, len(items), size):
-        yield items[i:i + size]
+        yield items[i : i + size]
 
 
 class CatalogCore:
@@ -38,12 +39,18 @@ class CatalogCore:
             raise WorkspaceError(f"no catalog at {path}; run `wb init` first")
         try:
             if read_only:
-                conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30,
-                                       check_same_thread=False, isolation_level=None)
+                conn = sqlite3.connect(
+                    f"file:{path}?mode=ro",
+                    uri=True,
+                    timeout=30,
+                    check_same_thread=False,
+                    isolation_level=None,
+                )
             else:
                 path.parent.mkdir(parents=True, exist_ok=True)
-                conn = sqlite3.connect(path, timeout=30, check_same_thread=False,
-                                       isolation_level=None)
+                conn = sqlite3.connect(
+                    path, timeout=30, check_same_thread=False, isolation_level=None
+                )
         except sqlite3.Error as exc:
             raise WorkspaceError(f"cannot open catalog {path}: {exc}") from None
         conn.row_factory = sqlite3.Row
@@ -95,15 +102,18 @@ class CatalogCore:
     def _migrate(self) -> None:
         self.db.execute(
             "CREATE TABLE IF NOT EXISTS schema_migrations "
-            "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)")
+            "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
+        )
         done = {r[0] for r in self.db.execute("SELECT version FROM schema_migrations")}
         for version, fn in enumerate(MIGRATIONS, start=1):
             if version in done:
                 continue
             with self.atomic() as db:
                 fn(db)
-                db.execute("INSERT INTO schema_migrations VALUES (?, ?, ?)",
-                           (version, fn.__name__, now_iso()))
+                db.execute(
+                    "INSERT INTO schema_migrations VALUES (?, ?, ?)",
+                    (version, fn.__name__, now_iso()),
+                )
 
     @property
     def schema_version(self) -> int:
@@ -120,5 +130,8 @@ class CatalogCore:
             if value is None:
                 db.execute("DELETE FROM meta WHERE key = ?", (key,))
             else:
-                db.execute("INSERT INTO meta(key, value) VALUES (?, ?) "
-                           "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (key, value))
+                db.execute(
+                    "INSERT INTO meta(key, value) VALUES (?, ?) "
+                    "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                    (key, value),
+                )

@@ -4,6 +4,7 @@ backend's ``/webhook``.
 An event is ``consumed`` once a background retrain has counted it, so the next
 ``--retrain-after N`` threshold counts only annotations that arrived since.
 """
+
 from __future__ import annotations
 
 import json
@@ -17,28 +18,46 @@ ANNOTATION_ACTIONS = ("ANNOTATION_CREATED", "ANNOTATION_UPDATED", "ANNOTATIONS_C
 
 
 def _event(row) -> EventRecord:
-    return EventRecord(id=row["id"], received_at=row["received_at"], action=row["action"],
-                       project_id=row["project_id"], task_id=row["task_id"],
-                       annotation_id=row["annotation_id"],
-                       payload=json.loads(row["payload_json"]) if row["payload_json"] else None,
-                       consumed=bool(row["consumed"]))
+    return EventRecord(
+        id=row["id"],
+        received_at=row["received_at"],
+        action=row["action"],
+        project_id=row["project_id"],
+        task_id=row["task_id"],
+        annotation_id=row["annotation_id"],
+        payload=json.loads(row["payload_json"]) if row["payload_json"] else None,
+        consumed=bool(row["consumed"]),
+    )
 
 
 class EventsMixin:
-    def record_webhook_event(self, action: str, payload: dict | None = None,
-                             project_id: int | None = None, task_id: int | None = None,
-                             annotation_id: int | None = None) -> int:
+    def record_webhook_event(
+        self,
+        action: str,
+        payload: dict | None = None,
+        project_id: int | None = None,
+        task_id: int | None = None,
+        annotation_id: int | None = None,
+    ) -> int:
         """Store one event as received; returns its id."""
         with self.atomic() as db:
             cur = db.execute(
                 "INSERT INTO webhook_events (received_at, action, project_id, task_id, "
                 "annotation_id, payload_json) VALUES (?, ?, ?, ?, ?, ?)",
-                (now_iso(), action, project_id, task_id, annotation_id,
-                 json.dumps(payload, default=str) if payload is not None else None))
+                (
+                    now_iso(),
+                    action,
+                    project_id,
+                    task_id,
+                    annotation_id,
+                    json.dumps(payload, default=str) if payload is not None else None,
+                ),
+            )
             return int(cur.lastrowid)
 
-    def webhook_events(self, action: str | None = None, consumed: bool | None = None,
-                       limit: int | None = None) -> list[EventRecord]:
+    def webhook_events(
+        self, action: str | None = None, consumed: bool | None = None, limit: int | None = None
+    ) -> list[EventRecord]:
         """Events, oldest first (``payload`` decoded)."""
         sql, args = "SELECT * FROM webhook_events WHERE 1 = 1", []
         if action is not None:
@@ -56,9 +75,13 @@ class EventsMixin:
     def pending_annotation_events(self) -> list[int]:
         """Ids of annotation events no retrain has counted yet."""
         marks = ",".join("?" * len(ANNOTATION_ACTIONS))
-        return [r[0] for r in self.db.execute(
-            f"SELECT id FROM webhook_events WHERE consumed = 0 AND action IN ({marks}) ORDER BY id",
-            ANNOTATION_ACTIONS)]
+        return [
+            r[0]
+            for r in self.db.execute(
+                f"SELECT id FROM webhook_events WHERE consumed = 0 AND action IN ({marks}) ORDER BY id",
+                ANNOTATION_ACTIONS,
+            )
+        ]
 
     def consume_webhook_events(self, event_ids: Iterable[int]) -> None:
         ids = [(int(i),) for i in event_ids]

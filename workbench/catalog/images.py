@@ -4,6 +4,7 @@ ground-truth boxes, and the cached perceptual hashes per image.
 A hash view other than the whole image is stored as its own ``method`` row (``phash``
 for the whole image, ``phash:centre`` for the centre view).
 """
+
 from __future__ import annotations
 
 from collections import Counter
@@ -12,8 +13,10 @@ from collections.abc import Iterable
 from .core import now_iso
 from .records import Box, ImageRecord
 
-_IMAGE_COLS = ("id, path, sha256, file_size, mtime, width, height, label, status, status_reason, "
-               "source_format, source, annotated, split, ingested_at, updated_at")
+_IMAGE_COLS = (
+    "id, path, sha256, file_size, mtime, width, height, label, status, status_reason, "
+    "source_format, source, annotated, split, ingested_at, updated_at"
+)
 
 
 def _image(row) -> ImageRecord:
@@ -23,28 +26,46 @@ def _image(row) -> ImageRecord:
 
 
 def _box(row) -> Box:
-    return Box(label=row["label"], x1=row["x1"], y1=row["y1"], x2=row["x2"], y2=row["y2"],
-               source=row["source"], annotator=row["annotator"], annotation_id=row["annotation_id"])
+    return Box(
+        label=row["label"],
+        x1=row["x1"],
+        y1=row["y1"],
+        x2=row["x2"],
+        y2=row["y2"],
+        source=row["source"],
+        annotator=row["annotator"],
+        annotation_id=row["annotation_id"],
+    )
 
 
 class ImagesMixin:
     # ---- reading ----------------------------------------------------------
     def get_image(self, image_id: int) -> ImageRecord | None:
-        row = self.db.execute(f"SELECT {_IMAGE_COLS} FROM images WHERE id = ?", (image_id,)).fetchone()
+        row = self.db.execute(
+            f"SELECT {_IMAGE_COLS} FROM images WHERE id = ?", (image_id,)
+        ).fetchone()
         return _image(row) if row else None
 
     def get_image_by_path(self, path: str) -> ImageRecord | None:
-        row = self.db.execute(f"SELECT {_IMAGE_COLS} FROM images WHERE path = ?", (str(path),)).fetchone()
+        row = self.db.execute(
+            f"SELECT {_IMAGE_COLS} FROM images WHERE path = ?", (str(path),)
+        ).fetchone()
         return _image(row) if row else None
 
     def images_by_sha256(self, sha256: str) -> list[ImageRecord]:
-        rows = self.db.execute(f"SELECT {_IMAGE_COLS} FROM images WHERE sha256 = ? ORDER BY id",
-                               (sha256,))
+        rows = self.db.execute(
+            f"SELECT {_IMAGE_COLS} FROM images WHERE sha256 = ? ORDER BY id", (sha256,)
+        )
         return [_image(r) for r in rows]
 
-    def images(self, status: str | Iterable[str] | None = None, label: str | None = None,
-               annotated: bool | None = None, split: str | None = None,
-               ids: Iterable[int] | None = None) -> list[ImageRecord]:
+    def images(
+        self,
+        status: str | Iterable[str] | None = None,
+        label: str | None = None,
+        annotated: bool | None = None,
+        split: str | None = None,
+        ids: Iterable[int] | None = None,
+    ) -> list[ImageRecord]:
         """Images in ingest order, filtered by the given fields."""
         where, args = [], []
         if status is not None:
@@ -83,11 +104,12 @@ class ImagesMixin:
         ids = list(dict.fromkeys(image_ids))
         for i in ids:
             out[i] = []
-        for start in range(0, len(ids), 500):   # SQLite's limit on bound parameters
-            chunk = ids[start:start + 500]
+        for start in range(0, len(ids), 500):  # SQLite's limit on bound parameters
+            chunk = ids[start : start + 500]
             marks = ",".join("?" * len(chunk))
-            for r in self.db.execute(f"SELECT * FROM boxes WHERE image_id IN ({marks}) "
-                                     "ORDER BY image_id, id", chunk):
+            for r in self.db.execute(
+                f"SELECT * FROM boxes WHERE image_id IN ({marks}) ORDER BY image_id, id", chunk
+            ):
                 out[r["image_id"]].append(_box(r))
         return out
 
@@ -100,9 +122,24 @@ class ImagesMixin:
                 "INSERT INTO images (path, sha256, file_size, mtime, width, height, label, status, "
                 "status_reason, source_format, source, annotated, split, ingested_at, updated_at) "
                 "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                (rec.path, rec.sha256, rec.file_size, rec.mtime, rec.width, rec.height, rec.label,
-                 rec.status, rec.status_reason, rec.source_format, rec.source,
-                 int(rec.annotated or boxes is not None), rec.split, ts, ts))
+                (
+                    rec.path,
+                    rec.sha256,
+                    rec.file_size,
+                    rec.mtime,
+                    rec.width,
+                    rec.height,
+                    rec.label,
+                    rec.status,
+                    rec.status_reason,
+                    rec.source_format,
+                    rec.source,
+                    int(rec.annotated or boxes is not None),
+                    rec.split,
+                    ts,
+                    ts,
+                ),
+            )
             image_id = cur.lastrowid
             if boxes is not None:
                 self._insert_boxes(image_id, boxes, ts)
@@ -123,8 +160,9 @@ class ImagesMixin:
         with self.atomic() as db:
             db.execute(f"UPDATE images SET {cols} WHERE id = ?", (*fields.values(), image_id))
 
-    def replace_boxes(self, image_id: int, boxes: list[Box], source: str | None = None,
-                      annotated: bool = True) -> None:
+    def replace_boxes(
+        self, image_id: int, boxes: list[Box], source: str | None = None, annotated: bool = True
+    ) -> None:
         """Make ``boxes`` the image's ground truth. With ``source``, only boxes of that
         source are replaced (e.g. Label Studio annotations replace earlier pulls)."""
         ts = now_iso()
@@ -132,52 +170,74 @@ class ImagesMixin:
             if source is None:
                 db.execute("DELETE FROM boxes WHERE image_id = ?", (image_id,))
             else:
-                db.execute("DELETE FROM boxes WHERE image_id = ? AND source = ?", (image_id, source))
+                db.execute(
+                    "DELETE FROM boxes WHERE image_id = ? AND source = ?", (image_id, source)
+                )
             self._insert_boxes(image_id, boxes, ts)
-            db.execute("UPDATE images SET annotated = ?, updated_at = ? WHERE id = ?",
-                       (int(annotated), ts, image_id))
+            db.execute(
+                "UPDATE images SET annotated = ?, updated_at = ? WHERE id = ?",
+                (int(annotated), ts, image_id),
+            )
 
     def _insert_boxes(self, image_id: int, boxes: list[Box], ts: str) -> None:
         self.db.executemany(
             "INSERT INTO boxes (image_id, label, x1, y1, x2, y2, source, annotator, annotation_id, "
             "created_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
-            [(image_id, b.label, b.x1, b.y1, b.x2, b.y2, b.source, b.annotator, b.annotation_id, ts)
-             for b in boxes])
+            [
+                (
+                    image_id,
+                    b.label,
+                    b.x1,
+                    b.y1,
+                    b.x2,
+                    b.y2,
+                    b.source,
+                    b.annotator,
+                    b.annotation_id,
+                    ts,
+                )
+                for b in boxes
+            ],
+        )
 
     def set_status(self, image_ids: Iterable[int], status: str, reason: str | None = None) -> None:
         ts = now_iso()
         with self.atomic() as db:
-            db.executemany("UPDATE images SET status = ?, status_reason = ?, updated_at = ? WHERE id = ?",
-                           [(status, reason, ts, i) for i in image_ids])
+            db.executemany(
+                "UPDATE images SET status = ?, status_reason = ?, updated_at = ? WHERE id = ?",
+                [(status, reason, ts, i) for i in image_ids],
+            )
 
     def set_splits(self, assignments: dict[int, str]) -> None:
         """Assign splits; an image that already has a split keeps it (splits are sticky)."""
         ts = now_iso()
         with self.atomic() as db:
-            db.executemany("UPDATE images SET split = ?, updated_at = ? WHERE id = ? AND split IS NULL",
-                           [(s, ts, i) for i, s in assignments.items()])
+            db.executemany(
+                "UPDATE images SET split = ?, updated_at = ? WHERE id = ? AND split IS NULL",
+                [(s, ts, i) for i, s in assignments.items()],
+            )
 
     # ---- hashes --------------------------------------------------------------
     def image_hashes(self, method: str) -> dict[int, tuple[str, str | None]]:
         """Cached hashes of one method: ``{image_id: (hash, mirror_hash)}``."""
         rows = self.db.execute(
-            "SELECT image_id, hash, mirror_hash FROM image_hashes WHERE method = ?", (method,))
+            "SELECT image_id, hash, mirror_hash FROM image_hashes WHERE method = ?", (method,)
+        )
         return {r[0]: (r[1], r[2]) for r in rows}
 
-    def save_image_hashes(self, method: str,
-                          rows: Iterable[tuple[int, str, str | None]]) -> None:
+    def save_image_hashes(self, method: str, rows: Iterable[tuple[int, str, str | None]]) -> None:
         with self.atomic() as db:
             db.executemany(
                 "INSERT INTO image_hashes (image_id, method, hash, mirror_hash) VALUES (?,?,?,?) "
                 "ON CONFLICT(image_id, method) DO UPDATE SET hash = excluded.hash, "
                 "mirror_hash = excluded.mirror_hash",
-                [(i, method, h, m) for i, h, m in rows])
+                [(i, method, h, m) for i, h, m in rows],
+            )
 
     def forget_image_hashes(self, image_ids: Iterable[int]) -> None:
         """Drop cached hashes (e.g. the file changed), so the next run hashes again."""
         with self.atomic() as db:
-            db.executemany("DELETE FROM image_hashes WHERE image_id = ?",
-                           [(i,) for i in image_ids])
+            db.executemany("DELETE FROM image_hashes WHERE image_id = ?", [(i,) for i in image_ids])
 
     # ---- summaries ------------------------------------------------------------
     def status_counts(self) -> dict:

@@ -26,7 +26,7 @@ class LabelStudioMixin:
     def ls_prediction_versions(self, project_id: int, kind: str = "label") -> dict[int, str | None]:
         """task id -> model version of the prediction sent with it."""
         rows = self.db.execute(
-            "SELECT task_id, prediction_version FROM ls_tasks " "WHERE project_id = ? AND kind = ?",
+            "SELECT task_id, prediction_version FROM ls_tasks WHERE project_id = ? AND kind = ?",
             (project_id, kind),
         )
         return {r["task_id"]: r["prediction_version"] for r in rows}
@@ -79,7 +79,7 @@ class LabelStudioMixin:
         """task id -> annotations recorded at the last pull."""
         out: dict[int, list[LsAnnotation]] = {}
         rows = self.db.execute(
-            "SELECT * FROM ls_annotations WHERE project_id = ? " "ORDER BY task_id, annotation_id",
+            "SELECT * FROM ls_annotations WHERE project_id = ? ORDER BY task_id, annotation_id",
             (project_id,),
         )
         for r in rows:
@@ -156,12 +156,14 @@ class LabelStudioMixin:
     # ---- adjudication tasks (Label Studio) ----------------------------------
     def adjudication_tasks(self, project_id: int) -> dict[int, AdjudicationTask]:
         """group id -> its task in the adjudication project."""
-        rows = self.db.execute("SELECT * FROM ls_adjudication_tasks WHERE project_id = ?",
-                               (project_id,))
+        rows = self.db.execute(
+            "SELECT * FROM ls_adjudication_tasks WHERE project_id = ?", (project_id,)
+        )
         return {r["group_id"]: AdjudicationTask(**dict(r)) for r in rows}
 
-    def record_adjudication_tasks(self, project_id: int,
-                                  rows: Iterable[tuple[int, str, int]]) -> None:
+    def record_adjudication_tasks(
+        self, project_id: int, rows: Iterable[tuple[int, str, int]]
+    ) -> None:
         """Record pushed adjudication tasks ``(group_id, group_key, task_id)`` in one
         transaction."""
         ts = now_iso()
@@ -173,24 +175,29 @@ class LabelStudioMixin:
                 "group_key = excluded.group_key, task_id = excluded.task_id, "
                 "pushed_at = excluded.pushed_at, applied_annotation_id = NULL, "
                 "applied_updated_at = NULL",
-                [(project_id, g, k, t, ts) for g, k, t in rows])
+                [(project_id, g, k, t, ts) for g, k, t in rows],
+            )
 
-    def forget_adjudication_tasks(self, project_id: int,
-                                  group_ids: Iterable[int] | None = None) -> None:
+    def forget_adjudication_tasks(
+        self, project_id: int, group_ids: Iterable[int] | None = None
+    ) -> None:
         """Drop the records of an adjudication project (all, or those of some groups)."""
         with self.atomic() as db:
             if group_ids is None:
-                db.execute("DELETE FROM ls_adjudication_tasks WHERE project_id = ?",
-                           (project_id,))
+                db.execute("DELETE FROM ls_adjudication_tasks WHERE project_id = ?", (project_id,))
             else:
-                db.executemany("DELETE FROM ls_adjudication_tasks "
-                               "WHERE project_id = ? AND group_id = ?",
-                               [(project_id, g) for g in group_ids])
+                db.executemany(
+                    "DELETE FROM ls_adjudication_tasks WHERE project_id = ? AND group_id = ?",
+                    [(project_id, g) for g in group_ids],
+                )
 
-    def set_adjudication_applied(self, project_id: int, group_id: int, annotation_id: int,
-                                 updated_at: str | None) -> None:
+    def set_adjudication_applied(
+        self, project_id: int, group_id: int, annotation_id: int, updated_at: str | None
+    ) -> None:
         """Remember which answer settled a group (a changed answer is applied again)."""
         with self.atomic() as db:
-            db.execute("UPDATE ls_adjudication_tasks SET applied_annotation_id = ?, "
-                       "applied_updated_at = ? WHERE project_id = ? AND group_id = ?",
-                       (annotation_id, updated_at, project_id, group_id))
+            db.execute(
+                "UPDATE ls_adjudication_tasks SET applied_annotation_id = ?, "
+                "applied_updated_at = ? WHERE project_id = ? AND group_id = ?",
+                (annotation_id, updated_at, project_id, group_id),
+            )

@@ -1,5 +1,6 @@
 """Tables ``models`` and ``predictions`` (see schema.py): model versions and their
 stored detections."""
+
 from __future__ import annotations
 
 import json
@@ -25,14 +26,29 @@ def _model(row) -> ModelRecord:
 
 class ModelsMixin:
     # ---- model versions -------------------------------------------------------
-    def add_model(self, version: str, parent: str | None, level: str | None,
-                  classes: list[str], metrics: dict, config: dict) -> None:
+    def add_model(
+        self,
+        version: str,
+        parent: str | None,
+        level: str | None,
+        classes: list[str],
+        metrics: dict,
+        config: dict,
+    ) -> None:
         with self.atomic() as db:
             db.execute(
                 "INSERT INTO models (version, parent, created_at, promoted, level, classes_json, "
                 "metrics_json, config_json) VALUES (?, ?, ?, 0, ?, ?, ?, ?)",
-                (version, parent, now_iso(), level, json.dumps(classes),
-                 json.dumps(metrics, default=str), json.dumps(config, default=str)))
+                (
+                    version,
+                    parent,
+                    now_iso(),
+                    level,
+                    json.dumps(classes),
+                    json.dumps(metrics, default=str),
+                    json.dumps(config, default=str),
+                ),
+            )
 
     def model(self, version: str) -> ModelRecord | None:
         row = self.db.execute("SELECT * FROM models WHERE version = ?", (version,)).fetchone()
@@ -45,22 +61,27 @@ class ModelsMixin:
 
     def set_model_metrics(self, version: str, metrics: dict) -> None:
         with self.atomic() as db:
-            db.execute("UPDATE models SET metrics_json = ? WHERE version = ?",
-                       (json.dumps(metrics, default=str), version))
+            db.execute(
+                "UPDATE models SET metrics_json = ? WHERE version = ?",
+                (json.dumps(metrics, default=str), version),
+            )
 
     def promote_model(self, version: str) -> None:
         """Make ``version`` the one promoted (serving) model."""
         with self.atomic() as db:
             db.execute("UPDATE models SET promoted = 0, promoted_at = NULL WHERE promoted = 1")
-            db.execute("UPDATE models SET promoted = 1, promoted_at = ? WHERE version = ?",
-                       (now_iso(), version))
+            db.execute(
+                "UPDATE models SET promoted = 1, promoted_at = ? WHERE version = ?",
+                (now_iso(), version),
+            )
 
     def promoted_model(self) -> ModelRecord | None:
         """The promoted (serving) version, or None. The one answer to "which model is
         promoted": should two rows ever be marked, the latest promotion wins."""
         row = self.db.execute(
             "SELECT * FROM models WHERE promoted = 1 "
-            "ORDER BY promoted_at DESC, created_at DESC LIMIT 1").fetchone()
+            "ORDER BY promoted_at DESC, created_at DESC LIMIT 1"
+        ).fetchone()
         return _model(row) if row else None
 
     # ---- predictions ----------------------------------------------------------
@@ -72,10 +93,12 @@ class ModelsMixin:
                 "INSERT INTO predictions (image_id, model_version, boxes_json, created_at) "
                 "VALUES (?, ?, ?, ?) ON CONFLICT(image_id, model_version) DO UPDATE SET "
                 "boxes_json = excluded.boxes_json, created_at = excluded.created_at",
-                [(image_id, version, json.dumps(dets), ts) for image_id, dets in rows.items()])
+                [(image_id, version, json.dumps(dets), ts) for image_id, dets in rows.items()],
+            )
 
-    def predictions(self, version: str, image_ids: Iterable[int] | None = None
-                    ) -> dict[int, list[dict]]:
+    def predictions(
+        self, version: str, image_ids: Iterable[int] | None = None
+    ) -> dict[int, list[dict]]:
         """image id -> the model's detections (``{"label","x1",...,"score","probs"}``),
         by image id; with ``image_ids``, only those images that have some."""
         sql = "SELECT image_id, boxes_json FROM predictions WHERE model_version = ?"
@@ -85,11 +108,16 @@ class ModelsMixin:
             rows = []
             for chunk in chunks(sorted(set(image_ids))):
                 marks = ",".join("?" * len(chunk))
-                rows += self.db.execute(f"{sql} AND image_id IN ({marks}) ORDER BY image_id",
-                                        (version, *chunk)).fetchall()
+                rows += self.db.execute(
+                    f"{sql} AND image_id IN ({marks}) ORDER BY image_id", (version, *chunk)
+                ).fetchall()
         return {r["image_id"]: json.loads(r["boxes_json"]) for r in rows}
 
     def versions_with_predictions(self) -> list[str]:
         """Model versions with at least one stored prediction, by name."""
-        return [r[0] for r in self.db.execute(
-            "SELECT DISTINCT model_version FROM predictions ORDER BY model_version")]
+        return [
+            r[0]
+            for r in self.db.execute(
+                "SELECT DISTINCT model_version FROM predictions ORDER BY model_version"
+            )
+        ]

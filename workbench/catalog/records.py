@@ -4,6 +4,7 @@ Records read back from a table are frozen. ``Box``, ``ImageRecord``, ``ImportedI
 and ``LsAnnotation`` are built and filled in by callers before they are written, so
 they stay mutable.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -76,7 +77,7 @@ class ImportedImage:
     path: str
     label: str | None = None
     boxes: list[Box] | None = None
-    width: int | None = None    # as the source claims; the real size comes from the file
+    width: int | None = None  # as the source claims; the real size comes from the file
     height: int | None = None
     extra: dict = field(default_factory=dict)
 
@@ -148,7 +149,7 @@ class AdjudicationTask:
 
     project_id: int
     group_id: int
-    group_key: str                 # the group's members when the task was made
+    group_key: str  # the group's members when the task was made
     task_id: int
     pushed_at: str
     applied_annotation_id: int | None
@@ -169,10 +170,10 @@ class DupMember:
 class DupGroup:
     id: int
     group_key: str
-    kind: str                      # duplicate | conflict
+    kind: str  # duplicate | conflict
     method: str | None
     max_distance: int | None
-    resolution: str | None         # None (open) | label | distinct
+    resolution: str | None  # None (open) | label | distinct
     resolved_label: str | None
     resolved_by: str | None
     resolved_at: str | None

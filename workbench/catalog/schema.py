@@ -5,6 +5,7 @@ Each migration is a function applied in the same transaction as its record in
 shows every table. Add a migration by appending a function to ``MIGRATIONS``;
 never edit one that has shipped.
 """
+
 from __future__ import annotations
 
 import sqlite3
@@ -169,7 +170,7 @@ def m0001_initial(db: sqlite3.Connection) -> None:
             key   TEXT PRIMARY KEY,
             value TEXT
         );
-        """
+        """,
     )
 
 
@@ -190,7 +191,7 @@ def m0002_ls_review_tasks(db: sqlite3.Connection) -> None:
             PRIMARY KEY (project_id, group_id)
         );
         CREATE INDEX ls_review_tasks_task ON ls_review_tasks(task_id);
-        """
+        """,
     )
 
 
@@ -204,7 +205,7 @@ def m0003_adjudication_tasks(db: sqlite3.Connection) -> None:
         ALTER TABLE ls_review_tasks RENAME TO ls_adjudication_tasks;
         DROP INDEX ls_review_tasks_task;
         CREATE INDEX ls_adjudication_tasks_task ON ls_adjudication_tasks(task_id);
-        """
+        """,
     )
 
 

@@ -2,6 +2,7 @@
 
 Each command area lives in its own module and exposes ``register(group)``.
 """
+
 from __future__ import annotations
 
 import logging
@@ -14,13 +15,29 @@ from .. import __version__
 from ..workspace import DEFAULT_WORKSPACE
 from .common import App
 
-AREAS = ("workspace", "dedup", "labelstudio", "models", "evaluate", "serve", "prioritize", "review", "demo")
+AREAS = (
+    "workspace",
+    "dedup",
+    "labelstudio",
+    "models",
+    "evaluate",
+    "serve",
+    "prioritize",
+    "review",
+    "demo",
+)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.option("--workspace", "-w", type=click.Path(file_okay=False), envvar="WB_WORKSPACE",
-              default=None, show_envvar=True,
-              help=f"Workspace folder (default: ./{DEFAULT_WORKSPACE}).")
+@click.option(
+    "--workspace",
+    "-w",
+    type=click.Path(file_okay=False),
+    envvar="WB_WORKSPACE",
+    default=None,
+    show_envvar=True,
+    help=f"Workspace folder (default: ./{DEFAULT_WORKSPACE}).",
+)
 @click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
 @click.version_option(__version__, prog_name="wb")
 @click.pass_context
@@ -32,8 +49,11 @@ def cli(ctx: click.Context, workspace: str | None, verbose: int) -> None:
         wb init --classes kangaroo && wb ingest photos/ --format voc && wb status
     """
     level = logging.WARNING - 10 * verbose
-    logging.basicConfig(level=max(level, logging.DEBUG), stream=sys.stderr,
-                        format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=max(level, logging.DEBUG),
+        stream=sys.stderr,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
     ctx.obj = App(workspace)
     ctx.call_on_close(ctx.obj.close)
 

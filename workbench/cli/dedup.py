@@ -1,4 +1,5 @@
 """`wb dedup`: duplicate groups and cross-class conflicts, and settling them."""
+
 from __future__ import annotations
 
 from collections import Counter
@@ -39,53 +40,87 @@ def _summary_table(report: dict, paths: dict) -> None:
     t = Table(title="wb dedup", show_header=True)
     t.add_column("")
     t.add_column("count", justify="right")
-    for name, value in (("images checked", s["images"]), ("hashed now", s["hashed_now"]),
-                        ("hashes from cache", s["hashed_cached"]),
-                        ("duplicate groups", s["duplicate_groups"]),
-                        ("copies set aside (status duplicate)", s["duplicate_images"]),
-                        ("conflict groups (different labels)", s["conflict_groups"]),
-                        ("images in conflict", s["conflict_images"]),
-                        ("unreadable (skipped)", s["unreadable"])):
+    for name, value in (
+        ("images checked", s["images"]),
+        ("hashed now", s["hashed_now"]),
+        ("hashes from cache", s["hashed_cached"]),
+        ("duplicate groups", s["duplicate_groups"]),
+        ("copies set aside (status duplicate)", s["duplicate_images"]),
+        ("conflict groups (different labels)", s["conflict_groups"]),
+        ("images in conflict", s["conflict_images"]),
+        ("unreadable (skipped)", s["unreadable"]),
+    ):
         t.add_row(name, str(value))
     out = console()
     out.print(t)
     open_conflicts = [g for g in report["groups"] if g["kind"] == "conflict"]
     for g in open_conflicts[:10]:
-        out.print(f"  conflict group {g['id']}: {', '.join(g['labels'])} "
-                  f"({len(g['images'])} images)")
+        out.print(
+            f"  conflict group {g['id']}: {', '.join(g['labels'])} ({len(g['images'])} images)"
+        )
     if len(open_conflicts) > 10:
         out.print(f"  ... and {len(open_conflicts) - 10} more conflict groups")
     if open_conflicts:
-        out.print("Settle with: wb dedup resolve GROUP --label CLASS   (or --distinct), "
-                  "or in Label Studio: wb dedup adjudicate")
+        out.print(
+            "Settle with: wb dedup resolve GROUP --label CLASS   (or --distinct), "
+            "or in Label Studio: wb dedup adjudicate"
+        )
     for path, reason in [(u["path"], u["reason"]) for u in report["unreadable"][:5]]:
         out.print(f"  unreadable: {path}: {reason}")
     out.print(f"Report: {paths['html']}  (also {paths['json'].name}, {paths['csv'].name})")
 
 
 @click.group("dedup", invoke_without_command=True)
-@click.option("--method", type=click.Choice(["phash", "dhash", "whash", "ahash"]),
-              default="phash", show_default=True, help="Perceptual hash (imagededup).")
-@click.option("--max-distance", type=click.IntRange(0, 64), cls=CodeDefault,
-              default=lambda: _run().DEFAULT_MAX_DISTANCE,
-              help="Hash distance (bits of 64) accepted without a pixel check (measured; "
-                   "see docs/dedup.md).")
-@click.option("--verify-distance", type=click.IntRange(0, 64), cls=CodeDefault,
-              default=lambda: _run().DEFAULT_VERIFY_DISTANCE,
-              help="Pairs up to this distance on both whole and centre hashes are checked "
-                   "on pixels (finds crops; 0 turns the check off).")
-@click.option("--workers", type=click.IntRange(1, 256), default=None,
-              help="Hashing processes (default: all cores).")
-@click.option("--report-json", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Also write the JSON report to this path.")
+@click.option(
+    "--method",
+    type=click.Choice(["phash", "dhash", "whash", "ahash"]),
+    default="phash",
+    show_default=True,
+    help="Perceptual hash (imagededup).",
+)
+@click.option(
+    "--max-distance",
+    type=click.IntRange(0, 64),
+    cls=CodeDefault,
+    default=lambda: _run().DEFAULT_MAX_DISTANCE,
+    help="Hash distance (bits of 64) accepted without a pixel check (measured; see docs/dedup.md).",
+)
+@click.option(
+    "--verify-distance",
+    type=click.IntRange(0, 64),
+    cls=CodeDefault,
+    default=lambda: _run().DEFAULT_VERIFY_DISTANCE,
+    help="Pairs up to this distance on both whole and centre hashes are checked "
+    "on pixels (finds crops; 0 turns the check off).",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 256),
+    default=None,
+    help="Hashing processes (default: all cores).",
+)
+@click.option(
+    "--report-json",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Also write the JSON report to this path.",
+)
 @click.option("--no-progress", is_flag=True, help="No progress bars.")
 @json_option
 @pass_app
 @click.pass_context
 @domain_errors
-def dedup(ctx: click.Context, app, method: str, max_distance: int,
-          verify_distance: int, workers: int | None, report_json: Path | None,
-          no_progress: bool, as_json: bool) -> None:
+def dedup(
+    ctx: click.Context,
+    app,
+    method: str,
+    max_distance: int,
+    verify_distance: int,
+    workers: int | None,
+    report_json: Path | None,
+    no_progress: bool,
+    as_json: bool,
+) -> None:
     """Find duplicate images and cross-class conflicts; write the report.
 
     Copies within one label become a duplicate group: the largest image is kept, the
@@ -103,8 +138,9 @@ def dedup(ctx: click.Context, app, method: str, max_distance: int,
     from ..dedup.report import build_report, write_report
     from ..dedup.run import DedupOptions, find_duplicates
 
-    options = DedupOptions(method=method, max_distance=max_distance,
-                           verify_distance=verify_distance, workers=workers)
+    options = DedupOptions(
+        method=method, max_distance=max_distance, verify_distance=verify_distance, workers=workers
+    )
     with ExitStack() as stack:
         run = find_duplicates(app.catalog, options, _progress_for(stack, not no_progress))
         report = build_report(app.catalog, run)
@@ -117,17 +153,27 @@ def dedup(ctx: click.Context, app, method: str, max_distance: int,
 
 @dedup.command("resolve")
 @click.argument("group_id", metavar="GROUP", type=int)
-@click.option("--label", default=None, help="The right image-level label for every image of "
-                                            "the group.")
-@click.option("--distinct", is_flag=True, help="The images are different photos: all go back "
-                                              "to active and are never grouped again.")
-@click.option("--by", "resolved_by", default="cli", show_default=True,
-              help="Who settled it (recorded in the catalog).")
+@click.option(
+    "--label", default=None, help="The right image-level label for every image of the group."
+)
+@click.option(
+    "--distinct",
+    is_flag=True,
+    help="The images are different photos: all go back to active and are never grouped again.",
+)
+@click.option(
+    "--by",
+    "resolved_by",
+    default="cli",
+    show_default=True,
+    help="Who settled it (recorded in the catalog).",
+)
 @json_option
 @pass_app
 @domain_errors
-def resolve(app, group_id: int, label: str | None, distinct: bool, resolved_by: str,
-            as_json: bool) -> None:
+def resolve(
+    app, group_id: int, label: str | None, distinct: bool, resolved_by: str, as_json: bool
+) -> None:
     """Settle a conflict (or duplicate) group: give the right label, or --distinct.
 
     With --label the group becomes a duplicate group under that label (largest image
@@ -145,34 +191,59 @@ def resolve(app, group_id: int, label: str | None, distinct: bool, resolved_by: 
     valid = None
     if label is not None:
         valid = [*app.ws.taxonomy.all_labels, BACKGROUND]
-    group = resolve_group(app.catalog, group_id, label=label, distinct=distinct,
-                          resolved_by=resolved_by, valid_labels=valid)
+    group = resolve_group(
+        app.catalog,
+        group_id,
+        label=label,
+        distinct=distinct,
+        resolved_by=resolved_by,
+        valid_labels=valid,
+    )
     statuses = {m.image_id: app.catalog.get_image(m.image_id).status for m in group.members}
     if as_json:
-        echo_json({"id": str(group.id), "kind": group.kind, "resolution": group.resolution,
-                   "resolved_label": group.resolved_label, "resolved_by": group.resolved_by,
-                   "images": [{"id": m.image_id, "keep": m.keep, "status": statuses[m.image_id]}
-                              for m in group.members]})
+        echo_json(
+            {
+                "id": str(group.id),
+                "kind": group.kind,
+                "resolution": group.resolution,
+                "resolved_label": group.resolved_label,
+                "resolved_by": group.resolved_by,
+                "images": [
+                    {"id": m.image_id, "keep": m.keep, "status": statuses[m.image_id]}
+                    for m in group.members
+                ],
+            }
+        )
         return
     what = f"label {group.resolved_label!r}" if group.resolution == "label" else "distinct images"
     kept = [m.image_id for m in group.members if m.keep]
-    click.echo(f"group {group.id} settled as {what} by {group.resolved_by}; "
-               + (f"kept image {kept[0]}, " if kept else "")
-               + ", ".join(f"{n} {s}" for s, n in Counter(statuses.values()).items()))
+    click.echo(
+        f"group {group.id} settled as {what} by {group.resolved_by}; "
+        + (f"kept image {kept[0]}, " if kept else "")
+        + ", ".join(f"{n} {s}" for s, n in Counter(statuses.values()).items())
+    )
 
 
 @dedup.command("adjudicate")
-@click.option("--pull", "pull_answers", is_flag=True,
-              help="Apply the answers experts submitted in the adjudication project.")
-@click.option("--new-project", is_flag=True,
-              help="Create a new adjudication project (e.g. the old one was deleted) and push "
-                   "the open conflict groups again.")
+@click.option(
+    "--pull",
+    "pull_answers",
+    is_flag=True,
+    help="Apply the answers experts submitted in the adjudication project.",
+)
+@click.option(
+    "--new-project",
+    is_flag=True,
+    help="Create a new adjudication project (e.g. the old one was deleted) and push "
+    "the open conflict groups again.",
+)
 @ls_url_option
 @json_option
 @pass_app
 @domain_errors
-def adjudicate(app, pull_answers: bool, new_project: bool, ls_url: str | None,
-               as_json: bool) -> None:
+def adjudicate(
+    app, pull_answers: bool, new_project: bool, ls_url: str | None, as_json: bool
+) -> None:
     """Settle conflict groups in Label Studio: push them to an adjudication project, then
     --pull.
 
@@ -215,28 +286,42 @@ def adjudicate(app, pull_answers: bool, new_project: bool, ls_url: str | None,
         for bad in res.invalid:
             click.echo(f"group {bad['group_id']} left open: unknown label {bad['choice']!r}")
         if res.settled_elsewhere:
-            click.echo("settled meanwhile outside Label Studio (answer not applied): groups "
-                       + ", ".join(map(str, res.settled_elsewhere)))
+            click.echo(
+                "settled meanwhile outside Label Studio (answer not applied): groups "
+                + ", ".join(map(str, res.settled_elsewhere))
+            )
         if res.stale_tasks:
-            click.echo(f"{len(res.stale_tasks)} answered task(s) belong to groups that no longer "
-                       "exist (`wb dedup` regrouped their images); ignored")
-        click.echo(f"{len(res.settled)} group(s) settled now, {res.unchanged} unchanged, "
-                   f"{len(res.waiting)} waiting for an answer")
+            click.echo(
+                f"{len(res.stale_tasks)} answered task(s) belong to groups that no longer "
+                "exist (`wb dedup` regrouped their images); ignored"
+            )
+        click.echo(
+            f"{len(res.settled)} group(s) settled now, {res.unchanged} unchanged, "
+            f"{len(res.waiting)} waiting for an answer"
+        )
         return
     res = push_conflicts(app.ws, app.catalog, client, _conn, new_project=new_project)
     if as_json:
-        echo_json({"project_id": res.project_id, "project_url": res.project_url,
-                   "new_project": res.new_project, "created": res.created,
-                   "already": res.already, "reconciled": res.reconciled,
-                   "tasks": {str(g): t for g, t in res.task_ids.items()}})
+        echo_json(
+            {
+                "project_id": res.project_id,
+                "project_url": res.project_url,
+                "new_project": res.new_project,
+                "created": res.created,
+                "already": res.already,
+                "reconciled": res.reconciled,
+                "tasks": {str(g): t for g, t in res.task_ids.items()},
+            }
+        )
         return
-    click.echo(f"adjudication project {res.project_id}: {res.created} new adjudication task(s), "
-               f"{res.already} already there ({res.project_url})")
+    click.echo(
+        f"adjudication project {res.project_id}: {res.created} new adjudication task(s), "
+        f"{res.already} already there ({res.project_url})"
+    )
     click.echo("Answer them in Label Studio, then run `wb dedup adjudicate --pull`.")
 
 
-RENAMED = ("`wb dedup review` is now `wb dedup adjudicate`; "
-           "the old name works until workbench 0.2")
+RENAMED = "`wb dedup review` is now `wb dedup adjudicate`; the old name works until workbench 0.2"
 
 
 def _old_name(**kwargs) -> None:
@@ -245,8 +330,16 @@ def _old_name(**kwargs) -> None:
 
 
 # The old name, hidden from help, for one release (remove in workbench 0.2).
-dedup.add_command(click.Command("review", params=adjudicate.params, callback=_old_name,
-                                hidden=True, help=f"{RENAMED}.", short_help="Old name."))
+dedup.add_command(
+    click.Command(
+        "review",
+        params=adjudicate.params,
+        callback=_old_name,
+        hidden=True,
+        help=f"{RENAMED}.",
+        short_help="Old name.",
+    )
+)
 
 
 def register(group: click.Group) -> None:

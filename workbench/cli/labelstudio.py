@@ -75,7 +75,7 @@ def ls_start(app, port: int, document_root: str | None, timeout: float) -> None:
     verb = "started" if started else "already running"
     click.echo(f"Label Studio {verb} at {state.url} (pid {state.pid})")
     click.echo(
-        f"  log in as {creds.username}; password in " f"{app.ws.services_dir / server.AUTH_NAME}"
+        f"  log in as {creds.username}; password in {app.ws.services_dir / server.AUTH_NAME}"
     )
     click.echo(
         f"  serving images under {state.document_root or '(nothing yet: restart after ingest)'}"

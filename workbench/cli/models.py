@@ -1,13 +1,13 @@
 """`wb retrain` and `wb models`: train, register, promote and list detector versions."""
+
 from __future__ import annotations
 
 import click
 
-from .common import CodeDefault, domain_errors, echo_json, json_option, pass_app
-
 from ..detection.names import DEFAULT_BACKBONE, LOSSES, REGIMENS
 from ..taxonomy import LEVELS
 from ..workspace import DEFAULT_LEVEL
+from .common import CodeDefault, domain_errors, echo_json, json_option, pass_app
 
 SKIPPABLE = ("pull", "train", "register", "evaluate", "promote", "predict", "refresh")
 
@@ -16,8 +16,7 @@ def _train_option(flag: str, **kwargs):
     """An option for the ``TrainConfig`` field of the same name, defaulting to (and
     showing) that field's default."""
     name = flag.lstrip("-").replace("-", "_")
-    return click.option(flag, name, cls=CodeDefault, default=lambda: train_default(name),
-                        **kwargs)
+    return click.option(flag, name, cls=CodeDefault, default=lambda: train_default(name), **kwargs)
 
 
 def train_default(name: str):
@@ -31,8 +30,9 @@ def train_default(name: str):
 
 def _skip_options(f):
     for step in reversed(SKIPPABLE):
-        f = click.option(f"--skip-{step}", f"skip_{step}", is_flag=True,
-                         help=f"Skip the {step} step.")(f)
+        f = click.option(
+            f"--skip-{step}", f"skip_{step}", is_flag=True, help=f"Skip the {step} step."
+        )(f)
     return f
 
 
@@ -61,23 +61,29 @@ class _ProgressPrinter:
             for line in plan_lines(e):
                 self.bar.console.print(f"{tag}{line}")
         elif kind == "lr_cycle":
-            self.bar.console.print(f"{tag}learning-rate cycle {e['cycle']}: back to epoch "
-                                   f"{e['from_epoch']}'s weights, lr {e['lr']:.2g}")
+            self.bar.console.print(
+                f"{tag}learning-rate cycle {e['cycle']}: back to epoch "
+                f"{e['from_epoch']}'s weights, lr {e['lr']:.2g}"
+            )
         elif kind == "epoch_start":
             if self.task is not None:
                 self.bar.remove_task(self.task)
             self.task = self.bar.add_task(f"{tag}epoch {e['epoch']}", total=e["iterations"])
         elif kind == "step" and "iteration" in e and self.task is not None:
-            self.bar.update(self.task, completed=e["iteration"],
-                            description=f"{tag}epoch {e['epoch']} loss {e.get('loss', 0):.3f} "
-                                        f"lr {e.get('lr', 0):.2g}")
+            self.bar.update(
+                self.task,
+                completed=e["iteration"],
+                description=f"{tag}epoch {e['epoch']} loss {e.get('loss', 0):.3f} "
+                f"lr {e.get('lr', 0):.2g}",
+            )
         elif kind == "epoch":
             self.last_epoch = e["epoch"]
             val = e.get("val_mAP50")
             self.bar.console.print(
                 f"{tag}epoch {e['epoch']}: loss {e['loss']:.3f}, val mAP@0.5 "
                 f"{'n/a' if val is None else f'{val:.3f}'} (best {e.get('best_val_mAP50')!s:.6} "
-                f"at epoch {e.get('best_epoch')})" + self._estimate(e))
+                f"at epoch {e.get('best_epoch')})" + self._estimate(e)
+            )
         elif kind == "step" and "step" in e:
             mark = {"done": "✓", "skipped": "-", "failed": "✗"}.get(e["status"], "?")
             self.bar.console.print(f"{mark} {e['step']}: {e['message']}")
@@ -88,54 +94,110 @@ class _ProgressPrinter:
         if e["epoch"] != 0 or left <= 0 or not e.get("seconds"):
             return ""
         minutes = left * e["seconds"] / 60
-        return (f"; {e['seconds']:.0f} s an epoch: at most {left} more ≈ {minutes:.0f} min "
-                "(early stopping may end sooner; Ctrl-C keeps the last epoch for --resume)")
+        return (
+            f"; {e['seconds']:.0f} s an epoch: at most {left} more ≈ {minutes:.0f} min "
+            "(early stopping may end sooner; Ctrl-C keeps the last epoch for --resume)"
+        )
 
 
 @click.command("retrain")
-@click.option("--backbone", help="Detector backbone (default: the workspace's, else "
-              f"{DEFAULT_BACKBONE}); `wb backbones` lists them.")
-@click.option("--level", type=click.Choice(LEVELS), help="Class level (default: the "
-              f"workspace's, else {DEFAULT_LEVEL}).")
+@click.option(
+    "--backbone",
+    help="Detector backbone (default: the workspace's, else "
+    f"{DEFAULT_BACKBONE}); `wb backbones` lists them.",
+)
+@click.option(
+    "--level",
+    type=click.Choice(LEVELS),
+    help=f"Class level (default: the workspace's, else {DEFAULT_LEVEL}).",
+)
 @click.option("--per-species", is_flag=True, help="One model per species (plus look-alikes).")
-@_train_option("--weights", help="Initial weights: auto (ImageNet weights when available "
-               "here, else none) | imagenet | none | PATH.")
+@_train_option(
+    "--weights",
+    help="Initial weights: auto (ImageNet weights when available "
+    "here, else none) | imagenet | none | PATH.",
+)
 @click.option("--init-from", help="Start from a registered VERSION (or 'promoted').")
 @_train_option("--loss", type=click.Choice(LOSSES), help="Box classification loss.")
 @_train_option("--gamma-pos", type=float, help="ASL focusing of positives.")
 @_train_option("--gamma-neg", type=float, help="ASL focusing of negatives.")
 @_train_option("--clip", type=float, help="ASL probability margin for negatives.")
-@_train_option("--regimen", type=click.Choice(REGIMENS),
-               help="combi: head, then all layers at a lower lr; finetune: head only; scratch: "
-                    "all layers from the start; auto: combi on pretrained weights, else "
-                    "scratch.")
+@_train_option(
+    "--regimen",
+    type=click.Choice(REGIMENS),
+    help="combi: head, then all layers at a lower lr; finetune: head only; scratch: "
+    "all layers from the start; auto: combi on pretrained weights, else "
+    "scratch.",
+)
 @_train_option("--head-epochs", type=int, help="combi: epochs with the backbone frozen.")
 @click.option("--no-negatives", is_flag=True, help="Leave background-only images out of training.")
 @_train_option("--patience", type=int, help="Early stopping on val mAP@0.5.")
 @_train_option("--max-epochs", type=int, help="At most this many epochs.")
-@click.option("--max-minutes", type=float, help="A safety cap on training time (budgets are "
-              "epochs: a time budget gives another model on a busy machine).")
-@_train_option("--lr-cycles", type=int, help="After early stopping, restart from the best "
-               "weights at a raised learning rate, this many times.")
-@_train_option("--lr-cycle-factor", type=float, help="How much each cycle raises the "
-               "learning rate.")
-@click.option("--image-size", type=int, help="Longer image side in pixels (default: the "
-              "workspace's, else the backbone's; `wb backbones` lists them).")
+@click.option(
+    "--max-minutes",
+    type=float,
+    help="A safety cap on training time (budgets are "
+    "epochs: a time budget gives another model on a busy machine).",
+)
+@_train_option(
+    "--lr-cycles",
+    type=int,
+    help="After early stopping, restart from the best "
+    "weights at a raised learning rate, this many times.",
+)
+@_train_option(
+    "--lr-cycle-factor", type=float, help="How much each cycle raises the learning rate."
+)
+@click.option(
+    "--image-size",
+    type=int,
+    help="Longer image side in pixels (default: the "
+    "workspace's, else the backbone's; `wb backbones` lists them).",
+)
 @_train_option("--batch-size", type=int, help="Images per step and process.")
 @_train_option("--lr", type=float, help="Learning rate.")
 @_train_option("--seed", type=int, help="Seed for splits and training.")
 @click.option("--resume", is_flag=True, help="Continue the interrupted run from its last epoch.")
-@click.option("--promote", "promote_policy", type=click.Choice(["if-better", "always", "never"]),
-              default="if-better", show_default=True,
-              help="Promote the new model when it beats the current one on the test split.")
+@click.option(
+    "--promote",
+    "promote_policy",
+    type=click.Choice(["if-better", "always", "never"]),
+    default="if-better",
+    show_default=True,
+    help="Promote the new model when it beats the current one on the test split.",
+)
 @_skip_options
 @json_option
 @pass_app
 @domain_errors
-def retrain_cmd(app, backbone, level, per_species, weights, init_from, loss, gamma_pos, gamma_neg,
-                clip, regimen, head_epochs, no_negatives, patience, max_epochs, max_minutes,
-                lr_cycles, lr_cycle_factor, image_size, batch_size, lr, seed, resume,
-                promote_policy, as_json, **skips):
+def retrain_cmd(
+    app,
+    backbone,
+    level,
+    per_species,
+    weights,
+    init_from,
+    loss,
+    gamma_pos,
+    gamma_neg,
+    clip,
+    regimen,
+    head_epochs,
+    no_negatives,
+    patience,
+    max_epochs,
+    max_minutes,
+    lr_cycles,
+    lr_cycle_factor,
+    image_size,
+    batch_size,
+    lr,
+    seed,
+    resume,
+    promote_policy,
+    as_json,
+    **skips,
+):
     """Train a detector on the annotated images, evaluate, register, promote if better,
     and predict on the images still without annotations.
 
@@ -151,16 +213,39 @@ def retrain_cmd(app, backbone, level, per_species, weights, init_from, loss, gam
     from .common import progress
 
     config = TrainConfig.for_workspace(
-        app.ws, backbone=backbone, level=level, image_size=image_size, weights=weights,
-        init_from=init_from, loss=loss, gamma_pos=gamma_pos, gamma_neg=gamma_neg, clip=clip,
-        regimen=regimen, head_epochs=head_epochs, patience=patience, max_epochs=max_epochs,
-        max_minutes=max_minutes, lr_cycles=lr_cycles, lr_cycle_factor=lr_cycle_factor,
-        batch_size=batch_size, lr=lr, seed=seed, negatives=not no_negatives)
+        app.ws,
+        backbone=backbone,
+        level=level,
+        image_size=image_size,
+        weights=weights,
+        init_from=init_from,
+        loss=loss,
+        gamma_pos=gamma_pos,
+        gamma_neg=gamma_neg,
+        clip=clip,
+        regimen=regimen,
+        head_epochs=head_epochs,
+        patience=patience,
+        max_epochs=max_epochs,
+        max_minutes=max_minutes,
+        lr_cycles=lr_cycles,
+        lr_cycle_factor=lr_cycle_factor,
+        batch_size=batch_size,
+        lr=lr,
+        seed=seed,
+        negatives=not no_negatives,
+    )
     pull, refresh = _labelstudio_hooks(app)
-    options = RetrainOptions(train=config, per_species=per_species, resume=resume,
-                             split_seed=config.seed, promote=promote_policy.replace("-", "_"),
-                             skip={k[len("skip_"):] for k, v in skips.items() if v},
-                             pull=pull, refresh=refresh)
+    options = RetrainOptions(
+        train=config,
+        per_species=per_species,
+        resume=resume,
+        split_seed=config.seed,
+        promote=promote_policy.replace("-", "_"),
+        skip={k[len("skip_") :] for k, v in skips.items() if v},
+        pull=pull,
+        refresh=refresh,
+    )
     printer = None
     try:
         with progress(transient=True) as bar:
@@ -168,18 +253,25 @@ def retrain_cmd(app, backbone, level, per_species, weights, init_from, loss, gam
             report = retrain(app.ws, app.catalog, options, on_event=printer)
     except KeyboardInterrupt:
         done = getattr(printer, "last_epoch", None)
-        kept = (f"epoch {done} is saved (under models/): `wb retrain --resume` continues "
-                "from there" if done is not None else "no epoch had finished: nothing to resume")
-        raise click.ClickException(f"interrupted; {kept}. For a short run, pass --max-epochs N.")
+        kept = (
+            f"epoch {done} is saved (under models/): `wb retrain --resume` continues from there"
+            if done is not None
+            else "no epoch had finished: nothing to resume"
+        )
+        raise click.ClickException(
+            f"interrupted; {kept}. For a short run, pass --max-epochs N."
+        ) from None
     if as_json:
         echo_json(report.to_dict())
         return
     # each step was printed as it finished (above); end with the result
     for version in report.versions:
         m = headline(app.catalog.model(version).metrics or {})
-        click.echo(f"new: {version}: test mAP@0.5 {fmt(m.get('mAP50'))}, mAP {fmt(m.get('mAP'))}, "
-                   f"mAR@100 {fmt(m.get('mAR100'))}, accuracy {fmt(m.get('accuracy'))} on "
-                   f"{m.get('test_images', '-')} test images ({m.get('epochs', '-')} epochs)")
+        click.echo(
+            f"new: {version}: test mAP@0.5 {fmt(m.get('mAP50'))}, mAP {fmt(m.get('mAP'))}, "
+            f"mAR@100 {fmt(m.get('mAR100'))}, accuracy {fmt(m.get('accuracy'))} on "
+            f"{m.get('test_images', '-')} test images ({m.get('epochs', '-')} epochs)"
+        )
     click.echo(f"promoted: {report.promoted or 'none'}")
 
 
@@ -208,15 +300,19 @@ def models_group(ctx, app, as_json):
     if not versions:
         click.echo("no models yet: run `wb retrain`")
         return
-    click.echo(f"{'version':9} {'':2} {'backbone':13} {'level':9} {'mAP50':>7} {'mAP':>7} "
-               f"{'acc':>7} {'valmAP50':>9}  parent")
+    click.echo(
+        f"{'version':9} {'':2} {'backbone':13} {'level':9} {'mAP50':>7} {'mAP':>7} "
+        f"{'acc':>7} {'valmAP50':>9}  parent"
+    )
     for mv in versions:
         m = mv.metrics
-        click.echo(f"{mv.version:9} {'*' if mv.promoted else '':2} "
-                   f"{mv.summary()['backbone'] or '-':13} {mv.level or '-':9} "
-                   f"{fmt(m.get('mAP50')):>7} {fmt(m.get('mAP')):>7} "
-                   f"{fmt(m.get('accuracy')):>7} {fmt(m.get('val_mAP50')):>9}  "
-                   f"{mv.parent or '-'}")
+        click.echo(
+            f"{mv.version:9} {'*' if mv.promoted else '':2} "
+            f"{mv.summary()['backbone'] or '-':13} {mv.level or '-':9} "
+            f"{fmt(m.get('mAP50')):>7} {fmt(m.get('mAP')):>7} "
+            f"{fmt(m.get('accuracy')):>7} {fmt(m.get('val_mAP50')):>9}  "
+            f"{mv.parent or '-'}"
+        )
 
 
 @models_group.command("promote")
@@ -257,16 +353,22 @@ def backbones_cmd(as_json):
     if as_json:
         echo_json([r.to_dict() for r in rows])
         return
-    click.echo(f"{'backbone':21} {'params':>7} {'body':>6} {'px':>4}  {'ImageNet weights from':40} "
-               "here now")
+    click.echo(
+        f"{'backbone':21} {'params':>7} {'body':>6} {'px':>4}  {'ImageNet weights from':40} "
+        "here now"
+    )
     for r in rows:
         name = r.name + (" *" if r.default else "")
-        click.echo(f"{name:21} {r.parameters / 1e6:6.1f}M {r.body_parameters / 1e6:5.1f}M "
-                   f"{r.image_size:>4}  {r.weight_source:40} "
-                   + ("yes" if r.weights_available else f"no: {r.unavailable}"))
-    click.echo("* the default. params: the whole detector for one class; body: what ImageNet "
-               "weights cover.\n`wb retrain --weights auto` (the default) uses ImageNet weights "
-               "where they are here; `wb backbones --json` says why not.")
+        click.echo(
+            f"{name:21} {r.parameters / 1e6:6.1f}M {r.body_parameters / 1e6:5.1f}M "
+            f"{r.image_size:>4}  {r.weight_source:40} "
+            + ("yes" if r.weights_available else f"no: {r.unavailable}")
+        )
+    click.echo(
+        "* the default. params: the whole detector for one class; body: what ImageNet "
+        "weights cover.\n`wb retrain --weights auto` (the default) uses ImageNet weights "
+        "where they are here; `wb backbones --json` says why not."
+    )
 
 
 def register(group: click.Group) -> None:

@@ -1,5 +1,6 @@
 """`wb prioritize`: rank unannotated images by the model's uncertainty and put the most
 uncertain first in Label Studio."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -30,37 +31,74 @@ def _selection_default(name: str):
         from ..active.selection import SelectionConfig
 
         return next(f.default for f in fields(SelectionConfig) if f.name == name)
+
     return read
 
 
 @click.command("prioritize")
-@click.option("--model", "model", default=None, metavar="VERSION",
-              help="Model version to ask (default: the promoted one).")
-@click.option("--score", type=click.Choice(SCORES), default=UncertaintyConfig.score,
-              show_default=True,
-              help="Per-box uncertainty: 1 - top p, 1 - (top1 - top2), or normalised entropy.")
-@click.option("--aggregate", type=click.Choice(AGGREGATES), default=UncertaintyConfig.aggregate,
-              show_default=True,
-              help="Boxes -> image: max, mean, or sum (probabilistic OR over boxes).")
-@click.option("--strategy", type=click.Choice(STRATEGIES), cls=CodeDefault,
-              default=_selection_default("strategy"),
-              help="uncertainty: most uncertain first; diverse: uncertain AND unlike each other "
-                   "(k-center greedy on backbone features); random: a baseline.")
-@click.option("--batch", type=click.IntRange(1), cls=CodeDefault, default=_selection_default("batch"),
-              help="Images to select for the next annotation round.")
-@click.option("--seed", type=int, cls=CodeDefault, default=_selection_default("seed"),
-              help="Seed for --strategy random.")
-@click.option("--show", type=click.IntRange(1), default=None, metavar="N",
-              help="Print the first N in annotation order with their components, and write an "
-                   "HTML page with thumbnails and the model's boxes under reports/.")
-@click.option("--no-labelstudio", is_flag=True,
-              help="Store the priorities only; leave the Label Studio project as it is.")
+@click.option(
+    "--model",
+    "model",
+    default=None,
+    metavar="VERSION",
+    help="Model version to ask (default: the promoted one).",
+)
+@click.option(
+    "--score",
+    type=click.Choice(SCORES),
+    default=UncertaintyConfig.score,
+    show_default=True,
+    help="Per-box uncertainty: 1 - top p, 1 - (top1 - top2), or normalised entropy.",
+)
+@click.option(
+    "--aggregate",
+    type=click.Choice(AGGREGATES),
+    default=UncertaintyConfig.aggregate,
+    show_default=True,
+    help="Boxes -> image: max, mean, or sum (probabilistic OR over boxes).",
+)
+@click.option(
+    "--strategy",
+    type=click.Choice(STRATEGIES),
+    cls=CodeDefault,
+    default=_selection_default("strategy"),
+    help="uncertainty: most uncertain first; diverse: uncertain AND unlike each other "
+    "(k-center greedy on backbone features); random: a baseline.",
+)
+@click.option(
+    "--batch",
+    type=click.IntRange(1),
+    cls=CodeDefault,
+    default=_selection_default("batch"),
+    help="Images to select for the next annotation round.",
+)
+@click.option(
+    "--seed",
+    type=int,
+    cls=CodeDefault,
+    default=_selection_default("seed"),
+    help="Seed for --strategy random.",
+)
+@click.option(
+    "--show",
+    type=click.IntRange(1),
+    default=None,
+    metavar="N",
+    help="Print the first N in annotation order with their components, and write an "
+    "HTML page with thumbnails and the model's boxes under reports/.",
+)
+@click.option(
+    "--no-labelstudio",
+    is_flag=True,
+    help="Store the priorities only; leave the Label Studio project as it is.",
+)
 @ls_url_option
 @json_option
 @pass_app
 @domain_errors
-def prioritize_cmd(app, model, score, aggregate, strategy, batch, seed, show, no_labelstudio,
-                   ls_url, as_json) -> None:
+def prioritize_cmd(
+    app, model, score, aggregate, strategy, batch, seed, show, no_labelstudio, ls_url, as_json
+) -> None:
     """Rank unannotated images by how unsure the model is; annotators get them in that order.
 
     Uses the promoted model (or --model), predicting the images it has not seen yet,
@@ -76,8 +114,11 @@ def prioritize_cmd(app, model, score, aggregate, strategy, batch, seed, show, no
     from ..active.selection import SelectionConfig
     from ..active.uncertainty import UncertaintyConfig
 
-    config = PrioritizeConfig(model=model, uncertainty=UncertaintyConfig(score, aggregate),
-                              selection=SelectionConfig(strategy, batch, seed=seed))
+    config = PrioritizeConfig(
+        model=model,
+        uncertainty=UncertaintyConfig(score, aggregate),
+        selection=SelectionConfig(strategy, batch, seed=seed),
+    )
     ws, catalog = app.ws, app.catalog
     with progress(transient=True) as bar:
         tasks: dict[str, int] = {}
@@ -91,8 +132,10 @@ def prioritize_cmd(app, model, score, aggregate, strategy, batch, seed, show, no
     say = (lambda m: click.echo(m, err=True)) if as_json else click.echo
     say(result.summary())
     if len(result.batch) < min(batch, len(result.ranked)):
-        say(f"note: only {len(result.batch)} images differ enough from each other for a diverse "
-            "batch (the rest are copies of picked ones)")
+        say(
+            f"note: only {len(result.batch)} images differ enough from each other for a diverse "
+            "batch (the rest are copies of picked ones)"
+        )
 
     if no_labelstudio:
         say("Label Studio: left as it is (--no-labelstudio)")
@@ -104,13 +147,17 @@ def prioritize_cmd(app, model, score, aggregate, strategy, batch, seed, show, no
         from ..labelstudio.ordering import apply_order
 
         try:
-            order = apply_order(open_project(ws, url=ls_url), catalog, result.version,
-                                batch=None if strategy == "uncertainty"
-                                else [p.image_id for p in result.batch])
+            order = apply_order(
+                open_project(ws, url=ls_url),
+                catalog,
+                result.version,
+                batch=None if strategy == "uncertainty" else [p.image_id for p in result.batch],
+            )
         except ServiceError as exc:
             raise click.ClickException(
                 f"{exc}\nThe priorities are stored in the catalog; run `wb prioritize` again "
-                "once Label Studio answers, or pass --no-labelstudio.") from None
+                "once Label Studio answers, or pass --no-labelstudio."
+            ) from None
         say(order.summary())
 
     if show:
@@ -129,8 +176,10 @@ def _print_table(result, show: int, to_stderr: bool) -> None:
 
     from ..active.report import annotation_order
 
-    table = Table(title=f"first {show} in annotation order (model {result.version}); "
-                        "* = in the selected batch")
+    table = Table(
+        title=f"first {show} in annotation order (model {result.version}); "
+        "* = in the selected batch"
+    )
     for col in ("#", "id", "unc", "base", "box"):
         table.add_column(col, no_wrap=True, justify="right")
     table.add_column("label", overflow="fold")
@@ -139,10 +188,18 @@ def _print_table(result, show: int, to_stderr: bool) -> None:
     table.add_column("file", overflow="fold")
     for n, p in enumerate(annotation_order(result)[:show], start=1):
         c = p.components
-        table.add_row(f"{n}{'*' if p.selected else ''}", str(p.image_id), f"{p.uncertainty:.3f}",
-                      f"{c.get('base', 0):.3f}", str(c.get("boxes", 0)), str(p.label or "-"),
-                      f"{c.get('label_disagreement', 0):.0f}", f"{c.get('missed_product', 0):.0f}",
-                      f"{c.get('class_instability', 0):.2f}", Path(p.path).name)
+        table.add_row(
+            f"{n}{'*' if p.selected else ''}",
+            str(p.image_id),
+            f"{p.uncertainty:.3f}",
+            f"{c.get('base', 0):.3f}",
+            str(c.get("boxes", 0)),
+            str(p.label or "-"),
+            f"{c.get('label_disagreement', 0):.0f}",
+            f"{c.get('missed_product', 0):.0f}",
+            f"{c.get('class_instability', 0):.2f}",
+            Path(p.path).name,
+        )
     (Console(stderr=True, highlight=False) if to_stderr else console()).print(table)
 
 

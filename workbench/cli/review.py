@@ -2,6 +2,7 @@
 
 Nothing here imports fiftyone: the work runs in ``workbench.review``'s worker process.
 """
+
 from __future__ import annotations
 
 import signal
@@ -23,20 +24,30 @@ def _progress(stack: ExitStack, enabled: bool):
 
 def _print_summary(summary: dict, view_urls: dict[str, str] | None) -> None:
     sync = summary["sync"]
-    click.echo(f"Review dataset {summary['dataset']}: {summary['samples']} samples "
-               f"(added {sync['added']}, updated {sync['updated']}, removed {sync['removed']}, "
-               f"unchanged {sync['unchanged']}) in {summary['seconds']:.1f} s")
+    click.echo(
+        f"Review dataset {summary['dataset']}: {summary['samples']} samples "
+        f"(added {sync['added']}, updated {sync['updated']}, removed {sync['removed']}, "
+        f"unchanged {sync['unchanged']}) in {summary['seconds']:.1f} s"
+    )
     if summary["model"] is None:
-        click.echo("No model predictions in the catalog yet: only ground truth, duplicates and "
-                   "priorities to review (run `wb retrain` first for the error views).")
+        click.echo(
+            "No model predictions in the catalog yet: only ground truth, duplicates and "
+            "priorities to review (run `wb retrain` first for the error views)."
+        )
     else:
-        against = f", compared with {summary['previous_model']}" if summary["previous_model"] else ""
-        click.echo(f"Views are about model {summary['model']}{against} "
-                   f"(classes at level {summary['level']}).")
+        against = (
+            f", compared with {summary['previous_model']}" if summary["previous_model"] else ""
+        )
+        click.echo(
+            f"Views are about model {summary['model']}{against} "
+            f"(classes at level {summary['level']})."
+        )
     for version, m in summary["evaluations"].items():
         mAP = "n/a" if m["mAP50"] is None else f"{m['mAP50']:.3f}"
-        click.echo(f"  {version}: mAP@0.5 {mAP}  TP {m['tp']}  FP {m['fp']}  FN {m['fn']}  "
-                   f"on {m['images']} annotated images")
+        click.echo(
+            f"  {version}: mAP@0.5 {mAP}  TP {m['tp']}  FP {m['fp']}  FN {m['fn']}  "
+            f"on {m['images']} annotated images"
+        )
     click.echo("Saved views (samples):")
     for name in summary["views"]:
         url = f"  {view_urls[name]}" if view_urls and name in view_urls else ""
@@ -48,18 +59,35 @@ def _interrupt(*_) -> None:
 
 
 @click.group("review", invoke_without_command=True)
-@click.option("--model", "model", default=None, metavar="VERSION",
-              help="Model version the error views are about (default: the promoted one).")
-@click.option("--port", type=click.IntRange(1, 65535), default=5151, show_default=True,
-              help="Port of the FiftyOne App (bound to 127.0.0.1).")
+@click.option(
+    "--model",
+    "model",
+    default=None,
+    metavar="VERSION",
+    help="Model version the error views are about (default: the promoted one).",
+)
+@click.option(
+    "--port",
+    type=click.IntRange(1, 65535),
+    default=5151,
+    show_default=True,
+    help="Port of the FiftyOne App (bound to 127.0.0.1).",
+)
 @click.option("--no-launch", is_flag=True, help="Only build/update the dataset; no App.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @json_option
 @pass_app
 @click.pass_context
 @domain_errors
-def review(ctx: click.Context, app, model: str | None, port: int, no_launch: bool,
-           no_progress: bool, as_json: bool) -> None:
+def review(
+    ctx: click.Context,
+    app,
+    model: str | None,
+    port: int,
+    no_launch: bool,
+    no_progress: bool,
+    as_json: bool,
+) -> None:
     """Build/update the FiftyOne review dataset and open the App on 127.0.0.1.
 
     Syncs the catalog's images, ground-truth boxes and each model version's
@@ -81,12 +109,15 @@ def review(ctx: click.Context, app, model: str | None, port: int, no_launch: boo
     ws = app.ws
     with ExitStack() as stack:
         # the compared versions need boxes on the annotated images, not only on the rest
-        bar = stack.enter_context(progress(transient=True)) if not (no_progress or as_json) else None
+        bar = (
+            stack.enter_context(progress(transient=True)) if not (no_progress or as_json) else None
+        )
         ensure_predictions(ws, app.catalog, model, progress_for=stage_bars(bar))
     if no_launch:
         with ExitStack() as stack:
-            summary = build_review(ws, model=model,
-                                   on_progress=_progress(stack, not (no_progress or as_json)))
+            summary = build_review(
+                ws, model=model, on_progress=_progress(stack, not (no_progress or as_json))
+            )
         echo_json(summary) if as_json else _print_summary(summary, None)
         return
     review_app = ReviewApp(ws, model=model, port=port)
@@ -109,15 +140,21 @@ def review(ctx: click.Context, app, model: str | None, port: int, no_launch: boo
             signal.signal(signal.SIGTERM, previous)
     finally:
         review_app.stop()
-    raise click.ClickException(f"the FiftyOne App stopped unexpectedly (exit code {code}); see "
-                               f"{ws.services_dir / 'fiftyone' / 'log' / 'worker.log'}")
+    raise click.ClickException(
+        f"the FiftyOne App stopped unexpectedly (exit code {code}); see "
+        f"{ws.services_dir / 'fiftyone' / 'log' / 'worker.log'}"
+    )
 
 
 @review.command("send")
 @click.argument("view", required=False)
-@click.option("--tag", default=None, metavar="TAG",
-              help="Only the samples a reviewer tagged TAG in the App (the sample or one of its "
-                   "boxes); without VIEW, from the whole dataset.")
+@click.option(
+    "--tag",
+    default=None,
+    metavar="TAG",
+    help="Only the samples a reviewer tagged TAG in the App (the sample or one of its "
+    "boxes); without VIEW, from the whole dataset.",
+)
 @ls_url_option
 @json_option
 @pass_app
@@ -144,17 +181,33 @@ def send(app, view: str | None, tag: str | None, ls_url: str | None, as_json: bo
 
     client, conn = connect(app.ws, ls_url)  # fail fast, before starting FiftyOne
     selected = select_review(app.ws, view=view, tag=tag)
-    what = " ".join(filter(None, [f"view '{view}'" if view else "the review dataset",
-                                  f"tagged '{tag}'" if tag else None]))
+    what = " ".join(
+        filter(
+            None,
+            [
+                f"view '{view}'" if view else "the review dataset",
+                f"tagged '{tag}'" if tag else None,
+            ],
+        )
+    )
     if not selected["samples"]:
-        hint = (f" Tags in the dataset: {', '.join(selected['tags']) or 'none'}." if tag else
-                " (The views follow the model `wb review` last built them for: --model.)")
+        hint = (
+            f" Tags in the dataset: {', '.join(selected['tags']) or 'none'}."
+            if tag
+            else " (The views follow the model `wb review` last built them for: --model.)"
+        )
         raise click.ClickException(f"nothing to send: {what} holds no images.{hint}")
     ids = [s["image_id"] for s in selected["samples"]]
     with progress(transient=True) as bar:
         task = bar.add_task("sending to Label Studio", total=len(ids))
-        result = send_to_front(app.ws, app.catalog, client, conn, ids,
-                               on_progress=lambda d, t: bar.update(task, completed=d, total=t))
+        result = send_to_front(
+            app.ws,
+            app.catalog,
+            client,
+            conn,
+            ids,
+            on_progress=lambda d, t: bar.update(task, completed=d, total=t),
+        )
     paths = {s["image_id"]: s["filepath"] for s in selected["samples"]}
     if as_json:
         out = result.as_dict()
@@ -162,12 +215,16 @@ def send(app, view: str | None, tag: str | None, ls_url: str | None, as_json: bo
             s["filepath"] = paths.get(s["image_id"])
         echo_json({"dataset": selected["dataset"], "view": view, "tag": tag, **out})
         return
-    click.echo(f"Sent {len(result.sent)} images of {what} to the front of Label Studio project "
-               f"{result.project_id} (model version {result.model_version}, uncertainty sampling): "
-               f"{result.pushed} pushed as new tasks, {result.moved} already had a task")
+    click.echo(
+        f"Sent {len(result.sent)} images of {what} to the front of Label Studio project "
+        f"{result.project_id} (model version {result.model_version}, uncertainty sampling): "
+        f"{result.pushed} pushed as new tasks, {result.moved} already had a task"
+    )
     first = result.sent[0]
-    click.echo(f"  first in the queue: image {first.image_id} ({paths.get(first.image_id)}), "
-               f"task {first.task_id}")
+    click.echo(
+        f"  first in the queue: image {first.image_id} ({paths.get(first.image_id)}), "
+        f"task {first.task_id}"
+    )
     for image_id, reason in result.left_out.items():
         click.echo(f"  left out image {image_id} ({paths.get(image_id)}): {reason}")
     for warning in result.warnings:

@@ -1,4 +1,5 @@
 """`wb serve`: the ML backend Label Studio calls for pre-drawn boxes."""
+
 from __future__ import annotations
 
 import logging
@@ -21,28 +22,59 @@ def _auth_pair(ctx, param, value):
 
 
 @click.command("serve")
-@click.option("--host", default="127.0.0.1", show_default=True,
-              help="Interface to listen on (keep 127.0.0.1 unless behind a proxy).")
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Interface to listen on (keep 127.0.0.1 unless behind a proxy).",
+)
 @click.option("--port", default=9090, show_default=True, type=click.IntRange(1, 65535))
-@click.option("--connect", is_flag=True,
-              help="Register with the workspace's Label Studio project (title = model "
-                   "version) and turn on uncertainty sampling.")
-@click.option("--retrain-after", type=click.IntRange(min=1), default=None, metavar="N",
-              help="Retrain in the background after N new annotations (promoted only if better).")
-@click.option("--auth", callback=_auth_pair, metavar="USER:PASS",
-              help="Require HTTP basic auth (Label Studio supports it for ML backends).")
+@click.option(
+    "--connect",
+    is_flag=True,
+    help="Register with the workspace's Label Studio project (title = model "
+    "version) and turn on uncertainty sampling.",
+)
+@click.option(
+    "--retrain-after",
+    type=click.IntRange(min=1),
+    default=None,
+    metavar="N",
+    help="Retrain in the background after N new annotations (promoted only if better).",
+)
+@click.option(
+    "--auth",
+    callback=_auth_pair,
+    metavar="USER:PASS",
+    help="Require HTTP basic auth (Label Studio supports it for ML backends).",
+)
 @click.option("--token", metavar="T", help="Require 'Authorization: Bearer T' (other clients).")
-@click.option("--poll-seconds", type=click.FloatRange(min=0), default=2.0, show_default=True,
-              help="How often to look for a newly promoted model version.")
-@click.option("--max-body-mb", type=click.FloatRange(min=0.01), default=16.0, show_default=True,
-              help="Refuse request bodies over this size.")
-@click.option("--min-score", type=click.FloatRange(0, 1), default=DISPLAY_MIN_SCORE,
-              show_default=True,
-              help="Boxes scored below this are not sent.")
+@click.option(
+    "--poll-seconds",
+    type=click.FloatRange(min=0),
+    default=2.0,
+    show_default=True,
+    help="How often to look for a newly promoted model version.",
+)
+@click.option(
+    "--max-body-mb",
+    type=click.FloatRange(min=0.01),
+    default=16.0,
+    show_default=True,
+    help="Refuse request bodies over this size.",
+)
+@click.option(
+    "--min-score",
+    type=click.FloatRange(0, 1),
+    default=DISPLAY_MIN_SCORE,
+    show_default=True,
+    help="Boxes scored below this are not sent.",
+)
 @pass_app
 @domain_errors
-def serve_cmd(app, host, port, connect, retrain_after, auth, token, poll_seconds, max_body_mb,
-              min_score):
+def serve_cmd(
+    app, host, port, connect, retrain_after, auth, token, poll_seconds, max_body_mb, min_score
+):
     """Serve the promoted model to Label Studio as an ML backend (/health, /setup,
     /predict, /versions, /webhook). A newly promoted version is picked up without a
     restart.
@@ -57,10 +89,12 @@ def serve_cmd(app, host, port, connect, retrain_after, auth, token, poll_seconds
     if auth and token:
         raise click.UsageError("--auth and --token exclude each other; choose one")
     if connect and token:
-        raise click.UsageError("Label Studio authenticates to ML backends with basic auth only: "
-                               "use --auth USER:PASS with --connect")
+        raise click.UsageError(
+            "Label Studio authenticates to ML backends with basic auth only: "
+            "use --auth USER:PASS with --connect"
+        )
     ws = app.ws
-    _ = app.catalog    # opens (and migrates) the catalog once, so errors show here
+    _ = app.catalog  # opens (and migrates) the catalog once, so errors show here
 
     def catalog_factory():
         return ws.open_catalog()
@@ -68,26 +102,40 @@ def serve_cmd(app, host, port, connect, retrain_after, auth, token, poll_seconds
     conn = resolve_connection(ws)
     holder = ModelHolder.for_workspace(ws, catalog_factory, poll_seconds=poll_seconds)
     if holder.current() is None:
-        click.echo(f"warning: {holder.last_error or 'no promoted model yet'}; /predict "
-                   "answers 503 until one is promoted (`wb retrain`)", err=True)
-    settings = BackendSettings(taxonomy=ws.taxonomy, document_root=conn.document_root,
-                               ls_url=conn.url, ls_token=conn.token or None,
-                               max_body_bytes=int(max_body_mb * 1024 * 1024),
-                               basic_auth=auth, bearer_token=token, min_score=min_score)
+        click.echo(
+            f"warning: {holder.last_error or 'no promoted model yet'}; /predict "
+            "answers 503 until one is promoted (`wb retrain`)",
+            err=True,
+        )
+    settings = BackendSettings(
+        taxonomy=ws.taxonomy,
+        document_root=conn.document_root,
+        ls_url=conn.url,
+        ls_token=conn.token or None,
+        max_body_bytes=int(max_body_mb * 1024 * 1024),
+        basic_auth=auth,
+        bearer_token=token,
+        min_score=min_score,
+    )
     worker = None
     if retrain_after:
-        worker = RetrainWorker(_retrain_runner(ws, catalog_factory, conn), catalog_factory,
-                               retrain_after)
+        worker = RetrainWorker(
+            _retrain_runner(ws, catalog_factory, conn), catalog_factory, retrain_after
+        )
     service = create_app(holder, catalog_factory, settings, retrainer=worker)
 
     on_started = None
     if connect:
         if holder.version is None:
-            raise click.ClickException("--connect needs a promoted model (its version names the "
-                                       "backend in Label Studio): run `wb retrain` first")
+            raise click.ClickException(
+                "--connect needs a promoted model (its version names the "
+                "backend in Label Studio): run `wb retrain` first"
+            )
         on_started = _connector(ws, conn, holder, host, port, auth)
-    click.echo(f"serving {holder.version or 'no model yet'} on http://{host}:{port} "
-               f"(Ctrl-C stops)", err=True)
+    click.echo(
+        f"serving {holder.version or 'no model yet'} on http://{host}:{port} (Ctrl-C stops)",
+        err=True,
+    )
     run(service, host=host, port=port, on_started=on_started)
 
 
@@ -100,11 +148,15 @@ def _connector(ws, conn, holder, host, port, auth):
     url_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
 
     def on_started():
-        connected = connect_backend(project, f"http://{url_host}:{port}", holder.version,
-                                    basic_auth=auth)
+        connected = connect_backend(
+            project, f"http://{url_host}:{port}", holder.version, basic_auth=auth
+        )
         holder.on_swap = lambda version: follow_version(project, connected, version)
-        click.echo(f"connected to Label Studio project {project.id} at {conn.url} as "
-                   f"{connected.model_version} (uncertainty sampling on)", err=True)
+        click.echo(
+            f"connected to Label Studio project {project.id} at {conn.url} as "
+            f"{connected.model_version} (uncertainty sampling on)",
+            err=True,
+        )
 
     return on_started
 
@@ -124,8 +176,11 @@ def _retrain_runner(ws, catalog_factory, conn):
         return f"{res.tasks} tasks read, {res.boxes} boxes written"
 
     def run_retrain() -> dict:
-        options = RetrainOptions(train=TrainConfig.for_workspace(ws), promote="if_better",
-                                 pull=pull_hook if ws.project_id() is not None else None)
+        options = RetrainOptions(
+            train=TrainConfig.for_workspace(ws),
+            promote="if_better",
+            pull=pull_hook if ws.project_id() is not None else None,
+        )
         with catalog_factory() as catalog:
             return retrain(ws, catalog, options).to_dict()
 

@@ -1,4 +1,5 @@
 """`wb init`, `wb ingest`, `wb status`, `wb export`, `wb demo-data`."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -12,8 +13,12 @@ from .common import App, console, domain_errors, echo_json, json_option, pass_ap
 
 @click.command()
 @click.option("--classes", help="Comma-separated class names (a flat taxonomy).")
-@click.option("--taxonomy", "taxonomy_file", type=click.Path(dir_okay=False, exists=True),
-              help="A taxonomy TOML file (species with their categories).")
+@click.option(
+    "--taxonomy",
+    "taxonomy_file",
+    type=click.Path(dir_okay=False, exists=True),
+    help="A taxonomy TOML file (species with their categories).",
+)
 @click.option("--exist-ok", is_flag=True, help="Do nothing if the workspace exists.")
 @pass_app
 @domain_errors
@@ -32,27 +37,50 @@ def init(app: App, classes: str | None, taxonomy_file: str | None, exist_ok: boo
 
     if classes and taxonomy_file:
         raise click.UsageError("give --classes or --taxonomy, not both")
-    tax = (Taxonomy.flat(classes.split(",")) if classes else
-           Taxonomy.from_file(taxonomy_file) if taxonomy_file else Taxonomy.default())
+    tax = (
+        Taxonomy.flat(classes.split(","))
+        if classes
+        else Taxonomy.from_file(taxonomy_file)
+        if taxonomy_file
+        else Taxonomy.default()
+    )
     ws = Workspace.create(app.workspace_path, tax, exist_ok=exist_ok)
-    click.echo(f"workspace {ws.root}: {len(ws.taxonomy.species)} species, "
-               f"{len(ws.taxonomy.categories)} categories ({ws.taxonomy.name})")
+    click.echo(
+        f"workspace {ws.root}: {len(ws.taxonomy.species)} species, "
+        f"{len(ws.taxonomy.categories)} categories ({ws.taxonomy.name})"
+    )
 
 
 @click.command()
 @click.argument("path", type=click.Path(exists=True))
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default="folders", show_default=True,
-              help="How PATH is laid out.")
-@click.option("--images", "images_dir", type=click.Path(exists=True, file_okay=False),
-              help="Where the images are, when the annotation file does not say (COCO, "
-                   "Label Studio, YOLO).")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(FORMATS),
+    default="folders",
+    show_default=True,
+    help="How PATH is laid out.",
+)
+@click.option(
+    "--images",
+    "images_dir",
+    type=click.Path(exists=True, file_okay=False),
+    help="Where the images are, when the annotation file does not say (COCO, Label Studio, YOLO).",
+)
 @click.option("--add-classes", is_flag=True, help="Add classes unknown to the taxonomy.")
 @click.option("--strict", is_flag=True, help="Exit 1 if any file is unreadable.")
 @json_option
 @pass_app
 @domain_errors
-def ingest(app: App, path: str, fmt: str, images_dir: str | None, add_classes: bool,
-           strict: bool, as_json: bool) -> None:
+def ingest(
+    app: App,
+    path: str,
+    fmt: str,
+    images_dir: str | None,
+    add_classes: bool,
+    strict: bool,
+    as_json: bool,
+) -> None:
     """Catalog photos: one folder per class, or a COCO / VOC / YOLO / Label Studio export.
 
     Re-running changes nothing; a moved file is recognised by its content; files
@@ -67,15 +95,23 @@ def ingest(app: App, path: str, fmt: str, images_dir: str | None, add_classes: b
 
     with progress(transient=as_json) as bar:
         task = bar.add_task("ingest", total=None)
-        result = run_ingest(app.ws, app.catalog, path, fmt, images_dir=images_dir,
-                            add_classes=add_classes,
-                            on_progress=lambda d, t: bar.update(task, completed=d, total=t))
+        result = run_ingest(
+            app.ws,
+            app.catalog,
+            path,
+            fmt,
+            images_dir=images_dir,
+            add_classes=add_classes,
+            on_progress=lambda d, t: bar.update(task, completed=d, total=t),
+        )
     if as_json:
         echo_json(result.to_dict())
     else:
-        click.echo(f"ingested {result.seen} images from {path}: {result.added} new, "
-                   f"{result.updated} updated, {result.unchanged} unchanged, {result.moved} moved; "
-                   f"{result.boxes_added} boxes")
+        click.echo(
+            f"ingested {result.seen} images from {path}: {result.added} new, "
+            f"{result.updated} updated, {result.unchanged} unchanged, {result.moved} moved; "
+            f"{result.boxes_added} boxes"
+        )
         if result.new_classes:
             click.echo(f"added classes: {', '.join(result.new_classes)}")
         if result.boxes_dropped:
@@ -83,7 +119,9 @@ def ingest(app: App, path: str, fmt: str, images_dir: str | None, add_classes: b
         for p, reason in result.unreadable[:20]:
             click.echo(f"unreadable: {p}: {reason}", err=True)
         if len(result.unreadable) > 20:
-            click.echo(f"... and {len(result.unreadable) - 20} more unreadable (wb status)", err=True)
+            click.echo(
+                f"... and {len(result.unreadable) - 20} more unreadable (wb status)", err=True
+            )
     if strict and result.unreadable:
         raise click.ClickException(f"{len(result.unreadable)} unreadable file(s) (--strict)")
 
@@ -119,19 +157,26 @@ def status(app: App, as_json: bool) -> None:
     t.add_column("boxes", justify="right")
     labels = sorted(set(counts["images"]["by_label"]) | set(counts["boxes"]["by_label"]))
     for k in labels:
-        t.add_row(k, str(counts["images"]["by_label"].get(k, 0)),
-                  str(counts["boxes"]["by_label"].get(k, 0)))
-    t.add_row("[bold]total", f"[bold]{counts['images']['total']}",
-              f"[bold]{counts['boxes']['total']}")
+        t.add_row(
+            k,
+            str(counts["images"]["by_label"].get(k, 0)),
+            str(counts["boxes"]["by_label"].get(k, 0)),
+        )
+    t.add_row(
+        "[bold]total", f"[bold]{counts['images']['total']}", f"[bold]{counts['boxes']['total']}"
+    )
     c.print(t)
     c.print(f"annotated images: {counts['images']['annotated']}")
 
 
 @click.command("export")
 @click.option("--format", "fmt", type=click.Choice(EXPORT_FORMATS), required=True)
-@click.option("--out", required=True, type=click.Path(),
-              help="Output: a .json file (COCO) or a folder (VOC, YOLO; images are linked, "
-                   "not copied).")
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(),
+    help="Output: a .json file (COCO) or a folder (VOC, YOLO; images are linked, not copied).",
+)
 @click.option("--annotated-only", is_flag=True, help="Only images with ground truth.")
 @pass_app
 @domain_errors
@@ -170,8 +215,12 @@ def demo_data(out: str, seed: int, n_images: int) -> None:
         raise WorkbenchError(f"{outp} exists and is not a demo data folder; choose an empty folder")
     with progress() as bar:
         task = bar.add_task("demo data", total=n_images)
-        summary = generate_demo_data(outp, seed=seed, n_images=n_images,
-                                     on_progress=lambda d, t: bar.update(task, completed=d, total=t))
+        summary = generate_demo_data(
+            outp,
+            seed=seed,
+            n_images=n_images,
+            on_progress=lambda d, t: bar.update(task, completed=d, total=t),
+        )
     click.echo(f"demo data in {outp.resolve()}: {summary.n_images} images, {summary.n_boxes} boxes")
     click.echo(f"  images:      {outp.resolve() / 'images'}  (one folder per class)")
     click.echo(f"  boxes:       {outp.resolve() / 'annotations.json'}  (COCO)")

@@ -46,8 +46,10 @@ def open_conflicts(catalog) -> list[AdjudicationGroup]:
             AdjudicationGroup(
                 group_id=g.id,
                 group_key=g.group_key,
-                images=[AdjudicationImage(im.id, im.path, im.label, im.width, im.height)
-                        for im in images],
+                images=[
+                    AdjudicationImage(im.id, im.path, im.label, im.width, im.height)
+                    for im in images
+                ],
             )
         )
     return out
@@ -130,8 +132,9 @@ def pull_answers(ws, catalog, client) -> AdjudicationPullResult:
                     {
                         "group_id": group.id,
                         "task_id": task.task_id,
-                        "answers": {a.annotator or f"annotation {a.annotation_id}": a.choice
-                                    for a in made},
+                        "answers": {
+                            a.annotator or f"annotation {a.annotation_id}": a.choice for a in made
+                        },
                     }
                 )
             else:
@@ -152,14 +155,23 @@ def pull_answers(ws, catalog, client) -> AdjudicationPullResult:
         label = None if distinct else answer.choice
         members = [catalog.get_image(i) for i in group.image_ids]
         valid = adjudication_labels(
-            ws.taxonomy, [AdjudicationGroup(group.id, group.group_key,
-                                            [AdjudicationImage(m.id, m.path, m.label, None, None)
-                                             for m in members])]
+            ws.taxonomy,
+            [
+                AdjudicationGroup(
+                    group.id,
+                    group.group_key,
+                    [AdjudicationImage(m.id, m.path, m.label, None, None) for m in members],
+                )
+            ],
         )
         if label is not None and label not in valid:
             result.invalid.append(
-                {"group_id": group.id, "task_id": task.task_id, "choice": label,
-                 "reason": "not a label of the taxonomy or of the group's images"}
+                {
+                    "group_id": group.id,
+                    "task_id": task.task_id,
+                    "choice": label,
+                    "reason": "not a label of the taxonomy or of the group's images",
+                }
             )
             continue
         by = f"{RESOLVED_BY_PREFIX}{answer.annotator or 'unknown'}"
@@ -176,13 +188,13 @@ def pull_answers(ws, catalog, client) -> AdjudicationPullResult:
             s = catalog.get_image(i).status
             statuses[s] = statuses.get(s, 0) + 1
         result.settled.append(
-            Settled(group.id, task.task_id, settled.resolution, settled.resolved_label, by,
-                    statuses)
+            Settled(
+                group.id, task.task_id, settled.resolution, settled.resolved_label, by, statuses
+            )
         )
     open_ids = {g.id for g in catalog.dup_groups(kind="conflict", settled=False)}
-    result.waiting = sorted(
-        g for g in records if g in open_ids and g not in answered_groups
+    result.waiting = sorted(g for g in records if g in open_ids and g not in answered_groups)
+    log.info(
+        "adjudication pull: %d groups settled, %d waiting", len(result.settled), len(result.waiting)
     )
-    log.info("adjudication pull: %d groups settled, %d waiting", len(result.settled),
-             len(result.waiting))
     return result

@@ -2,10 +2,11 @@
 
 Pure functions over plain records; ``run.py`` applies their verdicts to the catalog.
 """
+
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 from ..catalog.records import ImageRecord
 
@@ -14,11 +15,11 @@ from ..catalog.records import ImageRecord
 class Edge:
     """Two images judged to be copies of each other, and how."""
 
-    a: int                 # image ids
+    a: int  # image ids
     b: int
-    distance: int          # Hamming distance (0 for identical bytes)
-    how: str               # exact | hash | centre | verified
-    similarity: float | None = None   # pixel correlation, for verified pairs
+    distance: int  # Hamming distance (0 for identical bytes)
+    how: str  # exact | hash | centre | verified
+    similarity: float | None = None  # pixel correlation, for verified pairs
 
 
 def connected_components(edges: Iterable[Edge]) -> list[list[int]]:

@@ -13,13 +13,14 @@ and handed over as arrays. Each image gives four 64-bit hashes:
 Unreadable files are returned in ``EncodeResult.unreadable`` with the reason, never
 dropped silently.
 """
+
 from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Sequence
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -71,8 +72,12 @@ class EncodeResult:
     def get(self, path: str) -> ImageHashes | None:
         if path not in self.hashes:
             return None
-        return ImageHashes(self.hashes[path], self.mirror_hashes[path],
-                           self.centre_hashes[path], self.centre_mirror_hashes[path])
+        return ImageHashes(
+            self.hashes[path],
+            self.mirror_hashes[path],
+            self.centre_hashes[path],
+            self.centre_mirror_hashes[path],
+        )
 
 
 def _hasher(method: str):
@@ -99,7 +104,7 @@ def centre_view(img: Image.Image, keep: float = CENTRE_KEEP) -> Image.Image:
 def _shrink(img: Image.Image) -> Image.Image:
     longest = max(img.size)
     if longest > 2 * WORK_SIZE:
-        img = img.reduce(longest // WORK_SIZE)   # box filter, fast and alias-free
+        img = img.reduce(longest // WORK_SIZE)  # box filter, fast and alias-free
     if max(img.size) > WORK_SIZE:
         img = img.copy()
         img.thumbnail((WORK_SIZE, WORK_SIZE), Image.LANCZOS)
@@ -127,6 +132,7 @@ def _init_worker(method: str) -> None:
     _worker_hasher = _hasher(method)
     try:  # hashing is pure CPU: keep BLAS/OpenMP from oversubscribing the cores
         import threadpoolctl
+
         threadpoolctl.threadpool_limits(1)
     except Exception:
         pass
@@ -152,8 +158,12 @@ def default_workers() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def encode(paths: Sequence[str] | Iterable[str], method: str = DEFAULT_METHOD,
-           workers: int | None = None, on_progress: ProgressFn | None = None) -> EncodeResult:
+def encode(
+    paths: Sequence[str] | Iterable[str],
+    method: str = DEFAULT_METHOD,
+    workers: int | None = None,
+    on_progress: ProgressFn | None = None,
+) -> EncodeResult:
     """Hash every path (full image, its mirror, centre view, its mirror).
 
     ``workers``: processes to use (default: all cores available to us; 0 or 1 hashes
@@ -190,8 +200,9 @@ def encode(paths: Sequence[str] | Iterable[str], method: str = DEFAULT_METHOD,
             collect(_hash_path(path, hasher), done)
         return result
     chunksize = max(1, min(64, total // (workers * 8)))
-    with ProcessPoolExecutor(max_workers=workers, initializer=_init_worker,
-                             initargs=(method,)) as pool:
+    with ProcessPoolExecutor(
+        max_workers=workers, initializer=_init_worker, initargs=(method,)
+    ) as pool:
         for done, item in enumerate(pool.map(_hash_path, paths, chunksize=chunksize), 1):
             collect(item, done)
     return result

@@ -6,14 +6,15 @@ every source photo once under ``home_class``, plus copies of the kinds in
 conflicts. ``out_dir/planted.json`` lists what was planted, so a run of
 ``wb dedup`` can be scored against it. Source files are only read.
 """
+
 from __future__ import annotations
 
 import json
 import random
 import shutil
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Iterable
 
 from PIL import Image, ImageDraw, ImageEnhance, ImageOps
 
@@ -24,17 +25,17 @@ COPY_KINDS = ("resized", "reencoded", "cropped", "brightened", "grayscale", "ban
 
 @dataclass
 class PlantedCopy:
-    original: str       # path of the source photo as written under out_dir
-    copy: str           # path of the planted copy
+    original: str  # path of the source photo as written under out_dir
+    copy: str  # path of the planted copy
     kind: str
-    conflict: bool      # the copy sits under a different class than its original
+    conflict: bool  # the copy sits under a different class than its original
 
 
 @dataclass
 class PlantedSet:
     root: str
     originals: list[str] = field(default_factory=list)
-    unreadable: list[str] = field(default_factory=list)   # sources copied as they are
+    unreadable: list[str] = field(default_factory=list)  # sources copied as they are
     copies: list[PlantedCopy] = field(default_factory=list)
 
     def source_of(self) -> dict[str, str]:
@@ -44,9 +45,12 @@ class PlantedSet:
         return out
 
     def to_json(self) -> dict:
-        return {"root": self.root, "originals": self.originals,
-                "unreadable": self.unreadable,
-                "copies": [asdict(c) for c in self.copies]}
+        return {
+            "root": self.root,
+            "originals": self.originals,
+            "unreadable": self.unreadable,
+            "copies": [asdict(c) for c in self.copies],
+        }
 
 
 def make_copy(img: Image.Image, kind: str, rng: random.Random) -> Image.Image:
@@ -56,7 +60,7 @@ def make_copy(img: Image.Image, kind: str, rng: random.Random) -> Image.Image:
         f = rng.uniform(0.4, 0.7)
         return img.resize((max(8, round(w * f)), max(8, round(h * f))), Image.LANCZOS)
     if kind == "reencoded":
-        return img.copy()   # the low JPEG quality at save time is the change
+        return img.copy()  # the low JPEG quality at save time is the change
     if kind == "cropped":
         # 2-6 % off each of two or more sides: what a seller's re-framing does.
         left, top, right, bottom = (rng.uniform(0.0, 0.06) for _ in range(4))
@@ -72,20 +76,33 @@ def make_copy(img: Image.Image, kind: str, rng: random.Random) -> Image.Image:
         band = max(10, round(h * rng.uniform(0.08, 0.14)))
         y0 = 0 if rng.random() < 0.3 else h - band
         draw.rectangle((0, y0, w, y0 + band), fill=(255, 255, 255))
-        text = rng.choice(["SALE 50% OFF", "www.best-deals.example", "WhatsApp +00 123 456",
-                           "genuine! free shipping"])
-        draw.text((max(2, w // 30), y0 + band // 4), text, fill=(200, 0, 0),
-                  font_size=max(8, band // 2))
+        text = rng.choice(
+            [
+                "SALE 50% OFF",
+                "www.best-deals.example",
+                "WhatsApp +00 123 456",
+                "genuine! free shipping",
+            ]
+        )
+        draw.text(
+            (max(2, w // 30), y0 + band // 4), text, fill=(200, 0, 0), font_size=max(8, band // 2)
+        )
         return out
     if kind == "mirrored":
         return ImageOps.mirror(img)
     raise ValueError(f"unknown copy kind {kind!r}; valid: {', '.join(COPY_KINDS)}")
 
 
-def plant_copies(sources: Iterable[Path], out_dir: Path, kinds: Iterable[str] = COPY_KINDS,
-                 copies_per_source: int | None = None, conflict_every: int = 5,
-                 home_class: str = "kangaroo", other_class: str = "wallaby",
-                 seed: int = 0) -> PlantedSet:
+def plant_copies(
+    sources: Iterable[Path],
+    out_dir: Path,
+    kinds: Iterable[str] = COPY_KINDS,
+    copies_per_source: int | None = None,
+    conflict_every: int = 5,
+    home_class: str = "kangaroo",
+    other_class: str = "wallaby",
+    seed: int = 0,
+) -> PlantedSet:
     """Write originals and planted copies under ``out_dir``; return what was planted.
 
     With ``copies_per_source=None`` every source gets one copy of every kind; with a
@@ -113,8 +130,9 @@ def plant_copies(sources: Iterable[Path], out_dir: Path, kinds: Iterable[str] = 
         if copies_per_source is None:
             chosen = kinds
         else:
-            chosen = [kinds[(i * copies_per_source + k) % len(kinds)]
-                      for k in range(copies_per_source)]
+            chosen = [
+                kinds[(i * copies_per_source + k) % len(kinds)] for k in range(copies_per_source)
+            ]
         for kind in chosen:
             n_copy += 1
             conflict = bool(conflict_every) and n_copy % conflict_every == 0

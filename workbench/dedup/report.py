@@ -4,15 +4,15 @@ Everything is written under ``reports/dedup/`` in the workspace; thumbnails are 
 JPEG files in ``reports/dedup/thumbs/`` (made once per image version and reused), so
 the page stays light with a thousand groups. Image folders are only read.
 """
+
 from __future__ import annotations
 
 import csv
 import html
 import io
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
-
 
 from ..fsutil import atomic_write_bytes, atomic_write_json, atomic_write_text
 from ..images import UnreadableImage, open_image
@@ -29,18 +29,33 @@ def build_report(catalog, run: DedupRun) -> dict:
         images = []
         for m in g.members:
             im = catalog.get_image(m.image_id)
-            images.append({
-                "id": im.id, "path": im.path, "label": im.label, "keep": m.keep,
-                "status": im.status, "width": im.width, "height": im.height,
-                "pixels": im.pixels, "distance": m.distance, "sha256": im.sha256,
-            })
+            images.append(
+                {
+                    "id": im.id,
+                    "path": im.path,
+                    "label": im.label,
+                    "keep": m.keep,
+                    "status": im.status,
+                    "width": im.width,
+                    "height": im.height,
+                    "pixels": im.pixels,
+                    "distance": m.distance,
+                    "sha256": im.sha256,
+                }
+            )
         images.sort(key=lambda d: (not d["keep"], d["id"]))
-        groups.append({
-            "id": str(g.id), "kind": g.kind, "images": images,
-            "labels": sorted({d["label"] or "" for d in images}),
-            "resolution": g.resolution, "resolved_label": g.resolved_label,
-            "resolved_by": g.resolved_by, "resolved_at": g.resolved_at,
-        })
+        groups.append(
+            {
+                "id": str(g.id),
+                "kind": g.kind,
+                "images": images,
+                "labels": sorted({d["label"] or "" for d in images}),
+                "resolution": g.resolution,
+                "resolved_label": g.resolved_label,
+                "resolved_by": g.resolved_by,
+                "resolved_at": g.resolved_at,
+            }
+        )
     dup = [g for g in groups if g["kind"] == "duplicate"]
     conf = [g for g in groups if g["kind"] == "conflict"]
     o = run.options
@@ -59,8 +74,12 @@ def build_report(catalog, run: DedupRun) -> dict:
             "rejected_by_pixel_check": run.rejected_by_pixels,
             "pairs_settled_distinct": run.suppressed_distinct,
         },
-        "settings": {"method": o.method, "max_distance": o.max_distance,
-                     "verify_distance": o.verify_distance, "min_correlation": o.min_correlation},
+        "settings": {
+            "method": o.method,
+            "max_distance": o.max_distance,
+            "verify_distance": o.verify_distance,
+            "min_correlation": o.min_correlation,
+        },
         "unreadable": [{"path": p, "reason": r} for p, r in run.unreadable],
     }
 
@@ -68,13 +87,38 @@ def build_report(catalog, run: DedupRun) -> dict:
 def write_csv(report: dict, path: Path) -> None:
     buf = io.StringIO()
     w = csv.writer(buf)
-    w.writerow(["group", "kind", "resolution", "image_id", "path", "label", "keep", "status",
-                "width", "height", "distance"])
+    w.writerow(
+        [
+            "group",
+            "kind",
+            "resolution",
+            "image_id",
+            "path",
+            "label",
+            "keep",
+            "status",
+            "width",
+            "height",
+            "distance",
+        ]
+    )
     for g in report["groups"]:
         for im in g["images"]:
-            w.writerow([g["id"], g["kind"], g["resolution"] or "", im["id"], im["path"],
-                        im["label"] or "", int(im["keep"]), im["status"], im["width"],
-                        im["height"], "" if im["distance"] is None else im["distance"]])
+            w.writerow(
+                [
+                    g["id"],
+                    g["kind"],
+                    g["resolution"] or "",
+                    im["id"],
+                    im["path"],
+                    im["label"] or "",
+                    int(im["keep"]),
+                    im["status"],
+                    im["width"],
+                    im["height"],
+                    "" if im["distance"] is None else im["distance"],
+                ]
+            )
     atomic_write_text(path, buf.getvalue())
 
 
@@ -105,7 +149,9 @@ body{font-family:system-ui,sans-serif;margin:1em;background:#fafafa}
 """
 
 
-def write_html(report: dict, path: Path, on_progress: Callable[[int, int], None] | None = None) -> None:
+def write_html(
+    report: dict, path: Path, on_progress: Callable[[int, int], None] | None = None
+) -> None:
     thumbs = path.parent / "thumbs"
     thumbs.mkdir(parents=True, exist_ok=True)
     s = report["summary"]
@@ -129,23 +175,35 @@ def write_html(report: dict, path: Path, on_progress: Callable[[int, int], None]
         for g in report["groups"]:
             if g["kind"] != kind:
                 continue
-            settled = (f" &middot; settled: {esc(g['resolution'])}"
-                       + (f" &rarr; {esc(g['resolved_label'])}" if g["resolved_label"] else "")
-                       + f" by {esc(g['resolved_by'] or '?')}") if g["resolution"] else ""
-            parts.append(f"<div class='g {kind}{' settled' if g['resolution'] else ''}' "
-                         f"id='g{esc(g['id'])}'><div class='h'>group {esc(g['id'])} &middot; {kind}"
-                         f" &middot; labels: {esc(', '.join(g['labels']))}{settled}</div>"
-                         "<div class='row'>")
+            settled = (
+                (
+                    f" &middot; settled: {esc(g['resolution'])}"
+                    + (f" &rarr; {esc(g['resolved_label'])}" if g["resolved_label"] else "")
+                    + f" by {esc(g['resolved_by'] or '?')}"
+                )
+                if g["resolution"]
+                else ""
+            )
+            parts.append(
+                f"<div class='g {kind}{' settled' if g['resolution'] else ''}' "
+                f"id='g{esc(g['id'])}'><div class='h'>group {esc(g['id'])} &middot; {kind}"
+                f" &middot; labels: {esc(', '.join(g['labels']))}{settled}</div>"
+                "<div class='row'>"
+            )
             for im in g["images"]:
                 src = _thumb(im, thumbs)
-                img = (f"<img loading='lazy' src='{esc(src)}' alt=''>" if src
-                       else "<div class='muted'>(cannot read)</div>")
+                img = (
+                    f"<img loading='lazy' src='{esc(src)}' alt=''>"
+                    if src
+                    else "<div class='muted'>(cannot read)</div>"
+                )
                 parts.append(
                     f"<div class='im'><div class='{'keep' if im['keep'] else ''}'>{img}</div>"
                     f"<b>{esc(im['label'] or '(no label)')}</b> &middot; {im['width']}&times;"
                     f"{im['height']} &middot; d={'' if im['distance'] is None else im['distance']}"
                     f"{' &middot; <b>kept</b>' if im['keep'] else ''}<br>"
-                    f"<span class='muted'>{esc(im['status'])} &middot; {esc(im['path'])}</span></div>")
+                    f"<span class='muted'>{esc(im['status'])} &middot; {esc(im['path'])}</span></div>"
+                )
             parts.append("</div></div>")
             done += 1
             if on_progress:
@@ -156,8 +214,12 @@ def write_html(report: dict, path: Path, on_progress: Callable[[int, int], None]
     atomic_write_text(path, "\n".join(parts))
 
 
-def write_report(report: dict, reports_dir: Path, extra_json: Path | None = None,
-                 on_progress: Callable[[int, int], None] | None = None) -> dict[str, Path]:
+def write_report(
+    report: dict,
+    reports_dir: Path,
+    extra_json: Path | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> dict[str, Path]:
     """Write report.json, report.csv and index.html under ``reports_dir/dedup``."""
     out = Path(reports_dir) / "dedup"
     out.mkdir(parents=True, exist_ok=True)

@@ -4,6 +4,7 @@
 point for every settling path (`wb dedup resolve`, and `wb dedup adjudicate` in Label
 Studio).
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable
@@ -16,8 +17,14 @@ class GroupNotFound(WorkbenchError):
     pass
 
 
-def resolve_group(catalog, group_id: int, label: str | None = None, distinct: bool = False,
-                  resolved_by: str = "cli", valid_labels: Iterable[str] | None = None):
+def resolve_group(
+    catalog,
+    group_id: int,
+    label: str | None = None,
+    distinct: bool = False,
+    resolved_by: str = "cli",
+    valid_labels: Iterable[str] | None = None,
+):
     """Settle one group and apply it; returns the updated ``DupGroup``.
 
     ``label``: every image of the group gets this image-level label; the group is then
@@ -30,8 +37,11 @@ def resolve_group(catalog, group_id: int, label: str | None = None, distinct: bo
     group = catalog.dup_group(group_id)
     if group is None:
         known = [g.id for g in catalog.dup_groups()]
-        hint = f"known groups: {', '.join(map(str, known[:20]))}" if known else \
-            "there are no groups; run `wb dedup` first"
+        hint = (
+            f"known groups: {', '.join(map(str, known[:20]))}"
+            if known
+            else "there are no groups; run `wb dedup` first"
+        )
         raise GroupNotFound(f"no duplicate group {group_id}; {hint}")
     if label is not None and valid_labels is not None:
         valid = list(valid_labels)

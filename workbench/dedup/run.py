@@ -12,18 +12,18 @@
 6. Statuses: duplicate groups keep one image, the rest become ``duplicate``; conflict
    groups are all ``conflict``; images no longer in any group go back to ``active``.
 """
+
 from __future__ import annotations
 
 import logging
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 
-from ..catalog.records import DupGroup, DupMember
-from ..catalog.records import ImageRecord
+from ..catalog.records import DupGroup, DupMember, ImageRecord
 from ..errors import WorkbenchError
 from .groups import Edge, connected_components, group_key, group_kind, keeper, member_distances
 from .hashing import DEFAULT_METHOD, check_method, encode, hex_to_uint64
@@ -52,11 +52,11 @@ class EmptyCatalog(WorkbenchError):
 class DedupOptions:
     method: str = DEFAULT_METHOD
     max_distance: int = DEFAULT_MAX_DISTANCE
-    verify_distance: int = DEFAULT_VERIFY_DISTANCE   # 0: no pixel check (grey zone rejected)
+    verify_distance: int = DEFAULT_VERIFY_DISTANCE  # 0: no pixel check (grey zone rejected)
     min_correlation: float = DEFAULT_MIN_CORRELATION
     workers: int | None = None
 
-    def validate(self) -> "DedupOptions":
+    def validate(self) -> DedupOptions:
         check_method(self.method)
         check_max_distance(self.max_distance)
         check_max_distance(self.verify_distance)
@@ -70,11 +70,11 @@ class DedupRun:
     """What one run did; the report is built from this and the catalog."""
 
     options: DedupOptions
-    images: int = 0                      # images that took part
+    images: int = 0  # images that took part
     hashed_now: int = 0
     hashed_cached: int = 0
     unreadable: list[tuple[str, str]] = field(default_factory=list)
-    pairs: dict[str, int] = field(default_factory=dict)   # by how: exact, hash, centre, verified
+    pairs: dict[str, int] = field(default_factory=dict)  # by how: exact, hash, centre, verified
     rejected_by_pixels: int = 0
     suppressed_distinct: int = 0
     group_ids: list[int] = field(default_factory=list)
@@ -85,20 +85,36 @@ def _progress(progress_for: ProgressFor | None, stage: str):
     return progress_for(stage) if progress_for else None
 
 
-def _ensure_hashes(catalog, images: list[ImageRecord], options: DedupOptions, run: DedupRun,
-                   progress_for: ProgressFor | None):
+def _ensure_hashes(
+    catalog,
+    images: list[ImageRecord],
+    options: DedupOptions,
+    run: DedupRun,
+    progress_for: ProgressFor | None,
+):
     full_key, centre_key = options.method, f"{options.method}:centre"
     full, centre = catalog.image_hashes(full_key), catalog.image_hashes(centre_key)
     todo = [im for im in images if im.id not in full or im.id not in centre]
     run.hashed_cached = len(images) - len(todo)
     if todo:
         by_path = {im.path: im for im in todo}
-        result = encode(list(by_path), method=options.method, workers=options.workers,
-                        on_progress=_progress(progress_for, "hashing"))
-        catalog.save_image_hashes(full_key, [(by_path[p].id, h, result.mirror_hashes[p])
-                                             for p, h in result.hashes.items()])
-        catalog.save_image_hashes(centre_key, [(by_path[p].id, h, result.centre_mirror_hashes[p])
-                                               for p, h in result.centre_hashes.items()])
+        result = encode(
+            list(by_path),
+            method=options.method,
+            workers=options.workers,
+            on_progress=_progress(progress_for, "hashing"),
+        )
+        catalog.save_image_hashes(
+            full_key,
+            [(by_path[p].id, h, result.mirror_hashes[p]) for p, h in result.hashes.items()],
+        )
+        catalog.save_image_hashes(
+            centre_key,
+            [
+                (by_path[p].id, h, result.centre_mirror_hashes[p])
+                for p, h in result.centre_hashes.items()
+            ],
+        )
         for path, reason in result.unreadable:
             catalog.set_status([by_path[path].id], "unreadable", f"{REASON_PREFIX}: {reason}")
         run.unreadable += result.unreadable
@@ -107,8 +123,14 @@ def _ensure_hashes(catalog, images: list[ImageRecord], options: DedupOptions, ru
     return full, centre
 
 
-def _find_edges(images: list[ImageRecord], full: dict, centre: dict, options: DedupOptions,
-                run: DedupRun, progress_for: ProgressFor | None) -> list[Edge]:
+def _find_edges(
+    images: list[ImageRecord],
+    full: dict,
+    centre: dict,
+    options: DedupOptions,
+    run: DedupRun,
+    progress_for: ProgressFor | None,
+) -> list[Edge]:
     edges: list[Edge] = []
     by_sha: dict[str, list[int]] = defaultdict(list)
     for im in images:
@@ -146,20 +168,33 @@ def _find_edges(images: list[ImageRecord], full: dict, centre: dict, options: De
     if len(grey_idx) and options.verify_distance > options.max_distance:
         path_of = {im.id: im.path for im in hashed}
         t0 = time.perf_counter()
-        scores = verify_pairs(((path_of[int(ids[fp.i[k]])], path_of[int(ids[fp.j[k]])],
-                                bool(fp.mirrored[k])) for k in grey_idx),
-                              on_progress=_progress(progress_for, "checking pixels"))
+        scores = verify_pairs(
+            (
+                (path_of[int(ids[fp.i[k]])], path_of[int(ids[fp.j[k]])], bool(fp.mirrored[k]))
+                for k in grey_idx
+            ),
+            on_progress=_progress(progress_for, "checking pixels"),
+        )
         run.seconds["verify"] = time.perf_counter() - t0
         for k, score in zip(grey_idx, scores):
             if score is not None and score >= options.min_correlation:
-                edges.append(Edge(int(ids[fp.i[k]]), int(ids[fp.j[k]]), int(best[k]),
-                                  "verified", round(score, 4)))
+                edges.append(
+                    Edge(
+                        int(ids[fp.i[k]]),
+                        int(ids[fp.j[k]]),
+                        int(best[k]),
+                        "verified",
+                        round(score, 4),
+                    )
+                )
             else:
                 run.rejected_by_pixels += 1
     return edges
 
 
-def _drop_distinct(edges: list[Edge], settled_distinct: list[DupGroup], run: DedupRun) -> list[Edge]:
+def _drop_distinct(
+    edges: list[Edge], settled_distinct: list[DupGroup], run: DedupRun
+) -> list[Edge]:
     """A person said these images are different: their pairs must not group them again."""
     apart = [set(g.image_ids) for g in settled_distinct if g.resolution == "distinct"]
     kept = []
@@ -175,32 +210,45 @@ def apply_group(catalog, group: DupGroup, members: list[ImageRecord]) -> None:
     """Set member statuses and the kept image from the group's kind and resolution."""
     if group.resolution == "distinct":
         catalog.set_dup_keep(group.id, [])
-        catalog.set_status([m.id for m in members], "active",
-                           f"{REASON_PREFIX}: group {group.id} settled as distinct images")
+        catalog.set_status(
+            [m.id for m in members],
+            "active",
+            f"{REASON_PREFIX}: group {group.id} settled as distinct images",
+        )
         return
     if group.kind == "conflict":
         labels = ", ".join(sorted({m.label or "(none)" for m in members}))
         catalog.set_dup_keep(group.id, [])
-        catalog.set_status([m.id for m in members], "conflict",
-                           f"{REASON_PREFIX}: group {group.id} has different labels ({labels})")
+        catalog.set_status(
+            [m.id for m in members],
+            "conflict",
+            f"{REASON_PREFIX}: group {group.id} has different labels ({labels})",
+        )
         return
     kept = keeper(members)
     catalog.set_dup_keep(group.id, [kept.id])
     catalog.set_status([kept.id], "active", None)
-    catalog.set_status([m.id for m in members if m.id != kept.id], "duplicate",
-                       f"{REASON_PREFIX}: copy of image {kept.id} (group {group.id})")
+    catalog.set_status(
+        [m.id for m in members if m.id != kept.id],
+        "duplicate",
+        f"{REASON_PREFIX}: copy of image {kept.id} (group {group.id})",
+    )
 
 
-def find_duplicates(catalog, options: DedupOptions | None = None,
-                    progress_for: ProgressFor | None = None) -> DedupRun:
+def find_duplicates(
+    catalog, options: DedupOptions | None = None, progress_for: ProgressFor | None = None
+) -> DedupRun:
     """Run the whole detection on the catalog and record groups and statuses."""
     options = (options or DedupOptions()).validate()
     run = DedupRun(options)
     everything = catalog.images()
     if not everything:
         raise EmptyCatalog("the catalog has no images; add some with `wb ingest PATH` first")
-    run.unreadable = [(im.path, im.status_reason or "unreadable")
-                      for im in everything if im.status == "unreadable"]
+    run.unreadable = [
+        (im.path, im.status_reason or "unreadable")
+        for im in everything
+        if im.status == "unreadable"
+    ]
     images = [im for im in everything if im.status in TAKING_PART and im.sha256]
     t0 = time.perf_counter()
     full, centre = _ensure_hashes(catalog, images, options, run, progress_for)
@@ -230,15 +278,24 @@ def find_duplicates(catalog, options: DedupOptions | None = None,
                         m.label = existing.resolved_label
             dist = member_distances(comp, edges)
             gid = catalog.save_dup_group(
-                key, group_kind(members), [DupMember(i, False, dist.get(i)) for i in comp],
-                method=options.method, max_distance=options.max_distance)
+                key,
+                group_kind(members),
+                [DupMember(i, False, dist.get(i)) for i in comp],
+                method=options.method,
+                max_distance=options.max_distance,
+            )
             apply_group(catalog, catalog.dup_group(gid), members)
             run.group_ids.append(gid)
         grouped = {i for comp in components for i in comp}
         stale = [g.id for g in catalog.dup_groups(settled=False) if g.group_key not in seen_keys]
         catalog.delete_dup_groups(stale)
-        back = [im.id for im in images if im.id not in grouped and im.status != "active"
-                and (im.status_reason or "").startswith(REASON_PREFIX)]
+        back = [
+            im.id
+            for im in images
+            if im.id not in grouped
+            and im.status != "active"
+            and (im.status_reason or "").startswith(REASON_PREFIX)
+        ]
         catalog.set_status(back, "active", None)
     log.info("dedup: %d images, %d groups, pairs %s", run.images, len(run.group_ids), run.pairs)
     return run

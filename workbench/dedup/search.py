@@ -5,10 +5,11 @@ for each query; here all hashes sit in one ``uint64`` array and each block of ro
 compared with every later hash at once (``np.bitwise_count``). See
 benchmarks/dedup_search.py for the measured difference.
 """
+
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Iterator, Sequence
 
 import numpy as np
 
@@ -33,23 +34,25 @@ class Pairs:
         return len(self.i)
 
     def __iter__(self) -> Iterator[tuple[int, int, int, bool]]:
-        for a, b, d, m in zip(self.i.tolist(), self.j.tolist(), self.distance.tolist(),
-                              self.mirrored.tolist()):
-            yield a, b, d, m
+        yield from zip(
+            self.i.tolist(), self.j.tolist(), self.distance.tolist(), self.mirrored.tolist()
+        )
 
     def as_set(self) -> set[tuple[int, int]]:
         return set(zip(self.i.tolist(), self.j.tolist()))
 
     @classmethod
-    def empty(cls) -> "Pairs":
+    def empty(cls) -> Pairs:
         z = np.zeros(0, dtype=np.int64)
         return cls(z, z.copy(), np.zeros(0, dtype=np.uint8), np.zeros(0, dtype=bool))
 
 
 def check_max_distance(max_distance: int) -> int:
     if isinstance(max_distance, bool) or not isinstance(max_distance, (int, np.integer)):
-        raise TypeError(f"max_distance must be an int between 0 and {MAX_BITS}, "
-                        f"got {type(max_distance).__name__}")
+        raise TypeError(
+            f"max_distance must be an int between 0 and {MAX_BITS}, "
+            f"got {type(max_distance).__name__}"
+        )
     if not 0 <= max_distance <= MAX_BITS:
         raise ValueError(f"max_distance must be between 0 and {MAX_BITS}, got {max_distance}")
     return int(max_distance)
@@ -61,9 +64,12 @@ def _as_uint64(hashes) -> np.ndarray:
     return hex_to_uint64(list(hashes))
 
 
-def find_pairs(hashes: Sequence[str] | np.ndarray, max_distance: int,
-               mirror_hashes: Sequence[str] | np.ndarray | None = None,
-               block_elements: int = BLOCK_ELEMENTS) -> Pairs:
+def find_pairs(
+    hashes: Sequence[str] | np.ndarray,
+    max_distance: int,
+    mirror_hashes: Sequence[str] | np.ndarray | None = None,
+    block_elements: int = BLOCK_ELEMENTS,
+) -> Pairs:
     """All pairs ``i < j`` whose hashes differ in at most ``max_distance`` bits.
 
     With ``mirror_hashes`` (the hash of each image's mirror), a pair's distance is the
@@ -84,14 +90,16 @@ def find_pairs(hashes: Sequence[str] | np.ndarray, max_distance: int,
     out_i, out_j, out_d, out_m = [], [], [], []
     start = 0
     while start < n - 1:
-        cols = n - start                    # compare rows [start, stop) with columns >= start
+        cols = n - start  # compare rows [start, stop) with columns >= start
         rows = max(1, min(n - 1 - start, block_elements // cols))
         stop = start + rows
         d = np.bitwise_count(h[start:stop, None] ^ h[None, start:])
         mirrored = None
         if m is not None:
-            dm = np.minimum(np.bitwise_count(h[start:stop, None] ^ m[None, start:]),
-                            np.bitwise_count(m[start:stop, None] ^ h[None, start:]))
+            dm = np.minimum(
+                np.bitwise_count(h[start:stop, None] ^ m[None, start:]),
+                np.bitwise_count(m[start:stop, None] ^ h[None, start:]),
+            )
             mirrored = dm < d
             d = np.minimum(d, dm)
         # keep the strict upper triangle: column index (start + c) > row index (start + r)
@@ -103,12 +111,22 @@ def find_pairs(hashes: Sequence[str] | np.ndarray, max_distance: int,
         out_d.append(d[r, c])
         out_m.append(mirrored[r, c] if mirrored is not None else np.zeros(len(r), dtype=bool))
         start = stop
-    return Pairs(np.concatenate(out_i).astype(np.int64), np.concatenate(out_j).astype(np.int64),
-                 np.concatenate(out_d).astype(np.uint8), np.concatenate(out_m))
+    return Pairs(
+        np.concatenate(out_i).astype(np.int64),
+        np.concatenate(out_j).astype(np.int64),
+        np.concatenate(out_d).astype(np.uint8),
+        np.concatenate(out_m),
+    )
 
 
-def distances(hashes_a: np.ndarray, hashes_b: np.ndarray, i: np.ndarray, j: np.ndarray,
-              mirror_b: np.ndarray | None = None, mirror_a: np.ndarray | None = None) -> np.ndarray:
+def distances(
+    hashes_a: np.ndarray,
+    hashes_b: np.ndarray,
+    i: np.ndarray,
+    j: np.ndarray,
+    mirror_b: np.ndarray | None = None,
+    mirror_a: np.ndarray | None = None,
+) -> np.ndarray:
     """Distances of given pairs (``hashes_a[i]`` vs ``hashes_b[j]``), mirrors included."""
     d = np.bitwise_count(hashes_a[i] ^ hashes_b[j])
     if mirror_b is not None:

@@ -7,10 +7,11 @@ searched in the other over shifts and scales up to ``MAX_SCALE`` (normalised cro
 correlation, so brightness and contrast changes do not matter). A crop matches at
 >= 0.94 on the planted set; different shots of one scene at <= 0.84.
 """
+
 from __future__ import annotations
 
 import logging
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
@@ -21,9 +22,9 @@ from ..images import UnreadableImage, open_image
 log = logging.getLogger(__name__)
 
 DEFAULT_MIN_CORRELATION = 0.90
-THUMB = 40            # side of the square grey thumbnail compared
-MARGIN = 4            # pixels dropped on each side of the template (its centre is searched)
-MAX_SCALE = 1.16      # up to ~14 % cropped away in each direction
+THUMB = 40  # side of the square grey thumbnail compared
+MARGIN = 4  # pixels dropped on each side of the template (its centre is searched)
+MAX_SCALE = 1.16  # up to ~14 % cropped away in each direction
 SCALES = tuple(float(s) for s in np.round(np.arange(1.0, MAX_SCALE + 1e-9, 0.03), 3))
 
 
@@ -32,15 +33,16 @@ class _View:
 
     def __init__(self, grey: Image.Image):
         base = grey.resize((THUMB, THUMB), Image.BILINEAR)
-        t = np.asarray(base, np.float32)[MARGIN:THUMB - MARGIN, MARGIN:THUMB - MARGIN]
+        t = np.asarray(base, np.float32)[MARGIN : THUMB - MARGIN, MARGIN : THUMB - MARGIN]
         t = t - t.mean()
         self.template = t / (np.linalg.norm(t) + 1e-6)
         self.scaled: list[tuple[np.ndarray, np.ndarray]] = []
         n = self.template.size
         for sx in SCALES:
             for sy in SCALES:
-                a = np.asarray(grey.resize((round(THUMB * sx), round(THUMB * sy)),
-                                           Image.BILINEAR), np.float32)
+                a = np.asarray(
+                    grey.resize((round(THUMB * sx), round(THUMB * sy)), Image.BILINEAR), np.float32
+                )
                 w = sliding_window_view(a, self.template.shape)
                 # |w - mean(w)| without materialising the windows: sum(w^2) - n mean^2
                 s1, s2 = w.sum(axis=(2, 3)), (w * w).sum(axis=(2, 3))
@@ -73,9 +75,11 @@ def pixel_similarity(a: Image.Image, b: Image.Image, mirrored: bool = False) -> 
     return max(va.best_match(vb.template), vb.best_match(va.template))
 
 
-def verify_pairs(pairs: Iterable[tuple[str, str, bool]],
-                 min_correlation: float = DEFAULT_MIN_CORRELATION,
-                 on_progress: Callable[[int, int], None] | None = None) -> list[float | None]:
+def verify_pairs(
+    pairs: Iterable[tuple[str, str, bool]],
+    min_correlation: float = DEFAULT_MIN_CORRELATION,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> list[float | None]:
     """Pixel similarity for each ``(path_a, path_b, mirrored)``; ``None`` when a file
     can no longer be read. Each image is decoded once per call."""
     pairs = list(pairs)

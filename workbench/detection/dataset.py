@@ -7,6 +7,7 @@ box whose class the model does not have (another species in a per-species model,
 label outside the taxonomy) is left out whole, since half its ground truth would teach
 the model that real objects are background.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -28,8 +29,8 @@ logger = logging.getLogger(__name__)
 class Sample:
     image_id: int
     path: str
-    label: str                                   # image-level label at the model's level
-    boxes: tuple[tuple[str, float, float, float, float], ...]   # (class, x1, y1, x2, y2)
+    label: str  # image-level label at the model's level
+    boxes: tuple[tuple[str, float, float, float, float], ...]  # (class, x1, y1, x2, y2)
     width: int | None = None
     height: int | None = None
 
@@ -41,14 +42,15 @@ class Sample:
 @dataclass
 class SampleSet:
     samples: list[Sample]
-    left_out: Counter = field(default_factory=Counter)   # reason -> images
+    left_out: Counter = field(default_factory=Counter)  # reason -> images
 
     def by_id(self) -> dict[int, Sample]:
         return {s.image_id: s for s in self.samples}
 
 
-def collect_samples(catalog, taxonomy: Taxonomy, classes: list[str], level: str,
-                    image_ids=None) -> SampleSet:
+def collect_samples(
+    catalog, taxonomy: Taxonomy, classes: list[str], level: str, image_ids=None
+) -> SampleSet:
     """Active, annotated images whose boxes all map into ``classes`` at ``level``."""
     known = set(classes)
     images = catalog.images(status="active", annotated=True, ids=image_ids)

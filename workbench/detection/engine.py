@@ -1,12 +1,13 @@
 """The two verbs of training, references/detection style: ``train_one_epoch`` and
 ``evaluate``. A meter wraps the loader, so the loop body only moves tensors and steps.
 """
+
 from __future__ import annotations
 
 import math
 import time
 from collections import defaultdict
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 import torch
 
@@ -23,9 +24,10 @@ class TrainingDiverged(WorkbenchError):
         super().__init__(
             f"training diverged at epoch {epoch}, iteration {iteration} ({shown}). "
             "Lower the learning rate (--lr), use a smaller --batch-size, or check the "
-            "boxes of the newest annotations.")
+            "boxes of the newest annotations."
+        )
 
-    def __reduce__(self):   # picklable, so it crosses process pools and torchrun intact
+    def __reduce__(self):  # picklable, so it crosses process pools and torchrun intact
         return type(self), (self.epoch, self.iteration, self.losses)
 
 
@@ -62,9 +64,16 @@ class MetricMeter:
             self.seconds = time.perf_counter() - start
             if self.on_step is not None:
                 per_it = self.seconds / self.iterations
-                self.on_step({"event": "step", "epoch": self.epoch, "iteration": self.iterations,
-                              "iterations": total, "eta_s": per_it * max(total - self.iterations, 0),
-                              **self.last})
+                self.on_step(
+                    {
+                        "event": "step",
+                        "epoch": self.epoch,
+                        "iteration": self.iterations,
+                        "iterations": total,
+                        "eta_s": per_it * max(total - self.iterations, 0),
+                        **self.last,
+                    }
+                )
 
     @property
     def images_per_second(self) -> float:
@@ -72,14 +81,24 @@ class MetricMeter:
 
 
 def _to_device(targets, device):
-    return [{k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in t.items()}
-            for t in targets]
+    return [
+        {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in t.items()}
+        for t in targets
+    ]
 
 
-def train_one_epoch(model, optimizer, loader, device, epoch: int, scaler=None,
-                    warmup_iters: int = 0, meter: MetricMeter | None = None,
-                    deadline: float | None = None, clip_grad_norm: float | None = None
-                    ) -> MetricMeter:
+def train_one_epoch(
+    model,
+    optimizer,
+    loader,
+    device,
+    epoch: int,
+    scaler=None,
+    warmup_iters: int = 0,
+    meter: MetricMeter | None = None,
+    deadline: float | None = None,
+    clip_grad_norm: float | None = None,
+) -> MetricMeter:
     """One pass over ``loader``. ``warmup_iters`` > 0 ramps the learning rate up
     linearly over the first iterations (epoch 0 only, as the references do); a
     ``deadline`` (``time.monotonic()``) ends the epoch early; ``clip_grad_norm`` caps the
@@ -88,7 +107,8 @@ def train_one_epoch(model, optimizer, loader, device, epoch: int, scaler=None,
     warmup = None
     if warmup_iters > 0:
         warmup = torch.optim.lr_scheduler.LinearLR(
-            optimizer, start_factor=1e-3, total_iters=min(warmup_iters, max(len(loader) - 1, 1)))
+            optimizer, start_factor=1e-3, total_iters=min(warmup_iters, max(len(loader) - 1, 1))
+        )
     for images, targets in meter.log_every(loader):
         images = [img.to(device, non_blocking=True) for img in images]
         targets = _to_device(targets, device)
@@ -114,8 +134,9 @@ def train_one_epoch(model, optimizer, loader, device, epoch: int, scaler=None,
             optimizer.step()
         if warmup is not None:
             warmup.step()
-        meter.update(n_images=len(images), loss=loss_value,
-                     lr=optimizer.param_groups[-1]["lr"], **values)
+        meter.update(
+            n_images=len(images), loss=loss_value, lr=optimizer.param_groups[-1]["lr"], **values
+        )
         if deadline is not None and time.monotonic() > deadline:
             break
     return meter
@@ -136,11 +157,21 @@ def evaluate(model, loader, device, classes: list[str], score_threshold: float =
         outputs = model([img.to(device) for img in images])
         for target, out in zip(targets, outputs):
             key = int(target["image_id"])
-            gt[key] = [{"label": classes[int(lbl) - 1], "x1": b[0], "y1": b[1], "x2": b[2],
-                        "y2": b[3]} for b, lbl in zip(target["boxes"].tolist(),
-                                                      target["labels"].tolist())]
-            preds[key] = [{"label": classes[int(lbl) - 1], "x1": b[0], "y1": b[1], "x2": b[2],
-                           "y2": b[3], "score": s}
-                          for b, lbl, s in zip(out["boxes"].tolist(), out["labels"].tolist(),
-                                               out["scores"].tolist())]
+            gt[key] = [
+                {"label": classes[int(lbl) - 1], "x1": b[0], "y1": b[1], "x2": b[2], "y2": b[3]}
+                for b, lbl in zip(target["boxes"].tolist(), target["labels"].tolist())
+            ]
+            preds[key] = [
+                {
+                    "label": classes[int(lbl) - 1],
+                    "x1": b[0],
+                    "y1": b[1],
+                    "x2": b[2],
+                    "y2": b[3],
+                    "score": s,
+                }
+                for b, lbl, s in zip(
+                    out["boxes"].tolist(), out["labels"].tolist(), out["scores"].tolist()
+                )
+            ]
     return evaluate_detections(gt, preds, classes=classes, score_threshold=score_threshold)

@@ -11,12 +11,14 @@ mapped to the model's level exactly as training selects them
 image label is one of them, ``background`` or unknown. A model trained on a subset of
 the classes (``--per-species``) is therefore measured on the images it could get right.
 """
+
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from ..errors import WorkbenchError, check_choice
 from ..images import UnreadableImage, open_image
@@ -43,13 +45,17 @@ class ModelHandle:
     version: str
     classes: list[str]
     level: str
-    predictor: Any        # workbench.detection.predict.Predictor
+    predictor: Any  # workbench.detection.predict.Predictor
 
     @classmethod
-    def of(cls, predictor) -> "ModelHandle":
+    def of(cls, predictor) -> ModelHandle:
         """From a loaded ``Predictor`` (e.g. a freshly trained, not yet registered run)."""
-        return cls(version=predictor.version, classes=list(predictor.classes),
-                   level=predictor.level or "species", predictor=predictor)
+        return cls(
+            version=predictor.version,
+            classes=list(predictor.classes),
+            level=predictor.level or "species",
+            predictor=predictor,
+        )
 
 
 # ---- step 1: the model ------------------------------------------------------------
@@ -61,8 +67,12 @@ def load_model(ws, catalog, version: str | None) -> ModelHandle:
     mv = Registry.of(ws, catalog).resolve(version)
     from .predict import Predictor  # torch: only once there is a model to load
 
-    return ModelHandle(version=mv.version, classes=list(mv.classes),
-                       level=mv.level or "species", predictor=Predictor(mv.path))
+    return ModelHandle(
+        version=mv.version,
+        classes=list(mv.classes),
+        level=mv.level or "species",
+        predictor=Predictor(mv.path),
+    )
 
 
 # ---- step 2: ground truth at the model's level ---------------------------------------
@@ -73,10 +83,10 @@ def _to_level(ws, label: str | None, level: str) -> str | None:
 
 @dataclass
 class EvalItem:
-    key: str                  # image id (catalog) or path (outside sets)
+    key: str  # image id (catalog) or path (outside sets)
     path: str
-    label: str | None         # at the model's level
-    boxes: list | None        # Box-likes at the model's level; None: unknown
+    label: str | None  # at the model's level
+    boxes: list | None  # Box-likes at the model's level; None: unknown
 
 
 def catalog_items(ws, catalog, model: ModelHandle, split: str) -> list[EvalItem]:
@@ -87,10 +97,10 @@ def catalog_items(ws, catalog, model: ModelHandle, split: str) -> list[EvalItem]
     from .dataset import collect_samples
 
     ids = [im.id for im in catalog.images(status="active", annotated=True, split=split)]
-    samples = collect_samples(catalog, ws.taxonomy, model.classes, model.level,
-                              image_ids=ids).samples
-    return [EvalItem(str(s.image_id), s.path, s.label, [Box(*b) for b in s.boxes])
-            for s in samples]
+    samples = collect_samples(
+        catalog, ws.taxonomy, model.classes, model.level, image_ids=ids
+    ).samples
+    return [EvalItem(str(s.image_id), s.path, s.label, [Box(*b) for b in s.boxes]) for s in samples]
 
 
 def outside_items(ws, model: ModelHandle, images_path: str | Path, fmt: str) -> list[EvalItem]:
@@ -101,22 +111,31 @@ def outside_items(ws, model: ModelHandle, images_path: str | Path, fmt: str) -> 
     items = []
     for rec in read(images_path, fmt, known_labels=known):
         label = _to_level(ws, rec.label, model.level)
-        gt = None if rec.boxes is None else [
-            Box(_to_level(ws, b.label, model.level), b.x1, b.y1, b.x2, b.y2) for b in rec.boxes]
+        gt = (
+            None
+            if rec.boxes is None
+            else [
+                Box(_to_level(ws, b.label, model.level), b.x1, b.y1, b.x2, b.y2) for b in rec.boxes
+            ]
+        )
         items.append(EvalItem(rec.path, rec.path, label, gt))
     return items
 
 
 # ---- step 3: predictions ---------------------------------------------------------------
-def predict_items(predictor, items: list[EvalItem], on_progress: ProgressFn | None = None,
-                  batch_size: int = BATCH_SIZE) -> tuple[dict[str, list], list[str]]:
+def predict_items(
+    predictor,
+    items: list[EvalItem],
+    on_progress: ProgressFn | None = None,
+    batch_size: int = BATCH_SIZE,
+) -> tuple[dict[str, list], list[str]]:
     """Detections per item key; unreadable files are returned, not dropped silently."""
     detections: dict[str, list] = {}
     unreadable: list[str] = []
     total = len(items)
     for start in range(0, total, batch_size):
         batch, pictures = [], []
-        for item in items[start:start + batch_size]:
+        for item in items[start : start + batch_size]:
             try:
                 pictures.append(open_image(item.path))
                 batch.append(item)
@@ -132,8 +151,13 @@ def predict_items(predictor, items: list[EvalItem], on_progress: ProgressFn | No
 
 
 # ---- step 4+5: measure and report ---------------------------------------------------------
-def _measure(model: ModelHandle, items: list[EvalItem], split: str, score_threshold: float,
-             on_progress: ProgressFn | None) -> EvaluationResult:
+def _measure(
+    model: ModelHandle,
+    items: list[EvalItem],
+    split: str,
+    score_threshold: float,
+    on_progress: ProgressFn | None,
+) -> EvaluationResult:
     detections, unreadable = predict_items(model.predictor, items, on_progress)
     kept = [it for it in items if it.path not in set(unreadable)]
     result = evaluate_detections(
@@ -150,10 +174,16 @@ def _measure(model: ModelHandle, items: list[EvalItem], split: str, score_thresh
     return result
 
 
-def evaluate_model(ws, catalog, version: str | None = None, split: str = "test",
-                   score_threshold: float = DEFAULT_SCORE_THRESHOLD,
-                   on_progress: ProgressFn | None = None, save: bool = True,
-                   model: ModelHandle | None = None) -> EvaluationResult:
+def evaluate_model(
+    ws,
+    catalog,
+    version: str | None = None,
+    split: str = "test",
+    score_threshold: float = DEFAULT_SCORE_THRESHOLD,
+    on_progress: ProgressFn | None = None,
+    save: bool = True,
+    model: ModelHandle | None = None,
+) -> EvaluationResult:
     """Evaluate a registered model (default: the promoted one) on a catalog split and
     write ``reports/eval_<version>_<split>.json``, ``.png`` and ``_confusion.png``
     (their paths are in ``result.info["reports"]``)."""
@@ -164,7 +194,8 @@ def evaluate_model(ws, catalog, version: str | None = None, split: str = "test",
         raise EvaluationError(
             f"no annotated, active images in the {split} split for model {model.version} "
             f"(classes {', '.join(model.classes)}); splits are assigned by `wb retrain`, "
-            "or choose another --split")
+            "or choose another --split"
+        )
     result = _measure(model, items, split, score_threshold, on_progress)
     if save:
         paths = save_report(result, ws.reports_dir)
@@ -172,10 +203,17 @@ def evaluate_model(ws, catalog, version: str | None = None, split: str = "test",
     return result
 
 
-def evaluate_outside(ws, version: str | None, images_path: str | Path, fmt: str,
-                     catalog=None, score_threshold: float = DEFAULT_SCORE_THRESHOLD,
-                     on_progress: ProgressFn | None = None, save: bool = True,
-                     model: ModelHandle | None = None) -> EvaluationResult:
+def evaluate_outside(
+    ws,
+    version: str | None,
+    images_path: str | Path,
+    fmt: str,
+    catalog=None,
+    score_threshold: float = DEFAULT_SCORE_THRESHOLD,
+    on_progress: ProgressFn | None = None,
+    save: bool = True,
+    model: ModelHandle | None = None,
+) -> EvaluationResult:
     """Evaluate on a set outside the catalog (``--images PATH --format voc|coco|folders``),
     read with the ingest readers and never added to the catalog. Folder sets carry only
     image labels: they give image accuracy, not box metrics. The report is

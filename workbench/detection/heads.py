@@ -10,10 +10,11 @@
   score) and attach that proposal's whole softmax vector, so every detection carries
   ``probs`` (N, num_classes) with column 0 = background.
 """
+
 from __future__ import annotations
 
 import logging
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -36,11 +37,19 @@ class WorkbenchRoIHeads(RoIHeads):
     def from_roi_heads(cls, heads: RoIHeads, classification_loss: Callable | None = None):
         """The same heads (same modules, same settings) with the hooks added."""
         return cls(
-            heads.box_roi_pool, heads.box_head, heads.box_predictor,
-            heads.proposal_matcher.high_threshold, heads.proposal_matcher.low_threshold,
-            heads.fg_bg_sampler.batch_size_per_image, heads.fg_bg_sampler.positive_fraction,
-            heads.box_coder.weights, heads.score_thresh, heads.nms_thresh,
-            heads.detections_per_img, classification_loss=classification_loss)
+            heads.box_roi_pool,
+            heads.box_head,
+            heads.box_predictor,
+            heads.proposal_matcher.high_threshold,
+            heads.proposal_matcher.low_threshold,
+            heads.fg_bg_sampler.batch_size_per_image,
+            heads.fg_bg_sampler.positive_fraction,
+            heads.box_coder.weights,
+            heads.score_thresh,
+            heads.nms_thresh,
+            heads.detections_per_img,
+            classification_loss=classification_loss,
+        )
 
     # -- hooks --------------------------------------------------------------------
     def _keep_logits(self, module, inputs, output) -> None:
@@ -55,26 +64,31 @@ class WorkbenchRoIHeads(RoIHeads):
 
     def postprocess_detections(self, class_logits, box_regression, proposals, image_shapes):
         boxes, scores, labels = super().postprocess_detections(
-            class_logits, box_regression, proposals, image_shapes)
+            class_logits, box_regression, proposals, image_shapes
+        )
         per_image = [len(p) for p in proposals]
         probs = F.softmax(class_logits, -1).split(per_image)
         decoded = self.box_coder.decode(box_regression, proposals).split(per_image)
-        self._probs = [self._probs_of_kept(*args) for args in
-                       zip(boxes, scores, labels, probs, decoded, image_shapes)]
+        self._probs = [
+            self._probs_of_kept(*args)
+            for args in zip(boxes, scores, labels, probs, decoded, image_shapes)
+        ]
         return boxes, scores, labels
 
     @staticmethod
     def _probs_of_kept(kept_boxes, kept_scores, kept_labels, probs, decoded, image_shape):
         if len(kept_boxes) == 0:
             return probs.new_zeros((0, probs.shape[1]))
-        decoded = box_ops.clip_boxes_to_image(decoded, image_shape)   # (N, C, 4)
-        candidates = decoded[:, kept_labels]                          # (N, K, 4)
+        decoded = box_ops.clip_boxes_to_image(decoded, image_shape)  # (N, C, 4)
+        candidates = decoded[:, kept_labels]  # (N, K, 4)
         same = (candidates == kept_boxes[None]).all(-1)
         same &= probs[:, kept_labels] == kept_scores[None]
         if not bool(same.any(0).all()):
-            logger.warning("could not trace %d detections to their proposals; their "
-                           "probabilities come from the closest one",
-                           int((~same.any(0)).sum()))
+            logger.warning(
+                "could not trace %d detections to their proposals; their "
+                "probabilities come from the closest one",
+                int((~same.any(0)).sum()),
+            )
         source = same.float().argmax(0)
         return probs[source]
 
@@ -83,7 +97,8 @@ class WorkbenchRoIHeads(RoIHeads):
         if self.training:
             if self.classification_loss is not None:
                 losses["loss_classifier"] = self.classification_loss(
-                    self._class_logits, self._sampled_labels)
+                    self._class_logits, self._sampled_labels
+                )
             self._class_logits = self._sampled_labels = None
         else:
             if self._probs is not None:

@@ -15,6 +15,7 @@ RoI has exactly one target class, index 0 being background.
 At ``gamma_pos = gamma_neg = clip = 0`` both terms are ``-log p_y``: plain cross-entropy,
 averaged over RoIs exactly as torchvision's ``fastrcnn_loss`` does.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -36,8 +37,10 @@ class AsymmetricLoss:
 
     def __post_init__(self) -> None:
         if self.gamma_pos < 0 or self.gamma_neg < 0:
-            raise ValueError(f"ASL gammas must be >= 0, got gamma_pos={self.gamma_pos}, "
-                             f"gamma_neg={self.gamma_neg}")
+            raise ValueError(
+                f"ASL gammas must be >= 0, got gamma_pos={self.gamma_pos}, "
+                f"gamma_neg={self.gamma_neg}"
+            )
         if not 0.0 <= self.clip < 1.0:
             raise ValueError(f"ASL clip must be within [0, 1), got {self.clip}")
 
@@ -45,8 +48,13 @@ class AsymmetricLoss:
         return asymmetric_loss(class_logits, labels, self.gamma_pos, self.gamma_neg, self.clip)
 
 
-def asymmetric_loss(class_logits: torch.Tensor, labels: torch.Tensor, gamma_pos: float = 0.0,
-                    gamma_neg: float = 4.0, clip: float = 0.05) -> torch.Tensor:
+def asymmetric_loss(
+    class_logits: torch.Tensor,
+    labels: torch.Tensor,
+    gamma_pos: float = 0.0,
+    gamma_neg: float = 4.0,
+    clip: float = 0.05,
+) -> torch.Tensor:
     """Mean ASL over RoIs. ``class_logits``: (N, C) with column 0 = background;
     ``labels``: (N,) int64 targets."""
     if class_logits.numel() == 0:
@@ -75,11 +83,18 @@ def asymmetric_loss(class_logits: torch.Tensor, labels: torch.Tensor, gamma_pos:
     return torch.where(positive, pos_loss, neg_loss).mean()
 
 
-def make_classification_loss(name: str, gamma_pos: float | None = None,
-                             gamma_neg: float | None = None, clip: float | None = None):
+def make_classification_loss(
+    name: str,
+    gamma_pos: float | None = None,
+    gamma_neg: float | None = None,
+    clip: float | None = None,
+):
     """``None`` for torchvision's own cross-entropy, or an ``AsymmetricLoss``."""
     if check_choice("loss", name, LOSSES) == "ce":
         return None
-    kw = {k: v for k, v in (("gamma_pos", gamma_pos), ("gamma_neg", gamma_neg),
-                            ("clip", clip)) if v is not None}
+    kw = {
+        k: v
+        for k, v in (("gamma_pos", gamma_pos), ("gamma_neg", gamma_neg), ("clip", clip))
+        if v is not None
+    }
     return AsymmetricLoss(**kw)

@@ -31,14 +31,16 @@ What is measured, and on which detections:
 A value that cannot be computed (a class without ground-truth boxes has no AP, a class
 without images has no accuracy) is ``None``, never ``-1``.
 """
+
 from __future__ import annotations
 
 import contextlib
 import io
 import logging
 from collections import Counter
+from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any, Hashable, Iterable, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -65,7 +67,7 @@ class EvaluationConfig:
 
     classes: list[str]
     score_threshold: float = 0.5
-    iou_threshold: float = 0.5      # confusion-matrix matching (COCOeval uses its own IoUs)
+    iou_threshold: float = 0.5  # confusion-matrix matching (COCOeval uses its own IoUs)
     method: str = "coco"
 
     def __post_init__(self) -> None:
@@ -110,7 +112,7 @@ class EvaluationResult:
     ignored: dict[str, int] = field(default_factory=dict)
     model: str | None = None
     split: str | None = None
-    info: dict[str, Any] = field(default_factory=dict)   # source path, format, ...
+    info: dict[str, Any] = field(default_factory=dict)  # source path, format, ...
 
     @property
     def metrics(self) -> dict[str, Any]:
@@ -127,8 +129,10 @@ class EvaluationResult:
             "score_threshold": self.config.score_threshold,
             "gt_boxes": self.gt_boxes,
             "detections": self.detections,
-            "confusion_matrix": {"labels": list(self.confusion_labels),
-                                 "matrix": [list(r) for r in self.confusion_matrix]},
+            "confusion_matrix": {
+                "labels": list(self.confusion_labels),
+                "matrix": [list(r) for r in self.confusion_matrix],
+            },
             **({"ignored": dict(self.ignored)} if self.ignored else {}),
             **self.info,
         }
@@ -138,7 +142,7 @@ class EvaluationResult:
         return d
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "EvaluationResult":
+    def from_dict(cls, d: Mapping[str, Any]) -> EvaluationResult:
         d = dict(d)
         d["config"] = EvaluationConfig(**d["config"])
         d["image_outcomes"] = [ImageOutcome(**o) for o in d.get("image_outcomes", [])]
@@ -156,8 +160,12 @@ def _field(obj: Any, name: str) -> Any:
 
 
 def _xyxy(obj: Any) -> tuple[float, float, float, float]:
-    return (float(_field(obj, "x1")), float(_field(obj, "y1")),
-            float(_field(obj, "x2")), float(_field(obj, "y2")))
+    return (
+        float(_field(obj, "x1")),
+        float(_field(obj, "y1")),
+        float(_field(obj, "x2")),
+        float(_field(obj, "y2")),
+    )
 
 
 def _iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -191,9 +199,12 @@ class COCOEvaluation:
     def __init__(self, config: EvaluationConfig):
         self.config = config
 
-    def evaluate(self, gt: Mapping[Hashable, Iterable[Any]],
-                 predictions: Mapping[Hashable, Iterable[Any]],
-                 image_labels: Mapping[Hashable, str | None] | None = None) -> EvaluationResult:
+    def evaluate(
+        self,
+        gt: Mapping[Hashable, Iterable[Any]],
+        predictions: Mapping[Hashable, Iterable[Any]],
+        image_labels: Mapping[Hashable, str | None] | None = None,
+    ) -> EvaluationResult:
         """``gt``: image key -> boxes (anything with label, x1, y1, x2, y2, as attributes
         or keys); every evaluated image must be a key, even with no boxes (``[]``: a
         negative). ``None`` means its boxes are unknown (folder-per-class sets): it then
@@ -232,8 +243,9 @@ class COCOEvaluation:
                     ignored["detections_outside_classes"] += 1
 
         coco = self._coco_figures(box_keys, gt_boxes, dets, classes)
-        outcomes = self._image_outcomes(keys, gt_boxes, dets, image_labels,
-                                        boxes_known=set(box_keys))
+        outcomes = self._image_outcomes(
+            keys, gt_boxes, dets, image_labels, boxes_known=set(box_keys)
+        )
         cm_labels, cm = self._confusion(box_keys, gt_boxes, dets, classes)
         if len(outcomes) < len(keys):
             ignored["images_without_label_or_boxes"] = len(keys) - len(outcomes)
@@ -257,9 +269,14 @@ class COCOEvaluation:
         return EvaluationResult(
             config=self.config,
             images=len(keys),
-            mAP50=coco["mAP50"], mAP=coco["mAP"], mAR100=coco["mAR100"],
-            accuracy=(round(sum(o.correct for o in outcomes) / len(outcomes), DIGITS)
-                      if outcomes else None),
+            mAP50=coco["mAP50"],
+            mAP=coco["mAP"],
+            mAR100=coco["mAR100"],
+            accuracy=(
+                round(sum(o.correct for o in outcomes) / len(outcomes), DIGITS)
+                if outcomes
+                else None
+            ),
             per_class=per_class,
             confusion_labels=cm_labels,
             confusion_matrix=cm,
@@ -283,8 +300,12 @@ class COCOEvaluation:
         if n_det == 0:
             # COCOeval cannot load an empty result list; with boxes to find and no
             # detections every defined AP and AR is 0
-            return {"mAP50": 0.0, "mAP": 0.0, "mAR100": 0.0,
-                    "per_class": {c: {"AP50": 0.0, "AR100": 0.0} for c in present}}
+            return {
+                "mAP50": 0.0,
+                "mAP": 0.0,
+                "mAR100": 0.0,
+                "per_class": {c: {"AP50": 0.0, "AR100": 0.0} for c in present},
+            }
 
         from pycocotools.coco import COCO
         from pycocotools.cocoeval import COCOeval
@@ -294,26 +315,45 @@ class COCOEvaluation:
         images, annotations, results = [], [], []
         for k in keys:
             boxes = gt_boxes[k]
-            xs = [v for _, b in boxes for v in (b[0], b[2])] + \
-                 [v for _, b, _s in dets[k] for v in (b[0], b[2])]
-            ys = [v for _, b in boxes for v in (b[1], b[3])] + \
-                 [v for _, b, _s in dets[k] for v in (b[1], b[3])]
+            xs = [v for _, b in boxes for v in (b[0], b[2])] + [
+                v for _, b, _s in dets[k] for v in (b[0], b[2])
+            ]
+            ys = [v for _, b in boxes for v in (b[1], b[3])] + [
+                v for _, b, _s in dets[k] for v in (b[1], b[3])
+            ]
             # COCOeval never reads image sizes for bbox IoU; keep them plausible anyway
-            images.append({"id": img_id[k], "width": max(xs, default=1), "height": max(ys, default=1)})
+            images.append(
+                {"id": img_id[k], "width": max(xs, default=1), "height": max(ys, default=1)}
+            )
             for label, (x1, y1, x2, y2) in boxes:
                 w, h = max(x2 - x1, 0.0), max(y2 - y1, 0.0)
-                annotations.append({"id": len(annotations) + 1, "image_id": img_id[k],
-                                    "category_id": cat_id[label], "bbox": [x1, y1, w, h],
-                                    "area": w * h, "iscrowd": 0})
+                annotations.append(
+                    {
+                        "id": len(annotations) + 1,
+                        "image_id": img_id[k],
+                        "category_id": cat_id[label],
+                        "bbox": [x1, y1, w, h],
+                        "area": w * h,
+                        "iscrowd": 0,
+                    }
+                )
             for label, (x1, y1, x2, y2), score in dets[k]:
-                results.append({"image_id": img_id[k], "category_id": cat_id[label],
-                                "bbox": [x1, y1, max(x2 - x1, 0.0), max(y2 - y1, 0.0)],
-                                "score": score})
+                results.append(
+                    {
+                        "image_id": img_id[k],
+                        "category_id": cat_id[label],
+                        "bbox": [x1, y1, max(x2 - x1, 0.0), max(y2 - y1, 0.0)],
+                        "score": score,
+                    }
+                )
         quiet = io.StringIO()
         with contextlib.redirect_stdout(quiet):  # pycocotools prints progress to stdout
             coco_gt = COCO()
-            coco_gt.dataset = {"images": images, "annotations": annotations,
-                               "categories": [{"id": i, "name": c} for c, i in cat_id.items()]}
+            coco_gt.dataset = {
+                "images": images,
+                "annotations": annotations,
+                "categories": [{"id": i, "name": c} for c, i in cat_id.items()],
+            }
             coco_gt.createIndex()
             coco_dt = coco_gt.loadRes(results)
             ev = COCOeval(coco_gt, coco_dt, iouType="bbox")
@@ -321,7 +361,7 @@ class COCOEvaluation:
             ev.accumulate()
             ev.summarize()
         precision = ev.eval["precision"]  # [T, R, K, A, M]
-        recall = ev.eval["recall"]        # [T, K, A, M]
+        recall = ev.eval["recall"]  # [T, K, A, M]
         t50 = int(np.argmin(np.abs(ev.params.iouThrs - 0.5)))
         a_all = ev.params.areaRngLbl.index("all")
         m100 = ev.params.maxDets.index(100)
@@ -330,13 +370,20 @@ class COCOEvaluation:
             c = classes[cid - 1]
             p = precision[t50, :, ki, a_all, m100]
             r = recall[:, ki, a_all, m100]
-            per_class[c] = {"AP50": _none_if_missing(p.mean()) if (p > -1).all() and p.size else None,
-                            "AR100": _none_if_missing(r.mean()) if (r > -1).all() and r.size else None}
-        return {"mAP": _none_if_missing(ev.stats[0]), "mAP50": _none_if_missing(ev.stats[1]),
-                "mAR100": _none_if_missing(ev.stats[8]), "per_class": per_class}
+            per_class[c] = {
+                "AP50": _none_if_missing(p.mean()) if (p > -1).all() and p.size else None,
+                "AR100": _none_if_missing(r.mean()) if (r > -1).all() and r.size else None,
+            }
+        return {
+            "mAP": _none_if_missing(ev.stats[0]),
+            "mAP50": _none_if_missing(ev.stats[1]),
+            "mAR100": _none_if_missing(ev.stats[8]),
+            "per_class": per_class,
+        }
 
-    def _image_outcomes(self, keys, gt_boxes, dets, image_labels,
-                        boxes_known) -> list[ImageOutcome]:
+    def _image_outcomes(
+        self, keys, gt_boxes, dets, image_labels, boxes_known
+    ) -> list[ImageOutcome]:
         thr = self.config.score_threshold
         out = []
         for k in keys:
@@ -350,8 +397,15 @@ class COCOEvaluation:
                 predicted, score = top[0], top[2]
             else:
                 predicted, score = BACKGROUND, None
-            out.append(ImageOutcome(image=str(k), label=label, predicted=predicted,
-                                    score=score, correct=predicted == label))
+            out.append(
+                ImageOutcome(
+                    image=str(k),
+                    label=label,
+                    predicted=predicted,
+                    score=score,
+                    correct=predicted == label,
+                )
+            )
         return out
 
     def _confusion(self, keys, gt_boxes, dets, classes) -> tuple[list[str], list[list[int]]]:
@@ -363,8 +417,10 @@ class COCOEvaluation:
         for k in keys:
             g = gt_boxes[k]
             d = sorted((x for x in dets[k] if x[2] >= thr), key=lambda x: -x[2])
-            ious = _iou_matrix(np.array([b for _, b in g], dtype=float).reshape(-1, 4),
-                               np.array([b for _, b, _s in d], dtype=float).reshape(-1, 4))
+            ious = _iou_matrix(
+                np.array([b for _, b in g], dtype=float).reshape(-1, 4),
+                np.array([b for _, b, _s in d], dtype=float).reshape(-1, 4),
+            )
             taken = np.zeros(len(g), dtype=bool)
             for j, (pred_label, _, _) in enumerate(d):
                 best, best_iou = -1, iou_thr
@@ -381,12 +437,15 @@ class COCOEvaluation:
         return labels, cm.tolist()
 
 
-def evaluate_detections(gt: Mapping[Hashable, Iterable[Any]],
-                        predictions: Mapping[Hashable, Iterable[Any]],
-                        classes: list[str],
-                        image_labels: Mapping[Hashable, str | None] | None = None,
-                        score_threshold: float = 0.5, iou_threshold: float = 0.5,
-                        method: str = "coco") -> EvaluationResult:
+def evaluate_detections(
+    gt: Mapping[Hashable, Iterable[Any]],
+    predictions: Mapping[Hashable, Iterable[Any]],
+    classes: list[str],
+    image_labels: Mapping[Hashable, str | None] | None = None,
+    score_threshold: float = 0.5,
+    iou_threshold: float = 0.5,
+    method: str = "coco",
+) -> EvaluationResult:
     """Evaluate detections against ground truth (see the module docstring for the rules).
 
     >>> from workbench.catalog.records import Box
@@ -396,6 +455,10 @@ def evaluate_detections(gt: Mapping[Hashable, Iterable[Any]],
     >>> r.mAP50, r.accuracy, r.per_class["cat"]["AP50"]
     (1.0, 1.0, 1.0)
     """
-    config = EvaluationConfig(classes=list(classes), score_threshold=score_threshold,
-                              iou_threshold=iou_threshold, method=method)
+    config = EvaluationConfig(
+        classes=list(classes),
+        score_threshold=score_threshold,
+        iou_threshold=iou_threshold,
+        method=method,
+    )
     return COCOEvaluation(config).evaluate(gt, predictions, image_labels)

@@ -5,12 +5,13 @@ backbone features for diversity selection.
 backend holds one; swapping versions is the caller's business). Boxes come back in
 the pixel frame of the images given (the model resizes internally and maps back).
 """
+
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
 
 import numpy as np
 import torch
@@ -40,29 +41,45 @@ class Detection:
 
     def to_dict(self) -> dict:
         """The stored predictions format: ``{"label","x1","y1","x2","y2","score","probs"}``."""
-        return {"label": self.label, "x1": self.x1, "y1": self.y1, "x2": self.x2,
-                "y2": self.y2, "score": self.score, "probs": dict(self.probs)}
+        return {
+            "label": self.label,
+            "x1": self.x1,
+            "y1": self.y1,
+            "x2": self.x2,
+            "y2": self.y2,
+            "score": self.score,
+            "probs": dict(self.probs),
+        }
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Detection":
-        return cls(d["label"], d["x1"], d["y1"], d["x2"], d["y2"], d["score"],
-                   dict(d.get("probs") or {}))
+    def from_dict(cls, d: dict) -> Detection:
+        return cls(
+            d["label"], d["x1"], d["y1"], d["x2"], d["y2"], d["score"], dict(d.get("probs") or {})
+        )
 
 
 class Predictor:
     """A loaded model version. ``predict(images)`` and ``features(images)`` take PIL
     images (RGB, EXIF-corrected: use ``workbench.images.open_image``)."""
 
-    def __init__(self, model_dir: Path | str, device: str | torch.device | None = None,
-                 score_threshold: float | None = None, batch_size: int = 4):
+    def __init__(
+        self,
+        model_dir: Path | str,
+        device: str | torch.device | None = None,
+        score_threshold: float | None = None,
+        batch_size: int = 4,
+    ):
         self.model_dir = Path(model_dir)
         cfg = load_config(self.model_dir)
         self.version: str = cfg.get("version") or self.model_dir.name
         self.classes: list[str] = list(cfg["classes"])
         self.level: str | None = cfg.get("level")
         self.config = TrainConfig.from_dict(cfg["train"])
-        self.device = torch.device(device) if device else torch.device(
-            "cuda" if torch.cuda.is_available() else "cpu")
+        self.device = (
+            torch.device(device)
+            if device
+            else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        )
         self.batch_size = batch_size
         model = build_model(self.config, self.classes, load_weights=False)
         state = torch.load(self.model_dir / "weights.pt", map_location="cpu", weights_only=True)
@@ -73,14 +90,16 @@ class Predictor:
         self._names = [BACKGROUND, *self.classes]
 
     @classmethod
-    def from_registry(cls, ws, catalog, version: str | None = None, **kw) -> "Predictor":
+    def from_registry(cls, ws, catalog, version: str | None = None, **kw) -> Predictor:
         """The named version, or the promoted one."""
         return cls(Registry.of(ws, catalog).resolve(version).path, **kw)
 
     def _batches(self, images: Sequence[Image.Image]):
         for i in range(0, len(images), self.batch_size):
-            yield [TF.to_tensor(im.convert("RGB")).to(self.device)
-                   for im in images[i:i + self.batch_size]]
+            yield [
+                TF.to_tensor(im.convert("RGB")).to(self.device)
+                for im in images[i : i + self.batch_size]
+            ]
 
     def _autocast(self):
         return torch.autocast(self.device.type, enabled=self.device.type == "cuda")
@@ -93,13 +112,22 @@ class Predictor:
                 results = self.model(batch)
             for r in results:
                 probs = r["probs"].float().cpu().numpy()
-                out.append([
-                    Detection(self.classes[int(lbl) - 1], *(round(float(v), 2) for v in box),
-                              score=float(score),
-                              probs={n: float(p) for n, p in zip(self._names, row)})
-                    for box, lbl, score, row in zip(r["boxes"].float().cpu().tolist(),
-                                                    r["labels"].tolist(),
-                                                    r["scores"].float().cpu().tolist(), probs)])
+                out.append(
+                    [
+                        Detection(
+                            self.classes[int(lbl) - 1],
+                            *(round(float(v), 2) for v in box),
+                            score=float(score),
+                            probs={n: float(p) for n, p in zip(self._names, row)},
+                        )
+                        for box, lbl, score, row in zip(
+                            r["boxes"].float().cpu().tolist(),
+                            r["labels"].tolist(),
+                            r["scores"].float().cpu().tolist(),
+                            probs,
+                        )
+                    ]
+                )
         return out
 
     @torch.inference_mode()
@@ -122,12 +150,18 @@ class PredictionRun:
     version: str
     images: int
     detections: int
-    unreadable: list[tuple[int, str]] = field(default_factory=list)   # (image id, reason)
+    unreadable: list[tuple[int, str]] = field(default_factory=list)  # (image id, reason)
 
 
-def predict_catalog(ws, catalog, version: str | None, image_ids: Iterable[int],
-                    on_progress: Callable[[int, int], None] | None = None,
-                    predictor: Predictor | None = None, batch_size: int = 4) -> PredictionRun:
+def predict_catalog(
+    ws,
+    catalog,
+    version: str | None,
+    image_ids: Iterable[int],
+    on_progress: Callable[[int, int], None] | None = None,
+    predictor: Predictor | None = None,
+    batch_size: int = 4,
+) -> PredictionRun:
     """Run ``version`` (default: the promoted model) on catalog images and store each
     image's detections in the ``predictions`` table. Unreadable images are returned,
     never dropped silently."""
@@ -137,7 +171,7 @@ def predict_catalog(ws, catalog, version: str | None, image_ids: Iterable[int],
     unreadable: list[tuple[int, str]] = []
     for i in range(0, total, batch_size):
         chunk, pil = [], []
-        for rec in images[i:i + batch_size]:
+        for rec in images[i : i + batch_size]:
             try:
                 pil.append(open_image(rec.path))
                 chunk.append(rec.id)
@@ -145,8 +179,9 @@ def predict_catalog(ws, catalog, version: str | None, image_ids: Iterable[int],
                 unreadable.append((rec.id, exc.reason))
         if pil:
             dets = predictor.predict(pil)
-            catalog.store_predictions(predictor.version,
-                                      {iid: [d.to_dict() for d in ds] for iid, ds in zip(chunk, dets)})
+            catalog.store_predictions(
+                predictor.version, {iid: [d.to_dict() for d in ds] for iid, ds in zip(chunk, dets)}
+            )
             n_dets += sum(len(ds) for ds in dets)
         done = min(i + batch_size, total)
         if on_progress is not None:

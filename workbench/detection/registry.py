@@ -7,6 +7,7 @@ A version folder holds ``weights.pt`` (the detector's state dict), ``config.json
 renamed into place, so a reader never sees half a model. The catalog's ``models``
 table lists versions and which one is promoted (the serving model).
 """
+
 from __future__ import annotations
 
 import json
@@ -37,8 +38,10 @@ class ModelVersion(ModelRecord):
 
     @classmethod
     def at(cls, root: Path, record: ModelRecord) -> ModelVersion:
-        return cls(**{f.name: getattr(record, f.name) for f in fields(ModelRecord)},
-                   path=Path(root) / record.version)
+        return cls(
+            **{f.name: getattr(record, f.name) for f in fields(ModelRecord)},
+            path=Path(root) / record.version,
+        )
 
     @property
     def weights_path(self) -> Path:
@@ -46,10 +49,16 @@ class ModelVersion(ModelRecord):
 
     def summary(self) -> dict[str, Any]:
         """The `wb models --json` entry."""
-        return {"version": self.version, "promoted": self.promoted, "metrics": self.metrics,
-                "parent": self.parent, "created_at": self.created_at,
-                "backbone": self.backbone,
-                "level": self.level, "classes": self.classes}
+        return {
+            "version": self.version,
+            "promoted": self.promoted,
+            "metrics": self.metrics,
+            "parent": self.parent,
+            "created_at": self.created_at,
+            "backbone": self.backbone,
+            "level": self.level,
+            "classes": self.classes,
+        }
 
 
 class Registry:
@@ -58,7 +67,7 @@ class Registry:
         self.catalog = catalog
 
     @classmethod
-    def of(cls, ws, catalog) -> "Registry":
+    def of(cls, ws, catalog) -> Registry:
         return cls(ws.models_dir, catalog)
 
     # ---- reading ------------------------------------------------------------------
@@ -72,8 +81,10 @@ class Registry:
         row = self.catalog.model(version)
         if row is None:
             known = [m.version for m in self.catalog.models()]
-            raise WorkbenchError(f"no model version '{version}'; known versions: "
-                                 f"{', '.join(known) or 'none yet (run `wb retrain`)'}")
+            raise WorkbenchError(
+                f"no model version '{version}'; known versions: "
+                f"{', '.join(known) or 'none yet (run `wb retrain`)'}"
+            )
         return self._version(row)
 
     def promoted(self) -> ModelVersion | None:
@@ -87,20 +98,34 @@ class Registry:
             return self.get(version)
         current = self.promoted()
         if current is None:
-            raise WorkbenchError("no promoted model yet: run `wb retrain`, or "
-                                 "`wb models promote VERSION`")
+            raise WorkbenchError(
+                "no promoted model yet: run `wb retrain`, or `wb models promote VERSION`"
+            )
         return current
 
     # ---- writing ------------------------------------------------------------------
     def next_version(self) -> str:
-        taken = [int(m.group(1)) for name in
-                 [*(p.name for p in self.root.iterdir()), *(m.version for m in self.catalog.models())]
-                 if (m := VERSION_RE.match(name))]
+        taken = [
+            int(m.group(1))
+            for name in [
+                *(p.name for p in self.root.iterdir()),
+                *(m.version for m in self.catalog.models()),
+            ]
+            if (m := VERSION_RE.match(name))
+        ]
         return f"v{max(taken, default=0) + 1:03d}"
 
-    def register(self, weights: Path, config: dict[str, Any], classes: list[str],
-                 level: str | None, metrics: dict[str, Any], data: dict[str, Any],
-                 parent: str | None = None, extra_files: list[Path] = ()) -> ModelVersion:
+    def register(
+        self,
+        weights: Path,
+        config: dict[str, Any],
+        classes: list[str],
+        level: str | None,
+        metrics: dict[str, Any],
+        data: dict[str, Any],
+        parent: str | None = None,
+        extra_files: list[Path] = (),
+    ) -> ModelVersion:
         """Write a new version folder whole, then record it in the catalog."""
         self.root.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=".incoming-", dir=self.root))
@@ -113,8 +138,13 @@ class Registry:
             atomic_write_json(tmp / DATA, data)
             for _ in range(100):
                 version = self.next_version()
-                full = {"version": version, "parent": parent, "level": level,
-                        "classes": classes, "train": config}
+                full = {
+                    "version": version,
+                    "parent": parent,
+                    "level": level,
+                    "classes": classes,
+                    "train": config,
+                }
                 atomic_write_json(tmp / CONFIG, full)
                 try:
                     os.rename(tmp, self.root / version)  # fails if the name was taken
@@ -140,8 +170,9 @@ class Registry:
     def promote(self, version: str) -> ModelVersion:
         mv = self.get(version)
         if not mv.weights_path.is_file():
-            raise WorkbenchError(f"model {version} has no weights at {mv.weights_path}; "
-                                 "it cannot serve")
+            raise WorkbenchError(
+                f"model {version} has no weights at {mv.weights_path}; it cannot serve"
+            )
         self.catalog.promote_model(version)
         return self.get(version)
 

@@ -10,12 +10,14 @@ registered versions (``evaluate_model(ws, catalog, version, split)``). Promotion
 compares it with the current promoted model *re-evaluated now on the same sticky test
 split*, so the two numbers are on identical images.
 """
+
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
@@ -32,8 +34,16 @@ logger = logging.getLogger(__name__)
 
 STEPS = ("pull", "train", "register", "evaluate", "promote", "predict", "refresh")
 PROMOTE_POLICIES = ("if_better", "always", "never")
-HEADLINE = ("mAP50", "mAP", "mAR100", "accuracy", "test_images", "val_mAP50", "best_epoch",
-            "epochs")
+HEADLINE = (
+    "mAP50",
+    "mAP",
+    "mAR100",
+    "accuracy",
+    "test_images",
+    "val_mAP50",
+    "best_epoch",
+    "epochs",
+)
 Hook = Callable[[Any, Any], str]
 
 
@@ -44,24 +54,25 @@ class RetrainOptions:
     resume: bool = False
     split_fractions: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_FRACTIONS))
     split_seed: int = 0
-    promote: str = "if_better"            # if_better | always | never
+    promote: str = "if_better"  # if_better | always | never
     promote_metric: str = "mAP50"
     skip: set[str] = field(default_factory=set)
-    pull: Hook | None = None              # wired by the Label Studio area
+    pull: Hook | None = None  # wired by the Label Studio area
     refresh: Hook | None = None
 
     def __post_init__(self) -> None:
         unknown = set(self.skip) - set(STEPS)
         if unknown:
-            raise WorkbenchError(f"unknown steps to skip: {sorted(unknown)}; steps are: "
-                                 f"{', '.join(STEPS)}")
+            raise WorkbenchError(
+                f"unknown steps to skip: {sorted(unknown)}; steps are: {', '.join(STEPS)}"
+            )
         check_choice("promotion policy", self.promote, PROMOTE_POLICIES)
 
 
 @dataclass
 class StepReport:
     step: str
-    status: str            # done | skipped | failed
+    status: str  # done | skipped | failed
     message: str
     details: dict[str, Any] = field(default_factory=dict)
 
@@ -73,8 +84,11 @@ class RetrainReport:
     promoted: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"versions": self.versions, "promoted": self.promoted,
-                "steps": [vars(s) for s in self.steps]}
+        return {
+            "versions": self.versions,
+            "promoted": self.promoted,
+            "steps": [vars(s) for s in self.steps],
+        }
 
 
 def headline(metrics: dict[str, Any]) -> dict[str, Any]:
@@ -110,9 +124,11 @@ def plan_training(config: TrainConfig) -> tuple[TrainConfig, list[str]]:
     spec = get_backbone(config.backbone)
     why.insert(0, f"backbone: {config.backbone} ({spec.description}) at {config.image_size} px")
     if config.regimen == "combi" and config.weights == "none" and not config.init_from:
-        why.append(f"warning: --regimen combi on random weights spends its {config.head_epochs} "
-                   "head-only epochs on random features: use --regimen scratch, or pretrained "
-                   "weights (--weights auto)")
+        why.append(
+            f"warning: --regimen combi on random weights spends its {config.head_epochs} "
+            "head-only epochs on random features: use --regimen scratch, or pretrained "
+            "weights (--weights auto)"
+        )
     return config, why
 
 
@@ -121,11 +137,13 @@ def plan_lines(e: dict) -> list[str]:
     n = e.get("images") or {}
     cap = f", at most {e['max_minutes']:g} min" if e.get("max_minutes") else ""
     cycles = f", {e['lr_cycles']} learning-rate cycles" if e.get("lr_cycles") else ""
-    return [f"plan: {e.get('backbone')} at {e.get('image_size')} px, weights {e.get('weights')}, "
-            f"regimen {e.get('regimen')}; {n.get('train', 0)} train / {n.get('val', 0)} val / "
-            f"{n.get('test', 0)} test images; up to {_epochs(e.get('max_epochs'))}, early "
-            f"stopping after {e.get('patience')} without improvement{cap}{cycles}"
-            + (" (resuming)" if e.get("resume") else "")] + [f"  {line}" for line in e.get("plan") or []]
+    return [
+        f"plan: {e.get('backbone')} at {e.get('image_size')} px, weights {e.get('weights')}, "
+        f"regimen {e.get('regimen')}; {n.get('train', 0)} train / {n.get('val', 0)} val / "
+        f"{n.get('test', 0)} test images; up to {_epochs(e.get('max_epochs'))}, early "
+        f"stopping after {e.get('patience')} without improvement{cap}{cycles}"
+        + (" (resuming)" if e.get("resume") else "")
+    ] + [f"  {line}" for line in e.get("plan") or []]
 
 
 def _epochs(n) -> str:
@@ -138,8 +156,12 @@ def _is_main_process() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
 
 
-def retrain(ws, catalog, options: RetrainOptions | None = None,
-            on_event: Callable[[dict], None] | None = None) -> RetrainReport:
+def retrain(
+    ws,
+    catalog,
+    options: RetrainOptions | None = None,
+    on_event: Callable[[dict], None] | None = None,
+) -> RetrainReport:
     options = options or RetrainOptions()
     emit = on_event or (lambda e: None)
     report = RetrainReport()
@@ -162,7 +184,9 @@ def retrain(ws, catalog, options: RetrainOptions | None = None,
     if "pull" in options.skip:
         step("pull", "skipped", "skipped (--skip-pull)")
     elif options.pull is None:
-        step("pull", "skipped", "Label Studio is not configured for pulling; using the catalog as is")
+        step(
+            "pull", "skipped", "Label Studio is not configured for pulling; using the catalog as is"
+        )
     elif not _is_main_process():
         step("pull", "skipped", "pull runs once, before torchrun (`wb pull`)")
     else:
@@ -175,8 +199,9 @@ def retrain(ws, catalog, options: RetrainOptions | None = None,
     else:
         splits = ensure_splits(catalog, ws.taxonomy, options.split_fractions, options.split_seed)
         for species, classes in _targets(ws, options):
-            result = _train_one(ws, catalog, registry, options, species, classes, splits, emit,
-                                step, plan)
+            result = _train_one(
+                ws, catalog, registry, options, species, classes, splits, emit, step, plan
+            )
             if result is None:
                 continue
             if not result.is_main:
@@ -202,31 +227,48 @@ def retrain(ws, catalog, options: RetrainOptions | None = None,
         unannotated = catalog.images(status="active", annotated=False)
         todo = [im.id for im in unannotated if im.id not in have]
         if not todo:
-            step("predict", "done", f"{current.version}: no images without annotations"
-                 if not unannotated else f"{current.version}: all {len(unannotated)} images "
-                 "without annotations already have its predictions")
+            step(
+                "predict",
+                "done",
+                f"{current.version}: no images without annotations"
+                if not unannotated
+                else f"{current.version}: all {len(unannotated)} images "
+                "without annotations already have its predictions",
+            )
         else:
-            run = predict_catalog(ws, catalog, current.version, todo,
-                                  on_progress=lambda d, t: emit({"event": "predict", "done": d,
-                                                                 "total": t}))
-            step("predict", "done", f"{current.version}: {run.detections} detections on "
-                                    f"{run.images} images without annotations"
-                 + (f" ({len(run.unreadable)} unreadable)" if run.unreadable else ""),
-                 images=run.images, detections=run.detections,
-                 unreadable=[i for i, _ in run.unreadable])
+            run = predict_catalog(
+                ws,
+                catalog,
+                current.version,
+                todo,
+                on_progress=lambda d, t: emit({"event": "predict", "done": d, "total": t}),
+            )
+            step(
+                "predict",
+                "done",
+                f"{current.version}: {run.detections} detections on "
+                f"{run.images} images without annotations"
+                + (f" ({len(run.unreadable)} unreadable)" if run.unreadable else ""),
+                images=run.images,
+                detections=run.detections,
+                unreadable=[i for i, _ in run.unreadable],
+            )
 
     # -- refresh ------------------------------------------------------------------
     if "refresh" in options.skip:
         step("refresh", "skipped", "skipped (--skip-refresh)")
     elif options.refresh is None:
-        step("refresh", "skipped", "Label Studio is not configured; predictions stay in the catalog")
+        step(
+            "refresh", "skipped", "Label Studio is not configured; predictions stay in the catalog"
+        )
     else:
         step("refresh", "done", options.refresh(ws, catalog))
     return report
 
 
-def _train_one(ws, catalog, registry, options, species, classes, splits, emit, step, plan
-               ) -> TrainResult | None:
+def _train_one(
+    ws, catalog, registry, options, species, classes, splits, emit, step, plan
+) -> TrainResult | None:
     import dataclasses
 
     config = dataclasses.replace(options.train, species=species)
@@ -242,41 +284,81 @@ def _train_one(ws, catalog, registry, options, species, classes, splits, emit, s
     run_dir = run_dir_for(ws, species)
     resume = options.resume
     if resume and not (run_dir / CHECKPOINT).is_file():
-        raise WorkbenchError(f"nothing to resume{tag}: no interrupted run in {run_dir}. "
-                             "Run `wb retrain` without --resume.")
+        raise WorkbenchError(
+            f"nothing to resume{tag}: no interrupted run in {run_dir}. "
+            "Run `wb retrain` without --resume."
+        )
     if not resume and (run_dir / CHECKPOINT).is_file():
-        logger.warning("an interrupted run%s is in %s; starting afresh (use --resume to "
-                       "continue it)", tag, run_dir)
+        logger.warning(
+            "an interrupted run%s is in %s; starting afresh (use --resume to continue it)",
+            tag,
+            run_dir,
+        )
         discard_run(run_dir)
     if not by_split["train"]:
-        step("train", "failed", f"no training images{tag}: annotate images (or ingest "
-                                "annotated data) first", species=species)
-        raise WorkbenchError(f"no training images{tag}: annotate images (or ingest annotated "
-                             "data) before `wb retrain`")
+        step(
+            "train",
+            "failed",
+            f"no training images{tag}: annotate images (or ingest annotated data) first",
+            species=species,
+        )
+        raise WorkbenchError(
+            f"no training images{tag}: annotate images (or ingest annotated "
+            "data) before `wb retrain`"
+        )
     init_state = None
     if config.init_from and not resume:
         parent = registry.resolve(None if config.init_from == "promoted" else config.init_from)
         # the parent's layout (frozen BatchNorm or not) and backbone, then its weights
         parent_train = parent.config.get("train", {})
-        config = dataclasses.replace(config, init_from=parent.version,
-                                     backbone=parent_train.get("backbone", config.backbone),
-                                     weights=parent_train.get("weights", config.weights))
+        config = dataclasses.replace(
+            config,
+            init_from=parent.version,
+            backbone=parent_train.get("backbone", config.backbone),
+            weights=parent_train.get("weights", config.weights),
+        )
         init_state = torch.load(parent.weights_path, map_location="cpu", weights_only=True)
-    emit({"event": "train_start", "species": species, "classes": classes,
-          "images": {k: len(v) for k, v in by_split.items()}, "plan": plan,
-          "backbone": config.backbone, "weights": config.weights, "regimen": config.regimen,
-          "image_size": config.image_size, "max_epochs": config.max_epochs,
-          "patience": config.patience, "max_minutes": config.max_minutes,
-          "lr_cycles": config.lr_cycles, "resume": resume})
-    result = fit(config, classes, by_split["train"], by_split["val"], run_dir, resume=resume,
-                 init_state=init_state, test=by_split["test"],
-                 on_event=lambda e: emit({**e, "species": species}))
-    step("train", "done",
-         f"{config.backbone}{tag}: {_epochs(result.epochs)} on {len(by_split['train'])} images, "
-         f"stopped by {result.stopped}; best val mAP@0.5 "
-         f"{_fmt(result.best_val_mAP50)} at epoch {result.best_epoch}",
-         species=species, epochs=result.epochs, stopped=result.stopped,
-         best_val_mAP50=result.best_val_mAP50, images_per_second=result.images_per_second)
+    emit(
+        {
+            "event": "train_start",
+            "species": species,
+            "classes": classes,
+            "images": {k: len(v) for k, v in by_split.items()},
+            "plan": plan,
+            "backbone": config.backbone,
+            "weights": config.weights,
+            "regimen": config.regimen,
+            "image_size": config.image_size,
+            "max_epochs": config.max_epochs,
+            "patience": config.patience,
+            "max_minutes": config.max_minutes,
+            "lr_cycles": config.lr_cycles,
+            "resume": resume,
+        }
+    )
+    result = fit(
+        config,
+        classes,
+        by_split["train"],
+        by_split["val"],
+        run_dir,
+        resume=resume,
+        init_state=init_state,
+        test=by_split["test"],
+        on_event=lambda e: emit({**e, "species": species}),
+    )
+    step(
+        "train",
+        "done",
+        f"{config.backbone}{tag}: {_epochs(result.epochs)} on {len(by_split['train'])} images, "
+        f"stopped by {result.stopped}; best val mAP@0.5 "
+        f"{_fmt(result.best_val_mAP50)} at epoch {result.best_epoch}",
+        species=species,
+        epochs=result.epochs,
+        stopped=result.stopped,
+        best_val_mAP50=result.best_val_mAP50,
+        images_per_second=result.images_per_second,
+    )
     return result
 
 
@@ -291,20 +373,38 @@ def _register(ws, registry, options, species, result: TrainResult, step) -> Mode
 
     ckpt = _torch.load(result.run_dir / CHECKPOINT, map_location="cpu", weights_only=False)
     config = ckpt["config"]
-    metrics = {"val_mAP50": result.best_val_mAP50, "best_epoch": result.best_epoch,
-               "epochs": result.epochs, "stopped": result.stopped,
-               "train_seconds": round(result.seconds, 1),
-               "train_images_per_second": round(result.images_per_second, 3)}
+    metrics = {
+        "val_mAP50": result.best_val_mAP50,
+        "best_epoch": result.best_epoch,
+        "epochs": result.epochs,
+        "stopped": result.stopped,
+        "train_seconds": round(result.seconds, 1),
+        "train_images_per_second": round(result.images_per_second, 3),
+    }
     if "register" in options.skip:
-        step("register", "skipped", f"skipped (--skip-register); the trained weights stay in "
-                                    f"{result.run_dir}")
+        step(
+            "register",
+            "skipped",
+            f"skipped (--skip-register); the trained weights stay in {result.run_dir}",
+        )
         return None
-    mv = registry.register(result.weights_path, config, result.classes, config["level"],
-                           metrics, ckpt["data"], parent=config.get("init_from"),
-                           extra_files=[result.run_dir / METRICS_CSV, result.run_dir / CURVES_PNG])
+    mv = registry.register(
+        result.weights_path,
+        config,
+        result.classes,
+        config["level"],
+        metrics,
+        ckpt["data"],
+        parent=config.get("init_from"),
+        extra_files=[result.run_dir / METRICS_CSV, result.run_dir / CURVES_PNG],
+    )
     discard_run(result.run_dir)
-    step("register", "done", f"registered {mv.version}" + (f" ({species})" if species else "")
-         + f" in {mv.path}", version=mv.version)
+    step(
+        "register",
+        "done",
+        f"registered {mv.version}" + (f" ({species})" if species else "") + f" in {mv.path}",
+        version=mv.version,
+    )
     logger.debug("registered %s: %s", mv.version, json.dumps(metrics))
     return mv
 
@@ -325,12 +425,22 @@ def _evaluate(ws, catalog, registry, mv: ModelVersion, options, step) -> ModelVe
     except ImportError as exc:
         step("evaluate", "skipped", f"evaluation is not available ({exc})")
         return mv
-    test = {"mAP50": m.get("mAP50"), "mAP": m.get("mAP"), "mAR100": m.get("mAR100"),
-            "accuracy": m.get("accuracy"), "test_images": m.get("images")}
+    test = {
+        "mAP50": m.get("mAP50"),
+        "mAP": m.get("mAP"),
+        "mAR100": m.get("mAR100"),
+        "accuracy": m.get("accuracy"),
+        "test_images": m.get("images"),
+    }
     mv = registry.update_metrics(mv.version, {**test, "test": m})
-    step("evaluate", "done", f"{mv.version} on the test split ({test['test_images']} images): "
-                             f"mAP@0.5 {_fmt(test['mAP50'])}, mAP {_fmt(test['mAP'])}, "
-                             f"accuracy {_fmt(test['accuracy'])}", **test)
+    step(
+        "evaluate",
+        "done",
+        f"{mv.version} on the test split ({test['test_images']} images): "
+        f"mAP@0.5 {_fmt(test['mAP50'])}, mAP {_fmt(test['mAP'])}, "
+        f"accuracy {_fmt(test['accuracy'])}",
+        **test,
+    )
     return mv
 
 
@@ -338,12 +448,20 @@ def _promote(ws, catalog, registry, mv: ModelVersion, options, species, step) ->
     key = options.promote_metric
     current = registry.promoted()
     if "promote" in options.skip or options.promote == "never":
-        step("promote", "skipped", f"{mv.version} not promoted (promotion is off); "
-                                   f"`wb models promote {mv.version}` promotes it")
+        step(
+            "promote",
+            "skipped",
+            f"{mv.version} not promoted (promotion is off); "
+            f"`wb models promote {mv.version}` promotes it",
+        )
         return
     if species is not None and current is not None:
-        step("promote", "skipped", f"{mv.version} is a per-species model ({species}); "
-                                   f"the serving model stays {current.version}")
+        step(
+            "promote",
+            "skipped",
+            f"{mv.version} is a per-species model ({species}); "
+            f"the serving model stays {current.version}",
+        )
         return
     if current is None or options.promote == "always":
         registry.promote(mv.version)
@@ -352,17 +470,32 @@ def _promote(ws, catalog, registry, mv: ModelVersion, options, species, step) ->
         return
     new = mv.metrics.get(key)
     if new is None:
-        step("promote", "skipped", f"{mv.version} has no test {key} (evaluation skipped?); "
-                                   f"{current.version} stays promoted")
+        step(
+            "promote",
+            "skipped",
+            f"{mv.version} has no test {key} (evaluation skipped?); "
+            f"{current.version} stays promoted",
+        )
         return
     # the current model, measured now on the same sticky test split
     old = evaluate_version(ws, catalog, current.version, "test").get(key)
     if old is None or new > old:
         registry.promote(mv.version)
-        step("promote", "done", f"promoted {mv.version}: test {key} {_fmt(new)} beats "
-                                f"{current.version}'s {_fmt(old)} on the same test split",
-             version=mv.version, new=new, old=old)
+        step(
+            "promote",
+            "done",
+            f"promoted {mv.version}: test {key} {_fmt(new)} beats "
+            f"{current.version}'s {_fmt(old)} on the same test split",
+            version=mv.version,
+            new=new,
+            old=old,
+        )
     else:
-        step("promote", "skipped", f"kept {current.version}: {mv.version}'s test {key} "
-                                   f"{_fmt(new)} does not beat {_fmt(old)} on the same test split",
-             new=new, old=old)
+        step(
+            "promote",
+            "skipped",
+            f"kept {current.version}: {mv.version}'s test {key} "
+            f"{_fmt(new)} does not beat {_fmt(old)} on the same test split",
+            new=new,
+            old=old,
+        )

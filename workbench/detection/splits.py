@@ -5,6 +5,7 @@ so test figures stay comparable across retrains and no test image ever reaches
 training. New images are dealt, label by label in a seeded order, to whichever split
 is furthest below its share of that label.
 """
+
 from __future__ import annotations
 
 import logging
@@ -29,8 +30,12 @@ def _check(fractions: dict[str, float]) -> dict[str, float]:
     return {k: v / total for k, v in fractions.items()}
 
 
-def deal_splits(labels: dict[int, str], existing: dict[int, str | None],
-                fractions: dict[str, float] | None = None, seed: int = 0) -> dict[int, str]:
+def deal_splits(
+    labels: dict[int, str],
+    existing: dict[int, str | None],
+    fractions: dict[str, float] | None = None,
+    seed: int = 0,
+) -> dict[int, str]:
     """Splits for the images in ``labels`` that have none in ``existing`` (pure function)."""
     fractions = _check(fractions or DEFAULT_FRACTIONS)
     strata: dict[str, list[int]] = defaultdict(list)
@@ -50,8 +55,13 @@ def deal_splits(labels: dict[int, str], existing: dict[int, str | None],
     return new
 
 
-def ensure_splits(catalog, taxonomy: Taxonomy, fractions: dict[str, float] | None = None,
-                  seed: int = 0, level: str = "species") -> dict[int, str]:
+def ensure_splits(
+    catalog,
+    taxonomy: Taxonomy,
+    fractions: dict[str, float] | None = None,
+    seed: int = 0,
+    level: str = "species",
+) -> dict[int, str]:
     """Give every active annotated image a split (keeping existing ones); returns the
     split of each such image. Stratified by species so that per-species models and the
     multi-species model share one test set."""
@@ -61,9 +71,12 @@ def ensure_splits(catalog, taxonomy: Taxonomy, fractions: dict[str, float] | Non
     def mapped(label):
         return taxonomy.to_level(label, level, unknown="keep")
 
-    labels = {im.id: image_level_label(mapped(im.label) if im.label else None,
-                                       [mapped(b.label) for b in boxes.get(im.id, [])])
-              for im in images}
+    labels = {
+        im.id: image_level_label(
+            mapped(im.label) if im.label else None, [mapped(b.label) for b in boxes.get(im.id, [])]
+        )
+        for im in images
+    }
     existing = {im.id: im.split for im in images}
     new = deal_splits(labels, existing, fractions, seed)
     if new:

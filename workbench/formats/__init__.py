@@ -3,11 +3,12 @@
 ``read(path, fmt)`` yields ``ImportedImage`` records; ``write(fmt, out, items, classes)``
 writes ``ExportItem`` records. Readers never open user images for writing.
 """
+
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator
 
 from ..catalog.records import Box, ImportedImage
 from ..errors import WorkbenchError, check_choice
@@ -35,8 +36,12 @@ def majority_label(boxes: list[Box] | None) -> str | None:
     return image_level_label(None, (b.label for b in boxes or ()), default=None)
 
 
-def read(path: str | Path, fmt: str, images_dir: str | Path | None = None,
-         known_labels: Iterable[str] = ()) -> Iterator[ImportedImage]:
+def read(
+    path: str | Path,
+    fmt: str,
+    images_dir: str | Path | None = None,
+    known_labels: Iterable[str] = (),
+) -> Iterator[ImportedImage]:
     path = Path(path).expanduser()
     if not path.exists():
         raise FormatError(f"{path} does not exist")
@@ -44,17 +49,22 @@ def read(path: str | Path, fmt: str, images_dir: str | Path | None = None,
     images_dir = Path(images_dir).expanduser() if images_dir else None
     if fmt == "folders":
         from .folders import read_folders
+
         return read_folders(path, set(known_labels))
     if fmt == "coco":
         from .coco import read_coco
+
         return read_coco(path, images_dir)
     if fmt == "voc":
         from .voc import read_voc
+
         return read_voc(path, images_dir)
     if fmt == "yolo":
         from .yolo import read_yolo
+
         return read_yolo(path, images_dir)
     from .labelstudio_json import read_labelstudio
+
     return read_labelstudio(path, images_dir)
 
 
@@ -63,11 +73,14 @@ def write(fmt: str, out: str | Path, items: list[ExportItem], classes: list[str]
     out = Path(out).expanduser().resolve()
     if fmt == "coco":
         from .coco import write_coco
+
         return write_coco(out, items, classes)
     if fmt == "voc":
         from .voc import write_voc
+
         return write_voc(out, items)
     from .yolo import write_yolo
+
     return write_yolo(out, items, classes)
 
 

@@ -4,11 +4,12 @@ The label of an image is the nearest enclosing folder (below the root) whose nam
 is a known class; when none is known, the first folder below the root (so an
 unknown class is reported by name rather than silently ignored).
 """
+
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from ..catalog.records import ImportedImage
 from ..images import is_image_file
@@ -18,8 +19,9 @@ def read_folders(root: Path, known_labels: set[str]) -> Iterator[ImportedImage]:
     from . import FormatError
 
     if not root.is_dir():
-        raise FormatError(f"--format folders needs a folder with one sub-folder per class; "
-                          f"{root} is a file")
+        raise FormatError(
+            f"--format folders needs a folder with one sub-folder per class; {root} is a file"
+        )
     root = root.resolve()
     found = False
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):

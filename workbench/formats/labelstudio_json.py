@@ -5,12 +5,13 @@ Image URLs: ``/data/local-files/?d=REL`` resolves under ``--images ROOT``;
 Percent coordinates become pixels with the ``original_width``/``original_height``
 stored in each result. The latest non-cancelled annotation of a task wins.
 """
+
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 from urllib.parse import parse_qs, unquote, urlparse
 
 from ..catalog.records import Box, ImportedImage
@@ -43,10 +44,14 @@ def read_labelstudio(path: Path, images_dir: Path | None) -> Iterator[ImportedIm
     try:
         tasks = json.loads(path.read_text())
     except (IsADirectoryError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise FormatError(f"{path}: --format labelstudio needs a Label Studio JSON export file "
-                          f"({exc})") from None
-    if not isinstance(tasks, list) or (tasks and not isinstance(tasks[0], dict)) or \
-            (tasks and "data" not in tasks[0]):
+        raise FormatError(
+            f"{path}: --format labelstudio needs a Label Studio JSON export file ({exc})"
+        ) from None
+    if (
+        not isinstance(tasks, list)
+        or (tasks and not isinstance(tasks[0], dict))
+        or (tasks and "data" not in tasks[0])
+    ):
         raise FormatError(f"{path} is not a Label Studio JSON export (a list of tasks with 'data')")
     by_name: dict[str, Path] = {}
     if images_dir:
@@ -60,8 +65,10 @@ def read_labelstudio(path: Path, images_dir: Path | None) -> Iterator[ImportedIm
             raise FormatError(f"{path}: task {task.get('id')} has no image URL in its data")
         img = _resolve(url, images_dir, path.parent, by_name)
         if img is None:
-            raise FormatError(f"{path}: cannot find the image of task {task.get('id')} ({url}); "
-                              "pass --images DIR (the local-files root or upload folder)")
+            raise FormatError(
+                f"{path}: cannot find the image of task {task.get('id')} ({url}); "
+                "pass --images DIR (the local-files root or upload folder)"
+            )
         anns = [a for a in task.get("annotations", []) if not a.get("was_cancelled")]
         anns.sort(key=lambda a: a.get("updated_at") or a.get("created_at") or "")
         boxes = None
@@ -74,13 +81,22 @@ def read_labelstudio(path: Path, images_dir: Path | None) -> Iterator[ImportedIm
                 v = r["value"]
                 W, H = r.get("original_width"), r.get("original_height")
                 if not W or not H:
-                    raise FormatError(f"{path}: task {task.get('id')}: a result without "
-                                      "original_width/original_height")
+                    raise FormatError(
+                        f"{path}: task {task.get('id')}: a result without "
+                        "original_width/original_height"
+                    )
                 x1, y1 = v["x"] / 100 * W, v["y"] / 100 * H
-                boxes.append(Box(v["rectanglelabels"][0], x1, y1,
-                                 x1 + v["width"] / 100 * W, y1 + v["height"] / 100 * H,
-                                 source="labelstudio",
-                                 annotator=str(ann.get("completed_by")) if ann.get("completed_by") else None,
-                                 annotation_id=ann.get("id")))
+                boxes.append(
+                    Box(
+                        v["rectanglelabels"][0],
+                        x1,
+                        y1,
+                        x1 + v["width"] / 100 * W,
+                        y1 + v["height"] / 100 * H,
+                        source="labelstudio",
+                        annotator=str(ann.get("completed_by")) if ann.get("completed_by") else None,
+                        annotation_id=ann.get("id"),
+                    )
+                )
         label = data.get("label") or majority_label(boxes)
         yield ImportedImage(path=str(img.resolve()), label=label, boxes=boxes)

@@ -1,12 +1,13 @@
 """YOLO txt: images/ and labels/ side by side (or a txt next to each image), class names
 in classes.txt, obj.names or data.yaml ``names``. Coordinates are normalised
 ``class cx cy w h`` of the EXIF-corrected image."""
+
 from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from ..catalog.records import Box, ImportedImage
 from ..fsutil import atomic_write_text
@@ -37,8 +38,10 @@ def _class_names(root: Path) -> list[str]:
                     line = re.sub(r"^(-|\d+:)\s*", "", line)
                     out.append(line.strip("'\""))
                 return out
-    raise FormatError(f"no class names for YOLO data in {root}: add classes.txt (one name a "
-                      "line) or data.yaml with `names`")
+    raise FormatError(
+        f"no class names for YOLO data in {root}: add classes.txt (one name a "
+        "line) or data.yaml with `names`"
+    )
 
 
 def _label_file(img: Path, root: Path) -> Path:
@@ -56,12 +59,14 @@ def read_yolo(root: Path, images_dir: Path | None) -> Iterator[ImportedImage]:
     from . import FormatError, majority_label
 
     if not root.is_dir():
-        raise FormatError(f"--format yolo needs a folder (images/, labels/, classes.txt); "
-                          f"{root} is a file")
+        raise FormatError(
+            f"--format yolo needs a folder (images/, labels/, classes.txt); {root} is a file"
+        )
     names = _class_names(root)
     search = images_dir or root
-    imgs = sorted(Path(dp) / f for dp, dns, fs in os.walk(search) for f in fs
-                  if is_image_file(Path(f)))
+    imgs = sorted(
+        Path(dp) / f for dp, dns, fs in os.walk(search) for f in fs if is_image_file(Path(f))
+    )
     if not imgs:
         raise FormatError(f"no images found under {search}")
     for img in imgs:
@@ -84,11 +89,19 @@ def read_yolo(root: Path, images_dir: Path | None) -> Iterator[ImportedImage]:
             except (ValueError, IndexError):
                 raise FormatError(f"{lf}:{n}: expected 'class cx cy w h', got {line!r}") from None
             if not 0 <= cls < len(names):
-                raise FormatError(f"{lf}:{n}: class index {cls} is not in the {len(names)} "
-                                  "class names")
+                raise FormatError(
+                    f"{lf}:{n}: class index {cls} is not in the {len(names)} class names"
+                )
             W, H = info.width, info.height
-            boxes.append(Box(names[cls], (cx - w / 2) * W, (cy - h / 2) * H,
-                             (cx + w / 2) * W, (cy + h / 2) * H))
+            boxes.append(
+                Box(
+                    names[cls],
+                    (cx - w / 2) * W,
+                    (cy - h / 2) * H,
+                    (cx + w / 2) * W,
+                    (cy + h / 2) * H,
+                )
+            )
         yield ImportedImage(path=str(img.resolve()), label=majority_label(boxes), boxes=boxes)
 
 
@@ -113,10 +126,16 @@ def write_yolo(out: Path, items, classes: list[str]) -> Path:
         for b in it.boxes:
             cx = (b.x1 + b.x2) / 2 / it.width
             cy = (b.y1 + b.y2) / 2 / it.height
-            lines.append(f"{idx[b.label]} {cx!r} {cy!r} {(b.x2 - b.x1) / it.width!r} "
-                         f"{(b.y2 - b.y1) / it.height!r}")
-        atomic_write_text(out / "labels" / f"{stem}.txt", "\n".join(lines) + ("\n" if lines else ""))
+            lines.append(
+                f"{idx[b.label]} {cx!r} {cy!r} {(b.x2 - b.x1) / it.width!r} "
+                f"{(b.y2 - b.y1) / it.height!r}"
+            )
+        atomic_write_text(
+            out / "labels" / f"{stem}.txt", "\n".join(lines) + ("\n" if lines else "")
+        )
     atomic_write_text(out / "classes.txt", "\n".join(names) + "\n")
-    atomic_write_text(out / "data.yaml", "path: .\ntrain: images\nval: images\nnames: ["
-                      + ", ".join(repr(n) for n in names) + "]\n")
+    atomic_write_text(
+        out / "data.yaml",
+        "path: .\ntrain: images\nval: images\nnames: [" + ", ".join(repr(n) for n in names) + "]\n",
+    )
     return out

@@ -57,7 +57,8 @@ class Connection:
                 f"the folder Label Studio at {self.url} serves local files from is unknown. For "
                 "a server `wb ls start` did not start, set [labelstudio] document_root in "
                 "workbench.toml (or WB_LS_DOCUMENT_ROOT) to its "
-                "LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT.")
+                "LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT."
+            )
         return self.document_root
 
 
@@ -218,9 +219,11 @@ class LabelStudioClient:
         from label_studio_sdk.core.api_error import ApiError
 
         with self._call(f"ask project {project_id} for the next task"):
-            r = httpx.get(f"{self.url}/api/projects/{project_id}/next",
-                          headers={"Authorization": f"Token {self._token}"},
-                          timeout=self._timeout)
+            r = httpx.get(
+                f"{self.url}/api/projects/{project_id}/next",
+                headers={"Authorization": f"Token {self._token}"},
+                timeout=self._timeout,
+            )
             if r.status_code == 404:  # the queue is empty (also for a project that is gone)
                 return None
             if r.status_code >= 400:
@@ -234,10 +237,12 @@ class LabelStudioClient:
     def retrieve_predictions(self, project_id: int) -> None:
         """Ask the project's ML backend for predictions of every task (synchronous; tasks
         with a prediction of the current version are skipped)."""
-        with self._call(f"ask the ML backend of project {project_id} for predictions",
-                        project_id):
-            self.sdk.actions.create(id="retrieve_tasks_predictions", project=project_id,
-                                    selected_items={"all": True, "excluded": []})
+        with self._call(f"ask the ML backend of project {project_id} for predictions", project_id):
+            self.sdk.actions.create(
+                id="retrieve_tasks_predictions",
+                project=project_id,
+                selected_items={"all": True, "excluded": []},
+            )
 
     def ml_backends(self, project_id: int) -> list[Any]:
         with self._call(f"list the ML backends of project {project_id}", project_id):

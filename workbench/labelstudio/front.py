@@ -124,31 +124,51 @@ def send_to_front(
         raise WorkbenchError(f"nothing to send to Label Studio ({why})")
 
     # sent to be annotated again: into the queue, not in as already annotated
-    pushed = push(ws, catalog, client, conn, level=ws.project_level(),
-                  only=order, truth_as_annotations=False)
+    pushed = push(
+        ws, catalog, client, conn, level=ws.project_level(), only=order, truth_as_annotations=False
+    )
     project = Project.of(ws, client, conn)
     pid = project.id
     tasks = catalog.ls_task_map(pid)
     missing = [i for i in order if i not in tasks]
     if missing:  # push records every task it creates; this would be a bug
-        raise WorkbenchError(f"images {missing[:5]} have no task in project {pid} after the push; "
-                             "run `wb push` and send again")
+        raise WorkbenchError(
+            f"images {missing[:5]} have no task in project {pid} after the push; "
+            "run `wb push` and send again"
+        )
 
     current = client.get_project(pid)
     promoted = catalog.promoted_model()
-    version = current.model_version or (promoted.version if promoted else None) \
-        or NO_MODEL_VERSION
-    result = SendResult(pid, pushed.project_url, version, pushed=pushed.created,
-                        moved=len(order) - pushed.created, left_out=left_out)
+    version = current.model_version or (promoted.version if promoted else None) or NO_MODEL_VERSION
+    result = SendResult(
+        pid,
+        pushed.project_url,
+        version,
+        pushed=pushed.created,
+        moved=len(order) - pushed.created,
+        left_out=left_out,
+    )
 
     ours = version_predictions(project, version)
     sent_tasks = {tasks[i] for i in order}
-    existing = [float(p.score) for t, ps in ours.items() if t not in sent_tasks
-                for p in ps if p.score is not None]
+    existing = [
+        float(p.score)
+        for t, ps in ours.items()
+        if t not in sent_tasks
+        for p in ps
+        if p.score is not None
+    ]
     scores = front_scores(order, existing)
     # the model's real boxes are recorded (push need not add them again); box-less ones not
-    written = write_scores(project, catalog, version, scores, existing=ours,
-                           record_boxless=False, on_progress=on_progress)
+    written = write_scores(
+        project,
+        catalog,
+        version,
+        scores,
+        existing=ours,
+        record_boxless=False,
+        on_progress=on_progress,
+    )
     result.predictions_created, result.scores_updated = written.created, written.updated
     result.sent = [SentImage(i, tasks[i], scores[i]) for i in order]
 
@@ -160,10 +180,14 @@ def send_to_front(
                 client.update_prediction(int(pred.id), score=UNSCORED)
                 result.unscored_lifted += 1
 
-    if use_uncertainty_sampling(project, version, current) and \
-            current.sampling != UNCERTAINTY_SAMPLING:
-        result.warnings.append(f"project {pid} now uses uncertainty sampling (it used "
-                               f"'{current.sampling}'): the queue follows prediction scores")
+    if (
+        use_uncertainty_sampling(project, version, current)
+        and current.sampling != UNCERTAINTY_SAMPLING
+    ):
+        result.warnings.append(
+            f"project {pid} now uses uncertainty sampling (it used "
+            f"'{current.sampling}'): the queue follows prediction scores"
+        )
 
     by_task = {tasks[i]: i for i in order}
     for task in client.iter_tasks(pid, include="id,is_labeled", page_size=1000):
@@ -173,7 +197,12 @@ def send_to_front(
         result.warnings.append(
             f"{len(result.already_annotated)} of the sent images are already annotated in Label "
             "Studio, so its queue does not hand them out again; reopen them from the Data Manager "
-            f"(images {', '.join(map(str, result.already_annotated[:10]))})")
-    log.info("sent %d images to the front of project %s (model version %s)",
-             len(result.sent), pid, version)
+            f"(images {', '.join(map(str, result.already_annotated[:10]))})"
+        )
+    log.info(
+        "sent %d images to the front of project %s (model version %s)",
+        len(result.sent),
+        pid,
+        version,
+    )
     return result

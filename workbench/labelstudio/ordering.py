@@ -100,16 +100,20 @@ def write_scores(
         out.task_of[image_id] = task_id
         if task_id in ours:
             for pred in ours[task_id]:
-                if pred.score is not None and score is not None and \
-                        abs(float(pred.score) - score) <= SCORE_TOLERANCE:
+                if (
+                    pred.score is not None
+                    and score is not None
+                    and abs(float(pred.score) - score) <= SCORE_TOLERANCE
+                ):
                     out.unchanged += 1
                 else:
                     project.client.update_prediction(int(pred.id), score=score)
                     out.updated += 1
         else:
             pred = ModelPrediction(version, boxes.get(image_id, []), uncertainty.get(image_id))
-            body = prediction_for(images[image_id], pred, project.classes, project.level,
-                                  project.taxonomy)
+            body = prediction_for(
+                images[image_id], pred, project.classes, project.level, project.taxonomy
+            )
             if score is not None:
                 body["score"] = score
             project.client.create_prediction(task_id, body)
@@ -126,8 +130,11 @@ def use_uncertainty_sampling(project: Project, version: str, current: Any = None
     """Point the project's queue at ``version``'s scores (uncertainty sampling on that
     model version); with ``current`` (the project as read) only when it differs.
     Returns whether it was changed."""
-    if current is not None and current.model_version == version and \
-            current.sampling == UNCERTAINTY_SAMPLING:
+    if (
+        current is not None
+        and current.model_version == version
+        and current.sampling == UNCERTAINTY_SAMPLING
+    ):
         return False
     project.client.update_project(project.id, model_version=version, sampling=UNCERTAINTY_SAMPLING)
     return True
@@ -155,8 +162,9 @@ class OrderResult:
         return text
 
 
-def annotation_scores(priorities: list[PriorityRecord], batch: list[int] | None = None
-                      ) -> dict[int, float]:
+def annotation_scores(
+    priorities: list[PriorityRecord], batch: list[int] | None = None
+) -> dict[int, float]:
     """image id -> prediction score (lower = asked first).
 
     ``priorities`` are the catalog's records (``image_id``, ``uncertainty``); ``batch`` the
@@ -186,15 +194,21 @@ def apply_order(
     rows = catalog.priorities(version)
     if not rows:
         raise WorkbenchError(
-            f"model {version} has no stored priorities: run `wb prioritize "
-            f"--model {version}` first"
+            f"model {version} has no stored priorities: run `wb prioritize --model {version}` first"
         )
     scores = annotation_scores(rows, batch)
     uncertainty = {r.image_id: r.uncertainty for r in rows}
-    written = write_scores(project, catalog, version, scores, uncertainty=uncertainty,
-                           on_progress=on_progress)
-    result = OrderResult(project.id, version, updated=written.updated, created=written.created,
-                         unchanged=written.unchanged, not_pushed=written.not_pushed)
+    written = write_scores(
+        project, catalog, version, scores, uncertainty=uncertainty, on_progress=on_progress
+    )
+    result = OrderResult(
+        project.id,
+        version,
+        updated=written.updated,
+        created=written.created,
+        unchanged=written.unchanged,
+        not_pushed=written.not_pushed,
+    )
     use_uncertainty_sampling(project, version)
     if written.task_of:
         result.first_image_id = min(written.task_of, key=lambda i: (scores[i], i))

@@ -127,10 +127,14 @@ def decide_task(
         boxes = result_boxes(chosen.result, *size)
         for b in boxes:
             b.annotator, b.annotation_id = chosen.annotator, chosen.annotation_id
-        disagreeing = [a for a in submitted if a is not chosen
-                       and not boxes_agree(boxes, result_boxes(a.result, *size))]
-    outcome = TaskOutcome(RECORD, chosen, boxes, disagreeing, None,
-                          skipped=chosen is None and bool(annotations))
+        disagreeing = [
+            a
+            for a in submitted
+            if a is not chosen and not boxes_agree(boxes, result_boxes(a.result, *size))
+        ]
+    outcome = TaskOutcome(
+        RECORD, chosen, boxes, disagreeing, None, skipped=chosen is None and bool(annotations)
+    )
     if _signature(annotations) == _signature(previous):
         outcome.action = UNCHANGED
         return outcome
@@ -167,10 +171,13 @@ def apply_outcome(
         result.skipped += 1
     if outcome.disagreeing:
         chosen = outcome.chosen
-        others = [{"annotation_id": a.annotation_id, "annotator": a.annotator,
-                   "n_boxes": a.n_boxes} for a in outcome.disagreeing]
+        others = [
+            {"annotation_id": a.annotation_id, "annotator": a.annotator, "n_boxes": a.n_boxes}
+            for a in outcome.disagreeing
+        ]
         result.disagreements.append(
-            Disagreement(image_id, task_id, chosen.annotation_id, chosen.annotator, others))
+            Disagreement(image_id, task_id, chosen.annotation_id, chosen.annotator, others)
+        )
     for a in annotations:
         a.chosen = a.annotation_id == outcome.source
     if outcome.action == UNCHANGED:

@@ -284,8 +284,9 @@ def _refresh_predictions(
     if not stale:
         return 0
     with_boxes = catalog.predictions(version, stale)  # images the model predicted
-    written = write_scores(project, catalog, version, dict.fromkeys(with_boxes),
-                           existing={}, uncertainty=uncertainty)
+    written = write_scores(
+        project, catalog, version, dict.fromkeys(with_boxes), existing={}, uncertainty=uncertainty
+    )
     return written.created
 
 

@@ -95,8 +95,7 @@ def find_executable() -> Path:
         if p.is_file() and os.access(p, os.X_OK):
             return p
         raise LabelStudioNotInstalled(
-            f"WB_LS_BIN={env} is not an executable file. "
-            f"Install Label Studio with: {SETUP_HINT}"
+            f"WB_LS_BIN={env} is not an executable file. Install Label Studio with: {SETUP_HINT}"
         )
     local = REPO_ROOT / ".venv-ls" / "bin" / "label-studio"
     if local.is_file():

@@ -185,7 +185,7 @@ def build_task(
     ``[]`` for a negative)."""
     if not image.width or not image.height:
         raise WorkbenchError(
-            f"image {image.id} ({image.path}) has no size in the catalog; " "re-ingest it"
+            f"image {image.id} ({image.path}) has no size in the catalog; re-ingest it"
         )
     hint_label = to_class(image.label, classes, level, taxonomy) or image.label
     version = pred.model_version if pred else None
@@ -271,8 +271,13 @@ def _all_paired(a: list[Box], b: list[Box], closeness) -> bool:
         return False
     unused = list(b)
     for box in a:
-        scored = [(c, o) for o in unused if o.label == box.label
-                  for c in [closeness(box, o)] if c is not None]
+        scored = [
+            (c, o)
+            for o in unused
+            if o.label == box.label
+            for c in [closeness(box, o)]
+            if c is not None
+        ]
         if not scored:
             return False
         unused.remove(max(scored, key=lambda t: t[0])[1])

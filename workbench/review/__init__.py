@@ -10,10 +10,17 @@
   until ``stop()``.
 - ``describe_review(ws)``: what the dataset holds (per sample and per view).
 """
+
 from __future__ import annotations
 
 from .environment import DEFAULT_APP_PORT, dataset_name, review_paths
 from .runner import ReviewApp, build_review, describe_review
 
-__all__ = ["DEFAULT_APP_PORT", "ReviewApp", "build_review", "dataset_name", "describe_review",
-           "review_paths"]
+__all__ = [
+    "DEFAULT_APP_PORT",
+    "ReviewApp",
+    "build_review",
+    "dataset_name",
+    "describe_review",
+    "review_paths",
+]

@@ -2,12 +2,13 @@
 
 Runs inside the FiftyOne worker process (see ``worker.py``), never in ``wb`` itself.
 """
+
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from ..catalog import Catalog
 from ..errors import WorkbenchError
@@ -39,11 +40,19 @@ def versions_with_predictions(catalog) -> list[ModelVersionInfo]:
     infos = []
     for v in catalog.versions_with_predictions():
         m = registered.get(v)
-        infos.append(ModelVersionInfo(v) if m is None else ModelVersionInfo(
-            v, m.parent, m.created_at, m.promoted, m.promoted_at, m.level))
-    return sorted(infos, key=lambda i: (i.version not in registered,
-                                        order.index(i.version) if i.version in registered else 0,
-                                        i.version))
+        infos.append(
+            ModelVersionInfo(v)
+            if m is None
+            else ModelVersionInfo(v, m.parent, m.created_at, m.promoted, m.promoted_at, m.level)
+        )
+    return sorted(
+        infos,
+        key=lambda i: (
+            i.version not in registered,
+            order.index(i.version) if i.version in registered else 0,
+            i.version,
+        ),
+    )
 
 
 def choose_model(infos: list[ModelVersionInfo], model: str | None) -> str | None:
@@ -53,8 +62,10 @@ def choose_model(infos: list[ModelVersionInfo], model: str | None) -> str | None
     if model is not None:
         if model not in versions:
             known = ", ".join(versions) or "none yet (run `wb retrain` first)"
-            raise WorkbenchError(f"model version '{model}' has no predictions in the catalog. "
-                                 f"Versions with predictions: {known}")
+            raise WorkbenchError(
+                f"model version '{model}' has no predictions in the catalog. "
+                f"Versions with predictions: {known}"
+            )
         return model
     promoted = [i for i in infos if i.promoted]
     if promoted:
@@ -75,8 +86,9 @@ def previous_model(infos: list[ModelVersionInfo], model: str | None) -> str | No
     return versions[idx - 1] if idx > 0 else None
 
 
-def build_review_dataset(ws, model: str | None = None,
-                         on_progress: Callable[[int, int], None] | None = None) -> dict:
+def build_review_dataset(
+    ws, model: str | None = None, on_progress: Callable[[int, int], None] | None = None
+) -> dict:
     """Bring the workspace's review dataset up to date; returns the summary
     ``wb review --json`` prints."""
     started = time.monotonic()
@@ -86,10 +98,13 @@ def build_review_dataset(ws, model: str | None = None,
         selected = choose_model(infos, model)
         previous = previous_model(infos, selected)
         versions = [i.version for i in infos]
-        level = next((i.level for i in infos if i.version == selected and i.level), None) \
+        level = (
+            next((i.level for i in infos if i.version == selected and i.level), None)
             or ws.model_level()
-        samples, unc_version = read_review_samples(catalog, ws.taxonomy, level, versions,
-                                                   uncertainty_version=selected)
+        )
+        samples, unc_version = read_review_samples(
+            catalog, ws.taxonomy, level, versions, uncertainty_version=selected
+        )
     finally:
         catalog.close()
 
@@ -129,24 +144,56 @@ def describe_review_dataset(ws) -> dict:
         raise WorkbenchError(f"no review dataset yet for {ws.root}; run `wb review --no-launch`")
     ds = fo.load_dataset(name)
     schema = ds.get_field_schema()
-    count_fields = sorted(f for f in schema if f.startswith("eval_") and
-                          f.rsplit("_", 1)[-1] in ("tp", "fp", "fn"))
+    count_fields = sorted(
+        f for f in schema if f.startswith("eval_") and f.rsplit("_", 1)[-1] in ("tp", "fp", "fn")
+    )
     label_fields = ["ground_truth"] + sorted(f for f in schema if f.startswith("pred_"))
     samples = []
-    for s in ds.select_fields(["wb_image_id", "filepath", "split", "status", "annotated",
-                               "dedup_group", "uncertainty", *label_fields, *count_fields]):
-        entry = {"image_id": s["wb_image_id"], "filepath": s.filepath, "split": s["split"],
-                 "status": s["status"], "annotated": s["annotated"],
-                 "dedup_group": s["dedup_group"], "uncertainty": s["uncertainty"]}
+    for s in ds.select_fields(
+        [
+            "wb_image_id",
+            "filepath",
+            "split",
+            "status",
+            "annotated",
+            "dedup_group",
+            "uncertainty",
+            *label_fields,
+            *count_fields,
+        ]
+    ):
+        entry = {
+            "image_id": s["wb_image_id"],
+            "filepath": s.filepath,
+            "split": s["split"],
+            "status": s["status"],
+            "annotated": s["annotated"],
+            "dedup_group": s["dedup_group"],
+            "uncertainty": s["uncertainty"],
+        }
         for f in label_fields:
             dets = s[f]
-            entry[f] = None if dets is None else [
-                {"label": d.label, "bounding_box": list(d.bounding_box),
-                 "confidence": d.confidence, **({"probs": d["probs"]} if d.has_field("probs") else {})}
-                for d in dets.detections]
+            entry[f] = (
+                None
+                if dets is None
+                else [
+                    {
+                        "label": d.label,
+                        "bounding_box": list(d.bounding_box),
+                        "confidence": d.confidence,
+                        **({"probs": d["probs"]} if d.has_field("probs") else {}),
+                    }
+                    for d in dets.detections
+                ]
+            )
         for f in count_fields:
             entry[f] = s[f]
         samples.append(entry)
     views = {v: sorted(ds.load_saved_view(v).values("wb_image_id")) for v in ds.list_saved_views()}
-    return {"dataset": name, "samples": samples, "views": views,
-            "evaluations": ds.list_evaluations(), "info": dict(ds.info)}
+    return {
+        "dataset": name,
+        "samples": samples,
+        "views": views,
+        "evaluations": ds.list_evaluations(),
+        "info": dict(ds.info),
+    }

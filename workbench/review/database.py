@@ -11,6 +11,7 @@ A second ``wb`` process on the same workspace attaches to the running server
 The server dies with the process that started it (Linux parent-death signal), so
 a killed ``wb review`` leaves no database behind.
 """
+
 from __future__ import annotations
 
 import json
@@ -68,21 +69,43 @@ class ReviewDatabase:
         port = free_port(APP_ADDRESS)
         log_path = paths.log_dir / "mongod.log"
         log_offset = log_path.stat().st_size if log_path.exists() else 0
-        cmd = [str(mongod), "--dbpath", str(paths.database_dir), "--port", str(port),
-               "--bind_ip", APP_ADDRESS, "--nounixsocket", "--logpath", str(log_path),
-               "--logappend", "--wiredTigerCacheSizeGB", "0.25"]
+        cmd = [
+            str(mongod),
+            "--dbpath",
+            str(paths.database_dir),
+            "--port",
+            str(port),
+            "--bind_ip",
+            APP_ADDRESS,
+            "--nounixsocket",
+            "--logpath",
+            str(log_path),
+            "--logappend",
+            "--wiredTigerCacheSizeGB",
+            "0.25",
+        ]
         try:
             # what mongod prints before its log is open (bad options) lands in the log too
-            server = spawn("the review database", cmd, log_path, die_with_parent=True,
-                           stop_timeout=STOP_TIMEOUT)
+            server = spawn(
+                "the review database",
+                cmd,
+                log_path,
+                die_with_parent=True,
+                stop_timeout=STOP_TIMEOUT,
+            )
         except OSError as exc:
             raise ServiceError(f"cannot run FiftyOne's MongoDB server {mongod}: {exc}") from None
         server.wait_healthy(
-            lambda: port_open(port, APP_ADDRESS), timeout, interval=0.1,
+            lambda: port_open(port, APP_ADDRESS),
+            timeout,
+            interval=0.1,
             hint=" (is the machine overloaded?)",
-            exit_message=lambda code: cls._failure_message(paths, code, log_path, log_offset))
-        write_pid_file(paths.database_state, {"pid": server.pid, "port": port,
-                                              "dbpath": str(paths.database_dir)})
+            exit_message=lambda code: cls._failure_message(paths, code, log_path, log_offset),
+        )
+        write_pid_file(
+            paths.database_state,
+            {"pid": server.pid, "port": port, "dbpath": str(paths.database_dir)},
+        )
         log.info("review database started: pid %d, port %d", server.pid, port)
         return cls(paths, port, server)
 
@@ -104,8 +127,9 @@ class ReviewDatabase:
     @staticmethod
     def _running(paths: ReviewPaths) -> int | None:
         """The port of this workspace's live server, or None (stale state is removed)."""
-        record = read_pid_file(paths.database_state,
-                               is_ours=lambda argv: str(paths.database_dir) in argv)
+        record = read_pid_file(
+            paths.database_state, is_ours=lambda argv: str(paths.database_dir) in argv
+        )
         port = record.get("port") if record else None
         if isinstance(port, int) and port_open(port, APP_ADDRESS):
             return port
@@ -113,8 +137,7 @@ class ReviewDatabase:
         return None
 
     @staticmethod
-    def _failure_message(paths: ReviewPaths, code: int, log_path: Path,
-                         log_offset: int = 0) -> str:
+    def _failure_message(paths: ReviewPaths, code: int, log_path: Path, log_offset: int = 0) -> str:
         """The first error MongoDB logged in this run, and what the user can do."""
         reasons, printed = [], []
         try:
@@ -133,16 +156,24 @@ class ReviewDatabase:
                 continue
             if entry.get("s") in ("E", "F"):
                 err = entry.get("attr", {}).get("error")
-                detail = (err.get("errmsg") or err.get("codeName")) if isinstance(err, dict) else err
+                detail = (
+                    (err.get("errmsg") or err.get("codeName")) if isinstance(err, dict) else err
+                )
                 reasons.append(" ".join(str(x) for x in (entry.get("msg"), detail) if x).strip())
         if not reasons and "".join(printed).strip():
             reasons.append(" ".join(" ".join(printed).split()))
         reason = reasons[0] if reasons else f"exit code {code}"
         if any("DBPathInUse" in r or "lock" in r.lower() for r in reasons):
-            hint = ("Another MongoDB server is using this folder: stop the other "
-                    "`wb review` on this workspace.")
+            hint = (
+                "Another MongoDB server is using this folder: stop the other "
+                "`wb review` on this workspace."
+            )
         else:
-            hint = (f"The review dataset is rebuilt from the catalog, so you can move "
-                    f"{paths.database_dir} aside and run `wb review` again.")
-        return (f"the review database (MongoDB, {paths.database_dir}) failed to start: "
-                f"{reason}. {hint} Log: {log_path}")
+            hint = (
+                f"The review dataset is rebuilt from the catalog, so you can move "
+                f"{paths.database_dir} aside and run `wb review` again."
+            )
+        return (
+            f"the review database (MongoDB, {paths.database_dir}) failed to start: "
+            f"{reason}. {hint} Log: {log_path}"
+        )

@@ -6,11 +6,12 @@ is set: fiftyone is imported inside the functions. Each sample keeps, in
 writes only the groups whose hash changed, adds new images, and deletes samples
 of images that left the catalog.
 """
+
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from .samples import BASE_GROUP, GT_FIELD, SCALAR_FIELDS, ReviewSample
 
@@ -33,8 +34,13 @@ class SyncStats:
     removed_fields: tuple[str, ...] = ()
 
     def as_dict(self) -> dict:
-        return {"added": self.added, "updated": self.updated, "removed": self.removed,
-                "unchanged": self.unchanged, "removed_fields": list(self.removed_fields)}
+        return {
+            "added": self.added,
+            "updated": self.updated,
+            "removed": self.removed,
+            "unchanged": self.unchanged,
+            "removed_fields": list(self.removed_fields),
+        }
 
 
 def open_dataset(name: str):
@@ -46,11 +52,17 @@ def open_dataset(name: str):
     ds = fo.Dataset(name, persistent=True)
     ds.add_sample_field(KEY_FIELD, fo.IntField)
     ds.add_sample_field(SYNC_FIELD, fo.DictField)
-    for fname, ftype in (("image_label", fo.StringField), ("split", fo.StringField),
-                         ("status", fo.StringField), ("annotated", fo.BooleanField),
-                         ("dedup_group", fo.IntField), ("dedup_kind", fo.StringField),
-                         ("dedup_keep", fo.BooleanField), ("uncertainty", fo.FloatField),
-                         ("priority_rank", fo.IntField)):
+    for fname, ftype in (
+        ("image_label", fo.StringField),
+        ("split", fo.StringField),
+        ("status", fo.StringField),
+        ("annotated", fo.BooleanField),
+        ("dedup_group", fo.IntField),
+        ("dedup_kind", fo.StringField),
+        ("dedup_keep", fo.BooleanField),
+        ("uncertainty", fo.FloatField),
+        ("priority_rank", fo.IntField),
+    ):
         ds.add_sample_field(fname, ftype)
     ds.add_sample_field(GT_FIELD, fo.EmbeddedDocumentField, embedded_doc_type=fo.Detections)
     ds.create_index(KEY_FIELD, unique=True)
@@ -62,8 +74,9 @@ def _detections(boxes: list[dict] | None):
 
     if boxes is None:
         return None
-    return fo.Detections(detections=[
-        fo.Detection(**{k: v for k, v in b.items() if v is not None}) for b in boxes])
+    return fo.Detections(
+        detections=[fo.Detection(**{k: v for k, v in b.items() if v is not None}) for b in boxes]
+    )
 
 
 def _metadata(s: ReviewSample):
@@ -91,15 +104,19 @@ def _new_sample(s: ReviewSample):
 def _group_values(s: ReviewSample, group: str) -> dict:
     """Field -> value for one field group of a sample."""
     if group == BASE_GROUP:
-        return {"filepath": s.filepath, "metadata": _metadata(s),
-                **{k: s.fields.get(k) for k in SCALAR_FIELDS}}
+        return {
+            "filepath": s.filepath,
+            "metadata": _metadata(s),
+            **{k: s.fields.get(k) for k in SCALAR_FIELDS},
+        }
     if group == GT_FIELD:
         return {GT_FIELD: _detections(s.ground_truth)}
     return {group: _detections(s.predictions[group])}
 
 
-def sync_dataset(ds, samples: list[ReviewSample], pred_fields: list[str],
-                 on_progress: ProgressFn | None = None) -> SyncStats:
+def sync_dataset(
+    ds, samples: list[ReviewSample], pred_fields: list[str], on_progress: ProgressFn | None = None
+) -> SyncStats:
     """Make ``ds`` hold exactly ``samples``; returns what changed."""
     import fiftyone as fo
 
@@ -122,7 +139,7 @@ def sync_dataset(ds, samples: list[ReviewSample], pred_fields: list[str],
 
     total, done = len(samples), 0
     new: list = []
-    updates: dict[str, dict[str, object]] = {}   # field -> {sample id: value}
+    updates: dict[str, dict[str, object]] = {}  # field -> {sample id: value}
     sync_updates: dict[str, dict] = {}
     for s in samples:
         hashes = s.hashes()

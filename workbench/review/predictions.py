@@ -4,9 +4,10 @@
 needs); review compares models against ground truth, so it needs them on the annotated
 images too. Runs in the `wb` process (torch), before the FiftyOne worker syncs.
 """
+
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 ProgressFor = Callable[[str], Callable[[int, int], None] | None]
 
@@ -19,18 +20,19 @@ def versions_to_review(ws, catalog, model: str | None = None) -> list[str]:
     registry = Registry.of(ws, catalog)
     versions = [mv.version for mv in registry.list()]
     if not versions or (model is not None and model not in versions):
-        return []   # the review build names the versions it knows
+        return []  # the review build names the versions it knows
     chosen = registry.resolve(model)
     out = [chosen.version]
     if chosen.parent in versions:
         out.append(chosen.parent)
-    elif versions.index(chosen.version) > 0:   # as the review build does: the one before
+    elif versions.index(chosen.version) > 0:  # as the review build does: the one before
         out.append(versions[versions.index(chosen.version) - 1])
     return out
 
 
-def ensure_predictions(ws, catalog, model: str | None = None,
-                       progress_for: ProgressFor | None = None) -> dict[str, int]:
+def ensure_predictions(
+    ws, catalog, model: str | None = None, progress_for: ProgressFor | None = None
+) -> dict[str, int]:
     """Predict, for each version to review, the active annotated images it has no
     predictions for. Returns {version: images predicted now}."""
     from ..detection.predict import predict_catalog

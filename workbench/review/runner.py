@@ -3,6 +3,7 @@
 ``build_review`` builds/updates the dataset and returns the summary;
 ``ReviewApp`` builds, launches the App and keeps it up until ``stop()``.
 """
+
 from __future__ import annotations
 
 import json
@@ -26,13 +27,28 @@ STOP_TIMEOUT = 60.0  # seconds for the App and the database to close before SIGK
 class WorkerProcess:
     """One ``python -m workbench.review.worker`` run; its events come as dicts."""
 
-    def __init__(self, ws, command: str, model: str | None = None,
-                 port: int = DEFAULT_APP_PORT, verbose: int = 0, args: Sequence[str] = ()):
+    def __init__(
+        self,
+        ws,
+        command: str,
+        model: str | None = None,
+        port: int = DEFAULT_APP_PORT,
+        verbose: int = 0,
+        args: Sequence[str] = (),
+    ):
         self.ws = ws
         self.paths = review_paths(ws).ensure()
         self.log_path: Path = self.paths.log_dir / "worker.log"
-        argv = [sys.executable, "-m", "workbench.review.worker", command,
-                "--workspace", str(ws.root), "--port", str(port)]
+        argv = [
+            sys.executable,
+            "-m",
+            "workbench.review.worker",
+            command,
+            "--workspace",
+            str(ws.root),
+            "--port",
+            str(port),
+        ]
         if model is not None:
             argv += ["--model", model]
         argv += ["-v"] * verbose
@@ -41,9 +57,16 @@ class WorkerProcess:
         # own session: a Ctrl-C in the terminal reaches only `wb`, which then stops
         # the worker in order (App, then database); and the worker dies with `wb`.
         # Stopping signals the worker alone, so that it can keep that order.
-        self.service = spawn("the FiftyOne worker", argv, self.log_path, env=env,
-                             stdout_pipe=True, die_with_parent=True, stop_timeout=STOP_TIMEOUT,
-                             signal_group=False)
+        self.service = spawn(
+            "the FiftyOne worker",
+            argv,
+            self.log_path,
+            env=env,
+            stdout_pipe=True,
+            die_with_parent=True,
+            stop_timeout=STOP_TIMEOUT,
+            signal_group=False,
+        )
         self.process = self.service.process
 
     @property
@@ -68,8 +91,9 @@ class WorkerProcess:
                 self.wait()
                 raise WorkbenchError(msg["message"])
         code = self.wait()
-        raise ServiceError(f"the FiftyOne worker ended (exit code {code}) before '{event}'; "
-                           f"see {self.log_path}")
+        raise ServiceError(
+            f"the FiftyOne worker ended (exit code {code}) before '{event}'; see {self.log_path}"
+        )
 
     def wait(self, timeout: float | None = None) -> int:
         code = self.process.wait(timeout)
@@ -87,8 +111,9 @@ class WorkerProcess:
             self.process.stdout.close()
 
 
-def run_worker(ws, command: str, event: str, on_progress: ProgressFn | None = None,
-               **options) -> dict:
+def run_worker(
+    ws, command: str, event: str, on_progress: ProgressFn | None = None, **options
+) -> dict:
     """Run one worker command to its end and return its ``event``; the worker is
     stopped whatever happens (``options``: ``WorkerProcess``'s)."""
     worker = WorkerProcess(ws, command, **options)
@@ -100,14 +125,14 @@ def run_worker(ws, command: str, event: str, on_progress: ProgressFn | None = No
         worker.stop()
 
 
-def build_review(ws, model: str | None = None, on_progress: ProgressFn | None = None,
-                 verbose: int = 0) -> dict:
+def build_review(
+    ws, model: str | None = None, on_progress: ProgressFn | None = None, verbose: int = 0
+) -> dict:
     """Build or update the review dataset, its evaluations and saved views.
 
     Returns ``{"dataset", "samples", "views", "evaluations", ...}`` (see
     ``build.build_review_dataset``)."""
-    return run_worker(ws, "build", "built", on_progress, model=model,
-                      verbose=verbose)["summary"]
+    return run_worker(ws, "build", "built", on_progress, model=model, verbose=verbose)["summary"]
 
 
 def describe_review(ws) -> dict:
@@ -121,19 +146,22 @@ class ReviewApp:
     ``with ReviewApp(ws) as app: app.start(); print(app.url); app.wait()``
     """
 
-    def __init__(self, ws, model: str | None = None, port: int = DEFAULT_APP_PORT,
-                 verbose: int = 0):
+    def __init__(
+        self, ws, model: str | None = None, port: int = DEFAULT_APP_PORT, verbose: int = 0
+    ):
         self.ws, self.model, self.port, self.verbose = ws, model, port, verbose
         self.worker: WorkerProcess | None = None
         self.summary: dict | None = None
         self.url: str | None = None
         self.view_urls: dict[str, str] = {}
 
-    def start(self, on_progress: ProgressFn | None = None,
-              on_built: Callable[[dict], None] | None = None) -> dict:
+    def start(
+        self, on_progress: ProgressFn | None = None, on_built: Callable[[dict], None] | None = None
+    ) -> dict:
         """Blocks until the App answers; returns the build summary."""
-        self.worker = WorkerProcess(self.ws, "serve", model=self.model, port=self.port,
-                                    verbose=self.verbose)
+        self.worker = WorkerProcess(
+            self.ws, "serve", model=self.model, port=self.port, verbose=self.verbose
+        )
         try:
             self.summary = self.worker.until("built", on_progress)["summary"]
             if on_built:

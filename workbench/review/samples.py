@@ -4,6 +4,7 @@ One ``ReviewSample`` per image, with boxes already in FiftyOne's relative
 ``[x, y, width, height]`` and a content hash per field group, so the dataset
 sync (``dataset.py``) can skip what has not changed. Nothing here imports fiftyone.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -23,8 +24,17 @@ REVIEW_STATUSES = ("active", "duplicate", "conflict")
 GT_FIELD = "ground_truth"
 BASE_GROUP = "base"
 # Scalar sample fields, in the order the App's sidebar shows them.
-SCALAR_FIELDS = ("image_label", "split", "status", "annotated", "dedup_group", "dedup_kind",
-                 "dedup_keep", "uncertainty", "priority_rank")
+SCALAR_FIELDS = (
+    "image_label",
+    "split",
+    "status",
+    "annotated",
+    "dedup_group",
+    "dedup_kind",
+    "dedup_keep",
+    "uncertainty",
+    "priority_rank",
+)
 
 
 def field_key(version: str) -> str:
@@ -37,8 +47,9 @@ def pred_field(version: str) -> str:
     return f"pred_{field_key(version)}"
 
 
-def relative_box(x1: float, y1: float, x2: float, y2: float, width: int, height: int
-                 ) -> list[float]:
+def relative_box(
+    x1: float, y1: float, x2: float, y2: float, width: int, height: int
+) -> list[float]:
     """Pixel xyxy (EXIF-corrected frame) -> FiftyOne relative [x, y, w, h]."""
     return [x1 / width, y1 / height, (x2 - x1) / width, (y2 - y1) / height]
 
@@ -54,14 +65,16 @@ class ReviewSample:
     width: int | None
     height: int | None
     fields: dict
-    ground_truth: list[dict] | None   # None: not annotated; [] annotated, no objects
+    ground_truth: list[dict] | None  # None: not annotated; [] annotated, no objects
     predictions: dict[str, list[dict] | None] = field(default_factory=dict)  # pred field -> boxes
 
     def hashes(self) -> dict[str, str]:
         """Content hash per field group: ``base`` (file and scalars), ``ground_truth``,
         and one per predictions field."""
-        out = {BASE_GROUP: content_hash([self.filepath, self.width, self.height, self.fields]),
-               GT_FIELD: content_hash(self.ground_truth)}
+        out = {
+            BASE_GROUP: content_hash([self.filepath, self.width, self.height, self.fields]),
+            GT_FIELD: content_hash(self.ground_truth),
+        }
         for name, boxes in self.predictions.items():
             out[name] = content_hash(boxes)
         return out
@@ -77,8 +90,9 @@ def _dedup_membership(catalog) -> dict[int, dict]:
     groups = sorted(catalog.dup_groups(), key=lambda g: (g.kind != "conflict", g.id))
     for g in groups:
         for m in g.members:
-            out.setdefault(m.image_id, {"dedup_group": g.id, "dedup_kind": g.kind,
-                                        "dedup_keep": bool(m.keep)})
+            out.setdefault(
+                m.image_id, {"dedup_group": g.id, "dedup_kind": g.kind, "dedup_keep": bool(m.keep)}
+            )
     return out
 
 
@@ -94,9 +108,13 @@ def _uncertainty(catalog, version: str | None) -> tuple[str | None, dict[int, tu
     return version, {r.image_id: (r.uncertainty, r.rank) for r in rows}
 
 
-def read_review_samples(catalog, taxonomy: Taxonomy, level: str, versions: list[str],
-                        uncertainty_version: str | None = None
-                        ) -> tuple[list[ReviewSample], str | None]:
+def read_review_samples(
+    catalog,
+    taxonomy: Taxonomy,
+    level: str,
+    versions: list[str],
+    uncertainty_version: str | None = None,
+) -> tuple[list[ReviewSample], str | None]:
     """The samples the review dataset should hold, and the version whose uncertainty
     they carry (``None`` when nothing was prioritised)."""
     images = catalog.images(status=REVIEW_STATUSES)
@@ -106,19 +124,23 @@ def read_review_samples(catalog, taxonomy: Taxonomy, level: str, versions: list[
     predictions = {v: catalog.predictions(v) for v in versions}
     names = {v: pred_field(v) for v in versions}
     if len(set(names.values())) != len(names):
-        raise WorkbenchError(f"model versions {versions} map to the same FiftyOne field names; "
-                             "rename one of them")
+        raise WorkbenchError(
+            f"model versions {versions} map to the same FiftyOne field names; rename one of them"
+        )
 
     out = []
     for im in images:
         w, h = im.width, im.height
         sized = bool(w and h)
         if not sized:
-            log.warning("image %d (%s) has no size in the catalog; its boxes are left out",
-                        im.id, im.path)
+            log.warning(
+                "image %d (%s) has no size in the catalog; its boxes are left out", im.id, im.path
+            )
         unc = uncertainty.get(im.id)
         fields = {
-            "image_label": im.label, "split": im.split, "status": im.status,
+            "image_label": im.label,
+            "split": im.split,
+            "status": im.status,
             "annotated": bool(im.annotated),
             **dedup.get(im.id, {"dedup_group": None, "dedup_kind": None, "dedup_keep": None}),
             "uncertainty": unc[0] if unc else None,
@@ -126,17 +148,29 @@ def read_review_samples(catalog, taxonomy: Taxonomy, level: str, versions: list[
         }
         gt = None
         if im.annotated and sized:
-            gt = [{"label": _mapped(taxonomy, b.label, level),
-                   "bounding_box": relative_box(b.x1, b.y1, b.x2, b.y2, w, h),
-                   "annotator": b.annotator}
-                  for b in boxes.get(im.id, [])]
+            gt = [
+                {
+                    "label": _mapped(taxonomy, b.label, level),
+                    "bounding_box": relative_box(b.x1, b.y1, b.x2, b.y2, w, h),
+                    "annotator": b.annotator,
+                }
+                for b in boxes.get(im.id, [])
+            ]
         preds: dict[str, list[dict] | None] = {}
         for v in versions:
             dets = predictions[v].get(im.id)
-            preds[names[v]] = None if dets is None or not sized else [
-                {"label": _mapped(taxonomy, d["label"], level),
-                 "bounding_box": relative_box(d["x1"], d["y1"], d["x2"], d["y2"], w, h),
-                 "confidence": d.get("score"), "probs": d.get("probs") or {}}
-                for d in dets]
+            preds[names[v]] = (
+                None
+                if dets is None or not sized
+                else [
+                    {
+                        "label": _mapped(taxonomy, d["label"], level),
+                        "bounding_box": relative_box(d["x1"], d["y1"], d["x2"], d["y2"], w, h),
+                        "confidence": d.get("score"),
+                        "probs": d.get("probs") or {},
+                    }
+                    for d in dets
+                ]
+            )
         out.append(ReviewSample(im.id, im.path, w, h, fields, gt, preds))
     return out, unc_version

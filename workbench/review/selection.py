@@ -4,6 +4,7 @@
 ``select_review`` is the ``wb`` side that runs that worker and returns its answer.
 What to do with the images (send them to Label Studio) is the caller's business.
 """
+
 from __future__ import annotations
 
 from ..errors import WorkbenchError
@@ -32,13 +33,17 @@ def select_samples(ws, view: str | None = None, tag: str | None = None) -> dict:
         raise WorkbenchError("say which images: a saved view's name, or --tag TAG")
     name = dataset_name(ws)
     if not fo.dataset_exists(name):
-        raise NoReviewDataset(f"no review dataset yet for {ws.root}; run `wb review --no-launch` "
-                              "(or `wb review`) first, then send one of its views")
+        raise NoReviewDataset(
+            f"no review dataset yet for {ws.root}; run `wb review --no-launch` "
+            "(or `wb review`) first, then send one of its views"
+        )
     ds = fo.load_dataset(name)
     views = ds.list_saved_views()
     if view is not None and not ds.has_saved_view(view):
-        raise UnknownReviewView(f"review dataset {name} has no saved view '{view}'. Saved views: "
-                                f"{', '.join(views) or 'none (run `wb review --no-launch`)'}")
+        raise UnknownReviewView(
+            f"review dataset {name} has no saved view '{view}'. Saved views: "
+            f"{', '.join(views) or 'none (run `wb review --no-launch`)'}"
+        )
     selected = ds.load_saved_view(view) if view is not None else ds
     sample_ids = selected.values("id")
     image_ids = selected.values("wb_image_id")
@@ -56,8 +61,14 @@ def select_samples(ws, view: str | None = None, tag: str | None = None) -> dict:
             continue
         seen.add(image_id)
         samples.append({"image_id": int(image_id), "filepath": filepath})
-    return {"dataset": name, "view": view, "tag": tag, "samples": samples, "views": views,
-            "tags": tags}
+    return {
+        "dataset": name,
+        "view": view,
+        "tag": tag,
+        "samples": samples,
+        "views": views,
+        "tags": tags,
+    }
 
 
 def select_review(ws, view: str | None = None, tag: str | None = None, verbose: int = 0) -> dict:

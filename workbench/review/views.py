@@ -4,6 +4,7 @@ Names are already URL slugs, so the name is the slug. The views are rebuilt on
 every run (cheap: a saved view is its stages, not a copy of the samples); views
 this module saved earlier that no longer apply are deleted.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -28,8 +29,13 @@ def _error_count(keys: EvalKeys):
     return F(f"{keys.classwise}_fp") + F(f"{keys.classwise}_fn")
 
 
-def review_views(ds, model: str | None, previous: str | None,
-                 high_confidence: float = HIGH_CONFIDENCE, top_n: int = TOP_N) -> list[ViewSpec]:
+def review_views(
+    ds,
+    model: str | None,
+    previous: str | None,
+    high_confidence: float = HIGH_CONFIDENCE,
+    top_n: int = TOP_N,
+) -> list[ViewSpec]:
     """The views for ``model`` (and, with ``previous``, what it fixed and broke)."""
     from fiftyone import ViewField as F
 
@@ -38,44 +44,63 @@ def review_views(ds, model: str | None, previous: str | None,
         k = EvalKeys(model)
         ev = evaluated_view(ds)
         specs += [
-            ViewSpec("high-confidence-false-positives",
-                     f"{model}: boxes with confidence >= {high_confidence} that match no "
-                     "ground truth of their class",
-                     ev.filter_labels(k.pred_field, (F(k.classwise) == "fp")
-                                      & (F("confidence") >= high_confidence))
-                     .sort_by(f"{k.classwise}_fp", reverse=True)),
-            ViewSpec("missed-ground-truth",
-                     f"{model}: ground-truth boxes the model did not find",
-                     ev.filter_labels("ground_truth", F(k.classwise) == "fn")
-                     .sort_by(f"{k.classwise}_fn", reverse=True)),
-            ViewSpec("class-confusions",
-                     f"{model}: boxes in the right place with the wrong class",
-                     ev.filter_labels(k.pred_field, (F(k.agnostic) == "fp")
-                                      & (F(f"{k.agnostic}_id") != ""))),
-            ViewSpec("worst-images",
-                     f"{model}: the {top_n} images with the most false positives + misses",
-                     ev.match(_error_count(k) > 0).sort_by(_error_count(k), reverse=True)
-                     .limit(top_n)),
+            ViewSpec(
+                "high-confidence-false-positives",
+                f"{model}: boxes with confidence >= {high_confidence} that match no "
+                "ground truth of their class",
+                ev.filter_labels(
+                    k.pred_field, (F(k.classwise) == "fp") & (F("confidence") >= high_confidence)
+                ).sort_by(f"{k.classwise}_fp", reverse=True),
+            ),
+            ViewSpec(
+                "missed-ground-truth",
+                f"{model}: ground-truth boxes the model did not find",
+                ev.filter_labels("ground_truth", F(k.classwise) == "fn").sort_by(
+                    f"{k.classwise}_fn", reverse=True
+                ),
+            ),
+            ViewSpec(
+                "class-confusions",
+                f"{model}: boxes in the right place with the wrong class",
+                ev.filter_labels(
+                    k.pred_field, (F(k.agnostic) == "fp") & (F(f"{k.agnostic}_id") != "")
+                ),
+            ),
+            ViewSpec(
+                "worst-images",
+                f"{model}: the {top_n} images with the most false positives + misses",
+                ev.match(_error_count(k) > 0).sort_by(_error_count(k), reverse=True).limit(top_n),
+            ),
         ]
         if previous is not None:
             p = EvalKeys(previous)
             specs += [
-                ViewSpec("fixed-by-new-model",
-                         f"images where {model} makes fewer errors than {previous}",
-                         ev.match(_error_count(p) > _error_count(k))
-                         .sort_by(_error_count(p) - _error_count(k), reverse=True)),
-                ViewSpec("broken-by-new-model",
-                         f"images where {model} makes more errors than {previous}",
-                         ev.match(_error_count(k) > _error_count(p))
-                         .sort_by(_error_count(k) - _error_count(p), reverse=True)),
+                ViewSpec(
+                    "fixed-by-new-model",
+                    f"images where {model} makes fewer errors than {previous}",
+                    ev.match(_error_count(p) > _error_count(k)).sort_by(
+                        _error_count(p) - _error_count(k), reverse=True
+                    ),
+                ),
+                ViewSpec(
+                    "broken-by-new-model",
+                    f"images where {model} makes more errors than {previous}",
+                    ev.match(_error_count(k) > _error_count(p)).sort_by(
+                        _error_count(k) - _error_count(p), reverse=True
+                    ),
+                ),
             ]
     specs += [
-        ViewSpec("duplicates-and-conflicts",
-                 "images in duplicate groups and cross-class conflicts, group by group",
-                 ds.exists("dedup_group").sort_by("dedup_group")),
-        ViewSpec("most-uncertain",
-                 f"the {top_n} images the model is least sure of (from `wb prioritize`)",
-                 ds.exists("uncertainty").sort_by("uncertainty", reverse=True).limit(top_n)),
+        ViewSpec(
+            "duplicates-and-conflicts",
+            "images in duplicate groups and cross-class conflicts, group by group",
+            ds.exists("dedup_group").sort_by("dedup_group"),
+        ),
+        ViewSpec(
+            "most-uncertain",
+            f"the {top_n} images the model is least sure of (from `wb prioritize`)",
+            ds.exists("uncertainty").sort_by("uncertainty", reverse=True).limit(top_n),
+        ),
     ]
     return specs
 

@@ -12,6 +12,7 @@ its MongoDB and App server stop with it.
 Protocol: one JSON object per line on stdout (``progress``, ``built``, ``ready``,
 ``described``, ``selected``, ``error``); logs and FiftyOne's own output go to stderr.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -54,10 +55,12 @@ def _private_stdout() -> Protocol:
 
 
 def _database_error(exc: BaseException, paths) -> ServiceError:
-    return ServiceError(f"the review database at {paths.database_dir} is not usable: "
-                        f"{type(exc).__name__}: {exc}. The review dataset is rebuilt from the "
-                        f"catalog, so you can move {paths.database_dir} aside and run "
-                        "`wb review` again")
+    return ServiceError(
+        f"the review database at {paths.database_dir} is not usable: "
+        f"{type(exc).__name__}: {exc}. The review dataset is rebuilt from the "
+        f"catalog, so you can move {paths.database_dir} aside and run "
+        "`wb review` again"
+    )
 
 
 def _url(port: int, dataset: str, view: str | None = None) -> str:
@@ -70,8 +73,9 @@ def run(args: argparse.Namespace, out: Protocol) -> int:
     paths = review_paths(ws).ensure()
     os.environ.update(fiftyone_env(paths, args.port))
     if args.command == "serve" and port_open(args.port, APP_ADDRESS):
-        raise ServiceError(f"port {args.port} on {APP_ADDRESS} is already in use; "
-                           "choose another with --port")
+        raise ServiceError(
+            f"port {args.port} on {APP_ADDRESS} is already in use; choose another with --port"
+        )
     db = ReviewDatabase.start(paths)
     # Stop the database at exit, registered before FiftyOne registers its own exit
     # hooks: atexit runs last-in first-out, so FiftyOne's cleanup still finds the
@@ -100,8 +104,10 @@ def run(args: argparse.Namespace, out: Protocol) -> int:
         out.send("selected", **select_samples(ws, view=args.view, tag=args.tag))
         return 0
     summary = build_review_dataset(
-        ws, model=args.model,
-        on_progress=lambda done, total: out.send("progress", done=done, total=total))
+        ws,
+        model=args.model,
+        on_progress=lambda done, total: out.send("progress", done=done, total=total),
+    )
     out.send("built", summary=summary)
     if args.command == "serve":
         _serve(summary["dataset"], args.port, out)
@@ -117,9 +123,12 @@ def _serve(name: str, port: int, out: Protocol) -> None:
         signal.signal(sig, lambda *_: stop.set())
     ds = fo.load_dataset(name)
     fo.launch_app(ds, remote=True, address=APP_ADDRESS, port=port, auto=False)
-    out.send("ready", url=_url(port, name), port=port,
-             views={v: _url(port, name, fou.to_slug(v))
-                    for v in ds.list_saved_views()})
+    out.send(
+        "ready",
+        url=_url(port, name),
+        port=port,
+        views={v: _url(port, name, fou.to_slug(v)) for v in ds.list_saved_views()},
+    )
     try:
         while not stop.wait(1.0):
             pass
@@ -138,8 +147,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--view", default=None, help="select: a saved view's name")
     parser.add_argument("--tag", default=None, help="select: only samples/labels tagged so")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=max(logging.WARNING - 10 * args.verbose, logging.DEBUG),
-                        stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=max(logging.WARNING - 10 * args.verbose, logging.DEBUG),
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     out = _private_stdout()
     try:
         return run(args, out)
