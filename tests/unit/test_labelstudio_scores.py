@@ -6,6 +6,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import pytest
+from ls_fakes import RecordingClient as Client
 
 from workbench.catalog.records import ImageRecord
 from workbench.labelstudio.client import Connection
@@ -21,26 +22,6 @@ from workbench.taxonomy import Taxonomy
 pytestmark = pytest.mark.unit
 
 V = "v002"
-
-
-class Client:
-    def __init__(self, predictions=()):
-        self.predictions = list(predictions)
-        self.listed = 0
-        self.updated, self.created, self.project = {}, {}, []
-
-    def list_predictions(self, project_id):
-        self.listed += 1
-        return self.predictions
-
-    def update_prediction(self, prediction_id, **fields):
-        self.updated[prediction_id] = fields
-
-    def create_prediction(self, task_id, prediction):
-        self.created[task_id] = prediction
-
-    def update_project(self, project_id, **fields):
-        self.project.append(fields)
 
 
 class Catalog:
@@ -90,7 +71,7 @@ def test_scores_update_existing_predictions_and_create_missing_ones():
     assert (body["model_version"], body["score"], body["result"]) == (V, 0.1, [])
     assert catalog.recorded == [103]
     assert out.task_of == {1: 101, 2: 102, 3: 103}
-    assert client.project == []  # the queue itself is switched by the policy, last
+    assert client.project_updates == []  # the queue itself is switched by the policy, last
 
 
 def test_new_predictions_carry_the_models_boxes_and_the_given_score():
@@ -119,9 +100,11 @@ def test_no_score_leaves_the_one_the_prediction_derives_from_uncertainty():
 def test_uncertainty_sampling_is_set_only_when_it_differs():
     client = Client()
     same = SimpleNamespace(model_version=V, sampling=UNCERTAINTY_SAMPLING)
-    assert use_uncertainty_sampling(project(client), V, same) is False and client.project == []
+    assert (
+        use_uncertainty_sampling(project(client), V, same) is False and client.project_updates == []
+    )
     assert use_uncertainty_sampling(project(client), V) is True
-    assert client.project == [{"model_version": V, "sampling": UNCERTAINTY_SAMPLING}]
+    assert client.project_updates == [{"model_version": V, "sampling": UNCERTAINTY_SAMPLING}]
 
 
 def test_a_workspace_without_a_project_says_push_first(workspace_factory):

@@ -7,6 +7,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from ls_fakes import RecordingClient
 from prioritize_cases import (
     CLASSES,
     VERSION,
@@ -181,26 +182,6 @@ def test_annotation_scores_put_the_most_uncertain_lowest():
     assert scores[1] == pytest.approx(0.5 + 0.1 / 2)
 
 
-class RecordingClient:
-    """The calls `apply_order` makes, against tasks of which some carry a prediction."""
-
-    def __init__(self, predictions):
-        self.predictions = predictions
-        self.updated, self.created, self.project = {}, {}, {}
-
-    def list_predictions(self, project_id):
-        return self.predictions
-
-    def update_prediction(self, prediction_id, **fields):
-        self.updated[prediction_id] = fields
-
-    def create_prediction(self, task_id, prediction):
-        self.created[task_id] = prediction
-
-    def update_project(self, project_id, **fields):
-        self.project.update(fields)
-
-
 def test_apply_order_rescored_old_predictions_adds_missing_ones_and_sets_the_version(ws, tmp_path):
     with ws.open_catalog() as catalog:
         ids = confident_and_unsure(tmp_path, catalog)
@@ -231,7 +212,9 @@ def test_apply_order_rescored_old_predictions_adds_missing_ones_and_sets_the_ver
         assert made["model_version"] == VERSION
         assert made["score"] == pytest.approx(1 - unc[ids["sure"]])
         assert [r["value"]["rectanglelabels"] for r in made["result"]] == [["elephant"]]
-        assert client.project == {"model_version": VERSION, "sampling": UNCERTAINTY_SAMPLING}
+        assert client.project_updates == [
+            {"model_version": VERSION, "sampling": UNCERTAINTY_SAMPLING}
+        ]
         assert (order.updated, order.created, order.unchanged, order.not_pushed) == (1, 1, 1, 1)
         assert order.first_image_id == ids["unsure"]
         assert catalog.ls_prediction_versions(7)[101] == VERSION
