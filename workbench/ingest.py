@@ -213,7 +213,7 @@ def ingest(
     if result.unlabelled:
         result.unlabelled_message = unlabelled_message(path, fmt, result.unlabelled, ws)
         if strict:
-            raise WorkbenchError(f"{result.unlabelled_message} Nothing was cataloged (--strict).")
+            raise WorkbenchError(f"nothing was cataloged (--strict): {result.unlabelled_message}")
     result.new_classes = check_labels(ws, items, add_classes, fmt)
 
     # Cheap pass: which files need reading at all?

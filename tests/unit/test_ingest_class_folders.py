@@ -79,7 +79,7 @@ def test_strict_refuses_a_class_folder_itself_and_catalogs_nothing(tmp_path, ws)
     assert res.exit_code == 1
     assert "2 image(s) under" in res.output and "did you mean the parent folder?" in res.output
     assert f"wb ingest {photos} --format folders" in res.output
-    assert "Nothing was cataloged (--strict)." in res.output
+    assert "Error: nothing was cataloged (--strict): 2 image(s) under" in res.output
     assert catalog_labels(ws) == {}
     assert tree_snapshot(photos) == before
 
