@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shlex
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -17,7 +18,7 @@ from pathlib import Path
 
 from .catalog import Catalog
 from .catalog.records import Box, ImageRecord, ImportedImage
-from .errors import UnknownClassError
+from .errors import UnknownClassError, WorkbenchError
 from .formats import read
 from .images import UnreadableImage, probe_image, sha256_file
 from .workspace import Workspace
@@ -35,6 +36,11 @@ class IngestResult:
     boxes_dropped: int = 0  # degenerate boxes (zero area after clipping)
     unreadable: list[tuple[str, str]] = field(default_factory=list)
     new_classes: list[str] = field(default_factory=list)
+    # spelling in the source -> the taxonomy's class (names compare case-insensitively)
+    case_mapped: dict[str, str] = field(default_factory=dict)
+    unlabelled: int = 0  # images that got no label (folders: files directly in PATH)
+    unlabelled_message: str | None = None
+    skipped_links: list[tuple[str, str]] = field(default_factory=list)  # (link, target)
 
     @property
     def seen(self) -> int:
@@ -49,6 +55,10 @@ class IngestResult:
             "boxes_added": self.boxes_added,
             "boxes_dropped": self.boxes_dropped,
             "new_classes": self.new_classes,
+            "case_mapped": self.case_mapped,
+            "unlabelled": self.unlabelled,
+            "unlabelled_message": self.unlabelled_message,
+            "skipped_links": [{"link": a, "target": b} for a, b in self.skipped_links],
             "unreadable": [{"path": p, "reason": r} for p, r in self.unreadable],
         }
 
@@ -98,6 +108,52 @@ def _same_boxes(a: list[Box], b: list[Box]) -> bool:
     return sorted(map(key, a)) == sorted(map(key, b))
 
 
+def canonical_labels(ws: Workspace, items: list[ImportedImage]) -> dict[str, str]:
+    """Spell every label as the taxonomy does: class names compare case-insensitively,
+    so a folder ``Raccoon/`` is the class ``raccoon``, not a new one. Returns what was
+    mapped (source spelling -> class)."""
+    tax = ws.taxonomy
+    mapped: dict[str, str] = {}
+
+    def spell(label: str) -> str:
+        if tax.is_known(label):
+            return label
+        own = tax.canonical(label)
+        if own is None:
+            return label
+        mapped[label] = own
+        return own
+
+    for it in items:
+        if it.label is not None:
+            it.label = spell(it.label)
+        for b in it.boxes or []:
+            b.label = spell(b.label)
+    return mapped
+
+
+def unlabelled_message(path: str | Path, fmt: str, count: int, ws: Workspace) -> str:
+    """What to say when ``count`` images would get no label, with the fix: for a class
+    folder ingested as PATH itself, the exact command on its parent."""
+    msg = f"{count} image(s) under {path} would get no label"
+    if fmt != "folders":
+        return msg + "."
+    root = Path(path).expanduser()
+    msg += (
+        ": with --format folders each sub-folder of PATH is a class, and images directly "
+        "in PATH get none"
+    )
+    own = ws.taxonomy.canonical(root.resolve().name)
+    subdirs = [d for d in root.iterdir() if d.is_dir() and not d.name.startswith(".")]
+    if own is not None and not any(ws.taxonomy.canonical(d.name) for d in subdirs):
+        parent = root.parent if str(root.parent) not in ("", ".") else root.resolve().parent
+        return (
+            f"{msg}. '{root.resolve().name}' is itself the class '{own}': did you mean the "
+            f"parent folder? wb ingest {shlex.quote(str(parent))} --format folders"
+        )
+    return msg + ". Move them into a sub-folder named after their class."
+
+
 def check_labels(
     ws: Workspace, items: list[ImportedImage], add_classes: bool, fmt: str | None = None
 ) -> list[str]:
@@ -134,11 +190,30 @@ def ingest(
     add_classes: bool = False,
     workers: int | None = None,
     on_progress: Callable[[int, int], None] | None = None,
+    strict: bool = False,
 ) -> IngestResult:
-    """Catalog every image under ``path`` read as ``fmt``. Idempotent."""
+    """Catalog every image under ``path`` read as ``fmt``. Idempotent.
+
+    ``strict``: refuse, before anything is written, when images would get no label."""
     source = str(Path(path).expanduser().resolve())
-    items = list(read(path, fmt, images_dir=images_dir, known_labels=ws.taxonomy.all_labels))
     result = IngestResult()
+    items = list(
+        read(
+            path,
+            fmt,
+            images_dir=images_dir,
+            known_labels=ws.taxonomy.all_labels,
+            skipped_links=result.skipped_links,
+        )
+    )
+    result.case_mapped = canonical_labels(ws, items)
+    # No label and nothing said about boxes: an empty annotation (boxes == []) is a
+    # negative the source meant, a folder's loose file is not.
+    result.unlabelled = sum(it.label is None and it.boxes is None for it in items)
+    if result.unlabelled:
+        result.unlabelled_message = unlabelled_message(path, fmt, result.unlabelled, ws)
+        if strict:
+            raise WorkbenchError(f"nothing was cataloged (--strict): {result.unlabelled_message}")
     result.new_classes = check_labels(ws, items, add_classes, fmt)
 
     # Cheap pass: which files need reading at all?

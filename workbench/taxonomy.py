@@ -95,11 +95,18 @@ class Taxonomy:
 
     def _validate(self, source: str) -> None:
         seen: dict[str, str] = {}
+        spelling: dict[str, str] = {}  # casefolded name -> the first spelling met
         for s in self.species:
             for name in (s.name, *s.categories):
-                if name == BACKGROUND:
+                if name.casefold() == BACKGROUND:
                     raise WorkbenchError(
                         f"{source}: '{BACKGROUND}' is reserved for background-only images"
+                    )
+                first = spelling.setdefault(name.casefold(), name)
+                if first != name:
+                    raise WorkbenchError(
+                        f"{source}: '{name}' and '{first}' differ only in case; class names "
+                        f"are compared case-insensitively, so keep one spelling (e.g. '{first}')"
                     )
             for c in s.categories:
                 if c in seen and seen[c] != s.name:
@@ -156,6 +163,14 @@ class Taxonomy:
         # a species with one category (flat taxonomies, look-alikes) maps onto it
         return cats[0] if len(cats) == 1 else label
 
+    def canonical(self, label: str) -> str | None:
+        """The taxonomy's own spelling of ``label``, compared case-insensitively
+        (``Raccoon`` -> ``raccoon``); None when no class matches."""
+        if label.casefold() == BACKGROUND:
+            return BACKGROUND
+        folded = label.casefold()
+        return next((n for n in self.all_labels if n.casefold() == folded), None)
+
     def is_known(self, label: str) -> bool:
         return label == BACKGROUND or label in self.all_labels
 
@@ -169,7 +184,9 @@ class Taxonomy:
     def with_classes(self, new: list[str]) -> Taxonomy:
         """A taxonomy with extra top-level classes (``--add-classes``)."""
         extra = tuple(Species(c, (c,)) for c in new if not self.is_known(c))
-        return Taxonomy(self.name, self.species + extra)
+        tax = Taxonomy(self.name, self.species + extra)
+        tax._validate("--add-classes")
+        return tax
 
     def _unknown_message(self, label: str) -> str:
         return (

@@ -94,6 +94,28 @@ def test_kind_is_conflict_when_labels_differ_and_key_ignores_order():
     assert group_key([a, b]) == group_key([b, a])
 
 
+@pytest.mark.parametrize(
+    "labels, kind",
+    [
+        (["ivory", "ivory"], "duplicate"),
+        (["ivory", "resin"], "conflict"),
+        (["ivory", None], "duplicate"),  # an unlabelled copy of a labelled image
+        ([None, "ivory"], "duplicate"),
+        ([None, None], "duplicate"),
+        (["ivory", None, "ivory"], "duplicate"),
+        (["ivory", None, "resin"], "conflict"),  # no label never decides, two labels still do
+    ],
+)
+def test_no_label_never_disagrees_with_a_label(labels, kind):
+    assert group_kind([rec(i + 1, 10, 10, lab) for i, lab in enumerate(labels)]) == kind
+
+
+def test_keeper_is_a_labelled_image_even_when_the_unlabelled_copy_is_larger():
+    big_unlabelled, small_labelled = rec(1, 400, 400, None), rec(2, 100, 100, "ivory")
+    assert keeper([big_unlabelled, small_labelled]).id == 2
+    assert keeper([rec(1, 100, 100, None), rec(2, 200, 100, None)]).id == 2
+
+
 def smooth_noise(seed: int, size=(120, 90)) -> Image.Image:
     rng = np.random.default_rng(seed)
     small = Image.fromarray(rng.integers(0, 255, (6, 8, 3), dtype=np.uint8))

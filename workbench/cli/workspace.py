@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shlex
 from pathlib import Path
 
 import click
@@ -68,7 +70,12 @@ def init(app: App, classes: str | None, taxonomy_file: str | None, exist_ok: boo
     help="Where the images are, when the annotation file does not say (COCO, Label Studio, YOLO).",
 )
 @click.option("--add-classes", is_flag=True, help="Add classes unknown to the taxonomy.")
-@click.option("--strict", is_flag=True, help="Exit 1 if any file is unreadable.")
+@click.option(
+    "--strict",
+    is_flag=True,
+    help="Exit 1 if any file is unreadable; refuse (catalog nothing) if any image would get "
+    "no label.",
+)
 @json_option
 @pass_app
 @domain_errors
@@ -103,6 +110,7 @@ def ingest(
             images_dir=images_dir,
             add_classes=add_classes,
             on_progress=lambda d, t: bar.update(task, completed=d, total=t),
+            strict=strict,
         )
     if as_json:
         echo_json(result.to_dict())
@@ -110,8 +118,21 @@ def ingest(
         click.echo(
             f"ingested {result.seen} images from {path}: {result.added} new, "
             f"{result.updated} updated, {result.unchanged} unchanged, {result.moved} moved; "
-            f"{result.boxes_added} boxes"
+            f"{result.boxes_added} boxes; {result.unlabelled} with no label"
         )
+        for spelled, own in result.case_mapped.items():
+            click.echo(f"'{spelled}' is the class '{own}' (class names ignore case)")
+        if result.unlabelled_message:
+            click.echo(f"warning: {result.unlabelled_message}", err=True)
+        if result.skipped_links:
+            link, target = result.skipped_links[0]
+            folder = target if os.path.isdir(target) else os.path.dirname(target)
+            click.echo(
+                f"skipped {len(result.skipped_links)} symbolic link(s) that leave {path} "
+                f"(e.g. {link} -> {target}); to include them, ingest the folder they point "
+                f"into: wb ingest {shlex.quote(folder)} --format {fmt}",
+                err=True,
+            )
         if result.new_classes:
             click.echo(f"added classes: {', '.join(result.new_classes)}")
         if result.boxes_dropped:

@@ -49,13 +49,19 @@ def group_key(images: Iterable[ImageRecord]) -> str:
 
 
 def keeper(images: Iterable[ImageRecord]) -> ImageRecord:
-    """The image a duplicate group keeps: largest pixel count, then first ingested."""
-    return min(images, key=lambda im: (-im.pixels, im.ingested_at or "", im.id or 0))
+    """The image a duplicate group keeps: a labelled one before one with no label, then
+    the largest pixel count, then the first ingested."""
+    return min(
+        images, key=lambda im: (im.label is None, -im.pixels, im.ingested_at or "", im.id or 0)
+    )
 
 
 def group_kind(images: Iterable[ImageRecord]) -> str:
-    """``duplicate`` when all members carry one image-level label, else ``conflict``."""
-    return "duplicate" if len({im.label for im in images}) == 1 else "conflict"
+    """``conflict`` when two members carry different image-level labels, else
+    ``duplicate``. "No label" never disagrees: an unlabelled copy of a labelled image
+    (a class folder ingested as PATH itself) is a duplicate, not a conflict."""
+    labels = {im.label for im in images if im.label is not None}
+    return "conflict" if len(labels) > 1 else "duplicate"
 
 
 def member_distances(members: Iterable[int], edges: Iterable[Edge]) -> dict[int, int]:

@@ -41,7 +41,10 @@ def read(
     fmt: str,
     images_dir: str | Path | None = None,
     known_labels: Iterable[str] = (),
+    skipped_links: list[tuple[str, str]] | None = None,
 ) -> Iterator[ImportedImage]:
+    """``skipped_links`` (folders only) receives ``(link, target)`` for each symbolic
+    link that leaves ``path``."""
     path = Path(path).expanduser()
     if not path.exists():
         raise FormatError(f"{path} does not exist")
@@ -50,7 +53,7 @@ def read(
     if fmt == "folders":
         from .folders import read_folders
 
-        return read_folders(path, set(known_labels))
+        return read_folders(path, set(known_labels), skipped_links)
     if fmt == "coco":
         from .coco import read_coco
 
