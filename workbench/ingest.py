@@ -34,6 +34,7 @@ class IngestResult:
     boxes_added: int = 0
     boxes_dropped: int = 0  # degenerate boxes (zero area after clipping)
     unreadable: list[tuple[str, str]] = field(default_factory=list)
+    added_unreadable: int = 0  # of ``added``: new files that could not be read
     new_classes: list[str] = field(default_factory=list)
 
     @property
@@ -49,6 +50,7 @@ class IngestResult:
             "boxes_added": self.boxes_added,
             "boxes_dropped": self.boxes_dropped,
             "new_classes": self.new_classes,
+            "added_unreadable": self.added_unreadable,
             "unreadable": [{"path": p, "reason": r} for p, r in self.unreadable],
         }
 
@@ -264,3 +266,4 @@ def _store(
         boxes=boxes,
     )
     result.added += 1
+    result.added_unreadable += bool(pr.error)
