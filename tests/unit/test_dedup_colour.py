@@ -113,3 +113,13 @@ def test_dedup_keeps_flat_colours_apart_and_finds_real_copies(workspace_factory,
         "magenta_small.png",
         "p7_grey.jpg",
     ]
+
+
+def test_a_coloured_banner_along_an_edge_is_judged_on_the_centre():
+    original = photo(8)
+    banner = original.copy()
+    banner.paste((255, 0, 0), (0, 0, 160, 15))  # a red band over the top 12 %
+    a, b = colour_of(original), colour_of(banner)
+    whole = sum(abs(x / sum(a.mean) - y / sum(b.mean)) for x, y in zip(a.mean, b.mean))
+    assert whole > 0.05  # the whole image's colour moved past the tolerance
+    assert same_colour(a, b)

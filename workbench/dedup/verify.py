@@ -8,8 +8,8 @@ Two checks, one verdict per pair (``verify_pairs``):
   (grey spread < ``FLAT_STD``). Two flat images match only when their mean colours are
   within ``FLAT_COLOUR_TOLERANCE`` per channel; a flat and a textured image never match.
   Two textured colour images match only when their mean chromaticity (r, g, b divided
-  by their sum: brightness drops out, so brightened copies still match) is within
-  ``CHROMA_TOLERANCE``. A grayscale image (chroma spread < ``GREY_CHROMA``) against a
+  by their sum: brightness drops out, so brightened copies still match), over the whole
+  image or over the centre hash's view (banners), is within ``CHROMA_TOLERANCE``. A grayscale image (chroma spread < ``GREY_CHROMA``) against a
   colour one is compared on grey levels only: a grayscale copy is a copy (docs/dedup.md).
 - **Structure** (grey-zone pairs only): a copy cropped by a few percent lands at hash
   distance 6-16 from its original, where different photos of the same scene also land
@@ -30,6 +30,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from PIL import Image, ImageOps
 
 from ..images import UnreadableImage, open_image
+from .hashing import CENTRE_KEEP
 
 log = logging.getLogger(__name__)
 
@@ -49,20 +50,30 @@ class Colour:
     """What the colour check needs of one image (from its 256 px thumbnail)."""
 
     mean: tuple[float, float, float]  # mean R, G, B, 0-255
+    centre_mean: tuple[float, float, float]  # the same over the centre hash's view
     flat: bool  # one colour: grey spread under FLAT_STD
     grey: bool  # grayscale: no chroma
 
     @classmethod
     def of(cls, rgb: Image.Image) -> Colour:
-        a = np.asarray(rgb, np.float32).reshape(-1, 3)
+        px = np.asarray(rgb, np.float32)
+        h, w = px.shape[:2]
+        dy, dx = round(h * (1 - CENTRE_KEEP) / 2), round(w * (1 - CENTRE_KEEP) / 2)
+        centre = px[dy : h - dy or None, dx : w - dx or None].reshape(-1, 3)
+        a = px.reshape(-1, 3)
         lum = a.mean(axis=1)
         chroma = float(np.abs(a - lum[:, None]).mean())
-        mean = tuple(float(v) for v in a.mean(axis=0))
-        return cls(mean, float(lum.std()) < FLAT_STD, chroma < GREY_CHROMA)  # type: ignore[arg-type]
+        return cls(
+            tuple(float(v) for v in a.mean(axis=0)),  # type: ignore[arg-type]
+            tuple(float(v) for v in centre.mean(axis=0)),  # type: ignore[arg-type]
+            float(lum.std()) < FLAT_STD,
+            chroma < GREY_CHROMA,
+        )
 
-    def chromaticity(self) -> np.ndarray:
-        m = np.asarray(self.mean)
-        return m / (m.sum() + 1e-6)
+
+def _chromaticity(mean: tuple[float, float, float]) -> np.ndarray:
+    m = np.asarray(mean)
+    return m / (m.sum() + 1e-6)
 
 
 def same_colour(a: Colour, b: Colour) -> bool:
@@ -73,7 +84,11 @@ def same_colour(a: Colour, b: Colour) -> bool:
         return max(abs(x - y) for x, y in zip(a.mean, b.mean)) <= FLAT_COLOUR_TOLERANCE
     if a.grey or b.grey:
         return True  # a grayscale copy of a colour photo: grey levels decide
-    return float(np.abs(a.chromaticity() - b.chromaticity()).sum()) <= CHROMA_TOLERANCE
+    # Whole image or its centre (a banner pasted along an edge changes the whole mean).
+    return any(
+        float(np.abs(_chromaticity(x) - _chromaticity(y)).sum()) <= CHROMA_TOLERANCE
+        for x, y in ((a.mean, b.mean), (a.centre_mean, b.centre_mean))
+    )
 
 
 class _View:
