@@ -9,8 +9,9 @@ Two checks, one verdict per pair (``verify_pairs``):
   within ``FLAT_COLOUR_TOLERANCE`` per channel; a flat and a textured image never match.
   Two textured colour images match only when their mean chromaticity (r, g, b divided
   by their sum: brightness drops out, so brightened copies still match), over the whole
-  image or over the centre hash's view (banners), is within ``CHROMA_TOLERANCE``. A grayscale image (chroma spread < ``GREY_CHROMA``) against a
-  colour one is compared on grey levels only: a grayscale copy is a copy (docs/dedup.md).
+  image or over the centre hash's view (banners), is within ``CHROMA_TOLERANCE``. A
+  grayscale image (chroma spread < ``GREY_CHROMA``) against a colour one is compared on
+  grey levels only: a grayscale copy is a copy (docs/dedup.md).
 - **Structure** (grey-zone pairs only): a copy cropped by a few percent lands at hash
   distance 6-16 from its original, where different photos of the same scene also land
   (measured in docs/dedup.md). Both images are shrunk to small grey thumbnails and the
