@@ -35,6 +35,7 @@ class IngestResult:
     boxes_added: int = 0
     boxes_dropped: int = 0  # degenerate boxes (zero area after clipping)
     unreadable: list[tuple[str, str]] = field(default_factory=list)
+    added_unreadable: int = 0  # of ``added``: new files that could not be read
     new_classes: list[str] = field(default_factory=list)
     # spelling in the source -> the taxonomy's class (names compare case-insensitively)
     case_mapped: dict[str, str] = field(default_factory=dict)
@@ -55,6 +56,7 @@ class IngestResult:
             "boxes_added": self.boxes_added,
             "boxes_dropped": self.boxes_dropped,
             "new_classes": self.new_classes,
+            "added_unreadable": self.added_unreadable,
             "case_mapped": self.case_mapped,
             "unlabelled": self.unlabelled,
             "unlabelled_message": self.unlabelled_message,
@@ -339,3 +341,4 @@ def _store(
         boxes=boxes,
     )
     result.added += 1
+    result.added_unreadable += bool(pr.error)

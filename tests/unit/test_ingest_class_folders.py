@@ -213,7 +213,7 @@ def test_cli_counts_links_that_leave_path_and_says_how_to_include_them(linked_tr
     photos, elsewhere = linked_tree
     res = wb(ws, "ingest", str(photos))
     assert res.exit_code == 0, res.output
-    assert "ingested 5 images" in res.output
+    assert "ingested 5 files" in res.output
     assert f"skipped 2 symbolic link(s) that leave {photos}" in res.output
     assert (
         f"to include them, ingest the folder they point into: wb ingest {elsewhere.resolve()} "

@@ -33,6 +33,9 @@ def _progress_for(stack: ExitStack, enabled: bool):
     return stage_bars(stack.enter_context(progress(transient=True))) if enabled else None
 
 
+SHOWN_UNREADABLE = 5  # unreadable files listed after the table; the rest are counted
+
+
 def _summary_table(report: dict, paths: dict) -> None:
     from rich.table import Table
 
@@ -59,14 +62,24 @@ def _summary_table(report: dict, paths: dict) -> None:
             f"  conflict group {g['id']}: {', '.join(g['labels'])} ({len(g['images'])} images)"
         )
     if len(open_conflicts) > 10:
-        out.print(f"  ... and {len(open_conflicts) - 10} more conflict groups")
+        out.print(
+            f"  ... and {len(open_conflicts) - 10} more conflict groups (see {paths['html']})",
+            soft_wrap=True,
+        )
     if open_conflicts:
         out.print(
             "Settle with: wb dedup resolve GROUP --label CLASS   (or --distinct), "
             "or in Label Studio: wb dedup adjudicate"
         )
-    for path, reason in [(u["path"], u["reason"]) for u in report["unreadable"][:5]]:
-        out.print(f"  unreadable: {path}: {reason}")
+    unreadable = report["unreadable"]
+    for u in unreadable[:SHOWN_UNREADABLE]:
+        out.print(f"  unreadable: {u['path']}: {u['reason']}", soft_wrap=True, markup=False)
+    if len(unreadable) > SHOWN_UNREADABLE:
+        out.print(
+            f"  ... and {len(unreadable) - SHOWN_UNREADABLE} more unreadable "
+            "(see wb status --unreadable)",
+            soft_wrap=True,
+        )
     out.print(f"Report: {paths['html']}  (also {paths['json'].name}, {paths['csv'].name})")
 
 
@@ -91,7 +104,8 @@ def _summary_table(report: dict, paths: dict) -> None:
     cls=CodeDefault,
     default=lambda: _run().DEFAULT_VERIFY_DISTANCE,
     help="Pairs up to this distance on both whole and centre hashes are checked "
-    "on pixels (finds crops; 0 turns the check off).",
+    "on pixels (finds crops; 0 turns this check off). Colours are compared at every "
+    "distance.",
 )
 @click.option(
     "--workers",

@@ -53,6 +53,9 @@ def init(app: App, classes: str | None, taxonomy_file: str | None, exist_ok: boo
     )
 
 
+SHOWN_UNREADABLE = 20  # unreadable files ingest lists; `wb status --unreadable` has all
+
+
 @click.command()
 @click.argument("path", type=click.Path(exists=True))
 @click.option(
@@ -115,10 +118,12 @@ def ingest(
     if as_json:
         echo_json(result.to_dict())
     else:
+        bad = len(result.unreadable)
         click.echo(
-            f"ingested {result.seen} images from {path}: {result.added} new, "
-            f"{result.updated} updated, {result.unchanged} unchanged, {result.moved} moved; "
-            f"{result.boxes_added} boxes; {result.unlabelled} with no label"
+            f"ingested {result.seen} files from {path}: "
+            f"{result.added - result.added_unreadable} new, "
+            f"{result.updated} updated, {result.unchanged} unchanged, {result.moved} moved, "
+            f"{bad} unreadable; {result.boxes_added} boxes; {result.unlabelled} with no label"
         )
         for spelled, own in result.case_mapped.items():
             click.echo(f"'{spelled}' is the class '{own}' (class names ignore case)")
@@ -137,27 +142,61 @@ def ingest(
             click.echo(f"added classes: {', '.join(result.new_classes)}")
         if result.boxes_dropped:
             click.echo(f"dropped {result.boxes_dropped} boxes with no area inside the image")
-        for p, reason in result.unreadable[:20]:
+        for p, reason in result.unreadable[:SHOWN_UNREADABLE]:
             click.echo(f"unreadable: {p}: {reason}", err=True)
-        if len(result.unreadable) > 20:
+        if bad > SHOWN_UNREADABLE:
             click.echo(
-                f"... and {len(result.unreadable) - 20} more unreadable (wb status)", err=True
+                f"... and {bad - SHOWN_UNREADABLE} more (see wb status --unreadable)", err=True
+            )
+        if bad:
+            click.echo(
+                f"{bad} file(s) could not be read: they are in the catalog with status "
+                "'unreadable', left out of labelling, training and export. List them with "
+                "`wb status --unreadable`; replace or repair the files and run `wb ingest` "
+                "again (images are never changed by wb).",
+                err=True,
             )
     if strict and result.unreadable:
         raise click.ClickException(f"{len(result.unreadable)} unreadable file(s) (--strict)")
 
 
 @click.command()
+@click.option(
+    "--unreadable",
+    "list_unreadable",
+    is_flag=True,
+    help="List the files that could not be read (path and reason) instead of the counts.",
+)
 @json_option
 @pass_app
 @domain_errors
-def status(app: App, as_json: bool) -> None:
-    """Counts of images and boxes, by status and label.
+def status(app: App, list_unreadable: bool, as_json: bool) -> None:
+    """Counts of images and boxes, by status and label; or the unreadable files.
 
     Example:
 
         wb status --json
+        wb status --unreadable
     """
+    if list_unreadable:
+        bad = app.catalog.images(status="unreadable")
+        if as_json:
+            echo_json(
+                {
+                    "unreadable": [
+                        {"id": im.id, "path": im.path, "reason": im.status_reason} for im in bad
+                    ]
+                }
+            )
+            return
+        if not bad:
+            click.echo("no unreadable files")
+            return
+        click.echo(f"{len(bad)} unreadable file(s) (left out of labelling, training and export):")
+        for im in bad:
+            click.echo(f"{im.path}: {im.status_reason or 'unreadable'}")
+        click.echo("Replace or repair them and run `wb ingest` again; wb never changes images.")
+        return
     counts = app.catalog.status_counts()
     if as_json:
         echo_json(counts)
@@ -188,6 +227,9 @@ def status(app: App, as_json: bool) -> None:
     )
     c.print(t)
     c.print(f"annotated images: {counts['images']['annotated']}")
+    bad = counts["images"]["by_status"].get("unreadable", 0)
+    if bad:
+        c.print(f"{bad} unreadable file(s): list them with `wb status --unreadable`")
 
 
 @click.command("export")

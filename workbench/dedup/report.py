@@ -72,6 +72,7 @@ def build_report(catalog, run: DedupRun) -> dict:
             "hashed_cached": run.hashed_cached,
             "pairs": dict(sorted(run.pairs.items())),
             "rejected_by_pixel_check": run.rejected_by_pixels,
+            "rejected_by_colour": run.rejected_by_colour,
             "pairs_settled_distinct": run.suppressed_distinct,
         },
         "settings": {

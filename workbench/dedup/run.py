@@ -4,8 +4,9 @@
    ``excluded`` ignored).
 2. Hash the images the catalog has no hashes for (worker processes, cached).
 3. Pairs: identical bytes (sha256); whole-image hash (mirror included) or centre-view
-   hash within ``max_distance``; pairs in the grey zone up to ``verify_distance`` on
-   both views are checked on pixels (``verify.py``).
+   hash within ``max_distance``; every hash pair has its colours checked, and pairs in
+   the grey zone up to ``verify_distance`` on both views also their structure, on pixels
+   (``verify.py``).
 4. Pairs settled as ``distinct`` by a person are dropped.
 5. Connected components become groups; a group keeps its resolution on re-runs
    (same members = same ``group_key``).
@@ -75,7 +76,8 @@ class DedupRun:
     hashed_cached: int = 0
     unreadable: list[tuple[str, str]] = field(default_factory=list)
     pairs: dict[str, int] = field(default_factory=dict)  # by how: exact, hash, centre, verified
-    rejected_by_pixels: int = 0
+    rejected_by_pixels: int = 0  # pairs the pixel check (structure or colour) turned down
+    rejected_by_colour: int = 0  # of those: hash pairs whose colours differ
     suppressed_distinct: int = 0
     group_ids: list[int] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
@@ -155,40 +157,40 @@ def _find_edges(
     grey = ~direct & (fp.distance <= loose) & (dc <= loose)
     cp = find_pairs(c, options.max_distance, mirror_hashes=cm)
     run.seconds["search"] = time.perf_counter() - t0
+    # Candidates: (index a, index b, mirrored, distance, how, needs the structure check).
+    # Every one gets the colour check (a hash sees grey levels only: flat images of
+    # different colours sit at distance 0); grey-zone pairs also get the structure check.
+    cands: list[tuple[int, int, bool, int, str, bool]] = []
     seen = set()
     for k in np.nonzero(direct)[0]:
-        a, b = int(ids[fp.i[k]]), int(ids[fp.j[k]])
         how = "hash" if fp.distance[k] <= options.max_distance else "centre"
-        edges.append(Edge(a, b, int(best[k]), how))
+        cands.append((int(fp.i[k]), int(fp.j[k]), bool(fp.mirrored[k]), int(best[k]), how, False))
         seen.add((fp.i[k], fp.j[k]))
-    for a, b, d, _ in cp:
+    for a, b, d, mirrored in cp:
         if (a, b) not in seen:
-            edges.append(Edge(int(ids[a]), int(ids[b]), int(d), "centre"))
-    grey_idx = np.nonzero(grey)[0]
-    if len(grey_idx) and options.verify_distance > options.max_distance:
-        path_of = {im.id: im.path for im in hashed}
-        t0 = time.perf_counter()
-        scores = verify_pairs(
-            (
-                (path_of[int(ids[fp.i[k]])], path_of[int(ids[fp.j[k]])], bool(fp.mirrored[k]))
-                for k in grey_idx
-            ),
-            on_progress=_progress(progress_for, "checking pixels"),
-        )
-        run.seconds["verify"] = time.perf_counter() - t0
-        for k, score in zip(grey_idx, scores):
-            if score is not None and score >= options.min_correlation:
-                edges.append(
-                    Edge(
-                        int(ids[fp.i[k]]),
-                        int(ids[fp.j[k]]),
-                        int(best[k]),
-                        "verified",
-                        round(score, 4),
-                    )
-                )
-            else:
-                run.rejected_by_pixels += 1
+            cands.append((int(a), int(b), bool(mirrored), int(d), "centre", False))
+    if options.verify_distance > options.max_distance:
+        for k in np.nonzero(grey)[0]:
+            cands.append(
+                (int(fp.i[k]), int(fp.j[k]), bool(fp.mirrored[k]), int(best[k]), "verified", True)
+            )
+    if not cands:
+        return edges
+    path_of = {im.id: im.path for im in hashed}
+    t0 = time.perf_counter()
+    scores = verify_pairs(
+        ((path_of[int(ids[a])], path_of[int(ids[b])], m) for a, b, m, _, _, _ in cands),
+        on_progress=_progress(progress_for, "checking pixels"),
+        structure=[cand[5] for cand in cands],
+    )
+    run.seconds["verify"] = time.perf_counter() - t0
+    for (a, b, _, d, how, structural), score in zip(cands, scores):
+        if score is not None and score >= options.min_correlation:
+            similarity = round(score, 4) if structural else None
+            edges.append(Edge(int(ids[a]), int(ids[b]), d, how, similarity))
+        else:
+            run.rejected_by_pixels += 1
+            run.rejected_by_colour += score == 0.0 and not structural
     return edges
 
 
