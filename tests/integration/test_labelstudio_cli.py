@@ -79,6 +79,16 @@ def test_push_pull_and_status_through_the_cli(small_ws, label_studio, tmp_path):
     coco = json.loads(out.read_text())
     assert len(coco["images"]) == 1 and len(coco["annotations"]) == 1
 
+    # `wb status` shows what that pull changed (issue 15, item 8b)
+    r = wb(small_ws, "status", "--json")
+    assert r.exit_code == 0, r.output
+    last = json.loads(r.stdout)["last_pull"]
+    assert (last["updated_images"], last["boxes"], last["tasks"]) == (1, 1, 3)
+    assert last["project_id"] == _project_id(small_ws) and last["disagreements"] == 0
+    r = wb(small_ws, "status")
+    assert "1 images updated (1 boxes, 0 negatives)" in r.output, r.output
+    assert "1 of 3 tasks annotated" in r.output
+
 
 def test_wrong_token_is_a_clear_error(small_ws):
     r = wb(small_ws, "push", env={"WB_LS_TOKEN": "0" * 40})
