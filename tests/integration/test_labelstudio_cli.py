@@ -138,3 +138,21 @@ def test_ls_start_reuses_the_running_server_and_refuses_a_busy_port(label_studio
     other = Workspace.create(tmp_path / "other", Taxonomy.default())
     r = wb(other, "ls", "start", "--port", str(label_studio.port))
     assert r.exit_code == 1 and f"port {label_studio.port}" in r.output and "in use" in r.output
+
+
+def test_push_says_how_many_tasks_of_set_aside_images_left_the_queue(small_ws, label_studio):
+    r = wb(small_ws, "push")
+    assert r.exit_code == 0, r.output
+    with small_ws.open_catalog() as catalog:
+        first = catalog.images()[0].id
+        catalog.set_status([first], "duplicate", "test")
+    r = wb(small_ws, "push")
+    assert r.exit_code == 0, r.output
+    assert (
+        "took 1 tasks of set-aside images (duplicate, conflict, excluded, unreadable) out of "
+        "the queue: 1 deleted (not annotated), 0 kept for their annotations with their "
+        "predictions removed"
+    ) in r.output
+    assert label_studio.client.projects.get(id=_project_id(small_ws)).task_number == 2
+    r = wb(small_ws, "push", "--json")
+    assert json.loads(r.stdout)["taken_out"] == 0
