@@ -79,6 +79,16 @@ def test_push_pull_and_status_through_the_cli(small_ws, label_studio, tmp_path):
     coco = json.loads(out.read_text())
     assert len(coco["images"]) == 1 and len(coco["annotations"]) == 1
 
+    # `wb status` shows what that pull changed (issue 15, item 8b)
+    r = wb(small_ws, "status", "--json")
+    assert r.exit_code == 0, r.output
+    last = json.loads(r.stdout)["last_pull"]
+    assert (last["updated_images"], last["boxes"], last["tasks"]) == (1, 1, 3)
+    assert last["project_id"] == _project_id(small_ws) and last["disagreements"] == 0
+    r = wb(small_ws, "status")
+    assert "1 images updated (1 boxes, 0 negatives)" in r.output, r.output
+    assert "1 of 3 tasks annotated" in r.output
+
 
 def test_wrong_token_is_a_clear_error(small_ws):
     r = wb(small_ws, "push", env={"WB_LS_TOKEN": "0" * 40})
@@ -128,3 +138,21 @@ def test_ls_start_reuses_the_running_server_and_refuses_a_busy_port(label_studio
     other = Workspace.create(tmp_path / "other", Taxonomy.default())
     r = wb(other, "ls", "start", "--port", str(label_studio.port))
     assert r.exit_code == 1 and f"port {label_studio.port}" in r.output and "in use" in r.output
+
+
+def test_push_says_how_many_tasks_of_set_aside_images_left_the_queue(small_ws, label_studio):
+    r = wb(small_ws, "push")
+    assert r.exit_code == 0, r.output
+    with small_ws.open_catalog() as catalog:
+        first = catalog.images()[0].id
+        catalog.set_status([first], "duplicate", "test")
+    r = wb(small_ws, "push")
+    assert r.exit_code == 0, r.output
+    assert (
+        "took 1 tasks of set-aside images (duplicate, conflict, excluded, unreadable) out of "
+        "the queue: 1 deleted (not annotated), 0 kept for their annotations with their "
+        "predictions removed"
+    ) in r.output
+    assert label_studio.client.projects.get(id=_project_id(small_ws)).task_number == 2
+    r = wb(small_ws, "push", "--json")
+    assert json.loads(r.stdout)["taken_out"] == 0

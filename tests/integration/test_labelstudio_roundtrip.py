@@ -320,3 +320,44 @@ def test_imported_boxes_arrive_drawn_and_a_pull_keeps_them_until_someone_edits(
     assert all(_boxes(catalog, i) == before[i] for i in images if i != edited)
     assert all(catalog.get_image(i).annotated for i in removed)
     catalog.close()
+
+
+def test_tasks_of_set_aside_images_leave_the_queue_on_the_next_push(label_studio, tmp_path):
+    """Issue 15, item 8b: images set aside after their push (duplicate, conflict, excluded)
+    kept their tasks in the queue, the most uncertain first. The next push deletes the
+    tasks nobody annotated and keeps an annotated one without predictions; uncertainty
+    sampling then hands out the most uncertain ACTIVE image."""
+    from workbench.labelstudio.ordering import UNCERTAINTY_SAMPLING
+
+    ws = Workspace.create(tmp_path / "ws", Taxonomy.default())
+    label_studio.attach(ws)
+    catalog = ws.open_catalog()
+    ids = add_images(catalog, draw_images(label_studio.images_dir("set-aside"), 6, rotated=()))
+    add_promoted_model(catalog, ids, uncertain={ids[0], ids[3]})  # task score 0.25, else >0.7
+    client, conn = connect(ws)
+    first = push(ws, catalog, client, conn)
+    pid, tasks = first.project_id, catalog.ls_task_map(first.project_id)
+    client.update_project(pid, model_version=MODEL_VERSION, sampling=UNCERTAINTY_SAMPLING)
+    assert first.created == 6 and first.taken_out == 0
+    w, h = 96, 64
+    client.create_annotation(tasks[ids[1]], [_rect("tiger", 10, 8, 50, 40, w, h)])
+
+    catalog.set_status([ids[0]], "duplicate", "test")
+    catalog.set_status([ids[1]], "conflict", "test")
+    catalog.set_status([ids[2]], "excluded", "test")
+    second = push(ws, catalog, client, conn)
+    assert (second.taken_out, second.taken_out_deleted, second.taken_out_kept) == (3, 2, 1)
+    left = {t.data[IMAGE_ID_FIELD]: t for t in _tasks(label_studio, pid)}
+    assert set(left) == {ids[1], ids[3], ids[4], ids[5]}
+    assert client.list_task_predictions(tasks[ids[1]]) == []  # kept for its annotation
+    assert len(left[ids[1]].annotations) == 1
+    assert set(catalog.ls_task_map(pid)) == set(left)
+    nxt = client.next_task(pid)
+    assert nxt["data"][IMAGE_ID_FIELD] == ids[3]  # before the fix: ids[0], a duplicate
+
+    again = push(ws, catalog, client, conn)
+    assert (again.taken_out, again.created) == (0, 0)
+    catalog.set_status([ids[0]], "active")  # set back: it gets a task again
+    back = push(ws, catalog, client, conn)
+    assert back.created == 1 and back.with_predictions == 1 and back.taken_out == 0
+    catalog.close()

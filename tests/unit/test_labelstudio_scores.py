@@ -27,8 +27,9 @@ V = "v002"
 class Catalog:
     """Images 1-4; 1-3 have tasks 101-103; the model predicted boxes for 1 and 2 only."""
 
-    def __init__(self):
+    def __init__(self, set_aside=()):
         self.recorded = []
+        self.set_aside = set(set_aside)  # image ids no longer active
 
     def ls_task_map(self, project_id):
         return {1: 101, 2: 102, 3: 103}
@@ -37,8 +38,18 @@ class Catalog:
         boxes = {1: [{"label": "tiger", "x1": 1, "y1": 1, "x2": 50, "y2": 40, "score": 0.9}], 2: []}
         return {i: b for i, b in boxes.items() if i in set(image_ids)}
 
-    def images(self, ids):
-        return [ImageRecord(id=i, path=f"/d/{i}.jpg", width=100, height=80) for i in ids]
+    def images(self, ids, status=None):
+        out = [
+            ImageRecord(
+                id=i,
+                path=f"/d/{i}.jpg",
+                width=100,
+                height=80,
+                status="duplicate" if i in self.set_aside else "active",
+            )
+            for i in ids
+        ]
+        return [im for im in out if status is None or im.status == status]
 
     def set_ls_prediction_version(self, project_id, task_ids, version):
         self.recorded.extend(task_ids)
@@ -115,3 +126,12 @@ def test_a_workspace_without_a_project_says_push_first(workspace_factory):
     p = open_project(ws, client=Client())
     assert (p.id, p.level, p.classes) == (12, "category", ws.taxonomy.classes("category"))
     assert p.url == f"{p.conn.url}/projects/12"
+
+
+def test_set_aside_images_are_never_scored():
+    """Issue 15, item 8b: a duplicate's task would get a score (the most uncertain first)."""
+    client, catalog = Client([pred(11, 101, 0.9)]), Catalog(set_aside={1, 3})
+    out = write_scores(project(client), catalog, V, {1: 0.1, 2: 0.2, 3: 0.3, 4: 0.4})
+    assert (out.set_aside, out.not_pushed, out.created, out.updated) == (2, 1, 1, 0)
+    assert set(client.created) == {102} and client.updated == {}
+    assert set(out.task_of) == {2}

@@ -198,6 +198,13 @@ def push_cmd(app, level, batch_size, new_project, limit, ls_url, as_json) -> Non
         )
     if result.refreshed:
         click.echo(f"refreshed predictions of {result.refreshed} earlier tasks")
+    if result.taken_out:
+        click.echo(
+            f"took {result.taken_out} tasks of set-aside images (duplicate, conflict, "
+            f"excluded, unreadable) out of the queue: {result.taken_out_deleted} deleted "
+            f"(not annotated), {result.taken_out_kept} kept for their annotations with "
+            "their predictions removed"
+        )
     click.echo(f"open {result.project_url}")
 
 

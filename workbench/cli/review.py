@@ -14,12 +14,47 @@ from .common import domain_errors, echo_json, json_option, pass_app, progress, s
 from .labelstudio import ls_url_option
 
 
-def _progress(stack: ExitStack, enabled: bool):
-    if not enabled:
-        return None
-    bar = stack.enter_context(progress(transient=True))
-    task = bar.add_task("review dataset", total=None)
-    return lambda done, total: bar.update(task, completed=done, total=total)
+def stage_line(stage: str, info: dict) -> str | None:
+    """What `wb review` says as a build step starts (why it takes the time it does)."""
+    if stage == "sync":
+        boxes = info["gt_boxes"] + info["predicted_boxes"]
+        return (
+            f"review: writing {info['images']:,} images with {boxes:,} boxes "
+            f"({info['gt_boxes']:,} ground truth, {info['predicted_boxes']:,} predicted by "
+            f"{info['versions']} model versions) into FiftyOne; it stores every box as a "
+            "document, so this takes minutes for many boxes (a re-run rewrites only changed "
+            "images)"
+        )
+    if stage == "evaluate":
+        n = len(info["versions"])
+        return f"review: evaluating {n} model versions on {info['annotated']:,} annotated images"
+    if stage == "views":
+        return "review: saving the views"
+    return None
+
+
+def _progress(stack: ExitStack, bar_on: bool, lines_on: bool):
+    """(on_progress, on_stage) for a review build: a bar (``bar_on``) whose label carries
+    the counts, and one line on stderr per step (``lines_on``, also off a terminal)."""
+    bar = stack.enter_context(progress(transient=True)) if bar_on else None
+    task = bar.add_task("review dataset", total=None) if bar is not None else None
+
+    def on_stage(stage: str, info: dict) -> None:
+        line = stage_line(stage, info)
+        if line and lines_on:
+            if bar is not None:
+                bar.console.print(line, markup=False, highlight=False)
+            else:
+                click.echo(line, err=True)
+        if bar is not None and stage == "sync":
+            boxes = info["gt_boxes"] + info["predicted_boxes"]
+            label = f"review dataset: {info['images']:,} images, {boxes:,} boxes"
+            bar.update(task, description=label)
+
+    def on_progress(done: int, total: int) -> None:
+        bar.update(task, completed=done, total=total)
+
+    return (on_progress if bar is not None else None), on_stage
 
 
 def _print_summary(summary: dict, view_urls: dict[str, str] | None) -> None:
@@ -97,7 +132,7 @@ def review(
 
     Example:
 
-        wb review --model v3 --port 5151        (then open the printed URL)
+        wb review --model v001 --port 5151        (then open the printed URL)
 
         wb review --no-launch --json
     """
@@ -115,15 +150,15 @@ def review(
         ensure_predictions(ws, app.catalog, model, progress_for=stage_bars(bar))
     if no_launch:
         with ExitStack() as stack:
-            summary = build_review(
-                ws, model=model, on_progress=_progress(stack, not (no_progress or as_json))
-            )
+            on_progress, on_stage = _progress(stack, not (no_progress or as_json), not as_json)
+            summary = build_review(ws, model=model, on_progress=on_progress, on_stage=on_stage)
         echo_json(summary) if as_json else _print_summary(summary, None)
         return
     review_app = ReviewApp(ws, model=model, port=port)
     try:
         with ExitStack() as stack:
-            summary = review_app.start(on_progress=_progress(stack, not (no_progress or as_json)))
+            on_progress, on_stage = _progress(stack, not (no_progress or as_json), not as_json)
+            summary = review_app.start(on_progress=on_progress, on_stage=on_stage)
         if as_json:
             echo_json({**summary, "url": review_app.url, "view_urls": review_app.view_urls})
         else:

@@ -171,7 +171,8 @@ def ingest(
 @pass_app
 @domain_errors
 def status(app: App, list_unreadable: bool, as_json: bool) -> None:
-    """Counts of images and boxes, by status and label; or the unreadable files.
+    """Counts of images and boxes, by status and label, and what the last `wb pull`
+    changed; or the unreadable files.
 
     Example:
 
@@ -197,9 +198,13 @@ def status(app: App, list_unreadable: bool, as_json: bool) -> None:
             click.echo(f"{im.path}: {im.status_reason or 'unreadable'}")
         click.echo("Replace or repair them and run `wb ingest` again; wb never changes images.")
         return
+
+    from ..labelstudio.pull import last_pull
+
     counts = app.catalog.status_counts()
+    pulled = last_pull(app.catalog)
     if as_json:
-        echo_json(counts)
+        echo_json({**counts, "last_pull": pulled})
         return
     from rich.table import Table
 
@@ -230,6 +235,19 @@ def status(app: App, list_unreadable: bool, as_json: bool) -> None:
     bad = counts["images"]["by_status"].get("unreadable", 0)
     if bad:
         c.print(f"{bad} unreadable file(s): list them with `wb status --unreadable`")
+    click.echo(_last_pull_line(pulled))  # one line, not wrapped: a script can grep it
+
+
+def _last_pull_line(p: dict | None) -> str:
+    if p is None:
+        return "last pull: none yet (`wb pull` brings Label Studio's annotations in)"
+    return (
+        f"last pull ({p['finished_at']}, project {p['project_id']}): "
+        f"{p['updated_images']} images updated ({p['boxes']} boxes, {p['negatives']} "
+        f"negatives), {p['cleared']} cleared, {p['skipped']} skipped, {p['unchanged']} "
+        f"unchanged; {p['annotated_tasks']} of {p['tasks']} tasks annotated, "
+        f"{p['disagreements']} disagreements"
+    )
 
 
 @click.command("export")

@@ -188,6 +188,20 @@ class LabelStudioClient:
             )
             yield from pager
 
+    def get_task(self, task_id: int) -> Any:
+        """One task with its annotation counts (``total_annotations``,
+        ``cancelled_annotations``)."""
+        with self._call(f"read task {task_id}"):
+            return self.sdk.tasks.get(id=str(task_id))
+
+    def delete_task(self, task_id: int) -> None:
+        with self._call(f"delete task {task_id}"):
+            self.sdk.tasks.delete(id=str(task_id))
+
+    def delete_prediction(self, prediction_id: int) -> None:
+        with self._call(f"delete prediction {prediction_id}"):
+            self.sdk.predictions.delete(id=prediction_id)
+
     def create_prediction(self, task_id: int, prediction: dict) -> None:
         with self._call(f"add a prediction to task {task_id}"):
             self.sdk.predictions.create(task=task_id, **prediction)

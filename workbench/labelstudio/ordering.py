@@ -26,6 +26,15 @@ boxes as a new prediction carrying the score, recorded in the catalog task by ta
 interrupted run resumes without doubles. The project's ``model_version`` and sampling are
 set after all scores are in (``use_uncertainty_sampling``), so ``/next`` never mixes the
 new version with half-written scores.
+
+Set-aside images (status ``duplicate``, ``conflict``, ``excluded``, ``unreadable``: not
+``active``) leave the queue: ``write_scores`` never scores them, and ``take_out_of_queue``
+(called by every `wb push`) deletes the task of such an image when nobody has annotated
+or skipped it (in Label Studio, nor recorded by a pull), and otherwise keeps the task for
+its annotations and deletes its predictions. A score of None is no way out: the queue
+orders by ``predictions__score`` and SQLite sorts NULL first, so such a task would come
+FIRST; a task without a prediction of the project's ``model_version`` is not considered
+by uncertainty sampling at all (while any task has one, which the active tasks do).
 """
 
 from __future__ import annotations
@@ -54,6 +63,7 @@ class ScoreWrite:
     created: int = 0  # tasks that had no prediction of the version: one added
     unchanged: int = 0  # predictions whose score was already right
     not_pushed: int = 0  # scored images without a task in the project
+    set_aside: int = 0  # scored images no longer active (duplicate, conflict, ...): skipped
     task_of: dict[int, int] = field(default_factory=dict)  # image id -> task id (written ones)
 
 
@@ -86,10 +96,14 @@ def write_scores(
     no stored prediction) and ``uncertainty`` (image id -> value) when given; a score of
     None leaves the one ``prediction_for`` derives. ``record_boxless``: also record the
     version for tasks given a box-less prediction (False: `wb push` adds the model's
-    boxes later)."""
+    boxes later). Images that are not active are skipped (counted in ``set_aside``): their
+    tasks leave the queue (``take_out_of_queue``)."""
     tasks = catalog.ls_task_map(project.id)
     out = ScoreWrite(not_pushed=sum(1 for i in scores_by_image if i not in tasks))
     todo = [i for i in scores_by_image if i in tasks]
+    active = {im.id for im in catalog.images(status="active", ids=todo)} if todo else set()
+    out.set_aside = len(todo) - len(active)
+    todo = [i for i in todo if i in active]
     ours = version_predictions(project, version) if existing is None else existing
     missing = [i for i in todo if tasks[i] not in ours]
     boxes = catalog.predictions(version, missing) if missing else {}
@@ -123,6 +137,66 @@ def write_scores(
             out.created += 1
         if on_progress is not None:
             on_progress(n, len(todo))
+    return out
+
+
+@dataclass
+class QueueRemoval:
+    """What ``take_out_of_queue`` did."""
+
+    deleted: int = 0  # tasks nobody had annotated or skipped: deleted in Label Studio
+    kept: int = 0  # tasks with annotations: kept, their predictions deleted
+    predictions_deleted: int = 0
+
+    @property
+    def taken_out(self) -> int:
+        return self.deleted + self.kept
+
+
+def take_out_of_queue(project: Project, catalog, image_ids: list[int]) -> QueueRemoval:
+    """Take the tasks of these (set-aside) images out of the annotators' queue; see the
+    module's docstring. Recorded per task, so an interrupted run resumes: a deleted task
+    is forgotten by the catalog (a later push gives the image a new task if it is active
+    again), a kept one is recorded with no prediction version (so it is not looked at
+    again, and gets the promoted model's boxes back if the image becomes active)."""
+    out = QueueRemoval()
+    tasks = catalog.ls_task_map(project.id)
+    versions = catalog.ls_prediction_versions(project.id)
+    stored = catalog.ls_annotations(project.id)
+    for image_id in image_ids:
+        task_id = tasks.get(image_id)
+        if task_id is None:
+            continue
+        if task_id in stored:
+            work = True
+        else:
+            task = project.client.get_task(task_id)
+            work = bool(
+                (getattr(task, "total_annotations", 0) or 0)
+                + (getattr(task, "cancelled_annotations", 0) or 0)
+                or getattr(task, "annotations", None)
+            )
+        if not work:
+            project.client.delete_task(task_id)
+            catalog.forget_ls_tasks(project.id, [task_id])
+            out.deleted += 1
+            continue
+        if versions.get(task_id) is None:
+            continue  # kept before: its predictions went then
+        for pred in project.client.list_task_predictions(task_id):
+            project.client.delete_prediction(int(pred.id))
+            out.predictions_deleted += 1
+        catalog.record_ls_tasks(project.id, [(image_id, task_id, None)])
+        out.kept += 1
+    if out.taken_out:
+        log.info(
+            "project %s: %d tasks of set-aside images left the queue (%d deleted, %d kept "
+            "for their annotations)",
+            project.id,
+            out.taken_out,
+            out.deleted,
+            out.kept,
+        )
     return out
 
 

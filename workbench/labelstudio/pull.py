@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -84,6 +85,23 @@ class PullResult:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def record(self) -> dict:
+        """What `wb status` shows of this pull: the counts, the disagreements counted."""
+        out = {k: v for k, v in self.to_dict().items() if k != "disagreements"}
+        out["disagreements"] = len(self.disagreements)
+        return out
+
+
+# the catalog's meta key that holds the last pull's counts (one home: written by ``pull``)
+LAST_PULL_KEY = "labelstudio.last_pull"
+
+
+def last_pull(catalog) -> dict | None:
+    """The last pull's record (``PullResult.record`` plus ``finished_at``, UTC ISO), or
+    None when the workspace has never pulled."""
+    raw = catalog.get_meta(LAST_PULL_KEY)
+    return json.loads(raw) if raw else None
 
 
 UNCHANGED, KEEP_TRUTH, RECORD, WRITE = "unchanged", "keep_truth", "record", "write"
@@ -264,6 +282,8 @@ def pull(
         apply(task_id, prev[0].image_id if prev else None, [])
     if on_progress:
         on_progress(total, total)
+    record = {**result.record(), "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    catalog.set_meta(LAST_PULL_KEY, json.dumps(record))
     return result
 
 

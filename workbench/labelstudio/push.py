@@ -4,6 +4,9 @@ Re-running never creates a second task for an image: every task carries the
 catalog image id in its data, and when Label Studio holds tasks the catalog has
 not recorded (an import that succeeded just before an interruption), they are
 matched back by that id before anything is imported.
+
+Tasks of images set aside since they were pushed (duplicate, conflict, excluded,
+unreadable) leave the annotators' queue on every push (``ordering.take_out_of_queue``).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from ..errors import WorkbenchError
 from ..taxonomy import LEVELS
 from .client import Connection, LabelStudioClient, LabelStudioRequestError
 from .config import detection_config
-from .ordering import write_scores
+from .ordering import take_out_of_queue, write_scores
 from .project import Project
 from .server import choose_document_root, storage_dirs
 from .tasks import IMAGE_ID_FIELD, ImageOutsideRoot, ModelPrediction, build_task
@@ -41,6 +44,9 @@ class PushResult:
     with_predictions: int = 0  # of the created tasks
     with_annotations: int = 0  # of the created tasks: ground truth already in the catalog
     refreshed: int = 0  # old tasks given the promoted model's prediction
+    taken_out: int = 0  # tasks of set-aside images taken out of the queue now
+    taken_out_deleted: int = 0  # of those: nobody had annotated them, deleted
+    taken_out_kept: int = 0  # of those: kept for their annotations, predictions deleted
     seconds: float = 0.0
     new_project: bool = False
     warnings: list[str] = field(default_factory=list)
@@ -204,9 +210,17 @@ def push(
         new_project=created_project,
     )
     ensure_storages(client, project_id, [im.path for im in images], document_root)
+    everything = catalog.images()
     result.reconciled, result.forgotten = reconcile(
-        catalog, client, project_id, {im.id for im in catalog.images()}
+        catalog, client, project_id, {im.id for im in everything}
     )
+    project = Project(client, conn, project_id, level, taxonomy)
+    recorded = catalog.ls_task_map(project_id)
+    aside = [im.id for im in everything if im.status != "active" and im.id in recorded]
+    if aside:
+        removal = take_out_of_queue(project, catalog, aside)
+        result.taken_out = removal.taken_out
+        result.taken_out_deleted, result.taken_out_kept = removal.deleted, removal.kept
     pushed = catalog.ls_task_map(project_id)
     result.already = sum(1 for im in images if im.id in pushed)
     todo = [im for im in images if im.id not in pushed]
@@ -242,7 +256,6 @@ def push(
         if on_progress:
             on_progress(result.created, len(todo))
     if version and refresh_predictions:
-        project = Project(client, conn, project_id, level, taxonomy)
         result.refreshed = _refresh_predictions(project, catalog, version, images, uncertainty)
     if version and (result.with_predictions or result.refreshed or result.already):
         # uncertainty sampling falls back to random unless these agree (see the notes);

@@ -15,7 +15,7 @@ from ..errors import WorkbenchError
 from .dataset import open_dataset, sync_dataset
 from .environment import dataset_name
 from .evaluation import evaluate_versions, prune_evaluations
-from .samples import pred_field, read_review_samples
+from .samples import pred_field, read_review_samples, sample_counts
 from .views import review_views, save_review_views
 
 log = logging.getLogger(__name__)
@@ -86,11 +86,20 @@ def previous_model(infos: list[ModelVersionInfo], model: str | None) -> str | No
     return versions[idx - 1] if idx > 0 else None
 
 
+StageFn = Callable[[str, dict], None]
+
+
 def build_review_dataset(
-    ws, model: str | None = None, on_progress: Callable[[int, int], None] | None = None
+    ws,
+    model: str | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
+    on_stage: StageFn | None = None,
 ) -> dict:
     """Bring the workspace's review dataset up to date; returns the summary
-    ``wb review --json`` prints."""
+    ``wb review --json`` prints. ``on_stage(name, info)`` is called as each step starts:
+    ``sync`` (info: ``sample_counts``, what is written), ``evaluate`` (``versions``),
+    ``views``."""
+    stage = on_stage or (lambda name, info: None)
     started = time.monotonic()
     catalog = Catalog.open(ws.catalog_path, read_only=True)
     try:
@@ -110,12 +119,16 @@ def build_review_dataset(
 
     timings = {"read_catalog": time.monotonic() - started}
     name = dataset_name(ws)
+    counts = sample_counts(samples)
+    stage("sync", counts)
     ds = open_dataset(name)
     prune_evaluations(ds, versions)
     stats = sync_dataset(ds, samples, [pred_field(v) for v in versions], on_progress)
     timings["sync"] = time.monotonic() - started - sum(timings.values())
+    stage("evaluate", {"versions": versions, "annotated": counts["annotated"]})
     evaluations = evaluate_versions(ds, versions)
     timings["evaluate"] = time.monotonic() - started - sum(timings.values())
+    stage("views", {})
     view_samples = save_review_views(ds, review_views(ds, selected, previous))
     timings["views"] = time.monotonic() - started - sum(timings.values())
     return {

@@ -21,6 +21,7 @@ from .environment import DEFAULT_APP_PORT, fiftyone_env, review_paths
 log = logging.getLogger(__name__)
 
 ProgressFn = Callable[[int, int], None]
+StageFn = Callable[[str, dict], None]  # a build step starts: its name and counts
 STOP_TIMEOUT = 60.0  # seconds for the App and the database to close before SIGKILL
 
 
@@ -73,7 +74,9 @@ class WorkerProcess:
     def pid(self) -> int:
         return self.process.pid
 
-    def until(self, event: str, on_progress: ProgressFn | None = None) -> dict:
+    def until(
+        self, event: str, on_progress: ProgressFn | None = None, on_stage: StageFn | None = None
+    ) -> dict:
         """Read events up to ``event`` and return it; an ``error`` event, or the
         worker ending first, raises with the worker's message."""
         for line in self.process.stdout:
@@ -87,6 +90,8 @@ class WorkerProcess:
                 return msg
             if kind == "progress" and on_progress:
                 on_progress(msg["done"], msg["total"])
+            elif kind == "stage" and on_stage:
+                on_stage(msg["stage"], msg.get("info") or {})
             elif kind == "error":
                 self.wait()
                 raise WorkbenchError(msg["message"])
@@ -112,13 +117,18 @@ class WorkerProcess:
 
 
 def run_worker(
-    ws, command: str, event: str, on_progress: ProgressFn | None = None, **options
+    ws,
+    command: str,
+    event: str,
+    on_progress: ProgressFn | None = None,
+    on_stage: StageFn | None = None,
+    **options,
 ) -> dict:
     """Run one worker command to its end and return its ``event``; the worker is
     stopped whatever happens (``options``: ``WorkerProcess``'s)."""
     worker = WorkerProcess(ws, command, **options)
     try:
-        result = worker.until(event, on_progress)
+        result = worker.until(event, on_progress, on_stage)
         worker.wait()
         return result
     finally:
@@ -126,13 +136,19 @@ def run_worker(
 
 
 def build_review(
-    ws, model: str | None = None, on_progress: ProgressFn | None = None, verbose: int = 0
+    ws,
+    model: str | None = None,
+    on_progress: ProgressFn | None = None,
+    verbose: int = 0,
+    on_stage: StageFn | None = None,
 ) -> dict:
     """Build or update the review dataset, its evaluations and saved views.
 
     Returns ``{"dataset", "samples", "views", "evaluations", ...}`` (see
     ``build.build_review_dataset``)."""
-    return run_worker(ws, "build", "built", on_progress, model=model, verbose=verbose)["summary"]
+    return run_worker(ws, "build", "built", on_progress, on_stage, model=model, verbose=verbose)[
+        "summary"
+    ]
 
 
 def describe_review(ws) -> dict:
@@ -156,14 +172,17 @@ class ReviewApp:
         self.view_urls: dict[str, str] = {}
 
     def start(
-        self, on_progress: ProgressFn | None = None, on_built: Callable[[dict], None] | None = None
+        self,
+        on_progress: ProgressFn | None = None,
+        on_built: Callable[[dict], None] | None = None,
+        on_stage: StageFn | None = None,
     ) -> dict:
         """Blocks until the App answers; returns the build summary."""
         self.worker = WorkerProcess(
             self.ws, "serve", model=self.model, port=self.port, verbose=self.verbose
         )
         try:
-            self.summary = self.worker.until("built", on_progress)["summary"]
+            self.summary = self.worker.until("built", on_progress, on_stage)["summary"]
             if on_built:
                 on_built(self.summary)
             ready = self.worker.until("ready")

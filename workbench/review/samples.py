@@ -174,3 +174,16 @@ def read_review_samples(
             )
         out.append(ReviewSample(im.id, im.path, w, h, fields, gt, preds))
     return out, unc_version
+
+
+def sample_counts(samples: list[ReviewSample]) -> dict:
+    """What a build writes, for the progress it shows (FiftyOne stores every box as its own
+    document, so the time grows with the boxes): images, ground-truth boxes, predicted
+    boxes over all versions, and the versions."""
+    return {
+        "images": len(samples),
+        "annotated": sum(1 for s in samples if s.ground_truth is not None),
+        "gt_boxes": sum(len(s.ground_truth or []) for s in samples),
+        "predicted_boxes": sum(len(b or []) for s in samples for b in s.predictions.values()),
+        "versions": len({name for s in samples for name in s.predictions}),
+    }

@@ -107,6 +107,7 @@ def run(args: argparse.Namespace, out: Protocol) -> int:
         ws,
         model=args.model,
         on_progress=lambda done, total: out.send("progress", done=done, total=total),
+        on_stage=lambda stage, info: out.send("stage", stage=stage, info=info),
     )
     out.send("built", summary=summary)
     if args.command == "serve":
