@@ -113,7 +113,8 @@ def test_a_promoted_model_that_finds_nothing_is_named_in_one_warning(ready):
     [line] = [ln for ln in res.output.splitlines() if "finds nothing" in ln]
     assert line.startswith(
         "warning: model v001 finds nothing (no box at or above the display floor 0.3 on 4 "
-        "images (highest score 0.12)): its boxes are below the display floor 0.3"
+        "images, the highest at 0.12): its boxes are below the display floor 0.3, so tasks "
+        "get none and the order rests on label signals alone. Train a better one"
     )
     assert "`wb models promote VERSION`" in line
 
@@ -138,3 +139,17 @@ def test_push_names_a_model_that_finds_nothing(ready, monkeypatch):
         res.output
     )
     assert res.output.count("finds nothing") == 1
+
+
+def test_a_promoted_model_that_scores_every_box_alike_is_named_too(ready):
+    ws, ids, _ = ready
+    alike = {**FLAT, "score": 0.5}
+    with ws.open_catalog() as catalog:
+        todo = [i for k, i in ids.items() if k not in ("annotated", "excluded")]
+        catalog.store_predictions(VERSION, {i: [alike] * 3 for i in todo})
+    res = run(ws, "--no-labelstudio")
+    assert res.exit_code == 0, res.output
+    assert (
+        "warning: model v001 finds nothing (all 12 boxes on 4 images score between 0.50 and "
+        "0.50: it does not tell objects apart): its boxes all score alike"
+    ) in res.output

@@ -45,10 +45,12 @@ HEADLINE = (
     "epochs",
     "finds_nothing",
 )
-# "finds nothing": no box scored this far apart from the others (with at least this many
-# boxes) is a model that scores every box alike, however high
+# "finds nothing": at least FLAT_MIN_BOXES boxes whose scores all lie within
+# FLAT_SCORE_BAND of each other is a model that scores every box alike, unless every box
+# is at FLAT_SURE or above (a model sure of each box it gives is not flat)
 FLAT_SCORE_BAND = 0.02
 FLAT_MIN_BOXES = 10
+FLAT_SURE = 0.9
 Hook = Callable[[Any, Any], str]
 
 
@@ -163,7 +165,8 @@ def finds_nothing(
     ``detections``: one list of boxes per image (``Detection`` or the stored dicts, each
     with a ``score``). A model finds nothing when it gives no box at all, no box at or
     above ``floor`` (the score people see drawn), or at least ``FLAT_MIN_BOXES`` boxes all
-    within ``band`` of each other. No images: None (nothing to judge on)."""
+    within ``band`` of each other, not all of them sure (``FLAT_SURE``). No images: None
+    (nothing to judge on)."""
     per_image = [list(boxes) for boxes in detections]
     scores = [float(b["score"] if isinstance(b, dict) else b.score) for im in per_image for b in im]
     n = f"{len(per_image)} image{'' if len(per_image) == 1 else 's'}"
@@ -173,8 +176,8 @@ def finds_nothing(
         return f"no boxes at all on {n}"
     low, top = min(scores), max(scores)
     if top < floor:
-        return f"no box at or above the display floor {floor:g} on {n} (highest score {top:.2f})"
-    if len(scores) >= FLAT_MIN_BOXES and top - low < band:
+        return f"no box at or above the display floor {floor:g} on {n}, the highest at {top:.2f}"
+    if len(scores) >= FLAT_MIN_BOXES and top - low < band and low < FLAT_SURE:
         return (
             f"all {len(scores)} boxes on {n} score between {low:.2f} and {top:.2f}: "
             "it does not tell objects apart"
@@ -211,10 +214,15 @@ def finds_nothing_warning(ws, catalog, version: str | None = None) -> str | None
     if not why:
         return None
     return (
-        f"warning: model {current.version} finds nothing ({why}): its boxes are "
-        f"below the display floor {DISPLAY_MIN_SCORE:g}, so tasks get no boxes and the order "
-        "rests on label signals alone. Train a better one (`wb retrain`, more epochs or "
-        "images) or promote another (`wb models`, `wb models promote VERSION`)."
+        f"warning: model {current.version} finds nothing ({why}): "
+        + (
+            "its boxes all score alike, so they and the order they give say nothing"
+            if why.startswith("all ")
+            else f"its boxes are below the display floor {DISPLAY_MIN_SCORE:g}, so tasks "
+            "get none and the order rests on label signals alone"
+        )
+        + ". Train a better one (`wb retrain`, more epochs or images) or promote another "
+        "(`wb models`, `wb models promote VERSION`)."
     )
 
 
