@@ -160,3 +160,36 @@ def test_wb_evaluate_on_an_outside_folder_set(trained_ws):
     assert out["accuracy"] is not None
     with ws.open_catalog() as catalog:
         assert len(catalog.images()) == 20  # nothing was added to the catalog
+
+
+def test_wb_evaluate_images_leaves_out_classes_the_model_does_not_know(trained_ws):
+    ws, version, _, root = trained_ws
+    rng = random.Random(2)
+    for label, n in (("cat", 1), ("dog", 1), ("kangaroo", 2), ("wombat", 1)):
+        (root / "mixed" / label).mkdir(parents=True)
+        for i in range(n):
+            make_image(root / "mixed" / label / f"{i}.png", rng, "cat")
+    args = ["--model", version, "--images", str(root / "mixed"), "--format", "folders"]
+
+    res = invoke(ws, *args, "--json")
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert out["images"] == 2  # the cat and the dog; kangaroos and the wombat are in no score
+    assert out["unknown_classes"]["images"] == 3
+    assert out["unknown_classes"]["classes"] == ["kangaroo", "wombat"]
+
+    text = invoke(ws, *args)
+    assert text.exit_code == 0, text.output
+    note = (
+        "left out 3 images of classes the model does not know: kangaroo, wombat "
+        "(its classes: cat, dog); they are in no score"
+    )
+    assert [ln for ln in text.output.splitlines() if "left out" in ln] == [note]
+
+    only = root / "only-kangaroos"
+    (only / "kangaroo").mkdir(parents=True)
+    make_image(only / "kangaroo" / "0.png", rng, "cat")
+    res = invoke(ws, "--model", version, "--images", str(only), "--format", "folders")
+    assert res.exit_code == 1
+    assert f"none of the images in {only} is of a class model {version} knows" in res.output
+    assert "(theirs: kangaroo; the model's: cat, dog)" in res.output

@@ -93,6 +93,8 @@ def test_retrain_pulls_trains_and_writes_the_order_back(label_studio, demo_data,
         "scratch",
         "--weights",
         "none",
+        "--promote",
+        "always",  # a 1-epoch model finds nothing; the loop is what is tested here
         "--json",
     )
     assert r.exit_code == 0, r.output

@@ -43,6 +43,8 @@ def test_splits_stick_and_promotion_happens_only_when_better(
         "evaluate_version",
         lambda ws, cat, version, split="test": {"mAP50": test_scores[version], "images": 3},
     )
+    # these tiny models find nothing; the rule for that has its own test (below)
+    monkeypatch.setattr(retrain_mod, "val_verdict", lambda ws, cat, version: None)
     test_scores["v001"] = 0.5
     first = retrain(ws, cat, _options())
     assert first.versions == ["v001"] and first.promoted == "v001"
@@ -66,6 +68,58 @@ def test_splits_stick_and_promotion_happens_only_when_better(
     assert not set(data[1]["test"]) & set(data[1]["train"])  # and never reach training
     assert set(data[0]["train"]) <= set(data[1]["train"])
     assert len(data[1]["train"]) > len(data[0]["train"])  # new images joined
+
+
+def _finds_nothing(monkeypatch):
+    """Every model answers as the one in the issue did: a single box at score 0.12."""
+    from workbench.detection.predict import Detection, Predictor
+
+    def predict(self, images, **kw):
+        return [[Detection(self.classes[0], 1, 1, 20, 20, 0.12)] for _ in images]
+
+    monkeypatch.setattr(Predictor, "predict", predict)
+
+
+def test_a_model_that_finds_nothing_is_registered_not_promoted(
+    workspace_factory, tmp_path, monkeypatch
+):
+    _finds_nothing(monkeypatch)
+    ws = workspace_factory(classes=CLASSES)
+    runner = CliRunner()
+    base = ["--workspace", str(ws.root)]
+    with ws.open_catalog() as cat:
+        add_synthetic_images(cat, tmp_path / "a", CLASSES, 12, size=64, unannotated=2)
+    args = ["retrain", "--backbone", "mobilenet_v3", "--image-size", "64", "--max-epochs", "1"]
+    res = runner.invoke(cli, base + args + ["--batch-size", "4", "--weights", "none"])
+    assert res.exit_code == 0, res.output
+    assert "registered v001" in res.output and "promoted: none" in res.output
+    assert (
+        "- promote: v001 not promoted: it finds nothing on the validation split (no box at "
+        "or above the display floor 0.3 on "
+    ) in res.output
+    assert "`--promote always` or `wb models promote v001` promotes it anyway" in res.output
+    assert "predict: no promoted model to predict with" in res.output
+
+    listed = runner.invoke(cli, base + ["models"])
+    assert "v001 finds nothing on the validation split: no box at or above" in listed.output
+    [entry] = json.loads(runner.invoke(cli, base + ["models", "--json"]).output)
+    assert entry["promoted"] is False and "the highest at 0.12" in entry["metrics"]["finds_nothing"]
+
+    # the event stream carries the same line
+    events = []
+    with ws.open_catalog() as cat:
+        retrain(ws, cat, _options(), on_event=events.append)
+    [promote] = [e for e in events if e.get("step") == "promote"]
+    assert (
+        promote["status"] == "skipped"
+        and "v002 not promoted: it finds nothing" in (promote["message"])
+    )
+
+    # asked for, it is promoted, with the warning
+    forced = runner.invoke(cli, base + args + ["--batch-size", "4", "--promote", "always"])
+    assert forced.exit_code == 0, forced.output
+    assert "promoted v003 (no model was promoted yet); warning: it finds nothing" in forced.output
+    assert "promoted: v003" in forced.output
 
 
 def test_no_negatives_leaves_background_images_out_of_training(workspace_factory, tmp_path):
@@ -104,9 +158,18 @@ def test_wb_retrain_and_wb_models(workspace_factory, tmp_path, monkeypatch):
 
     with ws.open_catalog() as cat:
         add_synthetic_images(cat, tmp_path / "a", CLASSES, 10, size=64, unannotated=2)
-    ok = runner.invoke(cli, base + args)
+    # a 1-epoch model finds nothing: asked for, it is promoted all the same
+    ok = runner.invoke(cli, base + args + ["--promote", "always"])
     assert ok.exit_code == 0, ok.output
     assert "registered v001" in ok.output and "promoted: v001" in ok.output
+    # off a terminal (CliRunner's stdout is not one): plain lines, no bar, none wrapped
+    lines = ok.output.splitlines()
+    assert "training: epoch 0, 2 batches (a line follows each epoch)" in lines
+    assert any(ln.startswith("epoch 0: loss ") for ln in lines)
+    assert "━" not in ok.output
+    assert any(
+        ln.startswith("✓ promote: promoted v001 (no model was promoted yet)") for ln in lines
+    )
     # the plan comes first, with each choice and why
     plan = ok.output.index("plan: mobilenet_v3 at 64 px, weights none, regimen scratch")
     assert plan < ok.output.index("registered v001")

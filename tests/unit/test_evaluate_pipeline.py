@@ -302,3 +302,31 @@ def test_cli_unknown_version_lists_the_known_ones(ws):
     res = invoke(ws, "--model", "v999")
     assert res.exit_code == 1
     assert "no model version 'v999'" in res.output
+
+
+@pytest.mark.parametrize(
+    "label, boxes, kept",
+    [
+        ("cat", None, True),
+        ("background", [], True),
+        (None, [("dog", 0, 0, 5, 5)], True),
+        ("kangaroo", None, False),  # a folder class the model does not know
+        (None, [("cat", 0, 0, 5, 5), ("emu", 1, 1, 6, 6)], False),  # one unknown box
+    ],
+)
+def test_split_unknown_leaves_out_images_the_model_cannot_get_right(label, boxes, kept):
+    gt = None if boxes is None else [Box(*b) for b in boxes]
+    items = [ev.EvalItem("1", "/x/1.png", label, gt)]
+    scored, left = ev.split_unknown(items, ["cat", "dog"])
+    assert (scored == items) is kept and left["images"] == (0 if kept else 1)
+
+
+def test_split_unknown_counts_images_and_names_classes_once():
+    items = [ev.EvalItem(str(i), f"/x/{i}.png", lab, None) for i, lab in enumerate("aabc")]
+    scored, left = ev.split_unknown(items, ["c"])
+    assert [it.label for it in scored] == ["c"]
+    assert left["images"] == 3 and left["classes"] == ["a", "b"]
+    assert left["note"] == (
+        "left out 3 images of classes the model does not know: a, b (its classes: c); "
+        "they are in no score"
+    )

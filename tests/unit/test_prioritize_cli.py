@@ -96,3 +96,60 @@ def test_unreachable_label_studio_fails_but_keeps_the_priorities(ready, monkeypa
     assert "The priorities are stored in the catalog" in res.output
     with ws.open_catalog() as catalog:
         assert len(catalog.priorities(VERSION)) == 4
+
+
+FLAT = {"label": "elephant", "x1": 1, "y1": 1, "x2": 9, "y2": 9, "score": 0.12, "probs": {}}
+
+
+def test_a_promoted_model_that_finds_nothing_is_named_in_one_warning(ready):
+    """An older workspace: promoted before the rule, judged on its stored predictions."""
+    ws, ids, _ = ready
+    assert "finds nothing" not in run(ws, "--no-labelstudio").output  # 0.4-0.95 boxes: fine
+    with ws.open_catalog() as catalog:
+        todo = [i for k, i in ids.items() if k not in ("annotated", "excluded")]
+        catalog.store_predictions(VERSION, {i: [FLAT] for i in todo})
+    res = run(ws, "--no-labelstudio")
+    assert res.exit_code == 0, res.output
+    [line] = [ln for ln in res.output.splitlines() if "finds nothing" in ln]
+    assert line.startswith(
+        "warning: model v001 finds nothing (no box at or above the display floor 0.3 on 4 "
+        "images, the highest at 0.12): its boxes are below the display floor 0.3, so tasks "
+        "get none and the order rests on label signals alone. Train a better one"
+    )
+    assert "`wb models promote VERSION`" in line
+
+
+def test_push_names_a_model_that_finds_nothing(ready, monkeypatch):
+    import workbench.labelstudio as ls
+    from workbench.labelstudio.push import PushResult
+
+    ws, ids, _ = ready
+    with ws.open_catalog() as catalog:
+        todo = [i for k, i in ids.items() if k not in ("annotated", "excluded")]
+        catalog.store_predictions(VERSION, {i: [FLAT] if i == ids["sure"] else [] for i in todo})
+    monkeypatch.setattr(ls, "connect", lambda ws, url: (None, None))
+    monkeypatch.setattr(
+        ls,
+        "push",
+        lambda *a, **k: PushResult(1, "http://127.0.0.1:1/projects/1", "species", VERSION),
+    )
+    res = CliRunner().invoke(cli, ["--workspace", str(ws.root), "push"])
+    assert res.exit_code == 0, res.output
+    assert "warning: model v001 finds nothing (no box at or above the display floor 0.3" in (
+        res.output
+    )
+    assert res.output.count("finds nothing") == 1
+
+
+def test_a_promoted_model_that_scores_every_box_alike_is_named_too(ready):
+    ws, ids, _ = ready
+    alike = {**FLAT, "score": 0.5}
+    with ws.open_catalog() as catalog:
+        todo = [i for k, i in ids.items() if k not in ("annotated", "excluded")]
+        catalog.store_predictions(VERSION, {i: [alike] * 3 for i in todo})
+    res = run(ws, "--no-labelstudio")
+    assert res.exit_code == 0, res.output
+    assert (
+        "warning: model v001 finds nothing (all 12 boxes on 4 images score between 0.50 and "
+        "0.50: it does not tell objects apart): its boxes all score alike"
+    ) in res.output

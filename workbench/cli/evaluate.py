@@ -45,6 +45,8 @@ def _print_result(result) -> None:
 
     out = console()
     out.print(report.headline_text(result), soft_wrap=True)
+    if "unknown_classes" in result.info:
+        out.print(result.info["unknown_classes"]["note"], soft_wrap=True)
     out.print(_table("per class", *report.table_rows(result)))
     out.print(
         _table(
@@ -178,7 +180,11 @@ def evaluate(
         return
     out = console()
     out.print(report.headline_text(result), soft_wrap=True)
+    if "unknown_classes" in result.info:
+        out.print(result.info["unknown_classes"]["note"], soft_wrap=True)
     out.print(report.headline_text(base), soft_wrap=True)
+    if "unknown_classes" in base.info:
+        out.print(base.info["unknown_classes"]["note"], soft_wrap=True)
     out.print(
         _table(
             f"{result.model} vs {base.model} (delta = {result.model} - {base.model})",

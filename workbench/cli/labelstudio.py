@@ -181,6 +181,13 @@ def push_cmd(app, level, batch_size, new_project, limit, ls_url, as_json) -> Non
             limit=limit,
             on_progress=lambda d, t: bar.update(task, completed=d, total=t),
         )
+    from ..detection.retrain import finds_nothing_warning
+
+    warning = result.model_version and finds_nothing_warning(
+        app.ws, app.catalog, result.model_version
+    )
+    if warning:
+        click.echo(warning, err=as_json)
     if as_json:
         echo_json({**result.__dict__, "tasks_per_second": round(result.tasks_per_second, 1)})
         return

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import click
 
 from ..detection.names import DEFAULT_BACKBONE, LOSSES, REGIMENS
@@ -44,12 +46,44 @@ def _labelstudio_hooks(app):
     return labelstudio_hooks(app.ws)
 
 
+class _Lines:
+    """Stands in for the progress bar off a terminal (piped to a file, CI): no bar, each
+    line printed whole (no wrapping) and flushed at once."""
+
+    def __init__(self, err: bool):
+        self.err = err
+        self.console = self
+
+    def print(self, line: str) -> None:
+        click.echo(line, err=self.err)
+
+    def add_task(self, *args, **kwargs) -> int:
+        return 0
+
+    def update(self, *args, **kwargs) -> None:
+        pass
+
+    def remove_task(self, *args) -> None:
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> bool:
+        return False
+
+
 class _ProgressPrinter:
-    """Turns training events into a rich progress bar (loss, lr, ETA) on stderr."""
+    """Turns training events into a rich progress bar (loss, lr, ETA) on stderr; off a
+    terminal (``_Lines``), into plain lines: the plan, when training starts, one line
+    per epoch and one per stage."""
 
     def __init__(self, bar):
         self.bar = bar
         self.task = None
+        self.plain = isinstance(bar, _Lines)
+        self.started = False
+        self.predicting = False
 
     def __call__(self, e: dict) -> None:
         kind = e.get("event")
@@ -65,6 +99,17 @@ class _ProgressPrinter:
                 f"{tag}learning-rate cycle {e['cycle']}: back to epoch "
                 f"{e['from_epoch']}'s weights, lr {e['lr']:.2g}"
             )
+        elif kind == "epoch_start" and self.plain:
+            if not self.started:
+                self.started = True
+                self.bar.console.print(
+                    f"{tag}training: epoch {e['epoch']}, {e['iterations']} batches "
+                    "(a line follows each epoch)"
+                )
+        elif kind == "predict" and self.plain:
+            if not self.predicting:
+                self.predicting = True
+                self.bar.console.print(f"predicting {e['total']} images without annotations")
         elif kind == "epoch_start":
             if self.task is not None:
                 self.bar.remove_task(self.task)
@@ -247,8 +292,9 @@ def retrain_cmd(
         refresh=refresh,
     )
     printer = None
+    on_terminal = sys.stdout.isatty()
     try:
-        with progress(transient=True) as bar:
+        with progress(transient=True) if on_terminal else _Lines(err=as_json) as bar:
             printer = _ProgressPrinter(bar)
             report = retrain(app.ws, app.catalog, options, on_event=printer)
     except KeyboardInterrupt:
@@ -313,6 +359,10 @@ def models_group(ctx, app, as_json):
             f"{fmt(m.get('accuracy')):>7} {fmt(m.get('val_mAP50')):>9}  "
             f"{mv.parent or '-'}"
         )
+        if m.get("finds_nothing"):
+            click.echo(
+                f"  {mv.version} finds nothing on the validation split: {m['finds_nothing']}"
+            )
 
 
 @models_group.command("promote")

@@ -131,6 +131,11 @@ def prioritize_cmd(
         result = prioritize(ws, catalog, config, on_progress=on_progress)
     say = (lambda m: click.echo(m, err=True)) if as_json else click.echo
     say(result.summary())
+    from ..detection.retrain import finds_nothing_warning
+
+    warning = finds_nothing_warning(ws, catalog, result.version)
+    if warning:
+        say(warning)
     if len(result.batch) < min(batch, len(result.ranked)):
         say(
             f"note: only {len(result.batch)} images differ enough from each other for a diverse "

@@ -122,6 +122,28 @@ def outside_items(ws, model: ModelHandle, images_path: str | Path, fmt: str) -> 
     return items
 
 
+def split_unknown(items: list[EvalItem], classes: list[str]) -> tuple[list[EvalItem], dict]:
+    """(the items a model with ``classes`` can be scored on, what was left out): an image
+    whose label or any box's label is neither one of the classes nor background would
+    count as always wrong, so it is left out of every score, and said so."""
+    known = {*classes, BACKGROUND}
+    kept, left, names = [], 0, set()
+    for it in items:
+        labels = {it.label} | {b.label for b in it.boxes or []}
+        strange = {x for x in labels if x is not None and x not in known}
+        if strange:
+            left += 1
+            names |= strange
+        else:
+            kept.append(it)
+    n = f"{left} image{'' if left == 1 else 's'}"
+    note = (
+        f"left out {n} of classes the model does not know: {', '.join(sorted(names))} "
+        f"(its classes: {', '.join(classes)}); they are in no score"
+    )
+    return kept, {"images": left, "classes": sorted(names), "note": note}
+
+
 # ---- step 3: predictions ---------------------------------------------------------------
 def predict_items(
     predictor,
@@ -230,8 +252,17 @@ def evaluate_outside(
     items = outside_items(ws, model, images_path, fmt)
     if not items:
         raise EvaluationError(f"no images found in {images_path} (--format {fmt})")
+    items, unknown = split_unknown(items, model.classes)
+    if not items:
+        raise EvaluationError(
+            f"none of the images in {images_path} is of a class model {model.version} knows "
+            f"(theirs: {', '.join(unknown['classes'])}; the model's: "
+            f"{', '.join(model.classes)}): evaluate a model trained on those classes"
+        )
     result = _measure(model, items, "outside", score_threshold, on_progress)
     result.info.update({"source": str(images_path), "format": fmt})
+    if unknown["images"]:
+        result.info["unknown_classes"] = unknown
     if save:
         stem = report_stem(model.version, f"outside-{images_path.name}")
         paths = save_report(result, ws.reports_dir, stem=stem)
