@@ -116,6 +116,19 @@ def test_keeper_is_a_labelled_image_even_when_the_unlabelled_copy_is_larger():
     assert keeper([rec(1, 100, 100, None), rec(2, 200, 100, None)]).id == 2
 
 
+def test_keeper_is_the_annotated_copy_when_labels_agree():
+    # a class folder of photos and the same photos from a VOC export: keep the boxes
+    folder_copy, with_boxes = rec(1, 100, 100), rec(2, 100, 100)
+    with_boxes.annotated = True
+    assert keeper([folder_copy, with_boxes]).id == 2
+    bigger = rec(3, 400, 400)
+    assert keeper([bigger, with_boxes]).id == 2  # the work counts before pixels
+    assert keeper([bigger, folder_copy]).id == 3
+    unlabelled_annotated = rec(4, 100, 100, None)
+    unlabelled_annotated.annotated = True
+    assert keeper([unlabelled_annotated, folder_copy]).id == 1  # a label first, as before
+
+
 def smooth_noise(seed: int, size=(120, 90)) -> Image.Image:
     rng = np.random.default_rng(seed)
     small = Image.fromarray(rng.integers(0, 255, (6, 8, 3), dtype=np.uint8))

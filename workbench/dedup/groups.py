@@ -50,9 +50,17 @@ def group_key(images: Iterable[ImageRecord]) -> str:
 
 def keeper(images: Iterable[ImageRecord]) -> ImageRecord:
     """The image a duplicate group keeps: a labelled one before one with no label, then
-    the largest pixel count, then the first ingested."""
+    an annotated one (it has boxes or was marked a negative: setting it aside would hide
+    that work from training), then the largest pixel count, then the first ingested."""
     return min(
-        images, key=lambda im: (im.label is None, -im.pixels, im.ingested_at or "", im.id or 0)
+        images,
+        key=lambda im: (
+            im.label is None,
+            not im.annotated,
+            -im.pixels,
+            im.ingested_at or "",
+            im.id or 0,
+        ),
     )
 
 
