@@ -153,3 +153,20 @@ def test_a_promoted_model_that_scores_every_box_alike_is_named_too(ready):
         "warning: model v001 finds nothing (all 12 boxes on 4 images score between 0.50 and "
         "0.50: it does not tell objects apart): its boxes all score alike"
     ) in res.output
+
+
+def test_promoting_a_model_that_finds_nothing_by_hand_says_so(ready):
+    ws, ids, _ = ready
+    (ws.models_dir / VERSION / "weights.pt").write_bytes(b"")  # promote checks it is there
+    promote = ["--workspace", str(ws.root), "models", "promote", VERSION]
+    res = CliRunner().invoke(cli, promote)
+    assert res.exit_code == 0 and "finds nothing" not in res.output, res.output
+    with ws.open_catalog() as catalog:
+        todo = [i for k, i in ids.items() if k not in ("annotated", "excluded")]
+        catalog.store_predictions(VERSION, {i: [FLAT] for i in todo})
+    res = CliRunner().invoke(cli, [*promote, "--json"])
+    assert res.exit_code == 0, res.output
+    assert "warning: model v001 finds nothing (no box at or above the display floor 0.3" in (
+        res.stderr
+    )
+    assert json.loads(res.stdout)["version"] == VERSION  # stdout stays JSON

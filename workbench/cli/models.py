@@ -380,8 +380,13 @@ def promote_cmd(app, version, as_json):
         wb models promote v003
     """
     from ..detection.registry import Registry
+    from ..detection.retrain import finds_nothing_warning
 
     mv = Registry.of(app.ws, app.catalog).promote(version)
+    # promoting by hand is allowed; promoting blind is not: say when it finds nothing
+    warning = finds_nothing_warning(app.ws, app.catalog, mv.version)
+    if warning:
+        click.echo(warning, err=True)
     if as_json:
         echo_json(mv.summary())
     else:
