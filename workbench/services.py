@@ -49,8 +49,11 @@ def free_port(host: str = LOCALHOST) -> int:
 
 
 def port_is_free(port: int, host: str = LOCALHOST) -> bool:
-    """Whether ``port`` can be bound on ``host`` now."""
+    """Whether ``port`` can be bound on ``host`` now, as a server binds it: with
+    ``SO_REUSEADDR``, so sockets of a crashed server left in TIME_WAIT do not count as in
+    use (a listening socket still does)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((host, port))
         except OSError:

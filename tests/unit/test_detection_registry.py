@@ -99,3 +99,29 @@ def test_predictor_gives_full_probabilities_features_and_stores_predictions(setu
     assert run.version == "v001" and run.images == 3 and seen[-1] == (3, 3)
     stored = cat.predictions("v001")
     assert sorted(stored) == ids and stored[ids[0]][0].keys() == d.to_dict().keys()
+
+
+def test_a_killed_registration_leaves_nothing_after_the_next_one(setup):
+    import os
+    import subprocess
+    import sys
+
+    ws, cat, reg, config, weights = setup
+    root = ws.models_dir
+    gone = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    dead = root / f".incoming-{int(gone.stdout)}-abc"  # its writer was killed
+    live = root / f".incoming-{os.getpid()}-def"  # a writer still at work
+    old, fresh = root / ".incoming-old123", root / ".incoming-new456"  # names without a PID
+    for folder in (dead, live, old, fresh):
+        folder.mkdir()
+        (folder / "weights.pt").write_bytes(b"partial")
+    os.utime(old, (0, 0))
+    mv = _register(reg, config, weights)
+    assert mv.version == "v001" and (root / "v001" / "weights.pt").is_file()
+    left = sorted(p.name for p in root.glob(".incoming-*"))
+    assert left == sorted([live.name, fresh.name])

@@ -294,3 +294,25 @@ def test_ports_free_and_in_use():
         assert port_open(port)
     assert port_is_free(port)
     assert port_is_free(free_port())
+
+
+def test_a_port_whose_old_connections_wait_in_time_wait_is_free():
+    # a server that closed its side first leaves that connection in TIME_WAIT for ~60 s;
+    # a new server binds with SO_REUSEADDR, so the port is free for it (a crashed Label
+    # Studio's port was refused for ~20 s before)
+    listener = socket.socket()
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as servers do
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    port = listener.getsockname()[1]
+    client = socket.create_connection(("127.0.0.1", port))
+    served, _ = listener.accept()
+    served.close()  # the server's side closes first: it goes to TIME_WAIT
+    time.sleep(0.1)
+    client.close()
+    listener.close()
+    time.sleep(0.1)
+    with socket.socket() as plain:  # the state that fooled the old check
+        with pytest.raises(OSError):
+            plain.bind(("127.0.0.1", port))
+    assert port_is_free(port)

@@ -15,6 +15,7 @@ import os
 import re
 import shutil
 import tempfile
+import time
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -22,12 +23,18 @@ from typing import Any
 from ..catalog.records import ModelRecord
 from ..errors import WorkbenchError
 from ..fsutil import atomic_write_json
+from ..services import pid_alive
 
 WEIGHTS = "weights.pt"
 CONFIG = "config.json"
 METRICS = "metrics.json"
 DATA = "data.json"
 VERSION_RE = re.compile(r"^v(\d{3,})$")
+INCOMING = ".incoming-"  # + the writer's PID + "-": a version folder being assembled
+INCOMING_RE = re.compile(r"^\.incoming-(\d+)-")
+#: an .incoming folder without a PID in its name (written before names carried one) is
+#: left over when it is this old
+STALE_INCOMING_S = 3600.0
 
 
 @dataclass(frozen=True)
@@ -128,7 +135,8 @@ class Registry:
     ) -> ModelVersion:
         """Write a new version folder whole, then record it in the catalog."""
         self.root.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=".incoming-", dir=self.root))
+        self.remove_leftovers()
+        tmp = Path(tempfile.mkdtemp(prefix=f"{INCOMING}{os.getpid()}-", dir=self.root))
         try:
             shutil.copyfile(weights, tmp / WEIGHTS)
             for f in extra_files:
@@ -158,6 +166,26 @@ class Registry:
             raise
         self.catalog.add_model(version, parent, level, classes, metrics, full)
         return self.get(version)
+
+    def remove_leftovers(self) -> list[Path]:
+        """Remove the half-assembled version folders a killed registration left (their
+        writer's PID is gone; an old-style name without a PID: an hour old). They were
+        never registered, so nothing refers to them; a live writer's folder is kept."""
+        removed = []
+        for path in sorted(self.root.glob(INCOMING + "*")):
+            m = INCOMING_RE.match(path.name)
+            try:
+                stale = (
+                    not pid_alive(int(m.group(1)))
+                    if m
+                    else time.time() - path.stat().st_mtime > STALE_INCOMING_S
+                )
+            except OSError:  # gone meanwhile
+                continue
+            if stale and path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+                removed.append(path)
+        return removed
 
     def update_metrics(self, version: str, metrics: dict[str, Any]) -> ModelVersion:
         """Merge ``metrics`` into the version's metrics (file and catalog)."""
