@@ -40,3 +40,43 @@ def check_choice(
     if value in options:
         return value
     raise error(f"unknown {what} '{value}'; choose one of: {', '.join(map(str, options))}")
+
+
+class DiskFull(WorkbenchError, OSError):
+    """Not enough free space for a write (checked before it, or ENOSPC during it).
+
+    Also an ``OSError`` (errno ENOSPC), so code that handles failed writes handles it."""
+
+    def __init__(
+        self, folder, free: int | None, needed: int | None = None, what: str | None = None
+    ):
+        import errno
+
+        super().__init__(errno.ENOSPC, "No space left on device")
+        self.folder, self.free, self.needed, self.what = str(folder), free, needed, what
+
+    def __str__(self) -> str:
+        free = "unknown" if self.free is None else human_bytes(self.free)
+        if self.needed is not None:
+            head = (
+                f"not enough space in {self.folder}: {self.what or 'this'} needs about "
+                f"{human_bytes(self.needed)}, {free} free"
+            )
+        else:
+            head = f"the disk holding {self.folder} is full ({free} free)"
+        return (
+            f"{head}. Free space on that disk (or use a workspace on a larger one with -w), "
+            "then run the same command again; what was saved before is intact."
+        )
+
+
+def human_bytes(n: int | float) -> str:
+    """1536 -> '1.5 KB' (powers of 1024, one decimal below 10)."""
+    value = float(n)
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if abs(value) < 1024 or unit == "TB":
+            break
+        value /= 1024
+    if unit == "B":
+        return f"{int(value)} B"
+    return f"{value:.1f} {unit}" if abs(value) < 10 else f"{value:.0f} {unit}"

@@ -1,28 +1,52 @@
-"""Writing files whole or not at all."""
+"""Writing files whole or not at all, the space that takes, and what killed writers left.
+
+A temporary file is named ``.<name>.<pid>-<random>.tmp`` next to its target, so the
+next run can tell a dead writer's leftover (``remove_leftover_temps``) from a live one's.
+"""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import re
+import shutil
+import sqlite3
 import tempfile
+import time
 from pathlib import Path
+
+from .errors import DiskFull
+
+#: ``.<name>.<pid>-<random>.tmp``; the older ``.<name>.<random>.tmp`` has no PID
+TEMP_RE = re.compile(r"^\..+\.(?:(\d+)-)?[A-Za-z0-9_]+\.tmp$")
+#: a temporary file without a PID in its name is left over when it is this old
+STALE_TEMP_S = 3600.0
+#: what the file system keeps for itself and SQLite's journal: a write is refused when
+#: it would leave less than this free
+SPACE_MARGIN = 1 << 20
 
 
 def atomic_write_bytes(path: Path | str, data: bytes) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    require_free_space(path.parent, len(data), f"writing {path.name}")
+    fd, tmp = tempfile.mkstemp(
+        dir=path.parent, prefix=f".{path.name}.{os.getpid()}-", suffix=".tmp"
+    )
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         try:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
+        if isinstance(exc, OSError) and exc.errno == errno.ENOSPC and exc.filename is None:
+            exc.filename = str(path)  # a write() error names no file: say which one
         raise
 
 
@@ -32,3 +56,92 @@ def atomic_write_text(path: Path | str, text: str) -> None:
 
 def atomic_write_json(path: Path | str, obj, indent: int | None = 2) -> None:
     atomic_write_text(path, json.dumps(obj, indent=indent, default=str) + "\n")
+
+
+# ---- free space --------------------------------------------------------------------
+def free_bytes(folder: Path | str) -> int:
+    """Bytes free for an unprivileged writer on the disk holding ``folder`` (or its
+    nearest existing parent)."""
+    return shutil.disk_usage(_existing(folder)).free
+
+
+def _existing(folder: Path | str) -> Path:
+    """``folder``, or its nearest parent that exists (a removed temporary folder's)."""
+    p = Path(folder).absolute()
+    while not p.is_dir() and p != p.parent:
+        p = p.parent
+    return p
+
+
+def require_free_space(folder: Path | str, needed: int, what: str) -> None:
+    """Raise ``DiskFull`` (naming ``folder``, ``needed`` and what is free) before a write
+    of ``needed`` bytes that would not fit, keeping ``SPACE_MARGIN`` free."""
+    free = free_bytes(folder)
+    if needed + SPACE_MARGIN > free:
+        raise DiskFull(folder, free, needed, what)
+
+
+def disk_full(exc: BaseException, folder: Path | str) -> DiskFull | None:
+    """``exc`` as a ``DiskFull`` when it is one in disguise: an ``OSError`` ENOSPC (or
+    EDQUOT), or SQLite's "database or disk is full"; None otherwise. ``folder``: where
+    the write went when the error does not name a file (SQLite's never does)."""
+    if isinstance(exc, DiskFull):
+        return exc
+    if isinstance(exc, sqlite3.OperationalError):
+        code = getattr(exc, "sqlite_errorcode", None)
+        if code != sqlite3.SQLITE_FULL and "disk is full" not in str(exc):
+            return None
+        target = Path(folder)
+    elif isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        # shutil.copyfile names the source as filename and the destination as filename2
+        named = exc.filename2 or exc.filename
+        target = _existing(Path(os.fsdecode(named)).parent) if named else Path(folder)
+    else:
+        return None
+    try:
+        free = free_bytes(target)
+    except OSError:
+        free = None
+    return DiskFull(target, free)
+
+
+# ---- leftovers of killed writers ---------------------------------------------------
+def remove_leftover_temps(folder: Path | str, recursive: bool = False) -> list[Path]:
+    """Remove the temporary files (``TEMP_RE``) that writers killed mid-write left in
+    ``folder``: their PID is gone (without a PID: ``STALE_TEMP_S`` old). Only names this
+    module makes are touched, never any other file."""
+    root = Path(folder)
+    if not root.is_dir():
+        return []
+    candidates = root.rglob(".*.tmp") if recursive else root.glob(".*.tmp")
+    removed = []
+    for path in sorted(candidates):
+        m = TEMP_RE.match(path.name)
+        if m is None or not path.is_file() or path.is_symlink():
+            continue
+        try:
+            stale = (
+                not _pid_runs(int(m.group(1)))
+                if m.group(1)
+                else time.time() - path.stat().st_mtime > STALE_TEMP_S
+            )
+            if stale:
+                path.unlink()
+                removed.append(path)
+        except OSError:  # gone meanwhile
+            continue
+    return removed
+
+
+def _pid_runs(pid: int) -> bool:
+    """Whether a process ``pid`` exists (a zombie counts as running: its temporary file
+    is kept, which is the safe side; ``services.pid_alive`` is the full answer)."""
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import ServiceError
-from .fsutil import atomic_write_json
+from .fsutil import atomic_write_json, remove_leftover_temps
 
 log = logging.getLogger(__name__)
 
@@ -196,6 +196,7 @@ def stop(
 # ---- PID files -----------------------------------------------------------------------
 def write_pid_file(path: Path, record: Mapping) -> None:
     """Record a running server (``record`` holds at least ``pid``), atomically."""
+    remove_leftover_temps(Path(path).parent)  # what a killed writer left
     atomic_write_json(path, dict(record))
 
 

@@ -15,7 +15,7 @@ from typing import Any
 import tomli_w
 
 from .errors import WorkspaceError, check_choice
-from .fsutil import atomic_write_text
+from .fsutil import atomic_write_text, remove_leftover_temps
 from .taxonomy import Taxonomy
 
 CONFIG_NAME = "workbench.toml"
@@ -92,6 +92,7 @@ class Workspace:
         return cls(root, config)
 
     def save(self) -> None:
+        remove_leftover_temps(self.root)  # what a killed writer left of this file or others
         atomic_write_text(self.root / CONFIG_NAME, tomli_w.dumps(self.config))
 
     # ---- settings -------------------------------------------------------

@@ -19,9 +19,8 @@ the stored priorities into the order annotators see.
 
 from __future__ import annotations
 
+import io
 import logging
-import os
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +29,7 @@ from typing import Protocol
 import numpy as np
 
 from ..errors import UnknownClassError, WorkbenchError
+from ..fsutil import atomic_write_bytes, remove_leftover_temps
 from ..images import UnreadableImage, open_image
 from ..taxonomy import BACKGROUND, Taxonomy
 from .selection import SelectionConfig, select_batch
@@ -303,19 +303,15 @@ def _write_cache(path: Path, entries: dict[int, tuple[str, np.ndarray]]) -> None
         logger.warning("feature vectors differ in shape; not caching them")
         return
     ids = np.array(sorted(entries), dtype=np.int64)
-    fd, tmp = tempfile.mkstemp(prefix=".features-", suffix=".npz", dir=path.parent)
-    os.close(fd)
-    try:
-        np.savez(
-            tmp,
-            ids=ids,
-            sha256=np.array([entries[i][0] for i in ids], dtype=str),
-            features=np.stack([entries[i][1] for i in ids]),
-        )
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    buf = io.BytesIO()
+    np.savez(
+        buf,
+        ids=ids,
+        sha256=np.array([entries[i][0] for i in ids], dtype=str),
+        features=np.stack([entries[i][1] for i in ids]),
+    )
+    remove_leftover_temps(path.parent)  # what a killed run's write left
+    atomic_write_bytes(path, buf.getvalue())
 
 
 def _stage(on_progress: Progress | None, stage: str) -> Callable[[int, int], None] | None:

@@ -13,7 +13,7 @@ import io
 from collections.abc import Callable
 from pathlib import Path
 
-from ..fsutil import atomic_write_bytes, atomic_write_text
+from ..fsutil import atomic_write_bytes, atomic_write_text, remove_leftover_temps
 from ..images import UnreadableImage, open_image
 
 THUMB_SIDE = 320
@@ -49,6 +49,7 @@ def write_report(
     out = Path(reports_dir) / "prioritize" / result.version
     thumbs = out / "thumbs"
     thumbs.mkdir(parents=True, exist_ok=True)
+    remove_leftover_temps(out, recursive=True)  # what a killed run's writes left
     shown = annotation_order(result)[:show]
     cfg = result.config
     esc = html.escape

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from functools import wraps
 from pathlib import Path
 
 import click
 
 from ..errors import WorkbenchError
+from ..fsutil import disk_full
 from ..workspace import Workspace, resolve_workspace_path
 
 
@@ -64,7 +66,9 @@ def echo_json(obj) -> None:
 
 
 def domain_errors(f):
-    """Turn domain errors into ClickException (exit 1) with their message."""
+    """Turn domain errors into ClickException (exit 1) with their message; so too a full
+    disk, however it shows (``OSError`` ENOSPC, SQLite's "database or disk is full"):
+    one line naming the folder and what to do, not a traceback."""
 
     @wraps(f)
     def wrapper(*args, **kwargs):
@@ -72,8 +76,21 @@ def domain_errors(f):
             return f(*args, **kwargs)
         except WorkbenchError as exc:
             raise click.ClickException(str(exc)) from None
+        except (OSError, sqlite3.OperationalError) as exc:
+            full = disk_full(exc, _workspace_folder())
+            if full is None:
+                raise
+            raise click.ClickException(str(full)) from None
 
+    wrapper.handles_domain_errors = True  # copied onto outer wrappers: tests look for it
     return wrapper
+
+
+def _workspace_folder() -> Path:
+    """Where a write without a file name (SQLite's) went: the workspace."""
+    ctx = click.get_current_context(silent=True)
+    app = ctx.find_object(App) if ctx is not None else None
+    return app.workspace_path if app is not None else Path.cwd()
 
 
 def console():

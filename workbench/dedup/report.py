@@ -14,7 +14,12 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from ..fsutil import atomic_write_bytes, atomic_write_json, atomic_write_text
+from ..fsutil import (
+    atomic_write_bytes,
+    atomic_write_json,
+    atomic_write_text,
+    remove_leftover_temps,
+)
 from ..images import UnreadableImage, open_image
 from .run import DedupRun
 
@@ -224,6 +229,7 @@ def write_report(
     """Write report.json, report.csv and index.html under ``reports_dir/dedup``."""
     out = Path(reports_dir) / "dedup"
     out.mkdir(parents=True, exist_ok=True)
+    remove_leftover_temps(out, recursive=True)  # what a killed run's writes left
     paths = {"json": out / "report.json", "csv": out / "report.csv", "html": out / "index.html"}
     atomic_write_json(paths["json"], report)
     write_csv(report, paths["csv"])

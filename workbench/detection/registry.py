@@ -22,7 +22,7 @@ from typing import Any
 
 from ..catalog.records import ModelRecord
 from ..errors import WorkbenchError
-from ..fsutil import atomic_write_json
+from ..fsutil import atomic_write_json, remove_leftover_temps, require_free_space
 from ..services import pid_alive
 
 WEIGHTS = "weights.pt"
@@ -136,6 +136,10 @@ class Registry:
         """Write a new version folder whole, then record it in the catalog."""
         self.root.mkdir(parents=True, exist_ok=True)
         self.remove_leftovers()
+        copies = [Path(weights), *(Path(f) for f in extra_files if Path(f).is_file())]
+        require_free_space(
+            self.root, sum(f.stat().st_size for f in copies), "registering the model"
+        )
         tmp = Path(tempfile.mkdtemp(prefix=f"{INCOMING}{os.getpid()}-", dir=self.root))
         try:
             shutil.copyfile(weights, tmp / WEIGHTS)
@@ -169,8 +173,9 @@ class Registry:
 
     def remove_leftovers(self) -> list[Path]:
         """Remove the half-assembled version folders a killed registration left (their
-        writer's PID is gone; an old-style name without a PID: an hour old). They were
-        never registered, so nothing refers to them; a live writer's folder is kept."""
+        writer's PID is gone; an old-style name without a PID: an hour old), and the
+        temporary files of killed writes in the registry's folders. They were never
+        registered, so nothing refers to them; a live writer's folder is kept."""
         removed = []
         for path in sorted(self.root.glob(INCOMING + "*")):
             m = INCOMING_RE.match(path.name)
@@ -185,6 +190,8 @@ class Registry:
             if stale and path.is_dir():
                 shutil.rmtree(path, ignore_errors=True)
                 removed.append(path)
+        for folder in (self.root, *self.root.glob("v*")):  # update_metrics writes there
+            removed += remove_leftover_temps(folder)
         return removed
 
     def update_metrics(self, version: str, metrics: dict[str, Any]) -> ModelVersion:

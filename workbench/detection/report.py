@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from ..fsutil import atomic_write_bytes, atomic_write_json
+from ..fsutil import atomic_write_bytes, atomic_write_json, remove_leftover_temps
 from .metrics import EvaluationResult
 
 HEADLINE = "all"
@@ -291,6 +291,7 @@ def save_report(
         "chart": reports_dir / f"{stem}.png",
         "confusion": reports_dir / f"{stem}_confusion.png",
     }
+    remove_leftover_temps(reports_dir)  # what a killed run's writes left
     atomic_write_json(paths["json"], {"metrics": result.metrics, "result": result.to_dict()})
     plot_metrics(result, paths["chart"])
     plot_confusion(result, paths["confusion"])
@@ -309,6 +310,7 @@ def save_comparison(
     reports_dir = Path(reports_dir)
     stem = report_stem(f"{base.model}_vs_{other.model}", base.split).replace("eval_", "compare_", 1)
     paths = {"json": reports_dir / f"{stem}.json", "chart": reports_dir / f"{stem}.png"}
+    remove_leftover_temps(reports_dir)
     atomic_write_json(paths["json"], compare_metrics(base, other))
     plot_compare(base, other, paths["chart"])
     return paths

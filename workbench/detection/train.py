@@ -43,7 +43,12 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader, DistributedSampler
 
 from ..errors import WorkbenchError, check_choice
-from ..fsutil import atomic_write_bytes, atomic_write_text
+from ..fsutil import (
+    atomic_write_bytes,
+    atomic_write_text,
+    remove_leftover_temps,
+    require_free_space,
+)
 from .backbones import (
     DEFAULT_BACKBONE,
     backbone_parameters,
@@ -298,6 +303,17 @@ def _write_history(run_dir: Path, history: list[dict[str, Any]]) -> None:
     atomic_write_text(run_dir / METRICS_CSV, buf.getvalue())
 
 
+def disk_space_needed(model: torch.nn.Module, run_dir: Path) -> int:
+    """Bytes a run writes at its peak, from the model's own tensors (weights W): best.pt
+    (W) and checkpoint.pt (about 2W: the weights and SGD's momentum), each written
+    whole beside the one it replaces, so best.pt + the old and the new checkpoint (5W);
+    registering later needs less (best.pt, checkpoint.pt and a copy of the weights,
+    4W). Less what ``run_dir`` holds already (a resumed run replaces it)."""
+    weights = sum(t.numel() * t.element_size() for t in model.state_dict().values())
+    held = sum(p.stat().st_size for p in Path(run_dir).glob("*") if p.is_file())
+    return max(0, 5 * weights - held)
+
+
 def _save(obj, path: Path) -> None:
     buf = io.BytesIO()
     torch.save(obj, buf)
@@ -393,6 +409,13 @@ def fit(
     model = build_model(config, classes, load_weights=state is None and init_state is None)
     if init_state is not None and state is None:
         load_matching(model, init_state, f"--init-from {config.init_from}")
+    if d.is_main:  # refuse now, not after an epoch's training
+        remove_leftover_temps(run_dir)  # what a killed run's checkpoint write left
+        require_free_space(
+            run_dir,
+            disk_space_needed(model, run_dir),
+            f"training {config.backbone} (checkpoints and the model's weights)",
+        )
     model.to(device)
     body, head = backbone_parameters(model)
     optimizer = torch.optim.SGD(
