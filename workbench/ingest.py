@@ -4,6 +4,13 @@ Each image is written in its own transaction, so an interrupted run leaves a
 consistent catalog and a re-run completes it. A file already in the catalog with
 the same size and modification time is not read again; a file that moved is
 recognised by its sha256. The user's files are only ever read.
+
+An export (COCO) that references files: when fewer than half of them exist
+(``MIN_FOUND_FRACTION``), ingest refuses before writing anything, with examples of the
+missing paths and the folder they would be found under (a wrong ``--images``), unless
+``allow_missing``. A row recorded ``unreadable`` because its file was missing becomes
+that image when a later ingest of the same export finds the file (``found_missing``):
+no second row, no doubled boxes.
 """
 
 from __future__ import annotations
@@ -25,6 +32,11 @@ from .workspace import Workspace
 
 log = logging.getLogger(__name__)
 
+#: an export ingest refuses when fewer than this fraction of the files it names exist
+MIN_FOUND_FRACTION = 0.5
+SHOWN_MISSING = 3  # missing paths the refusal shows
+MISSING_REASON = "No such file or directory"  # what a missing file's probe says, in part
+
 
 @dataclass
 class IngestResult:
@@ -42,6 +54,8 @@ class IngestResult:
     unlabelled: int = 0  # images that got no label (folders: files directly in PATH)
     unlabelled_message: str | None = None
     skipped_links: list[tuple[str, str]] = field(default_factory=list)  # (link, target)
+    followed_links: bool = False  # --follow-links: skipped_links were followed instead
+    found_missing: int = 0  # of ``updated``: rows once missing, whose file was found now
 
     @property
     def seen(self) -> int:
@@ -61,6 +75,8 @@ class IngestResult:
             "unlabelled": self.unlabelled,
             "unlabelled_message": self.unlabelled_message,
             "skipped_links": [{"link": a, "target": b} for a, b in self.skipped_links],
+            "followed_links": self.followed_links,
+            "found_missing": self.found_missing,
             "unreadable": [{"path": p, "reason": r} for p, r in self.unreadable],
         }
 
@@ -193,12 +209,17 @@ def ingest(
     workers: int | None = None,
     on_progress: Callable[[int, int], None] | None = None,
     strict: bool = False,
+    allow_missing: bool = False,
+    follow_links: bool = False,
 ) -> IngestResult:
     """Catalog every image under ``path`` read as ``fmt``. Idempotent.
 
-    ``strict``: refuse, before anything is written, when images would get no label."""
+    ``strict``: refuse, before anything is written, when images would get no label.
+    ``allow_missing``: catalog an export whose files mostly do not exist (as
+    ``unreadable``) rather than refuse. ``follow_links``: follow symbolic links that
+    leave a folder (``--format folders``) rather than skip them."""
     source = str(Path(path).expanduser().resolve())
-    result = IngestResult()
+    result = IngestResult(followed_links=follow_links)
     items = list(
         read(
             path,
@@ -206,8 +227,11 @@ def ingest(
             images_dir=images_dir,
             known_labels=ws.taxonomy.all_labels,
             skipped_links=result.skipped_links,
+            follow_links=follow_links,
         )
     )
+    if not allow_missing:
+        check_found(items, path, images_dir)
     result.case_mapped = canonical_labels(ws, items)
     # No label and nothing said about boxes: an empty annotation (boxes == []) is a
     # negative the source meant, a folder's loose file is not.
@@ -238,15 +262,95 @@ def ingest(
     if on_progress:
         on_progress(done, total)
 
+    phantoms = _Phantoms(catalog, source) if any(r is None for _, r in todo) else None
     workers = workers or min(4, os.cpu_count() or 1)
     with ThreadPoolExecutor(max_workers=workers) as pool:
         probes = pool.map(lambda t: _probe(t[0].path), todo)
         for (it, rec), pr in zip(todo, probes):
+            if rec is None and not pr.error and phantoms is not None:
+                rec = phantoms.take(it)
+                if rec is not None:
+                    result.found_missing += 1
             _store(catalog, it, rec, pr, fmt, source, result)
             done += 1
             if on_progress:
                 on_progress(done, total)
     return result
+
+
+def check_found(
+    items: list[ImportedImage], path: str | Path, images_dir: str | Path | None
+) -> None:
+    """Refuse (``WorkbenchError``, nothing written) when fewer than
+    ``MIN_FOUND_FRACTION`` of the files ``items`` name exist: the export was read
+    against the wrong folder. Says which files, and where they would be found."""
+    missing = [it.path for it in items if not os.path.exists(it.path)]
+    total = len(items)
+    if not missing or total - len(missing) >= MIN_FOUND_FRACTION * total:
+        return
+    base = Path(images_dir or (path if Path(path).is_dir() else Path(path).parent))
+    shown = ", ".join(missing[:SHOWN_MISSING])
+    hint = _where_found(missing, base.expanduser().resolve())
+    where = f"--images {images_dir}" if images_dir else f"the export's folder {base}"
+    raise WorkbenchError(
+        f"only {total - len(missing)} of the {total} images {path} names exist under "
+        f"{where} (at least {MIN_FOUND_FRACTION:.0%} must); nothing was cataloged. "
+        f"Missing, e.g.: {shown}. "
+        + (
+            f"Did you mean --images {shlex.quote(_shown(hint))}? (they are there) Or pass "
+            if hint
+            else "Pass --images with the folder the export's file names are relative to, or "
+        )
+        + "--allow-missing to catalog them anyway (as unreadable)."
+    )
+
+
+def _shown(folder: Path) -> str:
+    """``folder`` relative to the working folder when inside it (as a user types it)."""
+    rel = os.path.relpath(folder)
+    return rel if not rel.startswith("..") else str(folder)
+
+
+def _where_found(missing: list[str], base: Path) -> Path | None:
+    """The parent of ``base``, or one of its sub-folders, under which most of (a sample
+    of) the ``missing`` files exist with the same relative path; None when neither."""
+    sample = [Path(p) for p in missing[:50]]
+    rel = [p.relative_to(base) for p in sample if p.is_relative_to(base)]
+    if not rel:
+        return None
+    try:
+        children = sorted(d for d in base.iterdir() if d.is_dir())
+    except OSError:
+        children = []
+    for cand in [base.parent, *children]:
+        if sum((cand / r).is_file() for r in rel) * 2 > len(rel):
+            return cand
+    return None
+
+
+class _Phantoms:
+    """Rows of one export recorded ``unreadable`` because their file was missing, and
+    still missing: a later ingest of the export that finds the file takes the row
+    (``take``) instead of adding a second one."""
+
+    def __init__(self, catalog: Catalog, source: str):
+        self.rows = [
+            r
+            for r in catalog.images(status="unreadable")
+            if r.source == source
+            and MISSING_REASON in (r.status_reason or "")
+            and not os.path.exists(r.path)
+        ]
+
+    def take(self, it: ImportedImage) -> ImageRecord | None:
+        ref = (it.extra or {}).get("reference")
+        if not ref or not self.rows:
+            return None
+        tail = os.sep + os.path.normpath(ref).lstrip(os.sep)
+        for i, r in enumerate(self.rows):
+            if r.path.endswith(tail):
+                return self.rows.pop(i)
+        return None
 
 
 def _update_existing(
@@ -288,10 +392,13 @@ def _store(
     if pr.error:
         result.unreadable.append((it.path, pr.error))
     if rec is not None:
-        # Same path, file changed on disk: refresh what we know of it.
+        # Same path, file changed on disk (or a missing file's row, found at this path):
+        # refresh what we know of it.
         fields = dict(
             sha256=pr.sha256, file_size=pr.size, mtime=pr.mtime, width=pr.width, height=pr.height
         )
+        if rec.path != it.path:
+            fields["path"] = it.path
         if pr.error:
             fields.update(status="unreadable", status_reason=pr.error)
         elif rec.status == "unreadable":

@@ -241,14 +241,19 @@ class ImagesMixin:
 
     # ---- summaries ------------------------------------------------------------
     def status_counts(self) -> dict:
+        """Images by status and label; annotated images and boxes only of readable
+        images (an unreadable one's boxes stay stored, but nothing uses them)."""
         images = self.db.execute("SELECT status, label, annotated FROM images").fetchall()
-        boxes = self.db.execute("SELECT label FROM boxes").fetchall()
+        boxes = self.db.execute(
+            "SELECT b.label FROM boxes b JOIN images i ON i.id = b.image_id "
+            "WHERE i.status != 'unreadable'"
+        ).fetchall()
         return {
             "images": {
                 "total": len(images),
                 "by_status": dict(sorted(Counter(r["status"] for r in images).items())),
                 "by_label": dict(sorted(Counter(r["label"] or "(none)" for r in images).items())),
-                "annotated": sum(r["annotated"] for r in images),
+                "annotated": sum(r["annotated"] for r in images if r["status"] != "unreadable"),
             },
             "boxes": {
                 "total": len(boxes),

@@ -74,6 +74,18 @@ SHOWN_UNREADABLE = 20  # unreadable files ingest lists; `wb status --unreadable`
 )
 @click.option("--add-classes", is_flag=True, help="Add classes unknown to the taxonomy.")
 @click.option(
+    "--allow-missing",
+    is_flag=True,
+    help="Catalog an export even when most of the files it names are not found (as "
+    "unreadable); without it, ingest refuses when fewer than half exist.",
+)
+@click.option(
+    "--follow-links",
+    is_flag=True,
+    help="Follow symbolic links that lead out of PATH (--format folders); without it they "
+    "are skipped.",
+)
+@click.option(
     "--strict",
     is_flag=True,
     help="Exit 1 if any file is unreadable; refuse (catalog nothing) if any image would get "
@@ -88,6 +100,8 @@ def ingest(
     fmt: str,
     images_dir: str | None,
     add_classes: bool,
+    allow_missing: bool,
+    follow_links: bool,
     strict: bool,
     as_json: bool,
 ) -> None:
@@ -114,6 +128,8 @@ def ingest(
             add_classes=add_classes,
             on_progress=lambda d, t: bar.update(task, completed=d, total=t),
             strict=strict,
+            allow_missing=allow_missing,
+            follow_links=follow_links,
         )
     if as_json:
         echo_json(result.to_dict())
@@ -129,13 +145,26 @@ def ingest(
             click.echo(f"'{spelled}' is the class '{own}' (class names ignore case)")
         if result.unlabelled_message:
             click.echo(f"warning: {result.unlabelled_message}", err=True)
-        if result.skipped_links:
+        if result.found_missing:
+            click.echo(
+                f"found {result.found_missing} image(s) recorded as missing by an earlier "
+                "ingest of this export: their rows now point at the files"
+            )
+        if result.skipped_links and result.followed_links:
+            link, target = result.skipped_links[0]
+            click.echo(
+                f"followed {len(result.skipped_links)} symbolic link(s) that leave {path} "
+                f"(--follow-links; e.g. {link} -> {target})",
+                err=True,
+            )
+        elif result.skipped_links:
             link, target = result.skipped_links[0]
             folder = target if os.path.isdir(target) else os.path.dirname(target)
             click.echo(
                 f"skipped {len(result.skipped_links)} symbolic link(s) that leave {path} "
                 f"(e.g. {link} -> {target}); to include them, ingest the folder they point "
-                f"into: wb ingest {shlex.quote(folder)} --format {fmt}",
+                f"into: wb ingest {shlex.quote(folder)} --format {fmt}, or re-run with "
+                "--follow-links",
                 err=True,
             )
         if result.new_classes:

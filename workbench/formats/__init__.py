@@ -42,9 +42,11 @@ def read(
     images_dir: str | Path | None = None,
     known_labels: Iterable[str] = (),
     skipped_links: list[tuple[str, str]] | None = None,
+    follow_links: bool = False,
 ) -> Iterator[ImportedImage]:
     """``skipped_links`` (folders only) receives ``(link, target)`` for each symbolic
-    link that leaves ``path``."""
+    link that leaves ``path``; with ``follow_links`` such links are followed instead, and
+    recorded there all the same."""
     path = Path(path).expanduser()
     if not path.exists():
         raise FormatError(f"{path} does not exist")
@@ -53,7 +55,7 @@ def read(
     if fmt == "folders":
         from .folders import read_folders
 
-        return read_folders(path, set(known_labels), skipped_links)
+        return read_folders(path, set(known_labels), skipped_links, follow_links)
     if fmt == "coco":
         from .coco import read_coco
 

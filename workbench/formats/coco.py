@@ -66,6 +66,7 @@ def read_coco(path: Path, images_dir: Path | None) -> Iterator[ImportedImage]:
             boxes=boxes,
             width=img.get("width"),
             height=img.get("height"),
+            extra={"reference": str(fn)},  # as the export names it: matches a phantom row
         )
 
 

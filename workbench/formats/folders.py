@@ -7,8 +7,10 @@ Images directly in the root get no label.
 
 Symbolic links, to files and to folders alike, are followed when their target stays
 inside the root and skipped (reported to ``skipped_links``) when it leaves it: a link
-out of the folder would catalog files the user did not point at. A link to a folder
-that encloses it (a loop) is not walked again.
+out of the folder would catalog files the user did not point at. With ``follow_links``
+(`wb ingest --follow-links`, the user's word) they are followed wherever they lead,
+and reported all the same. A link to a folder that encloses it (a loop) is not walked
+again.
 """
 
 from __future__ import annotations
@@ -26,10 +28,13 @@ def _inside(target: str, root: Path) -> bool:
 
 
 def read_folders(
-    root: Path, known_labels: set[str], skipped_links: list[tuple[str, str]] | None = None
+    root: Path,
+    known_labels: set[str],
+    skipped_links: list[tuple[str, str]] | None = None,
+    follow_links: bool = False,
 ) -> Iterator[ImportedImage]:
     """``skipped_links`` (when given) receives ``(link, target)`` for each link that
-    leaves ``root``."""
+    leaves ``root``: skipped, or with ``follow_links`` followed."""
     from . import FormatError
 
     if not root.is_dir():
@@ -40,8 +45,10 @@ def read_folders(
     known = {k.casefold() for k in known_labels}
     skipped = skipped_links if skipped_links is not None else []
     found = False
+    walked: set[str] = set()  # real folders already walked: a cycle of links ends there
     for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
         here = os.path.realpath(dirpath)
+        walked.add(here)
         walk = []
         for d in sorted(d for d in dirnames if not d.startswith(".")):
             link = os.path.join(dirpath, d)
@@ -49,9 +56,10 @@ def read_folders(
                 target = os.path.realpath(link)
                 if not _inside(target, root):
                     skipped.append((link, target))
-                    continue
-                if here == target or Path(here).is_relative_to(target):
-                    continue  # a loop back to an enclosing folder
+                    if not follow_links:
+                        continue
+                if here == target or Path(here).is_relative_to(target) or target in walked:
+                    continue  # a loop back to an enclosing (or an already walked) folder
             walk.append(d)
         dirnames[:] = walk
         for name in sorted(filenames):
@@ -62,7 +70,8 @@ def read_folders(
                 target = os.path.realpath(p)
                 if not _inside(target, root):
                     skipped.append((str(p), target))
-                    continue
+                    if not follow_links:
+                        continue
             found = True
             parts = p.relative_to(root).parts[:-1]
             label = None
@@ -77,8 +86,9 @@ def read_folders(
         raise FormatError(
             f"no image files (.jpg, .png, ...) found under {root}"
             + (
-                f" ({len(skipped)} symbolic link(s) leave the folder and were skipped)"
-                if skipped
+                f" ({len(skipped)} symbolic link(s) leave the folder and were skipped; "
+                "--follow-links follows them)"
+                if skipped and not follow_links
                 else ""
             )
         )
