@@ -24,7 +24,7 @@ TEMP_RE = re.compile(r"^\..+\.(?:(\d+)-)?[A-Za-z0-9_]+\.tmp$")
 STALE_TEMP_S = 3600.0
 #: what the file system keeps for itself and SQLite's journal: a write is refused when
 #: it would leave less than this free
-SPACE_MARGIN = 1 << 20
+SPACE_MARGIN = 256 << 10
 
 
 def atomic_write_bytes(path: Path | str, data: bytes) -> None:
@@ -83,13 +83,17 @@ def require_free_space(folder: Path | str, needed: int, what: str) -> None:
 
 def disk_full(exc: BaseException, folder: Path | str) -> DiskFull | None:
     """``exc`` as a ``DiskFull`` when it is one in disguise: an ``OSError`` ENOSPC (or
-    EDQUOT), or SQLite's "database or disk is full"; None otherwise. ``folder``: where
-    the write went when the error does not name a file (SQLite's never does)."""
+    EDQUOT), SQLite's "database or disk is full", or its "disk I/O error" on a disk with
+    less than ``SPACE_MARGIN`` free (what growing its shared-memory file on a disk with
+    no room at all gives); None otherwise. ``folder``: where the write went when the
+    error does not name a file (SQLite's never does)."""
     if isinstance(exc, DiskFull):
         return exc
     if isinstance(exc, sqlite3.OperationalError):
-        code = getattr(exc, "sqlite_errorcode", None)
-        if code != sqlite3.SQLITE_FULL and "disk is full" not in str(exc):
+        code = getattr(exc, "sqlite_errorcode", None) or 0
+        full = code & 0xFF == sqlite3.SQLITE_FULL or "disk is full" in str(exc)
+        io_error = code & 0xFF == sqlite3.SQLITE_IOERR or "disk I/O error" in str(exc)
+        if not full and not (io_error and free_bytes(folder) < SPACE_MARGIN):
             return None
         target = Path(folder)
     elif isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):

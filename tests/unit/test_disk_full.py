@@ -102,6 +102,13 @@ def test_disk_full_recognises_enospc_and_sqlite_full_and_nothing_else(tmp_path):
     assert isinstance(full, OSError) and full.errno == errno.ENOSPC
 
 
+def test_sqlite_io_error_is_a_full_disk_only_when_the_disk_has_no_room(tmp_path, monkeypatch):
+    io_error = sqlite3.OperationalError("disk I/O error")  # a full disk's -shm growth
+    assert fsutil.disk_full(io_error, tmp_path) is None  # room to spare: another cause
+    monkeypatch.setattr(fsutil, "free_bytes", lambda folder: 0)
+    assert fsutil.disk_full(io_error, tmp_path).folder == str(tmp_path)
+
+
 def test_a_write_that_does_not_fit_is_refused_before_it_starts(tmp_path, monkeypatch):
     monkeypatch.setattr(fsutil, "free_bytes", lambda folder: 3 << 20)
     with pytest.raises(DiskFull) as err:
