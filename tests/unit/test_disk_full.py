@@ -176,6 +176,7 @@ def test_retrain_refuses_before_training_when_the_checkpoints_would_not_fit(
     assert f"needs about {human_bytes(needed)}" in last and needed > 300 << 20
 
 
+@pytest.mark.slow
 def test_enospc_at_the_checkpoint_then_at_the_registry_copy_then_resume(
     workspace_factory, tmp_path, monkeypatch
 ):
