@@ -223,3 +223,42 @@ def test_every_command_turns_a_full_disk_into_its_message():
 
     bare = [n for n, c in leaves(cli) if not getattr(c.callback, "handles_domain_errors", 0)]
     assert bare == []
+
+
+def test_what_killed_runs_left_goes_on_the_next_run_of_the_same_command(
+    workspace_factory, tmp_path
+):
+    """A killed writer's temporary files (its PID gone) in the workspace's folders and in
+    an export folder are removed by the next run that writes there; nothing else is."""
+    import subprocess
+
+    from workbench.detection.registry import Registry
+
+    gone = subprocess.Popen(["true"])
+    gone.wait()  # a PID that no longer runs, as a kill -9 leaves it
+    ws = workspace_factory(classes=CLASSES)
+    with ws.open_catalog() as cat:
+        add_synthetic_images(cat, tmp_path / "photos", CLASSES, 4, size=64)
+    out = tmp_path / "export"
+    out.mkdir()
+    left = {
+        "root": ws.root / f".workbench.toml.{gone.pid}-a1b2c3d4.tmp",
+        "models": ws.models_dir / f".metrics.json.{gone.pid}-e5f6g7h8.tmp",
+        "dedup": ws.reports_dir / "dedup" / f".report.json.{gone.pid}-i9j0k1l2.tmp",
+        "export": out / f".annotations.json.{gone.pid}-m3n4o5p6.tmp",
+    }
+    mine = [out / ".holiday.jpg.tmp", out / "photo.jpg", tmp_path / "photos" / "x.tmp"]
+    for p in [*left.values(), *mine]:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(b"partial")
+
+    assert wb(ws, "export", "--format", "coco", "--out", str(out / "a.json")).exit_code == 0
+    assert not left["export"].exists()
+    assert wb(ws, "dedup", "--no-progress", "--workers", "1").exit_code == 0
+    assert not left["dedup"].exists()
+    with ws.open_catalog() as cat:
+        Registry.of(ws, cat).remove_leftovers()  # what `wb retrain` runs before registering
+    assert not left["models"].exists()
+    ws.save()  # any command that changes settings
+    assert not left["root"].exists()
+    assert all(p.read_bytes() == b"partial" for p in mine)  # never anything else

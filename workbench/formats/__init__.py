@@ -12,6 +12,7 @@ from pathlib import Path
 
 from ..catalog.records import Box, ImportedImage
 from ..errors import WorkbenchError, check_choice
+from ..fsutil import remove_leftover_temps
 from ..taxonomy import image_level_label
 
 FORMATS = ("folders", "coco", "voc", "yolo", "labelstudio")
@@ -76,6 +77,10 @@ def read(
 def write(fmt: str, out: str | Path, items: list[ExportItem], classes: list[str]) -> Path:
     check_choice("export format", fmt, EXPORT_FORMATS, error=FormatError)
     out = Path(out).expanduser().resolve()
+    # what a killed export's writes left (only wb's own temporary names, dead writers)
+    written = [out.parent] if out.suffix.lower() == ".json" else [out, out / "Annotations"]
+    for folder in [*written, out / "labels"]:
+        remove_leftover_temps(folder)
     if fmt == "coco":
         from .coco import write_coco
 
