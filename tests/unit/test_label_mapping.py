@@ -316,3 +316,72 @@ def test_push_refuses_a_project_whose_tasks_hold_two_images(workspace_factory):
         "'b'); `wb push` and `wb pull` put one image in a task"
     )
     assert ws.project_id() is None  # nothing recorded
+
+
+def test_push_refuses_project_with_new_project_before_calling_label_studio(workspace_factory):
+    from click.testing import CliRunner
+
+    from workbench.cli import cli
+
+    ws = workspace_factory()
+    res = CliRunner().invoke(cli, ["-w", str(ws.root), "push", "--project", "4", "--new-project"])
+    assert res.exit_code == 2
+    assert "--project and --new-project exclude each other; choose one" in res.output
+
+
+# ---- pull: project labels back to catalog classes --------------------------------------
+class AnnotatedTasks:
+    """A project whose tasks (image id -> the label of its one annotated box) are
+    annotated; the config is the one `wb push` writes."""
+
+    def __init__(self, labels: dict[int, str]):
+        self.labels = labels
+
+    def task_count(self, project_id):
+        return len(self.labels)
+
+    def users(self):
+        return {}
+
+    def iter_tasks(self, project_id, **kw):
+        for n, (image_id, label) in enumerate(self.labels.items(), start=1):
+            result = [
+                {
+                    "type": "rectanglelabels",
+                    "from_name": "label",
+                    "to_name": "image",
+                    "original_width": 100,
+                    "original_height": 50,
+                    "value": {"x": 10, "y": 10, "width": 20, "height": 20}
+                    | {"rectanglelabels": [label]},
+                }
+            ]
+            annotation = {"id": 100 + n, "result": result, "updated_at": "2026-12-01T00:00:00Z"}
+            yield SimpleNamespace(id=n, data={"wb_image_id": image_id}, annotations=[annotation])
+
+
+def test_pull_leaves_out_tasks_with_a_label_no_class_stands_for_and_says_which(
+    workspace_factory, tmp_path
+):
+    from workbench.labelstudio.project import Project
+    from workbench.labelstudio.pull import UnmappedLabels, pull
+
+    ws = workspace_factory()
+    with ws.open_catalog() as catalog:
+        ids = [
+            catalog.add_image(
+                ImageRecord(id=None, path=str(tmp_path / f"{i}.jpg"), width=100, height=50)
+            )
+            for i in range(2)
+        ]
+        client = AnnotatedTasks({ids[0]: "elephant", ids[1]: "zebra"})
+        project = Project(client, SimpleNamespace(url="x"), 4, "species", ws.taxonomy)
+        with pytest.raises(UnmappedLabels) as err:
+            pull(project, catalog)
+        assert str(err.value).startswith(
+            "1 task(s) not pulled (e.g. task 2): their annotations use project labels that map "
+            "to no catalog class ('zebra': no class of the workspace taxonomy has this name"
+        )
+        assert err.value.result.updated_images == 1 and err.value.tasks == [2]
+        assert [b.label for b in catalog.boxes_for(ids[0])] == ["elephant"]
+        assert catalog.boxes_for(ids[1]) == [] and catalog.ls_annotations(4).keys() == {1}

@@ -177,6 +177,8 @@ def push_cmd(app, level, batch_size, new_project, existing_project, limit, ls_ur
     """
     from ..labelstudio import connect, push
 
+    if existing_project is not None and new_project:
+        raise click.UsageError("--project and --new-project exclude each other; choose one")
     client, conn = connect(app.ws, ls_url)
     with progress(transient=as_json) as bar:
         task = bar.add_task("pushing tasks", total=None)
