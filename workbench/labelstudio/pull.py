@@ -274,7 +274,7 @@ def pull(
             for found, why in [mapping.class_for(label)]
             if found is None
         }
-        if missing:  # not recorded: pulled again once the labels map
+        if missing and image_id is not None:  # not recorded: pulled once the labels map
             unmapped.update(missing)
             left_out.append(task_id)
             return
