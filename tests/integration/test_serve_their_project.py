@@ -22,6 +22,7 @@ from PIL import Image
 from workbench.catalog import ImageRecord
 from workbench.cli import cli
 from workbench.services import free_port
+from workbench.workspace import Workspace
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
@@ -191,7 +192,8 @@ def test_their_project_gets_boxes_under_its_labels_and_their_annotations_come_ba
     with ws.open_catalog() as catalog:
         assert catalog.boxes_for(ids[1]) == []
         assert [b.label for b in catalog.boxes_for(ids[0])] == ["cat"]
-    ws.set("labelstudio", "label_map", {"Airplane": "dog"})
+    # the user maps it in workbench.toml (read afresh: the CLI recorded the project there)
+    Workspace.open(ws.root).set("labelstudio", "label_map", {"Airplane": "dog"})
     fixed = wb(ws, "pull")
     assert fixed.exit_code == 0, fixed.output
     with ws.open_catalog() as catalog:

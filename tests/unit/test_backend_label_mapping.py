@@ -184,3 +184,22 @@ def test_a_task_missing_one_of_its_images_gets_an_error_item_not_a_failed_batch(
     res = client.post("/predict", json={"tasks": [half], "label_config": TWO_IMAGES})
     assert res.status_code == 422  # no task could be read at all: the whole answer says so
     assert res.json()["tasks"] == [{"task": 2, "error": "image 'back': the task has no image URL"}]
+
+
+def test_serve_connect_prints_the_mapping_and_the_warning_for_the_connected_project(served):
+    from types import SimpleNamespace
+
+    from workbench.backend import BackendSettings
+    from workbench.backend.connect import label_report
+
+    class Theirs:
+        def get_project(self, project_id):
+            return SimpleNamespace(id=project_id, label_config=NOT_THE_MODELS)
+
+    project = SimpleNamespace(id=5, client=Theirs())
+    lines = label_report(project, CLASSES, BackendSettings(taxonomy=served["ws"].taxonomy))
+    assert lines[0] == (
+        "labels of 'label' (image 'image', task field 'image'): Airplane <- nothing; Car <- "
+        "nothing; min score 0.3"
+    )
+    assert lines[-1].startswith("warning: no label of the project (Airplane, Car) matches")
