@@ -101,7 +101,4 @@ def label_report(project: Project, classes: list[str], settings) -> list[str]:
     except LabelConfigError as exc:
         return [f"warning: the project's label config cannot take boxes: {exc}"]
     mappings = config.mappings(settings.taxonomy, settings.level, settings.label_map)
-    report = mapping_report(mappings, classes)
-    if report.warning:
-        logger.warning("project %s: %s", project.id, report.warning)
-    return report.lines(settings.min_score)
+    return mapping_report(mappings, classes).lines(settings.min_score)
