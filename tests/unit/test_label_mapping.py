@@ -220,6 +220,14 @@ def test_the_report_says_which_labels_get_which_classes_and_which_reach_none():
     ]
 
 
+def test_the_report_notes_a_label_map_entry_that_names_no_label_of_the_project():
+    mappings = parse_label_config(RENAMED).mappings(FLAT, "species", {"Hund": ("dog",)})
+    report = mapping_report(mappings, ["cat", "dog"])
+    assert report.controls[0].notes[-1] == (
+        "[labelstudio.label_map] entries that name no label of the project: Hund"
+    )
+
+
 def test_the_report_warns_when_no_label_matches_any_class():
     report = mapping_report(parse_label_config(NOT_THE_MODELS).mappings(FLAT, "species"), ["cat"])
     assert report.warning.startswith(

@@ -182,6 +182,7 @@ class ControlMapping:
     level: str
     named: dict[str, tuple[str, ...]]  # project label -> the classes it names
     notes: tuple[str, ...] = ()
+    unused_keys: tuple[str, ...] = ()  # label_map entries naming no label of this control
     _claims: dict[str, str] = field(default_factory=dict, repr=False)  # class -> label
     _by_name: dict[str, str] = field(default_factory=dict, repr=False)  # label -> label
 
@@ -208,7 +209,9 @@ class ControlMapping:
                         f"class '{v}' is named by labels '{first}' and '{lab.value}': its "
                         f"boxes go to '{first}'"
                     )
-        return cls(control, taxonomy, level, named, tuple(notes), claims, by_name)
+        values = {v.casefold() for v in control.label_values}
+        unused = tuple(k for k in (label_map or {}) if k.strip().casefold() not in values)
+        return cls(control, taxonomy, level, named, tuple(notes), unused, claims, by_name)
 
     def label_for(self, label: str | None) -> str | None:
         """The project label a box of class ``label`` is drawn with; None: no place."""
@@ -311,6 +314,7 @@ def mapping_report(mappings: Iterable[ControlMapping], classes: list[str]) -> Ma
     """Which project labels the model's ``classes`` feed, which classes reach none, and
     a warning when nothing matches at all (Label Studio would get no boxes)."""
     controls, reached = [], set()
+    mappings = list(mappings)
     for m in mappings:
         fed = m.fed_by(classes)
         got = {c for cs in fed.values() for c in cs}
@@ -330,6 +334,12 @@ def mapping_report(mappings: Iterable[ControlMapping], classes: list[str]) -> Ma
                 [c for c in classes if c not in got],
                 notes,
             )
+        )
+    unused = set.intersection(*(set(m.unused_keys) for m in mappings)) if mappings else set()
+    if unused and controls:
+        controls[0].notes.append(
+            f"{LABEL_MAP_SETTING} entries that name no label of the project: "
+            + ", ".join(sorted(unused))
         )
     warning = None
     if not reached:
