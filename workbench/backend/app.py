@@ -211,6 +211,8 @@ def create_app(
     def report_once(version: str, label_config: str, mappings, classes: list[str]):
         report = mapping_report(mappings, classes)
         if (version, label_config) not in reported:
+            if len(reported) >= 64:
+                reported.clear()
             reported.add((version, label_config))
             for line in report.lines(settings.min_score):
                 (logger.warning if line.startswith("warning") else logger.info)(

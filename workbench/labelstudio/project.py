@@ -41,7 +41,7 @@ class Project:
     id: int
     level: str
     taxonomy: Taxonomy
-    label_map: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # the workspace's
+    label_map: Mapping[str, tuple[str, ...]] = field(default_factory=dict, compare=False)
     external: bool = False  # someone else's project (`wb push --project`): its own config
 
     @property
