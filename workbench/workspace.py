@@ -141,9 +141,14 @@ class Workspace:
         else the model's level."""
         return self.get("labelstudio", "project_level") or self.model_level()
 
-    def set_project(self, project_id: int | None, level: str | None = None) -> None:
-        """Remember the Label Studio project (None forgets it) and its level."""
+    def set_project(
+        self, project_id: int | None, level: str | None = None, *, external: bool = False
+    ) -> None:
+        """Remember the Label Studio project (None forgets it) and its level.
+        ``external``: a project someone else set up (`wb push --project`): its label
+        config is read, never rewritten."""
         sec = self.config.setdefault("labelstudio", {})
+        sec.pop("project_external", None)
         if project_id is None:
             sec.pop("project_id", None)
             sec.pop("project_level", None)
@@ -151,7 +156,37 @@ class Workspace:
             sec["project_id"] = int(project_id)
             if level is not None:
                 sec["project_level"] = level
+            if external:
+                sec["project_external"] = True
         self.save()
+
+    def project_external(self) -> bool:
+        """Whether the recorded project is someone else's (``[labelstudio]
+        project_external``, set by `wb push --project`), not one `wb push` made."""
+        return bool(self.get("labelstudio", "project_external", False))
+
+    def label_map(self) -> dict[str, tuple[str, ...]]:
+        """``[labelstudio.label_map]``: project label -> the model classes whose boxes it
+        gets (a list, or one string, comma separated), in place of the label's own
+        ``predicted_values``; {} when unset."""
+        raw = self.get("labelstudio", "label_map", {})
+        if not isinstance(raw, dict):
+            raise WorkspaceError(
+                "[labelstudio] label_map in workbench.toml must be a table of project label "
+                '= ["class", ...], e.g. [labelstudio.label_map] Vehicle = ["car", "truck"]'
+            )
+        out = {}
+        for label, value in raw.items():
+            values = [value] if isinstance(value, str) else value
+            if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+                raise WorkspaceError(
+                    f"[labelstudio.label_map] {label!r} in workbench.toml must be a class name "
+                    'or a list of them, e.g. Vehicle = ["car", "truck"]'
+                )
+            names = tuple(n.strip() for v in values for n in v.split(",") if n.strip())
+            if names:
+                out[label] = names
+        return out
 
     def adjudication_project_id(self) -> int | None:
         """The Label Studio project `wb dedup adjudicate` created (``[labelstudio]

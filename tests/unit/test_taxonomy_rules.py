@@ -7,10 +7,10 @@ from __future__ import annotations
 import pytest
 
 from workbench.active.prioritize import label_at_level
-from workbench.backend.regions import LabelMapper, RectangleTarget
 from workbench.detection.evaluate import _to_level
 from workbench.errors import InvalidChoice, UnknownClassError, WorkbenchError
 from workbench.formats import majority_label
+from workbench.labelstudio.config import ControlMapping, ProjectLabel, RectangleControl
 from workbench.labelstudio.tasks import to_class
 from workbench.review.samples import _mapped
 from workbench.taxonomy import BACKGROUND, Taxonomy, image_level_label
@@ -20,6 +20,12 @@ TAX = Taxonomy.default()
 
 class _Ws:
     taxonomy = TAX
+
+
+def _project_labels(*labels: str, level: str = "species") -> ControlMapping:
+    """The mapping of a project config with these labels (no predicted_values)."""
+    control = RectangleControl("label", "image", "image", tuple(ProjectLabel(v) for v in labels))
+    return ControlMapping.build(control, TAX, level)
 
 
 # ---- to_level: the mapping, then each policy --------------------------------------
@@ -55,12 +61,7 @@ def test_to_level_turns_an_unknown_label_into_what_the_policy_says(unknown, expe
         (lambda label: _to_level(_Ws(), label, "species"), "zebra"),  # evaluate: as written
         (lambda label: _mapped(TAX, label, "species"), "zebra"),  # review: as written
         (lambda label: to_class(label, TAX.classes("species"), "species", TAX), None),
-        (
-            lambda label: LabelMapper(TAX)(
-                label, RectangleTarget("label", "image", "image", ("elephant", "tiger"))
-            ),
-            None,
-        ),
+        (lambda label: _project_labels("elephant", "tiger").label_for(label), None),
     ],
 )
 def test_each_call_site_keeps_its_policy_for_unknown_labels(mapping, unknown_becomes):
@@ -75,12 +76,15 @@ def test_label_at_level_and_to_class_have_no_place_for_a_missing_label():
     assert to_class("tiger_claw", ["elephant"], "species", TAX) is None  # known, not a class
 
 
-def test_the_backend_maps_a_class_onto_the_configs_labels_at_either_level():
-    target = RectangleTarget("label", "image", "image", ("elephant_ivory", "tiger"))
-    assert LabelMapper(TAX)("elephant_ivory", target) == "elephant_ivory"
-    assert LabelMapper(TAX)("tiger_fang_ambiguous", target) == "tiger"
-    assert LabelMapper(TAX)("pangolin", target) is None
-    assert LabelMapper(None)("pangolin", target) is None
+def test_a_class_maps_onto_the_projects_labels_as_itself_or_at_the_projects_level():
+    mapping = _project_labels("elephant_ivory", "tiger")
+    assert mapping.label_for("elephant_ivory") == "elephant_ivory"
+    assert mapping.label_for("tiger_fang_ambiguous") == "tiger"  # species level: its species
+    assert mapping.label_for("pangolin") is None
+    at_category = _project_labels("elephant_ivory", "tiger", level="category")
+    assert at_category.label_for("tiger_fang_ambiguous") is None  # not coarsened there
+    control = RectangleControl("label", "image", "image", (ProjectLabel("pangolin"),))
+    assert ControlMapping.build(control, None, "species").label_for("pangolin") == "pangolin"
 
 
 # ---- the image-level label -----------------------------------------------------------

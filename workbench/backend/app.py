@@ -24,21 +24,22 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..active.uncertainty import UncertaintyConfig
+from ..labelstudio.config import (
+    ControlMapping,
+    LabelConfigError,
+    detection_config,
+    mapping_report,
+    parse_label_config,
+)
 from ..labelstudio.tasks import DISPLAY_MIN_SCORE, IMAGE_ID_FIELD, task_score
-from ..taxonomy import Taxonomy
+from ..taxonomy import LEVELS, Taxonomy
 from .holder import ModelHolder, NoModel
 from .images import ImageError, ImageResolver
-from .regions import (
-    LabelConfigError,
-    LabelMapper,
-    RectangleTarget,
-    image_uncertainty,
-    rectangle_target,
-    regions,
-)
+from .regions import image_uncertainty, regions
 from .schemas import (
     ErrorResponse,
     HealthResponse,
+    LabelsAnswer,
     PredictRequest,
     PredictResponse,
     SetupRequest,
@@ -68,6 +69,8 @@ class BackendSettings:
     bearer_token: str | None = None
     min_score: float = DISPLAY_MIN_SCORE  # boxes below are not sent (faint boxes)
     uncertainty: UncertaintyConfig = field(default_factory=UncertaintyConfig)
+    level: str = LEVELS[0]  # the project's label level (labels are matched to classes there)
+    label_map: dict[str, tuple[str, ...]] = field(default_factory=dict)  # [labelstudio.label_map]
 
     def resolver(self) -> ImageResolver:
         return ImageResolver(
@@ -187,9 +190,35 @@ def create_app(
     app.state.retrainer = retrainer
     app.state.label_studio_seen = {}  # hostname/access_token from /setup
     resolver = settings.resolver()
-    mapper = LabelMapper(settings.taxonomy)
     auth = [Depends(_auth_dependency(settings))]
-    targets: dict[str, RectangleTarget] = {}  # parsed label configs (few per service)
+    # parsed label configs -> their mappings (few per service); reported ones logged once
+    parsed: dict[str, tuple[ControlMapping, ...]] = {}
+    reported: set[tuple[str, str]] = set()
+
+    def mappings_for(label_config: str | None, classes: list[str]) -> tuple[ControlMapping, ...]:
+        """The config's controls with their mappings; without a config, ours over the
+        model's classes (each class onto itself). ``LabelConfigError`` when unusable."""
+        text = label_config if label_config and label_config.strip() else None
+        key = text or "\0" + "\0".join(classes)
+        if key not in parsed:
+            config = parse_label_config(text or detection_config(classes))
+            found = config.mappings(settings.taxonomy, settings.level, settings.label_map)
+            if len(parsed) >= 16:
+                parsed.clear()
+            parsed[key] = found
+        return parsed[key]
+
+    def report_once(version: str, label_config: str, mappings, classes: list[str]):
+        report = mapping_report(mappings, classes)
+        if (version, label_config) not in reported:
+            if len(reported) >= 64:
+                reported.clear()
+            reported.add((version, label_config))
+            for line in report.lines(settings.min_score):
+                (logger.warning if line.startswith("warning") else logger.info)(
+                    "label mapping: %s", line
+                )
+        return report
 
     _install_error_handlers(app)
 
@@ -202,6 +231,7 @@ def create_app(
     @app.post(
         "/setup",
         response_model=SetupResponse,
+        response_model_exclude_none=True,
         dependencies=auth,
         responses={503: {"model": ErrorResponse}},
     )
@@ -210,7 +240,21 @@ def create_app(
         if req.hostname or req.access_token:
             app.state.label_studio_seen = {"url": req.hostname, "token": req.access_token}
         predictor = _require(holder)
-        return SetupResponse(model_version=predictor.version)
+        if not req.schema_ or not req.schema_.strip():
+            return SetupResponse(model_version=predictor.version)
+        try:
+            mappings = mappings_for(req.schema_, predictor.classes)
+        except LabelConfigError as exc:
+            # /setup only reports: Label Studio would refuse the backend on an error here
+            logger.warning("project %s: %s", req.project, exc)
+            return SetupResponse(model_version=predictor.version)
+        report = report_once(predictor.version, req.schema_, mappings, predictor.classes)
+        return SetupResponse(
+            model_version=predictor.version,
+            labels=[LabelsAnswer(**vars(c)) for c in report.controls],
+            unmatched_classes=report.unreached,
+            warning=report.warning,
+        )
 
     @app.post(
         "/predict",
@@ -224,23 +268,30 @@ def create_app(
         },
     )
     def predict(req: PredictRequest) -> PredictResponse:
-        """One prediction per task, in order. A task whose image cannot be read gets an
-        ``error`` and no ``result``; when no task's image can be read the answer is 4xx."""
+        """One prediction per task, in order. Each RectangleLabels control of the config
+        gets the boxes of its own image. A task whose image (or one of its images) cannot
+        be read gets an ``error`` and no ``result``; when no task can be read the answer
+        is 4xx."""
         predictor = _require(holder)
         try:
-            target = targets.get(req.label_config or "") or rectangle_target(req.label_config)
+            mappings = mappings_for(req.label_config, predictor.classes)
         except LabelConfigError as exc:
             raise HTTPException(422, str(exc)) from None
-        if len(targets) < 16:
-            targets[req.label_config or ""] = target
+        if req.label_config:
+            report_once(predictor.version, req.label_config, mappings, predictor.classes)
+        keys = list(dict.fromkeys(m.control.data_key for m in mappings))
         seen = app.state.label_studio_seen
         images = resolver.with_label_studio(seen.get("url"), seen.get("token"))
-        opened, errors = [], {}
+        opened, errors = {}, {}  # (task index, data key) -> image; task index -> error
         for i, task in enumerate(req.tasks):
-            try:
-                opened.append((i, images.open(task.data.get(target.data_key))))
-            except ImageError as exc:
-                errors[i] = exc
+            for key in keys:
+                try:
+                    opened[i, key] = images.open(task.data.get(key))
+                except ImageError as exc:
+                    named = f"image '{key}': {exc.message}" if len(keys) > 1 else exc.message
+                    errors[i] = ImageError(exc.status, named)
+                    break
+        opened = {k: v for k, v in opened.items() if k[0] not in errors}
         if not opened:
             first = errors[0]
             raise HTTPException(
@@ -252,35 +303,49 @@ def create_app(
                     ],
                 },
             )
+        slots = list(opened)
         with holder.inference_lock:
-            detections = predictor.predict([r.image for _, r in opened])
-        records = _catalog_images(catalog_factory, predictor.version, req.tasks, opened)
+            found = predictor.predict([opened[k].image for k in slots])
+        detections = {k: [d.to_dict() for d in dets] for k, dets in zip(slots, found)}
+        records = _catalog_images(
+            catalog_factory, predictor.version, req.tasks, opened, by_task_id=len(keys) == 1
+        )
         version = predictor.version
         results: list[TaskPrediction | None] = [None] * len(req.tasks)
-        for (i, resolved), dets in zip(opened, detections):
-            task = req.tasks[i]
-            boxes = [d.to_dict() for d in dets]
-            image_id, label, stored = records.get(i, (None, None, None))
-            if label is None and isinstance(task.data.get("label"), str):
-                label = task.data["label"]
-            uncertainty = (
-                stored
-                if stored is not None
-                else image_uncertainty(
-                    boxes, label, predictor.classes, settings.taxonomy, settings.uncertainty
+        for i, task in enumerate(req.tasks):
+            if i in errors:
+                logger.warning("task %s: %s", task.id, errors[i].message)
+                results[i] = TaskPrediction(
+                    task=task.id, model_version=version, error=errors[i].message
                 )
-            )
-            w, h = resolved.image.size
+                continue
+            scores = []
+            for key in keys:
+                boxes = detections[i, key]
+                _, label, stored = records.get((i, key), (None, None, None))
+                if label is None and isinstance(task.data.get("label"), str):
+                    label = task.data["label"]
+                uncertainty = (
+                    stored
+                    if stored is not None
+                    else image_uncertainty(
+                        boxes, label, predictor.classes, settings.taxonomy, settings.uncertainty
+                    )
+                )
+                scores.append(task_score(boxes, uncertainty))
+            result = []
+            for n, m in enumerate(mappings):
+                key, threshold = m.control.data_key, m.control.score_threshold
+                w, h = opened[i, key].image.size
+                floor = settings.min_score if threshold is None else threshold
+                prefix = "wb" if n == 0 else f"wb{n}-"
+                result += regions(detections[i, key], w, h, m, floor, prefix)
+            known = [sc for sc in scores if sc is not None]
             results[i] = TaskPrediction(
                 task=task.id,
                 model_version=version,
-                score=task_score(boxes, uncertainty),
-                result=regions(boxes, w, h, target, mapper, settings.min_score),
-            )
-        for i, exc in errors.items():
-            logger.warning("task %s: %s", req.tasks[i].id, exc.message)
-            results[i] = TaskPrediction(
-                task=req.tasks[i].id, model_version=version, error=exc.message
+                score=min(known) if known else None,  # the least certain image first
+                result=result,
             )
         return PredictResponse(results=results, model_version=version)
 
@@ -336,20 +401,21 @@ def _id_of(value: Any) -> int | None:
 
 
 def _catalog_images(
-    catalog_factory, version: str, tasks, opened
-) -> dict[int, tuple[int | None, str | None, float | None]]:
-    """Task index -> (catalog image id, image label, stored uncertainty) for the
-    images the catalog knows (by file path, else by the task's ``wb_image_id``)."""
-    out: dict[int, tuple[int | None, str | None, float | None]] = {}
+    catalog_factory, version: str, tasks, opened: dict, by_task_id: bool = True
+) -> dict[tuple[int, str], tuple[int | None, str | None, float | None]]:
+    """(task index, data key) -> (catalog image id, image label, stored uncertainty)
+    for the images the catalog knows (by file path, else, when ``by_task_id`` (one
+    image per task), by the task's ``wb_image_id``)."""
+    out: dict[tuple[int, str], tuple[int | None, str | None, float | None]] = {}
     try:
         with catalog_factory() as catalog:
-            for i, resolved in opened:
+            for (i, key), resolved in opened.items():
                 rec = catalog.get_image_by_path(str(resolved.path)) if resolved.path else None
-                if rec is None:
+                if rec is None and by_task_id:
                     image_id = _id_of(tasks[i].data.get(IMAGE_ID_FIELD))
                     rec = catalog.get_image(image_id) if image_id is not None else None
                 if rec is not None:
-                    out[i] = (rec.id, rec.label, None)
+                    out[i, key] = (rec.id, rec.label, None)
             ids = [v[0] for v in out.values()]
             stored = catalog.uncertainty_by_image(version, ids) if ids else {}
     except Exception as exc:  # the catalog adds labels and priorities; boxes do without it

@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from ..labelstudio.client import LabelStudioRequestError
+from ..labelstudio.config import LabelConfigError, mapping_report, parse_label_config
 from ..labelstudio.ordering import use_uncertainty_sampling
 from ..labelstudio.project import Project
 
@@ -89,3 +90,15 @@ def follow_version(project: Project, connected: Connected, model_version: str) -
     project.client.update_ml_backend(connected.backend_id, title=model_version)
     project.client.update_project(connected.project_id, model_version=model_version)
     connected.model_version = model_version
+
+
+def label_report(project: Project, classes: list[str], settings) -> list[str]:
+    """What the project's label config will do with the model's ``classes``, as lines
+    (the same report as /setup's): which labels get which classes' boxes, which classes
+    reach none, and a warning when no label gets any."""
+    try:
+        config = parse_label_config(project.client.get_project(project.id).label_config or "")
+    except LabelConfigError as exc:
+        return [f"warning: the project's label config cannot take boxes: {exc}"]
+    mappings = config.mappings(settings.taxonomy, settings.level, settings.label_map)
+    return mapping_report(mappings, classes).lines(settings.min_score)

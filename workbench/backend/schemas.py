@@ -76,8 +76,26 @@ class PredictResponse(BaseModel):
     model_version: str
 
 
+class LabelsAnswer(BaseModel):
+    """What one RectangleLabels control of the project's config will get."""
+
+    name: str
+    to_name: str
+    data_key: str
+    score_threshold: float | None = None  # model_score_threshold; None: --min-score
+    fed: dict[str, list[str]]  # project label -> the model classes whose boxes it gets
+    unreached: list[str]  # model classes that reach no label of this control
+    notes: list[str] = Field(default_factory=list)
+
+
 class SetupResponse(BaseModel):
+    """The model version, and (when Label Studio sends the project's config) what the
+    config will do with the model's classes; ``warning`` when no label gets any."""
+
     model_version: str
+    labels: list[LabelsAnswer] | None = None
+    unmatched_classes: list[str] | None = None
+    warning: str | None = None
 
 
 class HealthResponse(BaseModel):

@@ -151,12 +151,21 @@ def ls_status(app, ls_url: str | None, as_json: bool) -> None:
     is_flag=True,
     help="Create a new Label Studio project (e.g. after the old one was deleted).",
 )
+@click.option(
+    "--project",
+    "existing_project",
+    type=click.IntRange(1),
+    default=None,
+    metavar="ID",
+    help="Push into this existing project, one someone else set up: its label config is "
+    "kept, boxes go under its labels (predicted_values, [labelstudio.label_map]).",
+)
 @click.option("--limit", type=click.IntRange(1), default=None, help="Push at most N new images.")
 @ls_url_option
 @json_option
 @pass_app
 @domain_errors
-def push_cmd(app, level, batch_size, new_project, limit, ls_url, as_json) -> None:
+def push_cmd(app, level, batch_size, new_project, existing_project, limit, ls_url, as_json) -> None:
     """Send active images to Label Studio as tasks, with the promoted model's boxes.
 
     Re-running pushes only images without a task; it never duplicates one.
@@ -164,9 +173,12 @@ def push_cmd(app, level, batch_size, new_project, limit, ls_url, as_json) -> Non
     Example:
 
         wb push --level species
+        wb push --project 12
     """
     from ..labelstudio import connect, push
 
+    if existing_project is not None and new_project:
+        raise click.UsageError("--project and --new-project exclude each other; choose one")
     client, conn = connect(app.ws, ls_url)
     with progress(transient=as_json) as bar:
         task = bar.add_task("pushing tasks", total=None)
@@ -178,6 +190,7 @@ def push_cmd(app, level, batch_size, new_project, limit, ls_url, as_json) -> Non
             level=level,
             batch_size=batch_size,
             new_project=new_project,
+            existing_project=existing_project,
             limit=limit,
             on_progress=lambda d, t: bar.update(task, completed=d, total=t),
         )
@@ -238,21 +251,31 @@ def pull_cmd(app, export, ls_url, as_json) -> None:
         wb pull --export coco annotated.json
     """
     from ..labelstudio import export_coco, open_project, pull
+    from ..labelstudio.pull import UnmappedLabels
 
     project = open_project(app.ws, url=ls_url)
+    unmapped = None
     with progress(transient=as_json) as bar:
         task = bar.add_task("pulling annotations", total=None)
-        result = pull(
-            project,
-            app.catalog,
-            on_progress=lambda d, t: bar.update(task, completed=d, total=t),
-        )
+        try:
+            result = pull(
+                project,
+                app.catalog,
+                on_progress=lambda d, t: bar.update(task, completed=d, total=t),
+            )
+        except UnmappedLabels as exc:  # the other tasks were pulled: say what they did
+            result, unmapped = exc.result, exc
     out = result.to_dict()
+    if unmapped is not None:
+        out["unmapped_labels"] = unmapped.labels
+        out["tasks_not_pulled"] = unmapped.tasks
     if export:
         path, n = export_coco(project, app.catalog, export[1])
         out["export"] = {"format": export[0], "path": str(path), "images": n}
     if as_json:
         echo_json(out)
+        if unmapped is not None:
+            raise unmapped
         return
     click.echo(
         f"{result.tasks} tasks, {result.annotated_tasks} annotated: {result.updated_images} "
@@ -267,6 +290,8 @@ def pull_cmd(app, export, ls_url, as_json) -> None:
         )
     if export:
         click.echo(f"wrote {out['export']['images']} images as COCO to {out['export']['path']}")
+    if unmapped is not None:
+        raise unmapped
 
 
 def register(group: click.Group) -> None:

@@ -116,6 +116,8 @@ def serve_cmd(
         basic_auth=auth,
         bearer_token=token,
         min_score=min_score,
+        level=ws.project_level(),
+        label_map=ws.label_map(),
     )
     worker = None
     if retrain_after:
@@ -131,7 +133,7 @@ def serve_cmd(
                 "--connect needs a promoted model (its version names the "
                 "backend in Label Studio): run `wb retrain` first"
             )
-        on_started = _connector(ws, conn, holder, host, port, auth)
+        on_started = _connector(ws, conn, holder, host, port, auth, settings)
     click.echo(
         f"serving {holder.version or 'no model yet'} on http://{host}:{port} (Ctrl-C stops)",
         err=True,
@@ -139,8 +141,8 @@ def serve_cmd(
     run(service, host=host, port=port, on_started=on_started)
 
 
-def _connector(ws, conn, holder, host, port, auth):
-    from ..backend.connect import connect_backend, follow_version
+def _connector(ws, conn, holder, host, port, auth, settings):
+    from ..backend.connect import connect_backend, follow_version, label_report
     from ..labelstudio.client import LabelStudioClient
     from ..labelstudio.project import Project
 
@@ -157,6 +159,8 @@ def _connector(ws, conn, holder, host, port, auth):
             f"{connected.model_version} (uncertainty sampling on)",
             err=True,
         )
+        for line in label_report(project, holder.require().classes, settings):
+            click.echo(line, err=True)
 
     return on_started
 

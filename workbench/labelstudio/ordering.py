@@ -126,7 +126,12 @@ def write_scores(
         else:
             pred = ModelPrediction(version, boxes.get(image_id, []), uncertainty.get(image_id))
             body = prediction_for(
-                images[image_id], pred, project.classes, project.level, project.taxonomy
+                images[image_id],
+                pred,
+                project.classes,
+                project.level,
+                project.taxonomy,
+                project.mapping,
             )
             if score is not None:
                 body["score"] = score

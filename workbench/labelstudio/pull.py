@@ -32,9 +32,11 @@ from pathlib import Path
 from typing import Any
 
 from ..catalog.records import Box, LsAnnotation
+from ..errors import WorkbenchError
 from .client import LabelStudioRequestError
+from .config import LABEL_MAP_SETTING
 from .project import Project
-from .tasks import IMAGE_ID_FIELD, boxes_agree, result_boxes, same_boxes, to_class
+from .tasks import IMAGE_ID_FIELD, boxes_agree, result_boxes, same_boxes
 
 log = logging.getLogger(__name__)
 
@@ -131,24 +133,32 @@ def decide_task(
     previous: list[LsAnnotation],
     truth: list[Box] | None | Callable[[], list[Box] | None] = None,
     size: tuple[int | None, int | None] = (None, None),
+    class_of: Callable[[str], str] | None = None,
 ) -> TaskOutcome:
     """Decide one task from its annotations now and those the last pull recorded.
 
     ``truth``: the image's ground truth at the project's level when the catalog holds
     it for an annotated image (None: not annotated, or some box has no class there); a
     callable is asked only when the decision needs it. ``size``: the image's (width,
-    height) for percent -> pixels (None: the results' own)."""
+    height) for percent -> pixels (None: the results' own). ``class_of``: project label
+    -> catalog class (``ControlMapping.class_for``; None: the labels as they are)."""
     submitted = [a for a in annotations if not a.was_cancelled]
     chosen = latest_annotation(submitted)
     boxes, disagreeing = None, []
+
+    def boxes_of(a: LsAnnotation) -> list[Box]:
+        out = result_boxes(a.result, *size)
+        if class_of is not None:
+            for b in out:
+                b.label = class_of(b.label)
+        return out
+
     if chosen is not None:
-        boxes = result_boxes(chosen.result, *size)
+        boxes = boxes_of(chosen)
         for b in boxes:
             b.annotator, b.annotation_id = chosen.annotator, chosen.annotation_id
         disagreeing = [
-            a
-            for a in submitted
-            if a is not chosen and not boxes_agree(boxes, result_boxes(a.result, *size))
+            a for a in submitted if a is not chosen and not boxes_agree(boxes, boxes_of(a))
         ]
     outcome = TaskOutcome(
         RECORD, chosen, boxes, disagreeing, None, skipped=chosen is None and bool(annotations)
@@ -238,23 +248,40 @@ def pull(
     images = {im.id: im for im in catalog.images()}
     stored = catalog.ls_annotations(project_id)
     result = PullResult(project_id=project_id)
-    level, taxonomy, classes = project.level, project.taxonomy, project.classes
+    mapping = project.mapping  # project labels <-> catalog classes, as push and serve map
+    unmapped: dict[str, str] = {}  # project label -> why it maps to no class
+    left_out: list[int] = []  # tasks not pulled for such a label
 
     def truth_of(image_id: int) -> list[Box] | None:
-        """The image's boxes at the project's level (None: some have no class there)."""
+        """The image's boxes as the project would show them, as catalog classes (None:
+        some have no label there)."""
         out = []
         for b in catalog.boxes_for(image_id):
-            label = to_class(b.label, classes, level, taxonomy)
+            shown = mapping.label_for(b.label)
+            label = shown and mapping.class_for(shown)[0]
             if label is None:
                 return None
             out.append(Box(label=label, x1=b.x1, y1=b.y1, x2=b.x2, y2=b.y2))
         return out
 
+    def class_of(project_label: str) -> str:
+        return mapping.class_for(project_label)[0] or project_label
+
     def apply(task_id: int, image_id: int | None, anns: list[LsAnnotation]) -> None:
+        missing = {
+            label: why
+            for label in _result_labels(anns)
+            for found, why in [mapping.class_for(label)]
+            if found is None
+        }
+        if missing and image_id is not None:  # not recorded: pulled once the labels map
+            unmapped.update(missing)
+            left_out.append(task_id)
+            return
         image = images.get(image_id)
         truth = (lambda: truth_of(image.id)) if image is not None and image.annotated else None
         size = (image.width, image.height) if image is not None else (None, None)
-        outcome = decide_task(anns, stored.get(task_id, []), truth, size)
+        outcome = decide_task(anns, stored.get(task_id, []), truth, size, class_of)
         apply_outcome(catalog, project_id, task_id, image_id, anns, outcome, result)
 
     seen: set[int] = set()
@@ -284,7 +311,36 @@ def pull(
         on_progress(total, total)
     record = {**result.record(), "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     catalog.set_meta(LAST_PULL_KEY, json.dumps(record))
+    if unmapped:
+        raise UnmappedLabels(result, unmapped, left_out)
     return result
+
+
+class UnmappedLabels(WorkbenchError):
+    """Annotations use project labels that map to no catalog class; their tasks were
+    left out (nothing of them written), the others pulled (``result``)."""
+
+    def __init__(self, result: PullResult, labels: dict[str, str], tasks: list[int]):
+        self.result, self.labels, self.tasks = result, labels, tasks
+        why = "; ".join(f"'{label}': {reason}" for label, reason in sorted(labels.items()))
+        example = next(iter(sorted(labels)))
+        super().__init__(
+            f"{len(tasks)} task(s) not pulled (e.g. task {tasks[0]}): their annotations use "
+            f"project labels that map to no catalog class ({why}). Map each to one class of "
+            f"the taxonomy in workbench.toml under {LABEL_MAP_SETTING} (e.g. "
+            f'"{example}" = "<class>"), then run `wb pull` again; the other tasks were pulled'
+        )
+
+
+def _result_labels(anns: list[LsAnnotation]) -> set[str]:
+    """The rectangle labels every annotation of a task uses."""
+    return {
+        label
+        for a in anns
+        for item in a.result or []
+        if item.get("type") == "rectanglelabels"
+        for label in ((item.get("value") or {}).get("rectanglelabels") or [])[:1]
+    }
 
 
 def _signature(anns: list[LsAnnotation]) -> list[tuple]:

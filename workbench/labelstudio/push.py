@@ -20,9 +20,9 @@ from pathlib import Path
 from ..errors import WorkbenchError
 from ..taxonomy import LEVELS
 from .client import Connection, LabelStudioClient, LabelStudioRequestError
-from .config import detection_config
+from .config import detection_config, parse_label_config
 from .ordering import take_out_of_queue, write_scores
-from .project import Project
+from .project import Project, single_control
 from .server import choose_document_root, storage_dirs
 from .tasks import IMAGE_ID_FIELD, ImageOutsideRoot, ModelPrediction, build_task
 
@@ -64,12 +64,22 @@ def ensure_project(
     new_project: bool = False,
     title: str | None = None,
     model_version: str | None = None,
+    existing: int | None = None,
 ) -> tuple[int, bool]:
     """The workspace's project (id in ``[labelstudio] project_id``), created when
-    missing or when ``new_project``; returns (project id, created now)."""
+    missing or when ``new_project``; returns (project id, created now). ``existing``:
+    use that project, someone else's (`wb push --project`): recorded as external, its
+    label config read (it must have one RectangleLabels control) and never rewritten."""
     classes = ws.taxonomy.classes(level)
     config = detection_config(classes)
     pid = ws.project_id()
+    if existing is not None:
+        theirs = client.get_project(existing)  # ProjectMissing when there is none
+        single_control(parse_label_config(theirs.label_config or ""), existing)
+        if pid is not None and pid != existing:
+            catalog.forget_ls_project(pid)
+        ws.set_project(existing, level, external=True)
+        return existing, False
     if pid is not None and not new_project:
         project = client.get_project(pid)  # ProjectMissing when deleted there
         stored_level = ws.get("labelstudio", "project_level", level)
@@ -79,6 +89,8 @@ def ensure_project(
                 f"Push with --level {stored_level}, or start a project at this level with "
                 "--new-project."
             )
+        if ws.project_external():
+            return pid, False  # someone else's: its config is theirs
         if (project.label_config or "").strip() != config.strip():
             # the taxonomy grew (--add-classes); Label Studio refuses to drop labels in use
             client.update_project(pid, label_config=config)
@@ -161,13 +173,18 @@ def push(
     on_progress: Callable[[int, int], None] | None = None,
     only: Collection[int] | None = None,
     truth_as_annotations: bool = True,
+    existing_project: int | None = None,
 ) -> PushResult:
     """Import every active image that has no task yet, in batches; record task ids
     per batch in one transaction each. ``only``: consider just these image ids
     (`wb review send`). ``truth_as_annotations``: an image that already has ground truth
     (boxes from an import, or a negative) carries it as the task's annotation, so it is
     shown drawn and is not in the annotators' queue; False leaves it out (`wb review
-    send`: the image goes back into the queue to be annotated again)."""
+    send`: the image goes back into the queue to be annotated again). ``existing_project``:
+    push into that project, someone else's (`wb push --project`; ``ensure_project``), with
+    the boxes under its labels (``Project.mapping``)."""
+    if existing_project is not None and new_project:
+        raise WorkbenchError("--project and --new-project exclude each other; choose one")
     level = level or ws.model_level()
     if level not in LEVELS:
         raise WorkbenchError(f"unknown level '{level}'; choose one of: {', '.join(LEVELS)}")
@@ -200,7 +217,7 @@ def push(
     uncertainty = catalog.uncertainty_by_image(version) if version else {}
     t0 = time.monotonic()
     project_id, created_project = ensure_project(
-        ws, catalog, client, level, new_project, model_version=version
+        ws, catalog, client, level, new_project, model_version=version, existing=existing_project
     )
     result = PushResult(
         project_id=project_id,
@@ -214,7 +231,10 @@ def push(
     result.reconciled, result.forgotten = reconcile(
         catalog, client, project_id, {im.id for im in everything}
     )
-    project = Project(client, conn, project_id, level, taxonomy)
+    project = Project(
+        client, conn, project_id, level, taxonomy, ws.label_map(), ws.project_external()
+    )
+    mapping = project.mapping
     recorded = catalog.ls_task_map(project_id)
     aside = [im.id for im in everything if im.status != "active" and im.id in recorded]
     if aside:
@@ -242,6 +262,7 @@ def push(
                 taxonomy,
                 preds.get(im.id),
                 truth.get(im.id),
+                mapping,
             )
             for im in batch
         ]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from urllib.parse import quote
 
@@ -16,7 +17,9 @@ from ..catalog.records import Box, ImageRecord
 from ..errors import WorkbenchError
 from ..geometry import iou_xyxy
 from ..taxonomy import Taxonomy
-from .config import FROM_NAME, TO_NAME
+from .config import FROM_NAME as FROM_NAME  # re-exported: our config's names
+from .config import TO_NAME as TO_NAME
+from .config import ControlMapping, detection_config, parse_label_config
 
 log = logging.getLogger(__name__)
 
@@ -57,13 +60,24 @@ def image_url(path: str | Path, document_root: Path) -> str:
 
 
 def to_class(label: str | None, classes: list[str], level: str, taxonomy: Taxonomy) -> str | None:
-    """A label mapped onto the config's classes, or None when it has no place there."""
-    if label is None:
-        return None
-    if label in classes:
-        return label
-    mapped = taxonomy.to_level(label, level, unknown="none")
-    return mapped if mapped in classes else None
+    """A label mapped onto the classes of the config `wb push` writes, or None when it
+    has no place there (``ControlMapping.label_for`` on that config)."""
+    return project_mapping(classes, level, taxonomy).label_for(label)
+
+
+@lru_cache(maxsize=16)
+def _our_mapping(classes: tuple[str, ...], level: str, taxonomy: Taxonomy) -> ControlMapping:
+    control = parse_label_config(detection_config(list(classes))).controls[0]
+    return ControlMapping.build(control, taxonomy, level)
+
+
+def project_mapping(
+    classes, level: str, taxonomy: Taxonomy, mapping: ControlMapping | None = None
+) -> ControlMapping:
+    """``mapping`` when given (the project's, ``Project.mapping``), else the one of the
+    config `wb push` writes over ``classes``: each class onto itself, a finer label onto
+    its class at ``level`` (what ``to_class`` does)."""
+    return mapping if mapping is not None else _our_mapping(tuple(classes), level, taxonomy)
 
 
 def percent_rect(box: dict, width: int, height: int) -> dict:
@@ -91,14 +105,23 @@ def task_score(boxes: list[dict], uncertainty: float | None) -> float | None:
 
 
 def rect_item(
-    image: ImageRecord, box: dict, item_id: str, classes, level: str, taxonomy, what: str
+    image: ImageRecord,
+    box: dict,
+    item_id: str,
+    classes,
+    level: str,
+    taxonomy,
+    what: str,
+    mapping: ControlMapping | None = None,
 ) -> dict | None:
     """One rectangle of a prediction or annotation result, or None when its label has
-    no class at ``level`` or it has no area inside the image."""
-    label = to_class(box.get("label"), classes, level, taxonomy)
+    no label in the project (``mapping``, else our config over ``classes`` at ``level``)
+    or it has no area inside the image."""
+    mapping = project_mapping(classes, level, taxonomy, mapping)
+    label = mapping.label_for(box.get("label"))
     if label is None:
         log.warning(
-            "image %s: %s label %r is not a class at level %s; box left out",
+            "image %s: %s label %r has no label in the project (level %s); box left out",
             image.id,
             what,
             box.get("label"),
@@ -111,8 +134,8 @@ def rect_item(
     value["rectanglelabels"] = [label]
     return {
         "id": item_id,
-        "from_name": FROM_NAME,
-        "to_name": TO_NAME,
+        "from_name": mapping.control.name,
+        "to_name": mapping.control.to_name,
         "type": "rectanglelabels",
         "original_width": image.width,
         "original_height": image.height,
@@ -122,7 +145,12 @@ def rect_item(
 
 
 def annotation_for(
-    image: ImageRecord, boxes: list[Box], classes: list[str], level: str, taxonomy: Taxonomy
+    image: ImageRecord,
+    boxes: list[Box],
+    classes: list[str],
+    level: str,
+    taxonomy: Taxonomy,
+    mapping: ControlMapping | None = None,
 ) -> dict:
     """The image's ground truth (boxes from an import, or a negative: no boxes) as a
     Label Studio annotation, so that annotators see and correct those boxes instead of
@@ -130,21 +158,31 @@ def annotation_for(
     results = []
     for i, b in enumerate(boxes):
         box = {"label": b.label, "x1": b.x1, "y1": b.y1, "x2": b.x2, "y2": b.y2}
-        item = rect_item(image, box, f"wb{image.id}t{i}", classes, level, taxonomy, "annotated")
+        item = rect_item(
+            image, box, f"wb{image.id}t{i}", classes, level, taxonomy, "annotated", mapping
+        )
         if item is not None:
             results.append(item)
     return {"result": results}
 
 
 def prediction_for(
-    image: ImageRecord, pred: ModelPrediction, classes: list[str], level: str, taxonomy: Taxonomy
+    image: ImageRecord,
+    pred: ModelPrediction,
+    classes: list[str],
+    level: str,
+    taxonomy: Taxonomy,
+    mapping: ControlMapping | None = None,
 ) -> dict:
-    """A Label Studio prediction: the model's boxes in percent, with scores."""
+    """A Label Studio prediction: the model's boxes in percent, with scores, under the
+    project's labels (``mapping``; see ``rect_item``)."""
     results = []
     for i, box in enumerate(pred.boxes):
         if box.get("score") is not None and float(box["score"]) < DISPLAY_MIN_SCORE:
             continue
-        item = rect_item(image, box, f"wb{image.id}p{i}", classes, level, taxonomy, "predicted")
+        item = rect_item(
+            image, box, f"wb{image.id}p{i}", classes, level, taxonomy, "predicted", mapping
+        )
         if item is None:
             continue
         if box.get("score") is not None:
@@ -178,19 +216,22 @@ def build_task(
     taxonomy: Taxonomy,
     pred: ModelPrediction | None = None,
     truth: list[Box] | None = None,
+    mapping: ControlMapping | None = None,
 ) -> dict:
     """One task: the image URL, the image-level label as a hint, the model version,
     the catalog id, the model's boxes as a prediction when there is one, and the
     image's ground truth as an annotation when it has one (``truth``: its boxes,
-    ``[]`` for a negative)."""
+    ``[]`` for a negative). ``mapping``: the project's labels and the task field of its
+    image (someone else's project); None: the config `wb push` writes."""
     if not image.width or not image.height:
         raise WorkbenchError(
             f"image {image.id} ({image.path}) has no size in the catalog; re-ingest it"
         )
-    hint_label = to_class(image.label, classes, level, taxonomy) or image.label
+    mapping = project_mapping(classes, level, taxonomy, mapping)
+    hint_label = mapping.label_for(image.label) or image.label
     version = pred.model_version if pred else None
     data = {
-        "image": image_url(image.path, document_root),
+        mapping.control.data_key: image_url(image.path, document_root),
         IMAGE_ID_FIELD: image.id,
         "label": hint_label or "",
         "label_hint": f"Image label (hint): {hint_label}" if hint_label else "Image label: none",
@@ -205,9 +246,9 @@ def build_task(
         )
     task: dict = {"data": data}
     if pred is not None:
-        task["predictions"] = [prediction_for(image, pred, classes, level, taxonomy)]
+        task["predictions"] = [prediction_for(image, pred, classes, level, taxonomy, mapping)]
     if truth is not None:
-        task["annotations"] = [annotation_for(image, truth, classes, level, taxonomy)]
+        task["annotations"] = [annotation_for(image, truth, classes, level, taxonomy, mapping)]
     return task
 
 
