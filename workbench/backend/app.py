@@ -26,6 +26,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from ..active.uncertainty import UncertaintyConfig
 from ..labelstudio.tasks import DISPLAY_MIN_SCORE, IMAGE_ID_FIELD, task_score
 from ..taxonomy import Taxonomy
+from .admission import DEFAULT_QUEUE, DEFAULT_SLOTS, DEFAULT_WAIT_S, Busy, PredictGate
 from .holder import ModelHolder, NoModel
 from .images import ImageError, ImageResolver
 from .regions import (
@@ -68,10 +69,19 @@ class BackendSettings:
     bearer_token: str | None = None
     min_score: float = DISPLAY_MIN_SCORE  # boxes below are not sent (faint boxes)
     uncertainty: UncertaintyConfig = field(default_factory=UncertaintyConfig)
+    allowed_image_hosts: tuple[str, ...] = ()  # [serve] allowed_image_hosts (image_hosts.py)
+    predict_slots: int = DEFAULT_SLOTS  # /predict requests in progress at once (admission.py)
+    predict_queue: int = DEFAULT_QUEUE  # more may wait; beyond that, 503
+    predict_wait_s: float = DEFAULT_WAIT_S
 
     def resolver(self) -> ImageResolver:
         return ImageResolver(
-            self.document_root, self.ls_url, self.ls_token, self.max_image_bytes, self.fetch_timeout
+            self.document_root,
+            self.ls_url,
+            self.ls_token,
+            self.max_image_bytes,
+            self.fetch_timeout,
+            allowed_hosts=self.allowed_image_hosts,
         )
 
 
@@ -135,6 +145,39 @@ async def _send_json(send, status: int, payload: dict) -> None:
     await send({"type": "http.response.body", "body": data})
 
 
+BAD_BODY = (
+    "the request body could not be parsed as JSON (invalid UTF-8, or nested too deeply); "
+    "send a JSON object"
+)
+#: FastAPI's own words for a body json.loads fails on other than JSONDecodeError
+FASTAPI_BAD_BODY = "There was an error parsing the body"
+
+
+def _errors(*statuses: int) -> dict[int | str, dict]:
+    """OpenAPI ``responses`` for these statuses, each with the JSON error model."""
+    return {s: {"model": ErrorResponse, "description": ERROR_MEANINGS[s]} for s in statuses}
+
+
+ERROR_MEANINGS = {
+    400: "the body is not parseable JSON (invalid UTF-8, nested too deeply), or an "
+    "invalid Content-Length",
+    401: "missing or wrong credentials (only when `wb serve --auth` or `--token` is set)",
+    413: "the request body is over the limit (`--max-body-mb`)",
+    422: "the body does not match this schema",
+    503: "no model is promoted yet, or (/predict) too many requests are waiting",
+}
+
+
+def _security(settings: BackendSettings) -> tuple[dict, dict]:
+    """(securitySchemes, the ``security`` requirement of the routes behind auth)."""
+    schemes = {}
+    if settings.basic_auth is not None:
+        schemes["basic"] = {"type": "http", "scheme": "basic"}
+    if settings.bearer_token is not None:
+        schemes["bearer"] = {"type": "http", "scheme": "bearer"}
+    return schemes, ({"security": [{name: []} for name in schemes]} if schemes else {})
+
+
 def _auth_dependency(settings: BackendSettings) -> Callable[[Request], None]:
     def check(request: Request) -> None:
         if settings.basic_auth is None and settings.bearer_token is None:
@@ -177,21 +220,22 @@ def create_app(
         "workspace's promoted detector.",
         docs_url=None,
         redoc_url=None,
-        responses={
-            401: {"model": ErrorResponse},
-            413: {"model": ErrorResponse},
-            422: {"model": ErrorResponse},
-        },
     )
     app.state.holder = holder
     app.state.retrainer = retrainer
     app.state.label_studio_seen = {}  # hostname/access_token from /setup
     resolver = settings.resolver()
     mapper = LabelMapper(settings.taxonomy)
+    gate = PredictGate(settings.predict_slots, settings.predict_queue, settings.predict_wait_s)
+    app.state.predict_gate = gate
     auth = [Depends(_auth_dependency(settings))]
+    schemes, secured = _security(settings)
+    # every answer each route can give, with its JSON error model (docs/serve.md's table)
+    body_errors = (400, 401, 413, 422) if schemes else (400, 413, 422)
     targets: dict[str, RectangleTarget] = {}  # parsed label configs (few per service)
 
     _install_error_handlers(app)
+    _install_security_schemes(app, schemes)
 
     def health() -> HealthResponse:
         return HealthResponse(model_version=holder.current() and holder.version)
@@ -203,7 +247,8 @@ def create_app(
         "/setup",
         response_model=SetupResponse,
         dependencies=auth,
-        responses={503: {"model": ErrorResponse}},
+        responses=_errors(*body_errors, 503),
+        openapi_extra=secured,
     )
     def setup(req: SetupRequest) -> SetupResponse:
         """Label Studio asks which model version answers (before every predict batch)."""
@@ -217,20 +262,34 @@ def create_app(
         response_model=PredictResponse,
         response_model_exclude_none=True,
         dependencies=auth,
-        responses={
-            403: {"model": ErrorResponse},
-            404: {"model": ErrorResponse},
-            503: {"model": ErrorResponse},
-        },
+        responses=_errors(*body_errors, 503),
+        openapi_extra=secured,
     )
     def predict(req: PredictRequest) -> PredictResponse:
-        """One prediction per task, in order. A task whose image cannot be read gets an
-        ``error`` and no ``result``; when no task's image can be read the answer is 4xx."""
+        """One item per task, in order: its prediction, or ``error`` and ``status`` (and
+        no ``result``) when it got none: its image could not be read or was refused, or
+        the label config holds no rectangles. Any body this schema accepts gets 200."""
         predictor = _require(holder)
+        try:
+            with gate.admit():
+                return predict_tasks(req, predictor)
+        except Busy as exc:
+            logger.warning("%s", exc)
+            raise HTTPException(503, str(exc), headers={"Retry-After": "5"}) from None
+
+    def predict_tasks(req: PredictRequest, predictor) -> PredictResponse:
+        version = predictor.version
         try:
             target = targets.get(req.label_config or "") or rectangle_target(req.label_config)
         except LabelConfigError as exc:
-            raise HTTPException(422, str(exc)) from None
+            logger.warning("predict: %s", exc)
+            return PredictResponse(
+                results=[
+                    TaskPrediction(task=t.id, model_version=version, error=str(exc), status=422)
+                    for t in req.tasks
+                ],
+                model_version=version,
+            )
         if len(targets) < 16:
             targets[req.label_config or ""] = target
         seen = app.state.label_studio_seen
@@ -241,21 +300,11 @@ def create_app(
                 opened.append((i, images.open(task.data.get(target.data_key))))
             except ImageError as exc:
                 errors[i] = exc
-        if not opened:
-            first = errors[0]
-            raise HTTPException(
-                first.status,
-                {
-                    "error": "no task image could be read",
-                    "tasks": [
-                        {"task": t.id, "error": errors[i].message} for i, t in enumerate(req.tasks)
-                    ],
-                },
-            )
-        with holder.inference_lock:
-            detections = predictor.predict([r.image for _, r in opened])
-        records = _catalog_images(catalog_factory, predictor.version, req.tasks, opened)
-        version = predictor.version
+        detections = []
+        if opened:
+            with holder.inference_lock:
+                detections = predictor.predict([r.image for _, r in opened])
+        records = _catalog_images(catalog_factory, version, req.tasks, opened) if opened else {}
         results: list[TaskPrediction | None] = [None] * len(req.tasks)
         for (i, resolved), dets in zip(opened, detections):
             task = req.tasks[i]
@@ -280,17 +329,29 @@ def create_app(
         for i, exc in errors.items():
             logger.warning("task %s: %s", req.tasks[i].id, exc.message)
             results[i] = TaskPrediction(
-                task=req.tasks[i].id, model_version=version, error=exc.message
+                task=req.tasks[i].id, model_version=version, error=exc.message, status=exc.status
             )
         return PredictResponse(results=results, model_version=version)
 
-    @app.get("/versions", response_model=VersionsResponse, dependencies=auth)
+    @app.get(
+        "/versions",
+        response_model=VersionsResponse,
+        dependencies=auth,
+        responses=_errors(401) if schemes else None,
+        openapi_extra=secured,
+    )
     def versions() -> VersionsResponse:
         with catalog_factory() as catalog:
             known = [m.version for m in catalog.models()]
         return VersionsResponse(versions=known, model_version=holder.current() and holder.version)
 
-    @app.post("/webhook", response_model=WebhookResponse, dependencies=auth)
+    @app.post(
+        "/webhook",
+        response_model=WebhookResponse,
+        dependencies=auth,
+        responses=_errors(*body_errors),
+        openapi_extra=secured,
+    )
     def webhook(event: WebhookEvent) -> WebhookResponse:
         """Record a Label Studio event and answer at once (Label Studio waits 1 s inside
         the annotator's request); a retrain, if due, runs in the background."""
@@ -358,10 +419,27 @@ def _catalog_images(
     return {i: (iid, label, stored.get(iid)) for i, (iid, label, _) in out.items()}
 
 
+def _install_security_schemes(app: FastAPI, schemes: dict) -> None:
+    """Name the authentication ``wb serve`` asks for in the OpenAPI schema."""
+    if not schemes:
+        return
+    build = app.openapi
+
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            schema = build()
+            schema.setdefault("components", {})["securitySchemes"] = schemes
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi
+
+
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException):
-        body = exc.detail if isinstance(exc.detail, dict) else {"error": str(exc.detail)}
+        detail = BAD_BODY if exc.detail == FASTAPI_BAD_BODY else exc.detail
+        body = detail if isinstance(detail, dict) else {"error": str(detail)}
         return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)

@@ -116,6 +116,7 @@ def serve_cmd(
         basic_auth=auth,
         bearer_token=token,
         min_score=min_score,
+        allowed_image_hosts=ws.allowed_image_hosts(),
     )
     worker = None
     if retrain_after:
