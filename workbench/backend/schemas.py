@@ -4,16 +4,31 @@ and reads them (see docs/serve.md).
 Unknown fields are accepted and ignored: Label Studio adds fields between versions (a
 task carries ``annotations``, ``predictions``, ``meta``...). The fields we read are
 strict: a value of another JSON type is refused with 422 (no ``false`` taken as the
-integer 0, no ``1.5`` or ``"3"`` as a task id), so what the OpenAPI schema says is what
-the service accepts."""
+integer 0, no ``1.5`` or ``"3"`` as a task id; ``3.0`` is an integer, as JSON Schema
+says), so what the OpenAPI schema says is what the service accepts."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictStr
 
 MAX_TASKS = 1000  # Label Studio sends batches far smaller than this
+
+
+def _json_integer(value: Any) -> Any:
+    """A JSON Schema integer: an int, or a float with no fraction; never a bool or a
+    string."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError("Input should be an integer")
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise ValueError("Input should be an integer")
+        return int(value)
+    return value
+
+
+JsonInt = Annotated[int, BeforeValidator(_json_integer)]
 
 
 class _Open(BaseModel):
@@ -21,19 +36,19 @@ class _Open(BaseModel):
 
 
 class Task(_Open):
-    id: StrictInt | None = None
+    id: JsonInt | None = None
     data: dict[str, Any] = Field(default_factory=dict)
 
 
 class PredictRequest(_Open):
     tasks: list[Task] = Field(min_length=1, max_length=MAX_TASKS)
-    project: StrictStr | StrictInt | None = None
+    project: StrictStr | JsonInt | None = None
     label_config: StrictStr | None = None
     params: dict[str, Any] | None = None
 
 
 class SetupRequest(_Open):
-    project: StrictStr | StrictInt | None = None
+    project: StrictStr | JsonInt | None = None
     schema_: StrictStr | None = Field(default=None, alias="schema")
     hostname: StrictStr | None = None
     access_token: StrictStr | None = None
