@@ -10,7 +10,7 @@ import torch
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from workbench.backend.app import BAD_BODY
+from workbench.backend.openapi import BAD_BODY
 from workbench.catalog import ImageRecord
 from workbench.labelstudio.config import detection_config
 

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import pytest
 import schemathesis
-from schemathesis import GenerationMode
 import torch
 from hypothesis import HealthCheck, given, settings
+from schemathesis import GenerationMode
 
 MAX_EXAMPLES = 25
 

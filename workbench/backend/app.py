@@ -29,6 +29,7 @@ from ..taxonomy import Taxonomy
 from .admission import DEFAULT_QUEUE, DEFAULT_SLOTS, DEFAULT_WAIT_S, Busy, PredictGate
 from .holder import ModelHolder, NoModel
 from .images import ImageError, ImageResolver
+from .openapi import BAD_BODY, FASTAPI_BAD_BODY, error_responses, install_security, security
 from .regions import (
     LabelConfigError,
     LabelMapper,
@@ -38,7 +39,6 @@ from .regions import (
     regions,
 )
 from .schemas import (
-    ErrorResponse,
     HealthResponse,
     PredictRequest,
     PredictResponse,
@@ -145,39 +145,6 @@ async def _send_json(send, status: int, payload: dict) -> None:
     await send({"type": "http.response.body", "body": data})
 
 
-BAD_BODY = (
-    "the request body could not be parsed as JSON (invalid UTF-8, or nested too deeply); "
-    "send a JSON object"
-)
-#: FastAPI's own words for a body json.loads fails on other than JSONDecodeError
-FASTAPI_BAD_BODY = "There was an error parsing the body"
-
-
-def _errors(*statuses: int) -> dict[int | str, dict]:
-    """OpenAPI ``responses`` for these statuses, each with the JSON error model."""
-    return {s: {"model": ErrorResponse, "description": ERROR_MEANINGS[s]} for s in statuses}
-
-
-ERROR_MEANINGS = {
-    400: "the body is not parseable JSON (invalid UTF-8, nested too deeply), or an "
-    "invalid Content-Length",
-    401: "missing or wrong credentials (only when `wb serve --auth` or `--token` is set)",
-    413: "the request body is over the limit (`--max-body-mb`)",
-    422: "the body does not match this schema",
-    503: "no model is promoted yet, or (/predict) too many requests are waiting",
-}
-
-
-def _security(settings: BackendSettings) -> tuple[dict, dict]:
-    """(securitySchemes, the ``security`` requirement of the routes behind auth)."""
-    schemes = {}
-    if settings.basic_auth is not None:
-        schemes["basic"] = {"type": "http", "scheme": "basic"}
-    if settings.bearer_token is not None:
-        schemes["bearer"] = {"type": "http", "scheme": "bearer"}
-    return schemes, ({"security": [{name: []} for name in schemes]} if schemes else {})
-
-
 def _auth_dependency(settings: BackendSettings) -> Callable[[Request], None]:
     def check(request: Request) -> None:
         if settings.basic_auth is None and settings.bearer_token is None:
@@ -229,13 +196,13 @@ def create_app(
     gate = PredictGate(settings.predict_slots, settings.predict_queue, settings.predict_wait_s)
     app.state.predict_gate = gate
     auth = [Depends(_auth_dependency(settings))]
-    schemes, secured = _security(settings)
+    schemes, secured = security(settings.basic_auth is not None, settings.bearer_token is not None)
     # every answer each route can give, with its JSON error model (docs/serve.md's table)
     body_errors = (400, 401, 413, 422) if schemes else (400, 413, 422)
     targets: dict[str, RectangleTarget] = {}  # parsed label configs (few per service)
 
     _install_error_handlers(app)
-    _install_security_schemes(app, schemes)
+    install_security(app, schemes)
 
     def health() -> HealthResponse:
         return HealthResponse(model_version=holder.current() and holder.version)
@@ -247,7 +214,7 @@ def create_app(
         "/setup",
         response_model=SetupResponse,
         dependencies=auth,
-        responses=_errors(*body_errors, 503),
+        responses=error_responses(*body_errors, 503),
         openapi_extra=secured,
     )
     def setup(req: SetupRequest) -> SetupResponse:
@@ -262,7 +229,7 @@ def create_app(
         response_model=PredictResponse,
         response_model_exclude_none=True,
         dependencies=auth,
-        responses=_errors(*body_errors, 503),
+        responses=error_responses(*body_errors, 503),
         openapi_extra=secured,
     )
     def predict(req: PredictRequest) -> PredictResponse:
@@ -337,7 +304,7 @@ def create_app(
         "/versions",
         response_model=VersionsResponse,
         dependencies=auth,
-        responses=_errors(401) if schemes else None,
+        responses=error_responses(401) if schemes else None,
         openapi_extra=secured,
     )
     def versions() -> VersionsResponse:
@@ -349,7 +316,7 @@ def create_app(
         "/webhook",
         response_model=WebhookResponse,
         dependencies=auth,
-        responses=_errors(*body_errors),
+        responses=error_responses(*body_errors),
         openapi_extra=secured,
     )
     def webhook(event: WebhookEvent) -> WebhookResponse:
@@ -417,22 +384,6 @@ def _catalog_images(
         logger.warning("catalog lookup for predict failed: %s", exc)
         return {}
     return {i: (iid, label, stored.get(iid)) for i, (iid, label, _) in out.items()}
-
-
-def _install_security_schemes(app: FastAPI, schemes: dict) -> None:
-    """Name the authentication ``wb serve`` asks for in the OpenAPI schema."""
-    if not schemes:
-        return
-    build = app.openapi
-
-    def openapi() -> dict:
-        if app.openapi_schema is None:
-            schema = build()
-            schema.setdefault("components", {})["securitySchemes"] = schemes
-            app.openapi_schema = schema
-        return app.openapi_schema
-
-    app.openapi = openapi
 
 
 def _install_error_handlers(app: FastAPI) -> None:
