@@ -68,6 +68,16 @@ def test_label_studio_s_own_origin_is_trusted_even_on_loopback():
     assert hosts.with_trusted(None) is hosts
 
 
+def test_the_setup_hostname_is_trusted_only_when_no_label_studio_url_is_configured():
+    unconfigured = ImageResolver().with_label_studio("http://localhost:8080", "tok")
+    assert unconfigured.hosts.is_trusted("http://localhost:8080/data/upload/1/a.jpg")
+    assert unconfigured.ls_url == "http://localhost:8080" and unconfigured.ls_token == "tok"
+    configured = ImageResolver(ls_url="http://127.0.0.1:8080")
+    widened = configured.with_label_studio("http://169.254.169.254", "tok")
+    assert not widened.hosts.is_trusted("http://169.254.169.254/latest/meta-data")
+    assert widened.hosts.is_trusted("http://127.0.0.1:8080/data/upload/1/a.jpg")
+
+
 def test_every_resolved_address_is_checked_and_the_checked_one_is_connected_to():
     resolve = fixed({"cdn.example": ["93.184.216.34"], "rebind.example": ["8.8.8.8", "10.0.0.7"]})
     hosts = ImageHosts(resolve=resolve)

@@ -269,8 +269,7 @@ def create_app(
                 errors[i] = exc
         detections = []
         if opened:
-            with holder.inference_lock:
-                detections = predictor.predict([r.image for _, r in opened])
+            detections = holder.infer(predictor, [r.image for _, r in opened])
         records = _catalog_images(catalog_factory, version, req.tasks, opened) if opened else {}
         results: list[TaskPrediction | None] = [None] * len(req.tasks)
         for (i, resolved), dets in zip(opened, detections):

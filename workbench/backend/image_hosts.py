@@ -4,7 +4,7 @@ request forgery (a task whose image URL points at an address only the server can
 An ``http(s)`` image URL is fetched when its host is
 
 - Label Studio's own: the origin (scheme, host, port) of the configured Label Studio
-  URL or of the ``hostname`` Label Studio sent to ``/setup``; or
+  URL (only where none is configured, of the ``hostname`` sent to ``/setup``); or
 - allowed by the workspace: ``[serve] allowed_image_hosts`` in workbench.toml, a list
   of host names (``images.example.com``), ``host:port`` pairs, IP addresses or
   networks (``10.0.0.0/8``); or

@@ -68,18 +68,20 @@ class ImageResolver:
         self.hosts = hosts or ImageHosts([self.ls_url], allowed_hosts)
 
     def with_label_studio(self, url: str | None, token: str | None) -> ImageResolver:
-        """A resolver that also trusts the Label Studio host ``/setup`` sent, and uses
-        it and the token where none was configured."""
-        hosts = self.hosts.with_trusted(url)
-        if self.ls_url and self.ls_token and hosts is self.hosts:
+        """A resolver that uses the Label Studio host and token ``/setup`` sent where
+        none was configured (that host is then Label Studio's, trusted as such; a
+        configured URL is never replaced, so a caller of /setup cannot widen the hosts
+        images are fetched from)."""
+        if self.ls_url and self.ls_token:
             return self
+        ls_url = self.ls_url or (url.rstrip("/") if url else None)
         return ImageResolver(
             self.document_root,
-            self.ls_url or url,
+            ls_url,
             self.ls_token or token,
             self.max_bytes,
             self.timeout,
-            hosts=hosts.with_trusted(self.ls_url or url),
+            hosts=self.hosts.with_trusted(ls_url),
         )
 
     def open(self, url: object) -> ResolvedImage:
