@@ -245,3 +245,18 @@ def test_predict_answers_a_refused_url_with_a_403_item_and_keeps_the_batch(tmp_p
     assert metadata["status"] == 403 and "link-local" in metadata["error"]
     assert other.requests == []  # the listener not allowed saw nothing
     assert [path for path, _ in ls.requests] == ["/a.png"]  # Label Studio's host is fetched
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://localhost:9/a.jpg",
+        "http://2130706433/a.jpg",  # 127.0.0.1 as one decimal number
+        "http://0/a.jpg",
+        "http://[::1]:9/a.jpg",
+        "http://user:pw@127.0.0.1/a.jpg",
+    ],
+)
+def test_spellings_of_this_machine_are_refused_after_real_resolution(url):
+    with pytest.raises(HostRefused, match="loopback|unspecified"):
+        ImageHosts().check(url)

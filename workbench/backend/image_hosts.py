@@ -20,6 +20,7 @@ move it. Redirects are followed one hop at a time, each hop checked the same way
 
 from __future__ import annotations
 
+import copy
 import ipaddress
 import socket
 from collections.abc import Callable, Iterable
@@ -102,11 +103,12 @@ class ImageHosts:
         self._resolve = resolve or _resolve
 
     def with_trusted(self, url: str | None) -> ImageHosts:
-        if not url or origin(url) is None or origin(url) in self.trusted:
+        """These rules with one more trusted origin (Label Studio's, from ``/setup``)."""
+        extra = origin(url) if url else None
+        if extra is None or extra in self.trusted:
             return self
-        out = ImageHosts.__new__(ImageHosts)
-        out.__dict__.update(self.__dict__)
-        out.trusted = self.trusted | {origin(url)}
+        out = copy.copy(self)
+        out.trusted = self.trusted | {extra}
         return out
 
     def is_trusted(self, url: str) -> bool:
