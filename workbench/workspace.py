@@ -207,6 +207,18 @@ class Workspace:
             sec["adjudication_project_id"] = int(project_id)
         self.save()
 
+    def allowed_image_hosts(self) -> tuple[str, ...]:
+        """Hosts `wb serve` may fetch task images from besides Label Studio's own
+        (``[serve] allowed_image_hosts``: names, ``host:port``, addresses, networks);
+        empty when unset. Loopback, link-local and private addresses need an entry."""
+        value = self.get("serve", "allowed_image_hosts", [])
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise WorkspaceError(
+                f"[serve] allowed_image_hosts in {self.root / CONFIG_NAME} must be a list of "
+                'host names, e.g. ["images.example.com", "10.0.0.0/8"]'
+            )
+        return tuple(value)
+
     def labelstudio_url(self) -> str:
         """Label Studio's URL: ``WB_LS_URL``, else ``[labelstudio] url``, else the default."""
         return os.environ.get("WB_LS_URL") or self.get("labelstudio", "url") or DEFAULT_LS_URL

@@ -1,6 +1,7 @@
 """The ML backend's image fetching against real servers: a file uploaded to Label Studio
 (``/data/upload/...``, fetched with the API token) and a plain http URL on another
-server (fetched without it)."""
+server (fetched without it, and only once the workspace allows that host: it listens on
+127.0.0.1, which the SSRF guard refuses by default)."""
 
 from __future__ import annotations
 
@@ -73,9 +74,18 @@ def test_an_http_image_on_another_server_is_fetched_without_credentials(tmp_path
         ("127.0.0.1", 0), functools.partial(Handler, directory=str(tmp_path / "www"))
     )
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    base = f"http://127.0.0.1:{server.server_address[1]}"
+    port = server.server_address[1]
+    base = f"http://127.0.0.1:{port}"
     try:
-        resolver = ImageResolver(ls_url="http://127.0.0.1:1", ls_token="secret")
+        refused = ImageResolver(ls_url="http://127.0.0.1:1", ls_token="secret")
+        with pytest.raises(ImageError) as guard:
+            refused.open(f"{base}/a.jpg")
+        assert guard.value.status == 403 and "allowed_image_hosts" in guard.value.message
+        assert seen_auth == []  # not allowed: never asked
+        allowed = [f"127.0.0.1:{port}"]
+        resolver = ImageResolver(
+            ls_url="http://127.0.0.1:1", ls_token="secret", allowed_hosts=allowed
+        )
         assert resolver.open(f"{base}/a.jpg").image.size == (40, 70)
         assert seen_auth == [None]  # Label Studio's token never leaves for other hosts
         with pytest.raises(ImageError) as missing:
@@ -84,7 +94,7 @@ def test_an_http_image_on_another_server_is_fetched_without_credentials(tmp_path
         with pytest.raises(ImageError) as bad:
             resolver.open(f"{base}/not-an-image.jpg")
         assert bad.value.status == 422 and "not a readable image" in bad.value.message
-        small = ImageResolver(max_bytes=100)
+        small = ImageResolver(max_bytes=100, allowed_hosts=allowed)
         with pytest.raises(ImageError) as big:
             small.open(f"{base}/a.jpg")
         assert big.value.status == 413

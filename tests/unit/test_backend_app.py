@@ -10,6 +10,7 @@ import torch
 from fastapi.testclient import TestClient
 from PIL import Image
 
+from workbench.backend.openapi import BAD_BODY
 from workbench.catalog import ImageRecord
 from workbench.labelstudio.config import detection_config
 
@@ -172,15 +173,18 @@ def test_stored_priorities_set_the_task_score(served):
 def test_paths_that_leave_the_served_root_are_refused(client, rel, caplog):
     res = client.post("/predict", json=predict_body(rel))
 
-    assert res.status_code == 403
-    assert "leaves the served folder" in res.json()["tasks"][0]["error"]
+    assert res.status_code == 200  # a well-formed request; the task says why it got nothing
+    (item,) = res.json()["results"]
+    assert item["status"] == 403 and "result" not in item
+    assert "leaves the served folder" in item["error"]
     assert any("outside the served root" in r.getMessage() for r in caplog.records)
 
 
-def test_an_unknown_task_image_is_404(client):
+def test_an_unknown_task_image_is_a_404_item(client):
     res = client.post("/predict", json=predict_body("imgs/nope.jpg"))
-    assert res.status_code == 404
-    assert res.json()["error"] == "no task image could be read"
+    assert res.status_code == 200
+    (item,) = res.json()["results"]
+    assert item["status"] == 404 and "no image at imgs/nope.jpg" in item["error"]
 
 
 def test_a_bad_image_in_a_batch_gets_an_error_item_without_result(client):
@@ -192,11 +196,19 @@ def test_a_bad_image_in_a_batch_gets_an_error_item_without_result(client):
     assert "no image at" in bad["error"]
 
 
-def test_tasks_without_an_image_url_are_4xx(client):
-    res = client.post("/predict", json={"tasks": [{"id": 1, "data": {"text": "x"}}]})
-    assert res.status_code == 422
-    res = client.post("/predict", json={"tasks": [{"id": 1, "data": {"image": "ftp://x/y.jpg"}}]})
-    assert res.status_code == 422 and "unsupported image URL" in res.text
+@pytest.mark.parametrize(
+    "tasks, words",
+    [
+        ([{}], "no image URL"),  # valid for the schema (every task field is optional)
+        ([{"id": 1, "data": {"text": "x"}}], "no image URL"),
+        ([{"id": 1, "data": {"image": "ftp://x/y.jpg"}}], "unsupported image URL"),
+    ],
+)
+def test_tasks_without_a_usable_image_url_get_a_422_item(client, tasks, words):
+    res = client.post("/predict", json={"tasks": tasks})
+    assert res.status_code == 200
+    (item,) = res.json()["results"]
+    assert item["status"] == 422 and words in item["error"] and "result" not in item
 
 
 @pytest.mark.parametrize("body", ['{"tasks": [', "[1, 2]", '{"tasks": []}', '{"tasks": "x"}', ""])
@@ -207,17 +219,85 @@ def test_malformed_json_is_a_4xx_json_error(client, body):
     assert "Traceback" not in res.text
 
 
-def test_a_config_without_rectangles_is_refused(client):
+@pytest.mark.parametrize("body", [b"\xff", b"[" * 5000 + b"]" * 5000])
+@pytest.mark.parametrize("route", ["/setup", "/predict", "/webhook"])
+def test_an_unparseable_body_is_a_400_the_schema_states(client, route, body):
+    res = client.post(route, content=body, headers={"content-type": "application/json"})
+    assert res.status_code == 400
+    assert res.json() == {"error": BAD_BODY}
+    responses = client.get("/openapi.json").json()["paths"][route]["post"]["responses"]
+    assert responses["400"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/ErrorResponse"
+    }
+
+
+@pytest.mark.parametrize(
+    "route, body, field",
+    [
+        ("/setup", {"project": False}, "project"),
+        ("/setup", {"hostname": 3}, "hostname"),
+        ("/predict", {"tasks": [{"id": True}]}, "id"),
+        ("/predict", {"tasks": [{"id": "3"}]}, "id"),
+        ("/predict", {"tasks": [{"id": 1.5}]}, "id"),
+        ("/predict", {"tasks": [{"data": {}}], "label_config": 1}, "label_config"),
+        ("/webhook", {"action": 7}, "action"),
+    ],
+)
+def test_values_of_another_json_type_are_refused_with_422(client, route, body, field):
+    res = client.post(route, json=body)
+    assert res.status_code == 422, res.text
+    assert res.json()["error"] == "invalid request"
+    assert field in res.json()["detail"][0]["loc"]
+
+
+def test_what_label_studio_sends_is_accepted_extra_fields_included(client, served):
+    setup = {
+        "project": "2.1795617926",
+        "schema": detection_config(CLASSES),
+        "hostname": "http://localhost:8080",
+        "access_token": "x" * 40,
+        "extra_params": None,
+        "model_version": "whatever",  # fields a later Label Studio adds are ignored
+    }
+    assert client.post("/setup", json=setup).status_code == 200
+    task = {
+        "id": 4,
+        "data": {"image": url("imgs/img 0.jpg"), "wb_image_id": served["ids"][0]},
+        "annotations": [],
+        "predictions": [],
+        "meta": {},
+        "created_at": "2026-11-25T10:00:00Z",
+        "inner_id": 1,
+        "total_annotations": 0,
+        "project": 2,
+    }
     res = client.post(
         "/predict",
         json={
-            **predict_body("imgs/img 0.jpg"),
+            "tasks": [task],
+            "project": "2.1795617926",
+            "label_config": detection_config(CLASSES),
+            "params": {"login": None, "password": None, "context": None},
+        },
+    )
+    assert res.status_code == 200, res.text
+    assert res.json()["results"][0]["result"]
+
+
+def test_a_config_without_rectangles_gets_a_422_item_per_task(client):
+    res = client.post(
+        "/predict",
+        json={
+            **predict_body("imgs/img 0.jpg", "imgs/img 1.jpg"),
             "label_config": "<View><Text name='t' value='$t'/></View>",
         },
     )
-    assert res.status_code == 422 and "RectangleLabels" in res.json()["error"]
+    assert res.status_code == 200
+    items = res.json()["results"]
+    assert [i["status"] for i in items] == [422, 422]
+    assert all("RectangleLabels" in i["error"] for i in items)
     res = client.post("/predict", json={**predict_body("imgs/img 0.jpg"), "label_config": "<View"})
-    assert res.status_code == 422 and "not valid XML" in res.json()["error"]
+    assert "not valid XML" in res.json()["results"][0]["error"]
 
 
 def test_oversized_bodies_are_refused_with_413(served):
@@ -271,3 +351,30 @@ def test_without_a_promoted_model_predict_is_503_and_health_up(workspace_factory
     }
     res = client.post("/predict", json=predict_body("a.jpg"))
     assert res.status_code == 503 and "wb retrain" in res.json()["error"]
+
+
+def test_the_schema_names_the_authentication_and_401_only_where_it_applies(served):
+    open_schema = make_client(served).get("/openapi.json").json()
+    assert "securitySchemes" not in open_schema.get("components", {})
+    assert "401" not in open_schema["paths"]["/predict"]["post"]["responses"]
+
+    schema = make_client(served, bearer_token="t0k").get("/openapi.json").json()
+    assert schema["components"]["securitySchemes"] == {
+        "bearer": {"type": "http", "scheme": "bearer"}
+    }
+    for path, method in [("/setup", "post"), ("/predict", "post"), ("/webhook", "post")]:
+        op = schema["paths"][path][method]
+        assert op["security"] == [{"bearer": []}]
+        assert {"400", "401", "413", "422"} <= set(op["responses"])
+    assert schema["paths"]["/versions"]["get"]["security"] == [{"bearer": []}]
+    assert "security" not in schema["paths"]["/health"]["get"]  # liveness stays open
+
+
+def test_predict_requests_beyond_the_queue_get_503_busy(served):
+    client = make_client(served, predict_slots=1, predict_queue=0)
+    gate = client.app.state.predict_gate
+    with gate.admit():  # the one slot is taken and nobody may wait
+        res = client.post("/predict", json=predict_body("imgs/img 0.jpg"))
+    assert res.status_code == 503 and res.headers["retry-after"] == "5"
+    assert res.json() == {"error": "busy: 1 predict requests running and 0 waiting; retry later"}
+    assert client.post("/predict", json=predict_body("imgs/img 0.jpg")).status_code == 200

@@ -64,3 +64,34 @@ def test_serve_connect_needs_a_promoted_model(workspace_factory, monkeypatch):
     res = invoke(ws, "--connect")
     assert res.exit_code == 1
     assert "--connect needs a promoted model" in res.output
+
+
+def test_serve_fetches_images_from_the_hosts_the_workspace_allows(served_ws):
+    ws, _, calls = served_ws
+    ws.set("serve", "allowed_image_hosts", ["images.internal:9000", "10.0.0.0/8"])
+    res = invoke(ws)
+
+    assert res.exit_code == 0, res.output
+    ((app, _),) = calls
+    client = TestClient(app)
+    body = {"tasks": [{"id": 1, "data": {"image": "http://192.168.7.7/a.jpg"}}]}
+    (item,) = client.post("/predict", json=body).json()["results"]
+    assert item["status"] == 403
+    assert "192.168.7.7: a private address" in item["error"]
+    assert "[serve] allowed_image_hosts" in item["error"]
+
+
+@pytest.mark.parametrize(
+    "value, words",
+    [
+        ("images.internal", "must be a list of host names"),
+        (["http://images.internal/x"], "'http://images.internal/x' is not a host name"),
+    ],
+)
+def test_serve_refuses_a_malformed_allowed_image_hosts(served_ws, value, words):
+    ws, _, calls = served_ws
+    ws.set("serve", "allowed_image_hosts", value)
+    res = invoke(ws)
+
+    assert res.exit_code == 1 and words in res.output and not calls
+    assert "allowed_image_hosts" in res.output and "Traceback" not in res.output

@@ -33,11 +33,12 @@ from ..labelstudio.config import (
 )
 from ..labelstudio.tasks import DISPLAY_MIN_SCORE, IMAGE_ID_FIELD, task_score
 from ..taxonomy import LEVELS, Taxonomy
+from .admission import DEFAULT_QUEUE, DEFAULT_SLOTS, DEFAULT_WAIT_S, Busy, PredictGate
 from .holder import ModelHolder, NoModel
 from .images import ImageError, ImageResolver
+from .openapi import BAD_BODY, FASTAPI_BAD_BODY, error_responses, install_security, security
 from .regions import image_uncertainty, regions
 from .schemas import (
-    ErrorResponse,
     HealthResponse,
     LabelsAnswer,
     PredictRequest,
@@ -71,10 +72,19 @@ class BackendSettings:
     uncertainty: UncertaintyConfig = field(default_factory=UncertaintyConfig)
     level: str = LEVELS[0]  # the project's label level (labels are matched to classes there)
     label_map: dict[str, tuple[str, ...]] = field(default_factory=dict)  # [labelstudio.label_map]
+    allowed_image_hosts: tuple[str, ...] = ()  # [serve] allowed_image_hosts (image_hosts.py)
+    predict_slots: int = DEFAULT_SLOTS  # /predict requests in progress at once (admission.py)
+    predict_queue: int = DEFAULT_QUEUE  # more may wait; beyond that, 503
+    predict_wait_s: float = DEFAULT_WAIT_S
 
     def resolver(self) -> ImageResolver:
         return ImageResolver(
-            self.document_root, self.ls_url, self.ls_token, self.max_image_bytes, self.fetch_timeout
+            self.document_root,
+            self.ls_url,
+            self.ls_token,
+            self.max_image_bytes,
+            self.fetch_timeout,
+            allowed_hosts=self.allowed_image_hosts,
         )
 
 
@@ -180,17 +190,17 @@ def create_app(
         "workspace's promoted detector.",
         docs_url=None,
         redoc_url=None,
-        responses={
-            401: {"model": ErrorResponse},
-            413: {"model": ErrorResponse},
-            422: {"model": ErrorResponse},
-        },
     )
     app.state.holder = holder
     app.state.retrainer = retrainer
     app.state.label_studio_seen = {}  # hostname/access_token from /setup
     resolver = settings.resolver()
+    gate = PredictGate(settings.predict_slots, settings.predict_queue, settings.predict_wait_s)
+    app.state.predict_gate = gate
     auth = [Depends(_auth_dependency(settings))]
+    schemes, secured = security(settings.basic_auth is not None, settings.bearer_token is not None)
+    # every answer each route can give, with its JSON error model (docs/serve.md's table)
+    body_errors = (400, 401, 413, 422) if schemes else (400, 413, 422)
     # parsed label configs -> their mappings (few per service); reported ones logged once
     parsed: dict[str, tuple[ControlMapping, ...]] = {}
     reported: set[tuple[str, str]] = set()
@@ -221,6 +231,7 @@ def create_app(
         return report
 
     _install_error_handlers(app)
+    install_security(app, schemes)
 
     def health() -> HealthResponse:
         return HealthResponse(model_version=holder.current() and holder.version)
@@ -233,7 +244,8 @@ def create_app(
         response_model=SetupResponse,
         response_model_exclude_none=True,
         dependencies=auth,
-        responses={503: {"model": ErrorResponse}},
+        responses=error_responses(*body_errors, 503),
+        openapi_extra=secured,
     )
     def setup(req: SetupRequest) -> SetupResponse:
         """Label Studio asks which model version answers (before every predict batch)."""
@@ -261,24 +273,38 @@ def create_app(
         response_model=PredictResponse,
         response_model_exclude_none=True,
         dependencies=auth,
-        responses={
-            403: {"model": ErrorResponse},
-            404: {"model": ErrorResponse},
-            503: {"model": ErrorResponse},
-        },
+        responses=error_responses(*body_errors, 503),
+        openapi_extra=secured,
     )
     def predict(req: PredictRequest) -> PredictResponse:
-        """One prediction per task, in order. Each RectangleLabels control of the config
-        gets the boxes of its own image. A task whose image (or one of its images) cannot
-        be read gets an ``error`` and no ``result``; when no task can be read the answer
-        is 4xx."""
+        """One item per task, in order: its prediction, or ``error`` and ``status`` (and
+        no ``result``) when it got none: its image (or one of its images) could not be read
+        or was refused, or the label config holds no rectangles. Each RectangleLabels
+        control of the config gets the boxes of its own image. Any body this schema
+        accepts gets 200."""
         predictor = _require(holder)
+        try:
+            with gate.admit():
+                return predict_tasks(req, predictor)
+        except Busy as exc:
+            logger.warning("%s", exc)
+            raise HTTPException(503, str(exc), headers={"Retry-After": "5"}) from None
+
+    def predict_tasks(req: PredictRequest, predictor) -> PredictResponse:
+        version = predictor.version
         try:
             mappings = mappings_for(req.label_config, predictor.classes)
         except LabelConfigError as exc:
-            raise HTTPException(422, str(exc)) from None
+            logger.warning("predict: %s", exc)
+            return PredictResponse(
+                results=[
+                    TaskPrediction(task=t.id, model_version=version, error=str(exc), status=422)
+                    for t in req.tasks
+                ],
+                model_version=version,
+            )
         if req.label_config:
-            report_once(predictor.version, req.label_config, mappings, predictor.classes)
+            report_once(version, req.label_config, mappings, predictor.classes)
         keys = list(dict.fromkeys(m.control.data_key for m in mappings))
         seen = app.state.label_studio_seen
         images = resolver.with_label_studio(seen.get("url"), seen.get("token"))
@@ -292,31 +318,23 @@ def create_app(
                     errors[i] = ImageError(exc.status, named)
                     break
         opened = {k: v for k, v in opened.items() if k[0] not in errors}
-        if not opened:
-            first = errors[0]
-            raise HTTPException(
-                first.status,
-                {
-                    "error": "no task image could be read",
-                    "tasks": [
-                        {"task": t.id, "error": errors[i].message} for i, t in enumerate(req.tasks)
-                    ],
-                },
-            )
         slots = list(opened)
-        with holder.inference_lock:
-            found = predictor.predict([opened[k].image for k in slots])
+        found = holder.infer(predictor, [opened[k].image for k in slots]) if slots else []
         detections = {k: [d.to_dict() for d in dets] for k, dets in zip(slots, found)}
-        records = _catalog_images(
-            catalog_factory, predictor.version, req.tasks, opened, by_task_id=len(keys) == 1
+        records = (
+            _catalog_images(catalog_factory, version, req.tasks, opened, by_task_id=len(keys) == 1)
+            if opened
+            else {}
         )
-        version = predictor.version
         results: list[TaskPrediction | None] = [None] * len(req.tasks)
         for i, task in enumerate(req.tasks):
             if i in errors:
                 logger.warning("task %s: %s", task.id, errors[i].message)
                 results[i] = TaskPrediction(
-                    task=task.id, model_version=version, error=errors[i].message
+                    task=task.id,
+                    model_version=version,
+                    error=errors[i].message,
+                    status=errors[i].status,
                 )
                 continue
             scores = []
@@ -349,13 +367,25 @@ def create_app(
             )
         return PredictResponse(results=results, model_version=version)
 
-    @app.get("/versions", response_model=VersionsResponse, dependencies=auth)
+    @app.get(
+        "/versions",
+        response_model=VersionsResponse,
+        dependencies=auth,
+        responses=error_responses(401) if schemes else None,
+        openapi_extra=secured,
+    )
     def versions() -> VersionsResponse:
         with catalog_factory() as catalog:
             known = [m.version for m in catalog.models()]
         return VersionsResponse(versions=known, model_version=holder.current() and holder.version)
 
-    @app.post("/webhook", response_model=WebhookResponse, dependencies=auth)
+    @app.post(
+        "/webhook",
+        response_model=WebhookResponse,
+        dependencies=auth,
+        responses=error_responses(*body_errors),
+        openapi_extra=secured,
+    )
     def webhook(event: WebhookEvent) -> WebhookResponse:
         """Record a Label Studio event and answer at once (Label Studio waits 1 s inside
         the annotator's request); a retrain, if due, runs in the background."""
@@ -427,7 +457,8 @@ def _catalog_images(
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException):
-        body = exc.detail if isinstance(exc.detail, dict) else {"error": str(exc.detail)}
+        detail = BAD_BODY if exc.detail == FASTAPI_BAD_BODY else exc.detail
+        body = detail if isinstance(detail, dict) else {"error": str(detail)}
         return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)

@@ -13,6 +13,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 from ..errors import WorkbenchError
 
@@ -41,8 +42,10 @@ class ModelHolder:
         self._checked_at: float | None = None
         self._swap_lock = threading.Lock()  # guards the reference
         self._load_lock = threading.Lock()  # one load at a time
-        # one forward pass at a time: concurrent passes only fight over the same cores
-        self.inference_lock = threading.Lock()
+        # one forward pass at a time, always on the same thread: concurrent passes only
+        # fight over the same cores, and passes run by many request threads would each
+        # grow their own malloc arena (measured: +50 % peak RSS under 8 clients)
+        self._inference = ThreadPoolExecutor(max_workers=1, thread_name_prefix="wb-infer")
         self.last_error: str | None = None
 
     @classmethod
@@ -69,6 +72,10 @@ class ModelHolder:
             return row.version if row else None
 
         return cls(load, promoted_version, poll_seconds, on_swap)
+
+    def infer(self, predictor, images: list) -> list:
+        """``predictor.predict(images)`` on the one inference thread (callers queue)."""
+        return self._inference.submit(predictor.predict, images).result()
 
     @property
     def version(self) -> str | None:

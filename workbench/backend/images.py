@@ -4,10 +4,12 @@
   that leaves the root (``..``, an absolute path, a symlink out) is refused and logged.
 - ``/data/upload/...`` (files uploaded to Label Studio) and any URL on Label Studio's
   own host: fetched from Label Studio with its API token.
-- other ``http(s)://`` URLs: fetched without credentials.
+- other ``http(s)://`` URLs: fetched without credentials, only from the hosts
+  ``image_hosts.ImageHosts`` allows (no loopback, link-local or private address unless
+  the workspace allows it); redirects are followed one checked hop at a time.
 
 Fetches stop at ``max_bytes`` and ``timeout`` seconds. Every failure is an
-``ImageError`` with the HTTP status the service answers with (always 4xx: the task
+``ImageError`` with the HTTP status that task's problem gets (always 4xx: the task
 points at something we will not or cannot read).
 """
 
@@ -16,6 +18,8 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qs, urljoin, urlsplit
@@ -23,11 +27,13 @@ from urllib.parse import parse_qs, urljoin, urlsplit
 from PIL import Image
 
 from ..images import UnreadableImage, open_image
+from .image_hosts import HostRefused, ImageHosts, Target
 
 logger = logging.getLogger(__name__)
 
 LOCAL_FILES_PATH = "/data/local-files/"
 UPLOAD_PREFIX = "/data/upload/"
+MAX_REDIRECTS = 5
 
 
 class ImageError(Exception):
@@ -51,24 +57,31 @@ class ImageResolver:
         ls_token: str | None = None,
         max_bytes: int = 30 * 1024 * 1024,
         timeout: float = 10.0,
+        allowed_hosts: tuple[str, ...] | list[str] = (),
+        hosts: ImageHosts | None = None,
     ):
         self.document_root = Path(document_root).resolve() if document_root else None
         self.ls_url = ls_url.rstrip("/") if ls_url else None
         self.ls_token = ls_token
         self.max_bytes = max_bytes
         self.timeout = timeout
+        self.hosts = hosts or ImageHosts([self.ls_url], allowed_hosts)
 
     def with_label_studio(self, url: str | None, token: str | None) -> ImageResolver:
-        """A resolver that fills in the Label Studio host and token ``/setup`` sent,
-        where none was configured."""
+        """A resolver that uses the Label Studio host and token ``/setup`` sent where
+        none was configured (that host is then Label Studio's, trusted as such; a
+        configured URL is never replaced, so a caller of /setup cannot widen the hosts
+        images are fetched from)."""
         if self.ls_url and self.ls_token:
             return self
+        ls_url = self.ls_url or (url.rstrip("/") if url else None)
         return ImageResolver(
             self.document_root,
-            self.ls_url or url,
+            ls_url,
             self.ls_token or token,
             self.max_bytes,
             self.timeout,
+            hosts=self.hosts.with_trusted(ls_url),
         )
 
     def open(self, url: object) -> ResolvedImage:
@@ -90,8 +103,7 @@ class ImageResolver:
                 self._fetch(urljoin(self.ls_url + "/", url.lstrip("/")), with_token=True), None
             )
         if parts.scheme in ("http", "https") and parts.netloc:
-            same_host = self.ls_url is not None and _origin(url) == _origin(self.ls_url)
-            return ResolvedImage(self._fetch(url, with_token=same_host), None)
+            return ResolvedImage(self._fetch(url.strip(), with_token=True), None)
         raise ImageError(
             422,
             f"unsupported image URL {url[:200]!r}: use Label Studio local "
@@ -130,45 +142,74 @@ class ImageResolver:
             raise ImageError(422, f"unreadable image {path.name}: {exc.reason}") from None
 
     def _fetch(self, url: str, with_token: bool) -> Image.Image:
+        """GET an image. The token goes only to Label Studio's own origin; every hop
+        (the URL, then each redirect) is checked by ``self.hosts`` first."""
         import httpx
 
-        headers = {}
-        if with_token and self.ls_token:
-            headers["Authorization"] = f"Token {self.ls_token}"
+        for _ in range(MAX_REDIRECTS + 1):
+            try:
+                target = self.hosts.check(url)
+            except HostRefused as exc:
+                logger.warning("refused an image URL: %s", exc)
+                raise ImageError(403, str(exc)) from None
+            token = self.ls_token if with_token and self.hosts.is_trusted(url) else None
+            try:
+                with _stream(target, token, self.timeout) as resp:
+                    if resp.is_redirect and resp.headers.get("location"):
+                        url = urljoin(url, resp.headers["location"])
+                        continue
+                    return self._read(resp)
+            except httpx.HTTPError as exc:
+                raise ImageError(422, f"could not fetch the image ({type(exc).__name__})") from None
+        raise ImageError(422, f"fetching the image failed: more than {MAX_REDIRECTS} redirects")
+
+    def _read(self, resp) -> Image.Image:
+        if resp.status_code != 200:
+            raise ImageError(
+                422 if resp.status_code != 404 else 404,
+                f"fetching the image failed: HTTP {resp.status_code}",
+            )
+        size = int(resp.headers.get("content-length") or 0)
+        if size > self.max_bytes:
+            raise ImageError(
+                413, f"the image is {size} bytes, over the {self.max_bytes}-byte limit"
+            )
+        with tempfile.NamedTemporaryFile(prefix="wb-serve-", suffix=".img") as tmp:
+            got = 0
+            for chunk in resp.iter_bytes():
+                got += len(chunk)
+                if got > self.max_bytes:
+                    raise ImageError(413, f"the image is over the {self.max_bytes}-byte limit")
+                tmp.write(chunk)
+            tmp.flush()
+            try:
+                return open_image(tmp.name)
+            except UnreadableImage as exc:
+                raise ImageError(
+                    422, f"the fetched file is not a readable image: {exc.reason}"
+                ) from None
+
+
+@contextmanager
+def _stream(target: Target, token: str | None, timeout: float) -> Iterator:
+    """One GET, without following redirects. A checked address is connected to as is
+    (the Host header and the TLS name stay the URL's), so the name is not resolved
+    again between the check and the connect."""
+    import httpx
+
+    headers = {"Authorization": f"Token {token}"} if token else {}
+    url, extensions = target.url, {}
+    if target.address is not None:
+        parts = urlsplit(target.url)
+        ip = f"[{target.address}]" if ":" in target.address else target.address
+        url = parts._replace(netloc=f"{ip}:{target.port}").geturl()
+        headers["Host"] = parts.netloc.rpartition("@")[2]
+        if parts.scheme == "https":
+            extensions["sni_hostname"] = target.host
+    with httpx.Client(timeout=timeout, follow_redirects=False) as client:
+        request = client.build_request("GET", url, headers=headers, extensions=extensions)
+        resp = client.send(request, stream=True)
         try:
-            with httpx.stream(
-                "GET", url, headers=headers, timeout=self.timeout, follow_redirects=True
-            ) as resp:
-                if resp.status_code != 200:
-                    raise ImageError(
-                        422 if resp.status_code != 404 else 404,
-                        f"fetching the image failed: HTTP {resp.status_code}",
-                    )
-                size = int(resp.headers.get("content-length") or 0)
-                if size > self.max_bytes:
-                    raise ImageError(
-                        413, f"the image is {size} bytes, over the {self.max_bytes}-byte limit"
-                    )
-                with tempfile.NamedTemporaryFile(prefix="wb-serve-", suffix=".img") as tmp:
-                    got = 0
-                    for chunk in resp.iter_bytes():
-                        got += len(chunk)
-                        if got > self.max_bytes:
-                            raise ImageError(
-                                413, f"the image is over the {self.max_bytes}-byte limit"
-                            )
-                        tmp.write(chunk)
-                    tmp.flush()
-                    try:
-                        return open_image(tmp.name)
-                    except UnreadableImage as exc:
-                        raise ImageError(
-                            422, f"the fetched file is not a readable image: {exc.reason}"
-                        ) from None
-        except httpx.HTTPError as exc:
-            raise ImageError(422, f"could not fetch the image ({type(exc).__name__})") from None
-
-
-def _origin(url: str) -> tuple[str, str]:
-    p = urlsplit(url)
-    return p.scheme, p.netloc
+            yield resp
+        finally:
+            resp.close()

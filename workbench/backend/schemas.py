@@ -1,14 +1,34 @@
 """Request and response types of the ML backend protocol, as Label Studio 1.23 sends
-and reads them (see docs/serve.md). Unknown fields are accepted and ignored: Label
-Studio adds fields between versions."""
+and reads them (see docs/serve.md).
+
+Unknown fields are accepted and ignored: Label Studio adds fields between versions (a
+task carries ``annotations``, ``predictions``, ``meta``...). The fields we read are
+strict: a value of another JSON type is refused with 422 (no ``false`` taken as the
+integer 0, no ``1.5`` or ``"3"`` as a task id; ``3.0`` is an integer, as JSON Schema
+says), so what the OpenAPI schema says is what the service accepts."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictStr
 
 MAX_TASKS = 1000  # Label Studio sends batches far smaller than this
+
+
+def _json_integer(value: Any) -> Any:
+    """A JSON Schema integer: an int, or a float with no fraction; never a bool or a
+    string."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError("Input should be an integer")
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise ValueError("Input should be an integer")
+        return int(value)
+    return value
+
+
+JsonInt = Annotated[int, BeforeValidator(_json_integer)]
 
 
 class _Open(BaseModel):
@@ -16,27 +36,27 @@ class _Open(BaseModel):
 
 
 class Task(_Open):
-    id: int | None = None
+    id: JsonInt | None = None
     data: dict[str, Any] = Field(default_factory=dict)
 
 
 class PredictRequest(_Open):
     tasks: list[Task] = Field(min_length=1, max_length=MAX_TASKS)
-    project: str | int | None = None
-    label_config: str | None = None
+    project: StrictStr | JsonInt | None = None
+    label_config: StrictStr | None = None
     params: dict[str, Any] | None = None
 
 
 class SetupRequest(_Open):
-    project: str | int | None = None
-    schema_: str | None = Field(default=None, alias="schema")
-    hostname: str | None = None
-    access_token: str | None = None
+    project: StrictStr | JsonInt | None = None
+    schema_: StrictStr | None = Field(default=None, alias="schema")
+    hostname: StrictStr | None = None
+    access_token: StrictStr | None = None
     extra_params: Any = None
 
 
 class WebhookEvent(_Open):
-    action: str = Field(min_length=1, max_length=100)
+    action: StrictStr = Field(min_length=1, max_length=100)
 
 
 class RectangleValue(BaseModel):
@@ -61,14 +81,17 @@ class RegionResult(BaseModel):
 
 
 class TaskPrediction(BaseModel):
-    """One task's prediction. A task whose image could not be read has ``error`` and
-    no ``result``: Label Studio skips such an item and keeps the others."""
+    """One task's prediction. A task that got none (its image could not be read or was
+    refused, or the label config holds no rectangles) has ``error`` and ``status`` (the
+    HTTP status that problem alone would get) and no ``result``: Label Studio skips such
+    an item and keeps the others."""
 
     task: int | None = None
     result: list[RegionResult] | None = None
     score: float | None = None
     model_version: str
     error: str | None = None
+    status: int | None = None
 
 
 class PredictResponse(BaseModel):
@@ -116,5 +139,8 @@ class WebhookResponse(BaseModel):
 
 
 class ErrorResponse(BaseModel):
+    """Every answer that is not a 2xx: ``error`` says what is wrong and what to do;
+    ``detail`` (422) lists the fields that failed validation, without their values."""
+
     error: str
     detail: Any = None

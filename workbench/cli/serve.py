@@ -118,6 +118,7 @@ def serve_cmd(
         min_score=min_score,
         level=ws.project_level(),
         label_map=ws.label_map(),
+        allowed_image_hosts=ws.allowed_image_hosts(),
     )
     worker = None
     if retrain_after:
