@@ -134,9 +134,15 @@ class Explainer:
         class_name, self.uses_gradients = METHODS[self.method]
         self._cam_class = getattr(self.package, class_name)
         self._target_layer = self.model.get_submodule(self.layer)
-        if self.uses_gradients:
-            # gradients reach the layer through the input; the weights need none
-            self.model.requires_grad_(False)
+        # Gradient methods need the layer's output to carry gradients, nothing below it:
+        # with only the layer's own weights requiring them, backward stops at the layer.
+        # A layer without weights gets them through the input instead.
+        self.model.requires_grad_(False)
+        self._grad_via_input = self.uses_gradients and not any(
+            True for _ in self._target_layer.parameters()
+        )
+        if self.uses_gradients and not self._grad_via_input:
+            self._target_layer.requires_grad_(True)
 
     @property
     def device(self) -> torch.device:
@@ -188,7 +194,8 @@ class Explainer:
         try:
             for start in range(0, len(boxes), BOXES_PER_PASS):
                 chunk = boxes[start : start + BOXES_PER_PASS]
-                batch = x.expand(len(chunk), -1, -1, -1).clone().requires_grad_(True)
+                batch = x.expand(len(chunk), -1, -1, -1).clone()
+                batch.requires_grad_(self._grad_via_input)
                 targets = [
                     FasterRCNNBoxScoreTarget([lbl], np.array([b], dtype=np.float32))
                     for _, _, b, lbl in chunk
