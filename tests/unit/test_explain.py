@@ -125,7 +125,7 @@ def _explainer(ws, method, **kw):
 def test_one_heatmap_per_box_of_the_images_size_with_values_in_0_1(case, method):
     ws, _, _, folder = case
     image = Image.open(next(folder.glob("object-*.png"))).convert("RGB")
-    image = image.crop((0, 0, 96, 72))  # not square: the padding must not shift the map
+    image = image.crop((0, 0, 96, 72))  # not square: torchvision pads it before the backbone
     boxes = _explainer(ws, method).explain(image)
     assert 1 <= len(boxes) <= 4  # two proposals, a box per class each at most
     for b in boxes:
@@ -135,6 +135,37 @@ def test_one_heatmap_per_box_of_the_images_size_with_values_in_0_1(case, method)
         assert b.heatmap.max() > 0.5  # a map, not an empty array
     if method == "eigencam":  # gradient-free: the map does not depend on the box
         assert all(np.array_equal(b.heatmap, boxes[0].heatmap) for b in boxes)
+
+
+def test_maps_are_cropped_to_the_photos_part_of_the_padded_batch():
+    from workbench.explain.cam import _CropToImage
+
+    # a 450 x 319 photo at 320 px: resized to 320 x 227, padded to 320 x 256; at stride 32
+    # the map is 10 x 8, of which 7 rows cover the photo
+    crop = _CropToImage(image_hw=(227, 320), padded_hw=(256, 320))
+    assert crop(torch.zeros(1, 5, 8, 10)).shape == (1, 5, 7, 10)
+    assert crop(torch.zeros(1, 5, 1, 1)).shape == (1, 5, 1, 1)  # never empty
+
+
+def test_review_gives_each_stored_box_the_explanation_of_its_own_box():
+    from workbench.review.samples import attach_explanations
+
+    stored = [
+        {"label": "ivory", "x1": 0, "y1": 0, "x2": 10, "y2": 10, "score": 0.9},
+        {"label": "resin", "x1": 0, "y1": 0, "x2": 10, "y2": 10, "score": 0.4},
+        {"label": "ivory", "x1": 50, "y1": 50, "x2": 60, "y2": 60, "score": 0.8},
+    ]
+    explained = [
+        {"label": "ivory", "box": [0.4, 0, 10, 10.2], "inside_share": 0.2, "flagged": True},
+        {"label": "resin", "box": [1, 0, 10, 10], "inside_share": 0.7, "flagged": False},
+    ]
+    got = attach_explanations(stored, explained)
+    assert [(d.get("cam_inside_share"), d.get("cam_flagged")) for d in got] == [
+        (0.2, True),
+        (0.7, False),
+        (None, None),  # no explained box there: left as it was
+    ]
+    assert "cam_flagged" not in stored[0]  # the catalog's dicts are not changed
 
 
 @pytest.mark.slow
