@@ -228,6 +228,16 @@ def test_explain_writes_a_picture_per_box_a_sheet_and_the_index_review_reads(cas
     assert Image.open(one.heatmap).size == (96, 96) and one.method == "eigencam"
     assert len(one.detections) == sum(1 for d in out["detections"] if d["image_id"] == ids[0])
 
+    # a second run on one of the photos replaces its entry; the others stay for review
+    again = _wb(ws, "--images", one.detections[0]["path"], "--json")
+    assert again.exit_code == 0, again.output
+    index = json.loads(
+        (ws.reports_dir / "explain" / version / "eigencam" / "explain.json").read_text()
+    )
+    assert sorted(im["image_id"] for im in index["images"]) == sorted(ids)
+    assert len(index["detections"]) == n
+    assert len(json.loads(again.stdout)["images"]) == 1
+
 
 def test_explain_prints_the_flag_share_per_class_and_where_the_sheet_is(case):
     ws, _, version, folder = case

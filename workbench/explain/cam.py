@@ -22,6 +22,7 @@ on photo plus padding.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -171,6 +172,12 @@ class Explainer:
 
     def explain(self, image: Image.Image) -> list[ExplainedBox]:
         """The image's boxes at or above ``min_score``, each with its heatmap."""
+        return list(self.iter_explain(image))
+
+    def iter_explain(self, image: Image.Image) -> Iterator[ExplainedBox]:
+        """``explain`` box by box: a gradient method's maps (each the photo's size) are
+        made ``BOXES_PER_PASS`` at a time, so a caller that draws and drops them holds a
+        few, not one per box."""
         from pytorch_grad_cam.utils.model_targets import FasterRCNNBoxScoreTarget
 
         x = TF.to_tensor(image.convert("RGB"))[None].to(self.device)
@@ -185,11 +192,12 @@ class Explainer:
             finally:
                 cam.activations_and_grads.release()
             heat = np.clip(maps[0], 0.0, 1.0)
-            return [ExplainedBox(n, s, b, heat) for n, s, b, _ in boxes]
+            for name, score, box, _ in boxes:
+                yield ExplainedBox(name, score, box, heat)
+            return
 
         with torch.no_grad():
             boxes = self._boxes(self.model(list(x))[0])
-        out: list[ExplainedBox] = []
         cam = self._cam(crop)
         try:
             for start in range(0, len(boxes), BOXES_PER_PASS):
@@ -202,7 +210,7 @@ class Explainer:
                 ]
                 maps = cam(batch, targets=targets)
                 for (name, score, box, _), heat in zip(chunk, maps):
-                    out.append(ExplainedBox(name, score, box, np.clip(heat, 0.0, 1.0)))
+                    yield ExplainedBox(name, score, box, np.clip(heat, 0.0, 1.0))
+                del maps
         finally:
             cam.activations_and_grads.release()
-        return out

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import WorkbenchError, check_choice
+from ..fsutil import atomic_write_json
 from ..images import UnreadableImage, is_image_file, open_image
 from ..labelstudio.tasks import DISPLAY_MIN_SCORE
 from .cam import DEFAULT_METHOD, METHODS
@@ -172,7 +173,6 @@ def explain_images(
             if on_progress is not None:
                 on_progress(n, len(items))
             continue
-        boxes = explainer.explain(image)
         key = image_key(item.image_id, item.path)
         entry = {
             "image": key,
@@ -185,49 +185,46 @@ def explain_images(
         }
         for old in (folder / "boxes").glob(f"{key}-*.png"):
             old.unlink()  # our own pictures of an earlier run; never a user's file
-        if boxes:
-            truth = _truth(ws, catalog, item.image_id, level)
-            outcomes = (
-                box_outcomes([(b.label, b.box, b.score) for b in boxes], truth)
-                if truth is not None
-                else [None] * len(boxes)
+        rows, image_map = [], None
+        for k, b in enumerate(explainer.iter_explain(image)):
+            if k == 0:
+                (folder / "boxes").mkdir(parents=True, exist_ok=True)
+                (folder / "maps").mkdir(parents=True, exist_ok=True)
+            share = energy_inside(b.heatmap, b.box)
+            flagged = is_flagged(share, min_inside_share)
+            png = folder / "boxes" / f"{key}-{k}.png"
+            write_overlay(image, b.heatmap, b.box, f"{b.label} {b.score:.2f}", bool(flagged), png)
+            image_map = b.heatmap if image_map is None else np.maximum(image_map, b.heatmap)
+            rows.append(
+                {
+                    "image": key,
+                    "image_id": item.image_id,
+                    "path": item.path,
+                    "label": b.label,
+                    "score": round(b.score, 4),
+                    "box": list(b.box),
+                    "inside_share": None if share is None else round(share, 4),
+                    "box_area_share": round(box_area_share(b.box, *image.size), 4),
+                    "flagged": flagged,
+                    "outcome": None,
+                    "png": str(png),
+                }
             )
-            (folder / "boxes").mkdir(parents=True, exist_ok=True)
-            (folder / "maps").mkdir(parents=True, exist_ok=True)
-            for k, (b, outcome) in enumerate(zip(boxes, outcomes)):
-                share = energy_inside(b.heatmap, b.box)
-                flagged = is_flagged(share, min_inside_share)
-                png = folder / "boxes" / f"{key}-{k}.png"
-                write_overlay(
-                    image, b.heatmap, b.box, f"{b.label} {b.score:.2f}", bool(flagged), png
-                )
-                run.detections.append(
-                    {
-                        "image": key,
-                        "image_id": item.image_id,
-                        "path": item.path,
-                        "label": b.label,
-                        "score": round(b.score, 4),
-                        "box": list(b.box),
-                        "inside_share": None if share is None else round(share, 4),
-                        "box_area_share": round(box_area_share(b.box, *image.size), 4),
-                        "flagged": flagged,
-                        "outcome": outcome,
-                        "png": str(png),
-                    }
-                )
-            write_map(np.max([b.heatmap for b in boxes], axis=0), folder / "maps" / f"{key}.png")
+        if rows:
+            truth = _truth(ws, catalog, item.image_id, level)
+            if truth is not None:
+                found = [(r["label"], r["box"], r["score"]) for r in rows]
+                for r, outcome in zip(rows, box_outcomes(found, truth)):
+                    r["outcome"] = outcome
+            write_map(image_map, folder / "maps" / f"{key}.png")
             entry["heatmap"] = f"maps/{key}.png"
+            run.detections += rows
         run.images.append(entry)
         if on_progress is not None:
             on_progress(n, len(items))
     run.seconds = time.monotonic() - started
-    if run.detections:
-        from ..fsutil import atomic_write_json
-
+    if run.detections or folder.is_dir():  # nothing found and never run: nothing written
         run.sheet = write_sheet(run.to_json(), folder)
         atomic_write_json(folder / RUN, run.to_json())
         merge_index(folder, run.to_json())
-    elif run.images and folder.is_dir():
-        merge_index(folder, run.to_json())  # these images have nothing to show any more
     return run
