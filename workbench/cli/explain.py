@@ -57,8 +57,8 @@ def _default(module: str, name: str):
     "--layer",
     default=None,
     metavar="NAME",
-    help="Module to take the maps from, e.g. backbone.body.6 (default: the backbone "
-    "body's last layer, as `wb backbones` models are built).",
+    help="Module to take the maps from, e.g. backbone.body.6 (default: the last layer of "
+    "the model's backbone body, per backbone; docs/explain.md lists them).",
 )
 @click.option(
     "--min-score",
