@@ -230,3 +230,60 @@ def _pycocotools_counts(ws, image_ids: list[int], version: str) -> dict[int, tup
         c[1] += int(((dt_m == 0) & ~dt_ign).sum())
         c[2] += int(((e["gtMatches"][0] == 0) & ~e["gtIgnore"].astype(bool)).sum())
     return {i: tuple(c) for i, c in counts.items()}
+
+
+def _explained_by_hand(ws, ids) -> None:
+    """What `wb explain` writes for v2 (tests/unit/test_explain.py checks that a real run
+    writes this format): image "two" has its ivory box (a TP of v2) flagged, its resin box
+    (also a TP) not; image "one"'s box (a TP) is not flagged."""
+    from workbench.explain.pictures import write_map
+    from workbench.explain.store import merge_index, run_folder
+
+    folder = run_folder(ws.reports_dir, "v2", "eigencam", "backbone.body.7", "backbone.body.7")
+    (folder / "maps").mkdir(parents=True)
+    heat = np.zeros((H, W), dtype=np.float32)
+    heat[70:100, 160:200] = 1.0  # the evidence in a corner, away from both boxes
+    images, detections = [], []
+    for name, boxes in (
+        ("one", [("ivory", (12, 12, 60, 60), 0.8, False)]),
+        ("two", [("ivory", IVORY_BOX, 0.1, True), ("resin", (100, 20, 150, 80), 0.6, False)]),
+    ):
+        key = str(ids[name])
+        write_map(heat, folder / "maps" / f"{key}.png")
+        images.append(
+            {"image": key, "image_id": ids[name], "created": "2026-12-01T00:00:00+00:00"}
+            | {"heatmap": f"maps/{key}.png"}
+        )
+        for label, box, share, flagged in boxes:
+            detections.append(
+                {"image": key, "label": label, "box": list(box), "inside_share": share}
+                | {"flagged": flagged}
+            )
+    merge_index(
+        folder,
+        {"method": "eigencam", "layer": "backbone.body.7"}
+        | {"images": images, "detections": detections, "created": "2026-12-01T00:00:00+00:00"},
+    )
+
+
+def test_explained_heatmaps_are_attached_and_the_wrong_evidence_view_holds_the_flagged(tmp_path):
+    ws, ids = _new_case(tmp_path)
+    before = build_review(ws)  # `wb explain` never ran: the view exists, empty
+    assert before["view_samples"]["right-class-wrong-evidence"] == 0
+    assert before["explained_images"] == 0
+
+    _explained_by_hand(ws, ids)
+    summary = build_review(ws)
+    assert summary["explained_images"] == 2
+    described = describe_review(ws)
+    assert described["views"]["right-class-wrong-evidence"] == [ids["two"]]
+    samples = _by_id(described)
+    two = samples[ids["two"]]
+    assert two["heatmap_v2"]["map_path"].endswith(f"maps/{ids['two']}.png")
+    assert two["heatmap_v2"]["method"] == "eigencam"
+    assert [(d["label"], d.get("cam_flagged")) for d in two["pred_v2"]] == [
+        ("ivory", True),
+        ("resin", False),
+    ]
+    assert samples[ids["three"]]["heatmap_v2"] is None  # not explained
+    assert "heatmap_v1" not in samples[ids["two"]]  # only the model the views are about

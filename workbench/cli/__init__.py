@@ -24,6 +24,7 @@ AREAS = (
     "serve",
     "prioritize",
     "review",
+    "explain",
     "demo",
 )
 

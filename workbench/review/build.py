@@ -12,10 +12,11 @@ from dataclasses import dataclass
 
 from ..catalog import Catalog
 from ..errors import WorkbenchError
+from ..explain.store import read_explanations
 from .dataset import open_dataset, sync_dataset
 from .environment import dataset_name
 from .evaluation import evaluate_versions, prune_evaluations
-from .samples import pred_field, read_review_samples, sample_counts
+from .samples import heatmap_field, pred_field, read_review_samples, sample_counts
 from .views import review_views, save_review_views
 
 log = logging.getLogger(__name__)
@@ -111,8 +112,10 @@ def build_review_dataset(
             next((i.level for i in infos if i.version == selected and i.level), None)
             or ws.model_level()
         )
+        # what `wb explain` wrote for the chosen model (files only: no CAM is computed here)
+        explained = (selected, read_explanations(ws.reports_dir, selected)) if selected else None
         samples, unc_version = read_review_samples(
-            catalog, ws.taxonomy, level, versions, uncertainty_version=selected
+            catalog, ws.taxonomy, level, versions, uncertainty_version=selected, explained=explained
         )
     finally:
         catalog.close()
@@ -123,7 +126,13 @@ def build_review_dataset(
     stage("sync", counts)
     ds = open_dataset(name)
     prune_evaluations(ds, versions)
-    stats = sync_dataset(ds, samples, [pred_field(v) for v in versions], on_progress)
+    stats = sync_dataset(
+        ds,
+        samples,
+        [pred_field(v) for v in versions],
+        on_progress,
+        heatmap_fields=[heatmap_field(selected)] if selected else [],
+    )
     timings["sync"] = time.monotonic() - started - sum(timings.values())
     stage("evaluate", {"versions": versions, "annotated": counts["annotated"]})
     evaluations = evaluate_versions(ds, versions)
@@ -142,6 +151,7 @@ def build_review_dataset(
         "uncertainty_from": unc_version,
         "view_samples": view_samples,
         "sync": stats.as_dict(),
+        "explained_images": len(explained[1]) if explained else 0,
         "seconds": round(time.monotonic() - started, 2),
         "timings": {k: round(v, 2) for k, v in timings.items()},
     }
@@ -161,6 +171,7 @@ def describe_review_dataset(ws) -> dict:
         f for f in schema if f.startswith("eval_") and f.rsplit("_", 1)[-1] in ("tp", "fp", "fn")
     )
     label_fields = ["ground_truth"] + sorted(f for f in schema if f.startswith("pred_"))
+    heatmap_fields = sorted(f for f in schema if f.startswith("heatmap_"))
     samples = []
     for s in ds.select_fields(
         [
@@ -172,6 +183,7 @@ def describe_review_dataset(ws) -> dict:
             "dedup_group",
             "uncertainty",
             *label_fields,
+            *heatmap_fields,
             *count_fields,
         ]
     ):
@@ -195,9 +207,18 @@ def describe_review_dataset(ws) -> dict:
                         "bounding_box": list(d.bounding_box),
                         "confidence": d.confidence,
                         **({"probs": d["probs"]} if d.has_field("probs") else {}),
+                        **{
+                            k: d[k]
+                            for k in ("cam_inside_share", "cam_flagged")
+                            if d.has_field(k) and d[k] is not None
+                        },
                     }
                     for d in dets.detections
                 ]
+            )
+        for f in heatmap_fields:
+            entry[f] = (
+                None if s[f] is None else {"map_path": s[f].map_path, "method": s[f]["method"]}
             )
         for f in count_fields:
             entry[f] = s[f]

@@ -20,6 +20,7 @@ log = logging.getLogger(__name__)
 KEY_FIELD = "wb_image_id"
 SYNC_FIELD = "wb_sync"
 PRED_PREFIX = "pred_"
+HEATMAP_PREFIX = "heatmap_"
 ADD_BATCH = 2000
 
 ProgressFn = Callable[[int, int], None]
@@ -79,6 +80,15 @@ def _detections(boxes: list[dict] | None):
     )
 
 
+def _heatmap(h: dict | None):
+    import fiftyone as fo
+
+    if h is None:
+        return None
+    # the grey PNGs of `wb explain`: 0..255
+    return fo.Heatmap(map_path=h["map_path"], range=[0, 255], method=h["method"], layer=h["layer"])
+
+
 def _metadata(s: ReviewSample):
     import fiftyone as fo
 
@@ -97,6 +107,8 @@ def _new_sample(s: ReviewSample):
     sample[GT_FIELD] = _detections(s.ground_truth)
     for name, boxes in s.predictions.items():
         sample[name] = _detections(boxes)
+    for name, h in s.heatmaps.items():
+        sample[name] = _heatmap(h)
     sample[SYNC_FIELD] = s.hashes()
     return sample
 
@@ -111,11 +123,17 @@ def _group_values(s: ReviewSample, group: str) -> dict:
         }
     if group == GT_FIELD:
         return {GT_FIELD: _detections(s.ground_truth)}
+    if group in s.heatmaps:
+        return {group: _heatmap(s.heatmaps[group])}
     return {group: _detections(s.predictions[group])}
 
 
 def sync_dataset(
-    ds, samples: list[ReviewSample], pred_fields: list[str], on_progress: ProgressFn | None = None
+    ds,
+    samples: list[ReviewSample],
+    pred_fields: list[str],
+    on_progress: ProgressFn | None = None,
+    heatmap_fields: list[str] = (),
 ) -> SyncStats:
     """Make ``ds`` hold exactly ``samples``; returns what changed."""
     import fiftyone as fo
@@ -125,7 +143,15 @@ def sync_dataset(
     for name in pred_fields:
         if name not in schema:
             ds.add_sample_field(name, fo.EmbeddedDocumentField, embedded_doc_type=fo.Detections)
-    stale_fields = tuple(f for f in schema if f.startswith(PRED_PREFIX) and f not in pred_fields)
+    for name in heatmap_fields:
+        if name not in schema:
+            ds.add_sample_field(name, fo.EmbeddedDocumentField, embedded_doc_type=fo.Heatmap)
+    stale_fields = tuple(
+        f
+        for f in schema
+        if (f.startswith(PRED_PREFIX) and f not in pred_fields)
+        or (f.startswith(HEATMAP_PREFIX) and f not in heatmap_fields)
+    )
     for name in stale_fields:
         ds.delete_sample_field(name)
     stats.removed_fields = stale_fields

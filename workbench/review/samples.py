@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass, field
 
 from ..errors import WorkbenchError
+from ..geometry import iou_xyxy
 from ..taxonomy import Taxonomy
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,37 @@ def pred_field(version: str) -> str:
     return f"pred_{field_key(version)}"
 
 
+def heatmap_field(version: str) -> str:
+    """The sample field holding `wb explain`'s heatmap of ``version`` (one per image)."""
+    return f"heatmap_{field_key(version)}"
+
+
+#: a stored prediction takes the explanation of the explained box it overlaps this much
+#: (the same model on the same photo: the same box, up to batch padding)
+EXPLAINED_BOX_IOU = 0.5
+
+
+def attach_explanations(dets: list[dict], explained: list[dict]) -> list[dict]:
+    """Stored predictions (catalog dicts) with ``cam_inside_share``, ``cam_flagged`` from
+    the explained box of the same class that overlaps each most (greedy, highest score
+    first); predictions no explained box matches are left as they are."""
+    out = [dict(d) for d in dets]
+    free = list(range(len(explained)))
+    for d in sorted(out, key=lambda d: -(d.get("score") or 0.0)):
+        box = (d["x1"], d["y1"], d["x2"], d["y2"])
+        best, best_iou = None, EXPLAINED_BOX_IOU
+        for j in free:
+            e = explained[j]
+            iou = iou_xyxy(box, e["box"]) if e["label"] == d["label"] else 0.0
+            if iou >= best_iou:
+                best, best_iou = j, iou
+        if best is not None:
+            free.remove(best)
+            d["cam_inside_share"] = explained[best]["inside_share"]
+            d["cam_flagged"] = explained[best]["flagged"]
+    return out
+
+
 def relative_box(
     x1: float, y1: float, x2: float, y2: float, width: int, height: int
 ) -> list[float]:
@@ -67,6 +99,7 @@ class ReviewSample:
     fields: dict
     ground_truth: list[dict] | None  # None: not annotated; [] annotated, no objects
     predictions: dict[str, list[dict] | None] = field(default_factory=dict)  # pred field -> boxes
+    heatmaps: dict[str, dict | None] = field(default_factory=dict)  # heatmap field -> map
 
     def hashes(self) -> dict[str, str]:
         """Content hash per field group: ``base`` (file and scalars), ``ground_truth``,
@@ -77,6 +110,8 @@ class ReviewSample:
         }
         for name, boxes in self.predictions.items():
             out[name] = content_hash(boxes)
+        for name, heatmap in self.heatmaps.items():
+            out[name] = content_hash(heatmap)
         return out
 
 
@@ -114,9 +149,13 @@ def read_review_samples(
     level: str,
     versions: list[str],
     uncertainty_version: str | None = None,
+    explained: tuple[str, dict] | None = None,
 ) -> tuple[list[ReviewSample], str | None]:
     """The samples the review dataset should hold, and the version whose uncertainty
-    they carry (``None`` when nothing was prioritised)."""
+    they carry (``None`` when nothing was prioritised). ``explained``: ``(version,
+    {image id: explain.store.ImageExplanation})``, what `wb explain` wrote for the
+    version the views are about; those samples get its heatmap and their boxes its
+    inside-box share and flag."""
     images = catalog.images(status=REVIEW_STATUSES)
     boxes = catalog.boxes_by_image([im.id for im in images])
     dedup = _dedup_membership(catalog)
@@ -128,6 +167,7 @@ def read_review_samples(
             f"model versions {versions} map to the same FiftyOne field names; rename one of them"
         )
 
+    explained_version, explanations = explained or (None, {})
     out = []
     for im in images:
         w, h = im.width, im.height
@@ -157,8 +197,22 @@ def read_review_samples(
                 for b in boxes.get(im.id, [])
             ]
         preds: dict[str, list[dict] | None] = {}
+        heatmaps: dict[str, dict | None] = {}
+        explanation = explanations.get(im.id)
         for v in versions:
             dets = predictions[v].get(im.id)
+            if v == explained_version:
+                heatmaps[heatmap_field(v)] = (
+                    None
+                    if explanation is None
+                    else {
+                        "map_path": explanation.heatmap,
+                        "method": explanation.method,
+                        "layer": explanation.layer,
+                    }
+                )
+                if explanation is not None and dets is not None:
+                    dets = attach_explanations(dets, explanation.detections)
             preds[names[v]] = (
                 None
                 if dets is None or not sized
@@ -168,11 +222,12 @@ def read_review_samples(
                         "bounding_box": relative_box(d["x1"], d["y1"], d["x2"], d["y2"], w, h),
                         "confidence": d.get("score"),
                         "probs": d.get("probs") or {},
+                        **{k: d[k] for k in ("cam_inside_share", "cam_flagged") if k in d},
                     }
                     for d in dets
                 ]
             )
-        out.append(ReviewSample(im.id, im.path, w, h, fields, gt, preds))
+        out.append(ReviewSample(im.id, im.path, w, h, fields, gt, preds, heatmaps))
     return out, unc_version
 
 

@@ -14,6 +14,7 @@ from .evaluation import EvalKeys, evaluated_view
 INFO_KEY = "wb_views"
 HIGH_CONFIDENCE = 0.8
 TOP_N = 100
+RIGHT_CLASS_WRONG_EVIDENCE = "right-class-wrong-evidence"
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,15 @@ def review_views(
                 f"{model}: boxes in the right place with the wrong class",
                 ev.filter_labels(
                     k.pred_field, (F(k.agnostic) == "fp") & (F(f"{k.agnostic}_id") != "")
+                ),
+            ),
+            ViewSpec(
+                RIGHT_CLASS_WRONG_EVIDENCE,
+                f"{model}: correct boxes whose heatmap lies mostly outside the box "
+                "(from `wb explain`)",
+                ev.filter_labels(
+                    k.pred_field,
+                    (F(k.classwise) == "tp") & (F("cam_flagged") == True),  # noqa: E712
                 ),
             ),
             ViewSpec(
