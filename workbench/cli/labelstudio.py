@@ -212,6 +212,11 @@ def push_cmd(app, level, batch_size, new_project, limit, ls_url, as_json) -> Non
             f"(not annotated), {result.taken_out_kept} kept for their annotations with "
             "their predictions removed"
         )
+    if result.field_first:
+        click.echo(
+            f"{result.field_first} field photos (marked wrong, or the model was unsure) "
+            "first in the annotators' queue"
+        )
     click.echo(f"open {result.project_url}")
 
 
