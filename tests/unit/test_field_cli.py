@@ -100,9 +100,7 @@ def verdict_ws(workspace_factory, monkeypatch):
         for n, (answer, verdicts, day) in enumerate(VERDICTS):
             monkeypatch.setattr(field_tables, "now_iso", lambda d=day: f"{d}T12:00:00.000+00:00")
             image = ImageRecord(id=None, path=str(ws.root / f"p{n}.jpg"), width=10, height=10)
-            photo = catalog.record_field_photo(
-                image, "a", "v001", [], [], answer, None, 0.1, False
-            )
+            photo = catalog.record_field_photo(image, "a", "v001", [], [], answer, None, 0.1, False)
             for device, verdict, label in verdicts:
                 catalog.record_field_feedback(photo.id, device, verdict, label)
     return ws
