@@ -62,9 +62,9 @@ def main(argv: list[str] | None = None) -> int:
 
     from workbench.backend import BackendSettings, ModelHolder, create_app, running
     from workbench.backend.tiny_models import register_untrained_model
-    from workbench.detection.backbones import get_backbone
     from workbench.detection.names import DEFAULT_BACKBONE
     from workbench.detection.predict import Predictor
+    from workbench.detection.train import default_image_size
     from workbench.field import FieldSettings, field_router
     from workbench.field.tokens import add_device
     from workbench.images import decode_image_bytes, to_rgb
@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(args.threads)
     backbone = args.backbone or DEFAULT_BACKBONE
-    image_size = args.image_size or get_backbone(backbone).image_size
+    image_size = args.image_size or default_image_size(backbone)
     width, height = (int(v) for v in args.photo.lower().split("x"))
     repeats = 12 if args.quick else 40
     data = phone_photo(width, height)

@@ -18,8 +18,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from email import policy
-from email.parser import BytesParser
+from email.message import Message
 from pathlib import Path
 from typing import Literal
 
@@ -261,21 +260,36 @@ def _detect(holder, catalog_factory, settings: FieldSettings, who: str, data: by
 
 
 def _uploaded_image(content_type: str, body: bytes) -> bytes:
-    """The bytes of the multipart field ``image`` (parsed with the standard library:
-    the body is already bounded by the service's size limit)."""
-    if not content_type.lower().startswith("multipart/form-data"):
+    """The bytes of the multipart field ``image``. The body is already whole and bounded
+    (the service's size limit), so it is split at the boundary directly: the standard
+    library's MIME parser takes ~130 ms on a 2 MB photo, this a few ms."""
+    header = Message()
+    header["content-type"] = content_type
+    boundary = header.get_param("boundary")
+    if header.get_content_type() != "multipart/form-data" or not isinstance(boundary, str):
         raise HTTPException(
             415, f"send the photo as multipart/form-data with the field '{IMAGE_FIELD}'"
         )
-    head = f"Content-Type: {content_type}\r\nMIME-Version: 1.0\r\n\r\n".encode("latin-1")
-    message = BytesParser(policy=policy.HTTP).parsebytes(head + body)
-    if message.is_multipart():
-        for part in message.iter_parts():
-            if part.get_param("name", header="content-disposition") == IMAGE_FIELD:
-                return part.get_payload(decode=True) or b""
+    for part in body.split(b"--" + boundary.encode("latin-1"))[1:]:
+        if part.startswith(b"--"):  # the closing delimiter
+            break
+        head, sep, content = part.removeprefix(b"\r\n").partition(b"\r\n\r\n")
+        if sep and _field_name(head) == IMAGE_FIELD:
+            return content.removesuffix(b"\r\n")
     raise HTTPException(
         422, f"no field '{IMAGE_FIELD}' in the upload: send the photo as that form field"
     )
+
+
+def _field_name(head: bytes) -> str | None:
+    for line in head.decode("latin-1").split("\r\n"):
+        name, _, value = line.partition(":")
+        if name.strip().lower() == "content-disposition":
+            disposition = Message()
+            disposition["content-disposition"] = value.strip()
+            found = disposition.get_param("name", header="content-disposition")
+            return found if isinstance(found, str) else None
+    return None
 
 
 def _taxonomy_classes(settings: FieldSettings) -> list[str]:
