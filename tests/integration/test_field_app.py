@@ -144,3 +144,53 @@ def test_a_wrong_answer_sent_from_the_phone_page_is_first_in_label_studio(
     client, _ = connect(ws)
     task = client.next_task(ws.project_id())
     assert task is not None and task["data"][IMAGE_ID_FIELD] == photo.image_id
+
+
+def test_the_page_says_when_the_token_is_wrong_and_when_the_service_is_down(
+    workspace_factory, tmp_path
+):
+    """No Label Studio here: a wrong token, then the service stopped under the open page."""
+    from workbench.backend import BackendSettings, ModelHolder, create_app, running
+    from workbench.backend.tiny_models import register_untrained_model
+    from workbench.field import FieldSettings, field_router
+    from workbench.field.tokens import add_device
+
+    if CHROMIUM is None:
+        pytest.skip("Debian chromium is not installed (apt-get install -y chromium)")
+    torch.set_num_threads(1)
+    ws = workspace_factory(classes=CLASSES)
+    with ws.open_catalog() as catalog:
+        register_untrained_model(ws, catalog, CLASSES, promote=True)
+        token = add_device(catalog, "officer-2")
+    holder = ModelHolder.for_workspace(ws, ws.open_catalog)
+    app = create_app(holder, ws.open_catalog, BackendSettings(taxonomy=ws.taxonomy))
+    app.include_router(
+        field_router(holder, ws.open_catalog, FieldSettings(photos_dir=ws.field_photos_dir))
+    )
+    photo = draw(tmp_path / "shot.png", 150)
+    msg = "document.getElementById('msg').textContent"
+    with Browser(tmp_path, width=390, height=844) as page:
+        with running(app) as url:
+            page.goto(f"{url}/app")
+            page.wait_for(f"{msg}.includes('token')")
+            page.evaluate(
+                "document.getElementById('token').value = 'not-the-token';"
+                "document.getElementById('save-token').click(); true"
+            )
+            refused = page.wait_for(f"{msg}.includes('token was refused') && {msg}")
+            assert "unknown or revoked" in refused
+            assert page.evaluate("!document.getElementById('token-form').hidden")
+            page.evaluate(
+                f"document.getElementById('token').value = {json.dumps(token)};"
+                "document.getElementById('save-token').click(); true"
+            )
+            page.wait_for(f"{msg}.includes('Token saved')")
+        # the service is gone; the page is still open on the phone
+        root = page.call("DOM.getDocument")["root"]["nodeId"]
+        node = page.call("DOM.querySelector", nodeId=root, selector="#photo")["nodeId"]
+        page.call("DOM.setFileInputFiles", files=[str(photo)], nodeId=node)
+        down = page.wait_for(f"{msg}.includes('cannot be reached') && {msg}")
+        assert "wb serve --field" in down
+        assert page.evaluate("document.getElementById('msg').className") == "error"
+    with ws.open_catalog() as catalog:
+        assert catalog.field_photos() == []
