@@ -171,7 +171,7 @@ class Annotators:
 
 
 class BackendProcess:
-    """`wb serve --connect` as a child process, stopped by its PID."""
+    """`wb serve --connect --field` as a child process, stopped by its PID."""
 
     def __init__(self, ws, port: int):
         self.ws, self.port = ws, port
@@ -191,6 +191,7 @@ class BackendProcess:
                 str(self.ws.root),
                 "serve",
                 "--connect",
+                "--field",
                 "--host",
                 "127.0.0.1",
                 "--port",
@@ -290,6 +291,11 @@ def run_demo(
 
         apply_order(project, catalog, summary.prioritize["version"])
         summary.services["backend"] = backend.url
+        summary.services["field_app"] = f"{backend.url}/app"
+        echo(
+            f"      field app for phones: {backend.url}/app "
+            "(a device token: `wb field token add NAME`; docs/field.md)"
+        )
         _round_two(ws, catalog, project, annotators, options, summary, echo, pf)
         _compare(ws, catalog, summary, echo, pf)
         if options.review:

@@ -7,6 +7,7 @@ never written.
 from __future__ import annotations
 
 import hashlib
+import io
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,10 +57,23 @@ def _open_checked(path: str | Path) -> Image.Image:
         raise UnreadableImage(path, f"cannot read file: {exc.strerror or exc}") from None
     if size == 0:
         raise UnreadableImage(path, "empty file (0 bytes)")
+    return _decode(path, path)
+
+
+def decode_image_bytes(data: bytes, name: str = "upload") -> Image.Image:
+    """Decode an uploaded file's bytes with the checks a file gets (empty, not an image
+    whatever its name says, decompression bombs, truncated or corrupt data). The image
+    is returned as stored: its own mode, format and EXIF, not yet turned upright."""
+    if not data:
+        raise UnreadableImage(name, "empty file (0 bytes)")
+    return _decode(io.BytesIO(data), name)
+
+
+def _decode(source, path: str | Path) -> Image.Image:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = Image.open(path)
+            img = Image.open(source)
             w, h = img.size
             if w * h > MAX_PIXELS:
                 raise UnreadableImage(

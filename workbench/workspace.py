@@ -1,7 +1,7 @@
 """The workspace folder and its settings file, ``workbench.toml``.
 
 Layout (see docs/operations.md): workbench.toml, taxonomy.toml, catalog.sqlite,
-models/, reports/, services/.
+models/, reports/, services/, field/photos/ (photos the field app received).
 """
 
 from __future__ import annotations
@@ -219,6 +219,11 @@ class Workspace:
             )
         return tuple(value)
 
+    def field_keep_location(self) -> bool:
+        """Whether field photos keep their GPS position (``[field] keep_location``; off
+        unless the workspace opts in: the position is removed before a photo is stored)."""
+        return bool(self.get("field", "keep_location", False))
+
     def labelstudio_url(self) -> str:
         """Label Studio's URL: ``WB_LS_URL``, else ``[labelstudio] url``, else the default."""
         return os.environ.get("WB_LS_URL") or self.get("labelstudio", "url") or DEFAULT_LS_URL
@@ -256,6 +261,11 @@ class Workspace:
     @property
     def services_dir(self) -> Path:
         return self._dir("services")
+
+    @property
+    def field_photos_dir(self) -> Path:
+        """Where the field app stores photos (named by content hash), inside the workspace."""
+        return self._dir("field/photos")
 
     def _dir(self, name: str) -> Path:
         p = self.root / name

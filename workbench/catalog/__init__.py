@@ -2,8 +2,9 @@
 
 ``Catalog`` is composed of one module per table group: images, boxes and hashes
 (images.py), models and predictions (models.py), priorities (priorities.py), Label
-Studio tasks and annotations (labelstudio.py), duplicate groups (dedup.py) and events
-(events.py). Each question has one read; every row type is in records.py.
+Studio tasks and annotations (labelstudio.py), duplicate groups (dedup.py), events
+(events.py) and the field app's devices, photos and verdicts (field.py). Each question
+has one read; every row type is in records.py.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 from .core import CatalogCore, now_iso
 from .dedup import DedupMixin
 from .events import EventsMixin
+from .field import FieldMixin
 from .images import ImagesMixin
 from .labelstudio import LabelStudioMixin
 from .models import ModelsMixin
@@ -23,6 +25,9 @@ from .records import (
     DupGroup,
     DupMember,
     EventRecord,
+    FieldDevice,
+    FieldFeedback,
+    FieldPhoto,
     ImageRecord,
     ImportedImage,
     LsAnnotation,
@@ -38,6 +43,7 @@ class Catalog(
     ModelsMixin,
     PrioritiesMixin,
     EventsMixin,
+    FieldMixin,
     CatalogCore,
 ):
     """The workspace catalog. Open with ``Catalog.open(path)``."""
@@ -52,6 +58,9 @@ __all__ = [
     "DupGroup",
     "DupMember",
     "EventRecord",
+    "FieldDevice",
+    "FieldFeedback",
+    "FieldPhoto",
     "ImageRecord",
     "ImportedImage",
     "LsAnnotation",

@@ -208,3 +208,49 @@ class EventRecord:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+# ---- the field app ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FieldDevice:
+    """A device allowed to use the field app (its token's hash is not handed out)."""
+
+    name: str
+    created_at: str
+    revoked_at: str | None
+    last_used_at: str | None
+
+    @property
+    def active(self) -> bool:
+        return self.revoked_at is None
+
+
+@dataclass(frozen=True)
+class FieldPhoto:
+    """One upload to ``POST /v1/detect``: the photo (an image row) and the model's answer."""
+
+    id: int
+    image_id: int
+    device: str
+    model_version: str
+    answer: str  # the top class, or background
+    answer_score: float | None
+    uncertainty: float
+    uncertain: bool
+    detections: list[dict[str, Any]]  # as the device was shown them
+    created_at: str
+
+
+@dataclass(frozen=True)
+class FieldFeedback:
+    """One verdict a device sent on a photo (the latest per photo and device counts)."""
+
+    id: int
+    photo_id: int
+    device: str
+    verdict: str  # correct | wrong
+    label: str | None
+    note: str | None
+    created_at: str

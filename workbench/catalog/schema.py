@@ -209,4 +209,51 @@ def m0003_adjudication_tasks(db: sqlite3.Connection) -> None:
     )
 
 
-MIGRATIONS = [m0001_initial, m0002_ls_review_tasks, m0003_adjudication_tasks]
+def m0004_field(db: sqlite3.Connection) -> None:
+    """The field app (`wb serve --field`): device tokens, the photos officers took with
+    the model's answer, and their verdicts. A photo's file is an ``images`` row with
+    ``source_format = 'field'``; its detections are a ``predictions`` row."""
+    _run_script(
+        db,
+        """
+        -- One bearer token per device; only its sha256 is kept.
+        CREATE TABLE field_devices (
+            name          TEXT PRIMARY KEY,
+            token_sha256  TEXT NOT NULL UNIQUE,
+            created_at    TEXT NOT NULL,
+            revoked_at    TEXT,                   -- set: the token is refused
+            last_used_at  TEXT
+        );
+
+        -- One row per upload (POST /v1/detect): the photo_id the device gets back.
+        CREATE TABLE field_photos (
+            id            INTEGER PRIMARY KEY,
+            image_id      INTEGER NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+            device        TEXT NOT NULL,
+            model_version TEXT NOT NULL,
+            answer        TEXT NOT NULL,          -- the top class, or background
+            answer_score  REAL,                   -- NULL for background
+            uncertainty   REAL NOT NULL,          -- active.uncertainty of the detections
+            uncertain     INTEGER NOT NULL DEFAULT 0,  -- 1: goes first in Label Studio
+            detections_json TEXT NOT NULL,        -- what the device was shown
+            created_at    TEXT NOT NULL
+        );
+        CREATE INDEX field_photos_image ON field_photos(image_id);
+        CREATE INDEX field_photos_created ON field_photos(created_at);
+
+        -- Every verdict a device sent; the latest per (photo, device) is the one that counts.
+        CREATE TABLE field_feedback (
+            id            INTEGER PRIMARY KEY,
+            photo_id      INTEGER NOT NULL REFERENCES field_photos(id) ON DELETE CASCADE,
+            device        TEXT NOT NULL,
+            verdict       TEXT NOT NULL CHECK (verdict IN ('correct','wrong')),
+            label         TEXT,                   -- the right class, when the device gave one
+            note          TEXT,
+            created_at    TEXT NOT NULL
+        );
+        CREATE INDEX field_feedback_photo ON field_feedback(photo_id, device);
+        """,
+    )
+
+
+MIGRATIONS = [m0001_initial, m0002_ls_review_tasks, m0003_adjudication_tasks, m0004_field]

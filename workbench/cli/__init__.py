@@ -22,6 +22,7 @@ AREAS = (
     "models",
     "evaluate",
     "serve",
+    "field",
     "prioritize",
     "review",
     "explain",

@@ -225,6 +225,11 @@ def push_cmd(app, level, batch_size, new_project, existing_project, limit, ls_ur
             f"(not annotated), {result.taken_out_kept} kept for their annotations with "
             "their predictions removed"
         )
+    if result.field_first:
+        click.echo(
+            f"{result.field_first} field photos (marked wrong, or the model was unsure) "
+            "first in the annotators' queue"
+        )
     click.echo(f"open {result.project_url}")
 
 

@@ -70,18 +70,36 @@ def _auth_pair(ctx, param, value):
     show_default=True,
     help="Boxes scored below this are not sent.",
 )
+@click.option(
+    "--field",
+    is_flag=True,
+    help="Also serve the field app: the phone page /app and /v1/detect, /v1/feedback "
+    "(devices need a token: `wb field token add NAME`).",
+)
 @pass_app
 @domain_errors
 def serve_cmd(
-    app, host, port, connect, retrain_after, auth, token, poll_seconds, max_body_mb, min_score
+    app,
+    host,
+    port,
+    connect,
+    retrain_after,
+    auth,
+    token,
+    poll_seconds,
+    max_body_mb,
+    min_score,
+    field,
 ):
     """Serve the promoted model to Label Studio as an ML backend (/health, /setup,
     /predict, /versions, /webhook). A newly promoted version is picked up without a
-    restart.
+    restart. With --field, also the field app for phones (/app).
 
     Example:
 
         wb serve --connect --retrain-after 50 --auth annotator:s3cret
+
+        wb serve --field
     """
     from ..backend import BackendSettings, ModelHolder, RetrainWorker, create_app, run
     from ..labelstudio.client import resolve_connection
@@ -126,6 +144,29 @@ def serve_cmd(
             _retrain_runner(ws, catalog_factory, conn), catalog_factory, retrain_after
         )
     service = create_app(holder, catalog_factory, settings, retrainer=worker)
+    if field:
+        from ..field import FieldSettings, field_router
+
+        service.include_router(
+            field_router(
+                holder,
+                catalog_factory,
+                FieldSettings(
+                    photos_dir=ws.field_photos_dir,
+                    taxonomy=ws.taxonomy,
+                    keep_location=ws.field_keep_location(),
+                    min_score=min_score,
+                ),
+            )
+        )
+        with catalog_factory() as catalog:
+            devices = [d for d in catalog.field_devices() if d.active]
+        if not devices:
+            click.echo(
+                "warning: no device has a field token yet; make one with `wb field token add NAME`",
+                err=True,
+            )
+        click.echo(f"field app: http://{host}:{port}/app", err=True)
 
     on_started = None
     if connect:

@@ -81,8 +81,10 @@ class WorkbenchRoIHeads(RoIHeads):
             return probs.new_zeros((0, probs.shape[1]))
         decoded = box_ops.clip_boxes_to_image(decoded, image_shape)  # (N, C, 4)
         candidates = decoded[:, kept_labels]  # (N, K, 4)
-        same = (candidates == kept_boxes[None]).all(-1)
-        same &= probs[:, kept_labels] == kept_scores[None]
+        # not `&=`: the ONNX exporter has no in-place `and` (aten::__iand_)
+        same = (candidates == kept_boxes[None]).all(-1) & (
+            probs[:, kept_labels] == kept_scores[None]
+        )
         if not bool(same.any(0).all()):
             logger.warning(
                 "could not trace %d detections to their proposals; their "

@@ -14,7 +14,8 @@ what `wb prioritize` wrote (0..1) keeps its order behind them, and a later send
 goes before an earlier one. Negative scores mark "sent by a reviewer"; the next
 `wb prioritize` rewrites every prioritised task's score and so ends the override.
 
-The scores are written by ``ordering.write_scores``, as `wb prioritize` writes its own.
+The scores (``ordering.front_scores``) are written by ``ordering.write_scores``, as `wb
+prioritize` writes its own.
 
 Two details Label Studio decides:
 
@@ -35,6 +36,7 @@ from ..errors import WorkbenchError
 from .client import Connection, LabelStudioClient
 from .ordering import (
     UNCERTAINTY_SAMPLING,
+    front_scores,
     use_uncertainty_sampling,
     version_predictions,
     write_scores,
@@ -91,13 +93,6 @@ class SendResult:
             "already_annotated": self.already_annotated,
             "warnings": self.warnings,
         }
-
-
-def front_scores(image_ids: list[int], existing: list[float]) -> dict[int, float]:
-    """image id -> score: below every ``existing`` score (and below 0), in the given order."""
-    base = min([0.0, *existing])
-    n = len(image_ids)
-    return {image_id: base - (n - k) for k, image_id in enumerate(image_ids)}
 
 
 def send_to_front(

@@ -18,8 +18,9 @@ uncertainty ranking: the batch's tasks score ``0.5 * position / batch size`` (in
 order) and every other task ``0.5 + (1 - uncertainty) / 2``, so the order inside each
 part still follows the same rule.
 
-Every score policy (``annotation_scores`` here, ``front.front_scores`` for `wb review
-send`, and `wb push` giving old tasks the promoted model's boxes) writes through one
+Every score policy (``annotation_scores`` for `wb prioritize`, ``front_scores`` for `wb
+review send` and for the field photos `wb push` puts first (``field_photos_first``), and
+`wb push` giving old tasks the promoted model's boxes) writes through one
 ``write_scores``: per task, a prediction of the version already there gets the new score
 (when it differs by more than ``SCORE_TOLERANCE``), a task without one gets the model's
 boxes as a new prediction carrying the score, recorded in the catalog task by task so an
@@ -239,6 +240,43 @@ class OrderResult:
         if self.not_pushed:
             text += f"; {self.not_pushed} prioritised images have no task yet (run `wb push`)"
         return text
+
+
+def front_scores(image_ids: list[int], existing: list[float]) -> dict[int, float]:
+    """image id -> score: below every ``existing`` score (and below 0), in the given order
+    (`wb review send`, field photos; see ``front.py``)."""
+    base = min([0.0, *existing])
+    n = len(image_ids)
+    return {image_id: base - (n - k) for k, image_id in enumerate(image_ids)}
+
+
+@dataclass
+class FieldFirst:
+    """What ``field_photos_first`` did."""
+
+    image_ids: list[int] = field(default_factory=list)  # in queue order
+    created: int = 0
+    updated: int = 0
+
+
+def field_photos_first(project: Project, catalog, version: str) -> FieldFirst:
+    """Put the field photos whose answer an officer marked wrong, or that the model was
+    unsure of (``catalog.field_queue_images``: active, not yet annotated), at the front
+    of the queue: ``front_scores`` below every other score of ``version``, as `wb
+    review send` does. Photos without a task yet are left for the push that makes one."""
+    tasks = catalog.ls_task_map(project.id)
+    order = [i for i in catalog.field_queue_images() if i in tasks]
+    if not order:
+        return FieldFirst()
+    ours = version_predictions(project, version)
+    sent = {tasks[i] for i in order}
+    existing = [
+        float(p.score) for t, ps in ours.items() if t not in sent for p in ps if p.score is not None
+    ]
+    written = write_scores(project, catalog, version, front_scores(order, existing), existing=ours)
+    use_uncertainty_sampling(project, version)
+    log.info("project %s: %d field photos first in the queue", project.id, len(order))
+    return FieldFirst(order, written.created, written.updated)
 
 
 def annotation_scores(

@@ -6,7 +6,9 @@ not recorded (an import that succeeded just before an interruption), they are
 matched back by that id before anything is imported.
 
 Tasks of images set aside since they were pushed (duplicate, conflict, excluded,
-unreadable) leave the annotators' queue on every push (``ordering.take_out_of_queue``).
+unreadable) leave the annotators' queue on every push (``ordering.take_out_of_queue``);
+field photos an officer marked wrong, or that the model was unsure of, go to its front
+(``ordering.field_photos_first``).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from ..errors import WorkbenchError
 from ..taxonomy import LEVELS
 from .client import Connection, LabelStudioClient, LabelStudioRequestError
 from .config import detection_config, parse_label_config
-from .ordering import take_out_of_queue, write_scores
+from .ordering import field_photos_first, take_out_of_queue, write_scores
 from .project import Project, single_control
 from .server import choose_document_root, storage_dirs
 from .tasks import IMAGE_ID_FIELD, ImageOutsideRoot, ModelPrediction, build_task
@@ -47,6 +49,7 @@ class PushResult:
     taken_out: int = 0  # tasks of set-aside images taken out of the queue now
     taken_out_deleted: int = 0  # of those: nobody had annotated them, deleted
     taken_out_kept: int = 0  # of those: kept for their annotations, predictions deleted
+    field_first: int = 0  # field photos marked wrong or answered unsure: first in the queue
     seconds: float = 0.0
     new_project: bool = False
     warnings: list[str] = field(default_factory=list)
@@ -286,6 +289,8 @@ def push(
             client.update_project(project_id, model_version=version)
         except LabelStudioRequestError as exc:
             result.warnings.append(f"project model version not set to {version}: {exc}")
+    if version and only is None:
+        result.field_first = len(field_photos_first(project, catalog, version).image_ids)
     result.seconds = time.monotonic() - t0
     log.info(
         "pushed %d tasks in %.1f s (%.0f/s)",
