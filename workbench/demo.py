@@ -64,6 +64,7 @@ class DemoSummary:
     comparison: dict = field(default_factory=dict)
     prioritize: dict = field(default_factory=dict)
     review: dict = field(default_factory=dict)
+    explain: dict = field(default_factory=dict)
     reports: dict = field(default_factory=dict)
     services: dict = field(default_factory=dict)
     seconds: float = 0.0
@@ -592,6 +593,7 @@ def _step_review(ws, catalog, summary, echo, pf):
     echo("[8/8] wb review: the FiftyOne dataset with both model versions evaluated")
     last = summary.rounds[-1]["version"]
     ensure_predictions(ws, catalog, last, progress_for=pf)  # last and the one before it
+    _explain_test_photos(ws, catalog, last, summary, echo, pf)  # review shows the heatmaps
     built = build_review(ws, model=last, on_progress=None)
     summary.review = {
         "dataset": built.get("dataset"),
@@ -602,6 +604,35 @@ def _step_review(ws, catalog, summary, echo, pf):
     echo(
         f"      dataset {built.get('dataset')}: {built.get('samples')} samples, views: "
         + ", ".join(built.get("views") or [])
+    )
+
+
+EXPLAIN_PHOTOS = 12  # test photos the demo explains (EigenCAM: about one prediction each)
+
+
+def _explain_test_photos(ws, catalog, version, summary, echo, pf) -> None:
+    """`wb explain` on the first test photos: heatmaps per box for the review."""
+    from .explain.run import ImageToExplain, explain_images
+
+    photos = catalog.images(status="active", annotated=True, split="test")[:EXPLAIN_PHOTOS]
+    run = explain_images(
+        ws,
+        catalog,
+        [ImageToExplain(im.path, im.id) for im in photos],
+        version=version,
+        on_progress=pf("explain"),
+    )
+    summary.explain = {
+        "version": version,
+        "images": len(photos),
+        "detections": len(run.detections),
+        "flagged": run.flagged,
+        "sheet": str(run.sheet) if run.sheet else None,
+    }
+    echo(
+        f"      wb explain: {len(run.detections)} boxes on {len(photos)} test photos, "
+        f"{run.flagged} with their evidence mostly outside the box; heatmaps: "
+        f"{run.sheet or 'none (no box to explain)'}"
     )
 
 

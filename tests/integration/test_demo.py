@@ -8,6 +8,7 @@ import os
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -85,6 +86,10 @@ def test_demo_runs_the_loop_and_stops_what_it_started(tmp_path):
     assert s["rounds"][0]["corrections"]["from_predrawn"] == 0  # no model before round 1
     assert set(s["review"]["evaluations"]) == set(versions)
     assert s["review"]["samples"] > 0 and "missed-ground-truth" in s["review"]["views"]
+    # the final model explained on test photos, its heatmaps in the review
+    assert s["explain"]["version"] == versions[-1] and s["explain"]["detections"] > 0
+    assert Path(s["explain"]["sheet"]).is_file()
+    assert "right-class-wrong-evidence" in s["review"]["views"]
 
     listed = subprocess.run(
         [sys.executable, "-m", "workbench", "-w", str(ws), "models", "--json"],
