@@ -19,6 +19,7 @@ from pathlib import Path
 from .catalog import Catalog
 from .catalog.records import Box, ImageRecord, ImportedImage
 from .errors import UnknownClassError, WorkbenchError
+from .faults import fault_point
 from .formats import read
 from .images import UnreadableImage, probe_image, sha256_file
 from .workspace import Workspace
@@ -243,6 +244,7 @@ def ingest(
         probes = pool.map(lambda t: _probe(t[0].path), todo)
         for (it, rec), pr in zip(todo, probes):
             _store(catalog, it, rec, pr, fmt, source, result)
+            fault_point("ingest.stored")
             done += 1
             if on_progress:
                 on_progress(done, total)

@@ -22,6 +22,7 @@ from typing import Any
 
 from ..catalog.records import ModelRecord
 from ..errors import WorkbenchError
+from ..faults import fault_point
 from ..fsutil import atomic_write_json
 from ..services import pid_alive
 
@@ -139,6 +140,7 @@ class Registry:
         tmp = Path(tempfile.mkdtemp(prefix=f"{INCOMING}{os.getpid()}-", dir=self.root))
         try:
             shutil.copyfile(weights, tmp / WEIGHTS)
+            fault_point("register.copied")
             for f in extra_files:
                 if Path(f).is_file():
                     shutil.copyfile(f, tmp / Path(f).name)
@@ -164,6 +166,7 @@ class Registry:
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
+        fault_point("register.renamed")  # the folder is whole, the catalog does not list it
         self.catalog.add_model(version, parent, level, classes, metrics, full)
         return self.get(version)
 
