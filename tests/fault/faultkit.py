@@ -121,6 +121,15 @@ def recorded_tasks(ws_root: Path) -> dict[int, tuple[int, int]]:
     return {t: (p, i) for t, p, i in rows}
 
 
+def image_paths(ws_root: Path) -> dict[int, str]:
+    """image id -> path, to compare two workspaces whose ids may differ."""
+    db = _db(ws_root)
+    try:
+        return dict(db.execute("SELECT id, path FROM images"))
+    finally:
+        db.close()
+
+
 def label_studio_tasks(client, project_id: int) -> list[dict]:
     """Every task of a project, straight from Label Studio: id, image id, annotations."""
     return [

@@ -181,11 +181,11 @@ def push_cmd(app, level, batch_size, new_project, limit, ls_url, as_json) -> Non
             limit=limit,
             on_progress=lambda d, t: bar.update(task, completed=d, total=t),
         )
-    from ..detection.retrain import finds_nothing_warning
+    warning = None
+    if result.model_version:  # the check loads torch: only when a model serves
+        from ..detection.retrain import finds_nothing_warning
 
-    warning = result.model_version and finds_nothing_warning(
-        app.ws, app.catalog, result.model_version
-    )
+        warning = finds_nothing_warning(app.ws, app.catalog, result.model_version)
     if warning:
         click.echo(warning, err=as_json)
     if as_json:
