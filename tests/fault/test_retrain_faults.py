@@ -1,6 +1,6 @@
 """kill -9 during `wb retrain`: before the first checkpoint, in the middle of an epoch
-after one, while the weights are copied into the registry and after the version folder
-is whole but not yet in the catalog. `--resume` continues; the registry ends as after a
+after one, just after the last checkpoint, while the weights are copied into the
+registry and after the version folder is whole but not yet in the catalog. `--resume` continues; the registry ends as after a
 clean run: the same versions in folders and catalog, the same data, nothing left over."""
 
 import json
@@ -86,7 +86,9 @@ def test_retrain_killed_while_registering_leaves_one_whole_version(clean, tmp_pa
     want, _ = clean
     ws = _workspace(tmp_path)
 
-    wb_killed(ws, *RETRAIN, fault="register.copied:1")  # half a version folder
+    # the last epoch's checkpoint is written, its history line and the model are not
+    wb_killed(ws, *RETRAIN, fault="train.checkpoint:2")
+    wb_killed(ws, *RETRAIN, "--resume", fault="register.copied:1")  # half a version folder
     assert registry_state(ws)["incoming"] != [] and registry_state(ws)["listed"] == []
     # the re-run registers again and is killed with the folder whole, not yet listed
     wb_killed(ws, *RETRAIN, "--resume", fault="register.renamed:1")
