@@ -11,7 +11,7 @@ def setup(c):
     c.run("./run setup", pty=False)
 
 
-@task(help={"tier": "unit, integration or browser (default: all)"})
+@task(help={"tier": "unit, integration, browser or fault (default: all)"})
 def test(c, tier=""):
     c.run(f"./run test {'-m ' + tier if tier else ''}", pty=False)
 

@@ -10,6 +10,9 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("WB_SHARED_DIR", REPO.parent / "shared"))
 
+# the real Label Studio fixture (`label_studio`), one server for every tier that needs it
+pytest_plugins = ["labelstudio_server"]
+
 # Keep FiftyOne and friends quiet and local, whatever a test imports.
 os.environ.setdefault("FIFTYONE_DO_NOT_TRACK", "true")
 os.environ.setdefault("FIFTYONE_DATABASE_VALIDATION", "false")
@@ -20,8 +23,10 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         path = str(item.fspath)
         marks = {m.name for m in item.iter_markers()}
-        if not marks & {"unit", "integration", "browser"}:
-            if "/integration/" in path:
+        if not marks & {"unit", "integration", "browser", "fault"}:
+            if "/fault/" in path:
+                item.add_marker(pytest.mark.fault)
+            elif "/integration/" in path:
                 item.add_marker(pytest.mark.integration)
             elif "/e2e/" in path:
                 item.add_marker(pytest.mark.browser)

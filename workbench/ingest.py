@@ -26,6 +26,7 @@ from pathlib import Path
 from .catalog import Catalog
 from .catalog.records import Box, ImageRecord, ImportedImage
 from .errors import UnknownClassError, WorkbenchError
+from .faults import fault_point
 from .formats import read
 from .images import UnreadableImage, probe_image, sha256_file
 from .workspace import Workspace
@@ -272,6 +273,7 @@ def ingest(
                 if rec is not None:
                     result.found_missing += 1
             _store(catalog, it, rec, pr, fmt, source, result)
+            fault_point("ingest.stored")
             done += 1
             if on_progress:
                 on_progress(done, total)

@@ -125,3 +125,39 @@ def test_a_killed_registration_leaves_nothing_after_the_next_one(setup):
     assert mv.version == "v001" and (root / "v001" / "weights.pt").is_file()
     left = sorted(p.name for p in root.glob(".incoming-*"))
     assert left == sorted([live.name, fresh.name])
+
+
+def test_a_version_folder_killed_before_the_catalog_listed_it_is_removed_by_the_next_one(setup):
+    """Killed between the rename into place and the catalog row (tests/fault found it):
+    the next registration takes that name again instead of leaving a folder nobody lists."""
+    import os
+    import subprocess
+    import sys
+
+    from workbench.detection.registry import REGISTERING
+
+    ws, cat, reg, config, weights = setup
+    root = ws.models_dir
+    first = _register(reg, config, weights)
+    assert not (first.path / REGISTERING).exists()  # gone once the catalog lists it
+    (first.path / REGISTERING).write_text("1")  # killed right after listing: harmless
+    gone = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    orphan = root / "v002"  # whole, renamed into place by a writer that was killed
+    orphan.mkdir()
+    (orphan / "weights.pt").write_bytes(b"whole")
+    (orphan / REGISTERING).write_text(gone.stdout)
+    theirs = root / "v007"  # a folder wb did not write: no marker, left alone
+    theirs.mkdir()
+    busy = root / "v009"  # a writer still at work (this process)
+    busy.mkdir()
+    (busy / REGISTERING).write_text(str(os.getpid()))
+
+    assert reg.remove_leftovers() == [orphan]
+    assert not orphan.exists() and theirs.is_dir() and busy.is_dir()
+    assert not (first.path / REGISTERING).exists()
+    assert sorted(m.version for m in cat.models()) == ["v001"]

@@ -194,11 +194,11 @@ def push_cmd(app, level, batch_size, new_project, existing_project, limit, ls_ur
             limit=limit,
             on_progress=lambda d, t: bar.update(task, completed=d, total=t),
         )
-    from ..detection.retrain import finds_nothing_warning
+    warning = None
+    if result.model_version:  # the check loads torch: only when a model serves
+        from ..detection.retrain import finds_nothing_warning
 
-    warning = result.model_version and finds_nothing_warning(
-        app.ws, app.catalog, result.model_version
-    )
+        warning = finds_nothing_warning(app.ws, app.catalog, result.model_version)
     if warning:
         click.echo(warning, err=as_json)
     if as_json:

@@ -26,6 +26,7 @@ import numpy as np
 
 from ..catalog.records import DupGroup, DupMember, ImageRecord
 from ..errors import WorkbenchError
+from ..faults import fault_point
 from .groups import Edge, connected_components, group_key, group_kind, keeper, member_distances
 from .hashing import DEFAULT_METHOD, check_method, encode, hex_to_uint64
 from .search import check_max_distance, distances, find_pairs
@@ -255,6 +256,7 @@ def find_duplicates(
     t0 = time.perf_counter()
     full, centre = _ensure_hashes(catalog, images, options, run, progress_for)
     run.seconds["hashing"] = time.perf_counter() - t0
+    fault_point("dedup.hashed")
     images = [im for im in images if im.id in full and im.id in centre]
     run.images = len(images)
     by_id = {im.id: im for im in images}
@@ -288,6 +290,7 @@ def find_duplicates(
             )
             apply_group(catalog, catalog.dup_group(gid), members)
             run.group_ids.append(gid)
+            fault_point("dedup.grouped")  # inside the transaction: all groups or none
         grouped = {i for comp in components for i in comp}
         stale = [g.id for g in catalog.dup_groups(settled=False) if g.group_key not in seen_keys]
         catalog.delete_dup_groups(stale)

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable
 import torch
 
 from ..errors import WorkbenchError
+from ..faults import fault_point
 from .metrics import evaluate_detections
 
 
@@ -137,6 +138,7 @@ def train_one_epoch(
         meter.update(
             n_images=len(images), loss=loss_value, lr=optimizer.param_groups[-1]["lr"], **values
         )
+        fault_point("train.step")
         if deadline is not None and time.monotonic() > deadline:
             break
     return meter

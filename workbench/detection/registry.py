@@ -22,6 +22,7 @@ from typing import Any
 
 from ..catalog.records import ModelRecord
 from ..errors import WorkbenchError
+from ..faults import fault_point
 from ..fsutil import atomic_write_json, remove_leftover_temps, require_free_space
 from ..services import pid_alive
 
@@ -32,6 +33,9 @@ DATA = "data.json"
 VERSION_RE = re.compile(r"^v(\d{3,})$")
 INCOMING = ".incoming-"  # + the writer's PID + "-": a version folder being assembled
 INCOMING_RE = re.compile(r"^\.incoming-(\d+)-")
+#: in a version folder until the catalog lists it: the writer's PID. A folder that has
+#: it, is not listed and whose writer is gone was killed between rename and catalog.
+REGISTERING = ".registering"
 #: an .incoming folder without a PID in its name (written before names carried one) is
 #: left over when it is this old
 STALE_INCOMING_S = 3600.0
@@ -143,11 +147,13 @@ class Registry:
         tmp = Path(tempfile.mkdtemp(prefix=f"{INCOMING}{os.getpid()}-", dir=self.root))
         try:
             shutil.copyfile(weights, tmp / WEIGHTS)
+            fault_point("register.copied")
             for f in extra_files:
                 if Path(f).is_file():
                     shutil.copyfile(f, tmp / Path(f).name)
             atomic_write_json(tmp / METRICS, metrics)
             atomic_write_json(tmp / DATA, data)
+            (tmp / REGISTERING).write_text(str(os.getpid()))
             for _ in range(100):
                 version = self.next_version()
                 full = {
@@ -168,15 +174,31 @@ class Registry:
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
+        fault_point("register.renamed")  # the folder is whole, the catalog does not list it
         self.catalog.add_model(version, parent, level, classes, metrics, full)
+        (self.root / version / REGISTERING).unlink(missing_ok=True)
         return self.get(version)
 
     def remove_leftovers(self) -> list[Path]:
         """Remove the half-assembled version folders a killed registration left (their
-        writer's PID is gone; an old-style name without a PID: an hour old), and the
+        writer's PID is gone; an old-style name without a PID: an hour old), a whole
+        ``vNNN`` folder it renamed into place but never got into the catalog, and the
         temporary files of killed writes in the registry's folders. They were never
-        registered, so nothing refers to them; a live writer's folder is kept."""
+        registered, so nothing refers to them (the run stays for ``--resume``); a live
+        writer's folder is kept."""
         removed = []
+        listed = {m.version for m in self.catalog.models()}
+        for marker in sorted(self.root.glob(f"v*/{REGISTERING}")):
+            folder = marker.parent
+            try:
+                writer = int(marker.read_text().strip())
+            except (OSError, ValueError):
+                continue
+            if folder.name in listed:
+                marker.unlink(missing_ok=True)  # killed just after the catalog listed it
+            elif VERSION_RE.match(folder.name) and not pid_alive(writer):
+                shutil.rmtree(folder, ignore_errors=True)
+                removed.append(folder)
         for path in sorted(self.root.glob(INCOMING + "*")):
             m = INCOMING_RE.match(path.name)
             try:

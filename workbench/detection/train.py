@@ -43,6 +43,7 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader, DistributedSampler
 
 from ..errors import WorkbenchError, check_choice
+from ..faults import fault_point
 from ..fsutil import (
     atomic_write_bytes,
     atomic_write_text,
@@ -542,6 +543,7 @@ def fit(
                 },
                 ckpt_path,
             )
+            fault_point("train.checkpoint")
             _write_history(run_dir, history)
         emit({"event": "epoch", **row, "best_epoch": best_epoch, "best_val_mAP50": best_map})
         if deadline is not None and time.monotonic() > deadline:

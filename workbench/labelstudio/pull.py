@@ -33,6 +33,7 @@ from typing import Any
 
 from ..catalog.records import Box, LsAnnotation
 from ..errors import WorkbenchError
+from ..faults import fault_point
 from .client import LabelStudioRequestError
 from .config import LABEL_MAP_SETTING
 from .project import Project
@@ -302,6 +303,7 @@ def pull(
             image_id = int(data_id) if data_id is not None and int(data_id) in images else None
         anns = [annotation_from_sdk(a, task.id, image_id, users) for a in (task.annotations or [])]
         apply(task.id, image_id, anns)
+        fault_point("pull.applied")
         if on_progress and done % page_size == 0:
             on_progress(done, total)
     for task_id in set(stored) - seen:  # annotations (or the task) deleted there

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import WorkbenchError
+from ..faults import fault_point
 from ..taxonomy import LEVELS
 from .client import Connection, LabelStudioClient, LabelStudioRequestError
 from .config import detection_config, parse_label_config
@@ -270,10 +271,12 @@ def push(
             for im in batch
         ]
         task_ids = client.import_tasks(project_id, tasks)
+        fault_point("push.imported")  # in Label Studio, not yet recorded: reconcile's case
         catalog.record_ls_tasks(
             project_id,
             [(im.id, tid, version if im.id in preds else None) for im, tid in zip(batch, task_ids)],
         )
+        fault_point("push.recorded")
         result.created += len(batch)
         result.with_predictions += sum(1 for im in batch if im.id in preds)
         result.with_annotations += sum(1 for im in batch if im.id in truth)

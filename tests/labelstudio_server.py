@@ -1,4 +1,5 @@
-"""Integration fixtures: ONE real Label Studio per test session.
+"""ONE real Label Studio per test session, for the integration and fault tiers
+(loaded by tests/conftest.py as a plugin, so every folder sees the same server).
 
 ``label_studio`` starts the real server from ``.venv-ls`` (or ``WB_LS_BIN``) on a
 free port, with its data in a temporary workspace, through the same code as
