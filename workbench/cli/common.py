@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
+from contextlib import contextmanager
 from functools import wraps
 from pathlib import Path
 
 import click
 
 from ..errors import WorkbenchError
-from ..workspace import Workspace, resolve_workspace_path
+from ..workspace import Workspace, resolve_workspace_path, workspace_lock
 
 
 class App:
@@ -19,6 +21,7 @@ class App:
         self.workspace_path: Path = resolve_workspace_path(workspace)
         self._ws: Workspace | None = None
         self._catalog = None
+        self._writing = False
 
     @property
     def ws(self) -> Workspace:
@@ -31,6 +34,35 @@ class App:
         if self._catalog is None:
             self._catalog = self.ws.open_catalog()
         return self._catalog
+
+    @contextmanager
+    def writing(self, command: str, creates: bool = False):
+        """Hold the workspace's one-writer lock for the block (``writes_workspace``).
+
+        Nested use (a command that runs another) holds it once. Under torchrun only rank
+        0 takes it: the other ranks are the same `wb retrain`, working under its lock.
+        ``creates``: the command makes the workspace (`wb init`, `wb demo`), so its folder
+        may not exist yet; otherwise a missing workspace is the usual error."""
+        if self._writing or os.environ.get("RANK", "0") != "0":
+            yield
+            return
+        if creates:
+            self.workspace_path.mkdir(parents=True, exist_ok=True)
+            lock = workspace_lock(self.workspace_path, command)
+        else:
+            lock = self.ws.lock(command)
+
+        def say_waiting(holder, wait: float) -> None:
+            who = holder.describe() if holder else "another wb process"
+            click.echo(f"waiting up to {wait:g} s: {who} is changing this workspace", err=True)
+
+        lock.acquire(on_wait=say_waiting)
+        self._writing = True
+        try:
+            yield
+        finally:
+            self._writing = False
+            lock.release()
 
     def close(self) -> None:
         if self._catalog is not None:
@@ -74,6 +106,29 @@ def domain_errors(f):
             raise click.ClickException(str(exc)) from None
 
     return wrapper
+
+
+def writes_workspace(f=None, *, creates: bool = False):
+    """Mark a command as a writer: it changes the catalog, the workspace's settings or
+    its Label Studio project, so it runs only while it holds the workspace lock (one
+    writer at a time; a second one waits ``lock.DEFAULT_WAIT_S`` seconds, then exits 1
+    naming the holder). Place it under ``@domain_errors``. The writers are listed in
+    docs/operations.md; a unit test keeps that list and these marks equal."""
+
+    def mark(f):
+        @wraps(f)
+        def wrapper(*args, **kwargs):
+            ctx = click.get_current_context()
+            if isinstance(ctx.command, click.Group) and ctx.invoked_subcommand is not None:
+                return f(*args, **kwargs)  # the subcommand takes the lock it needs
+            command = " ".join(["wb", *ctx.command_path.split()[1:]])
+            with ctx.find_object(App).writing(command, creates=creates):
+                return f(*args, **kwargs)
+
+        wrapper.writes_workspace = True
+        return wrapper
+
+    return mark(f) if f is not None else mark
 
 
 def console():

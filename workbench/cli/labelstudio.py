@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from .common import domain_errors, echo_json, json_option, pass_app, progress
+from .common import domain_errors, echo_json, json_option, pass_app, progress, writes_workspace
 
 LEVEL_CHOICES = click.Choice(["species", "category"])
 
@@ -156,6 +156,7 @@ def ls_status(app, ls_url: str | None, as_json: bool) -> None:
 @json_option
 @pass_app
 @domain_errors
+@writes_workspace
 def push_cmd(app, level, batch_size, new_project, limit, ls_url, as_json) -> None:
     """Send active images to Label Studio as tasks, with the promoted model's boxes.
 
@@ -228,6 +229,7 @@ def push_cmd(app, level, batch_size, new_project, limit, ls_url, as_json) -> Non
 @json_option
 @pass_app
 @domain_errors
+@writes_workspace
 def pull_cmd(app, export, ls_url, as_json) -> None:
     """Bring Label Studio annotations back into the catalog as ground-truth boxes.
 
