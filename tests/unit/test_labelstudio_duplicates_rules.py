@@ -123,3 +123,15 @@ def test_removal_is_one_bulk_request_and_forgets_the_records(setting):
     assert remove_duplicates(project, catalog, d) == 2
     assert sorted(client.deleted) == [6, 9]
     assert catalog.ls_task_map(1) == {truth: 5}  # 9 forgotten; push records 4 next
+
+
+def test_a_server_that_does_not_count_annotations_gets_every_repeat_read_whole(setting):
+    ws, catalog, plain, _ = setting
+    tasks = [task(4, plain), task(9, plain, ann(rect("dog", 50))), task(12, plain)]
+    client = TaskListingClient(tasks)
+    project = Project(client, None, 1, ws.model_level(), ws.taxonomy)
+    rows = {plain: [TaskRow(t.id, None) for t in tasks]}  # the listing had no counts
+    d = find_duplicates(project, catalog, rows)
+    assert client.listings == 1
+    assert d.kept[plain].task_id == 9  # the one found annotated when read
+    assert sorted(x.task_id for x in d.removable) == [4, 12]

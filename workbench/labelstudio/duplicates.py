@@ -36,7 +36,7 @@ class TaskRow:
     """A task as the id listing shows it."""
 
     task_id: int
-    annotations: int  # submitted and skipped
+    annotations: int | None  # submitted and skipped (None: the listing did not say)
     model_version: str | None = None
 
 
@@ -81,17 +81,17 @@ def find_duplicates(project: Project, catalog, tasks_by_image: dict[int, list[Ta
             out.kept[image_id] = rows[0]
     if not repeated:
         return out
-    annotated = [r.task_id for rows in repeated.values() for r in rows if r.annotations]
+    annotated = [r.task_id for rows in repeated.values() for r in rows if r.annotations != 0]
     boxes = _annotation_boxes(project, catalog, annotated)
 
     def own(row: TaskRow, others: list[list[Box]]) -> bool:
-        """Some annotation of ``row`` is a skip, or has boxes none of ``others`` holds (or
-        its annotations could not be read: then it is kept, to be safe)."""
-        if row.annotations and row.task_id not in boxes:
+        """Some annotation of ``row`` is a skip, or has boxes none of ``others`` holds.
+        Annotations counted but not read back count as its own too: kept, to be safe."""
+        read = boxes.get(row.task_id)
+        if row.annotations and not read:
             return True
         return any(
-            b is None or not any(same_boxes(b, other) for other in others)
-            for b in boxes.get(row.task_id, [])
+            b is None or not any(same_boxes(b, other) for other in others) for b in read or []
         )
 
     for image_id, rows in repeated.items():
@@ -99,13 +99,21 @@ def find_duplicates(project: Project, catalog, tasks_by_image: dict[int, list[Ta
 
         base = [truth] if truth is not None else []
         alone = {r.task_id: own(r, base) for r in rows}  # against the catalog only
-        keep = min(rows, key=lambda r: (not alone[r.task_id], not r.annotations, r.task_id))
+        keep = min(
+            rows,
+            key=lambda r: (
+                not alone[r.task_id],
+                not (r.annotations or boxes.get(r.task_id)),
+                r.task_id,
+            ),
+        )
         out.kept[image_id] = keep
         others = base + [b for b in boxes.get(keep.task_id, []) if b is not None]
         for r in rows:
             if r is keep:
                 continue
-            d = DuplicateTask(image_id, r.task_id, keep.task_id, r.annotations, own(r, others))
+            n = r.annotations if r.annotations is not None else len(boxes.get(r.task_id, []))
+            d = DuplicateTask(image_id, r.task_id, keep.task_id, n, own(r, others))
             (out.annotated if d.own else out.removable).append(d)
     if out.found:
         log.info(
@@ -133,8 +141,8 @@ def remove_duplicates(project: Project, catalog, duplicates: Duplicates) -> int:
 
 
 def _annotation_boxes(project: Project, catalog, task_ids: list[int]) -> dict[int, list]:
-    """task id -> the boxes of each of its annotations (a skip: no entry), read in one
-    listing per ``READ_CHUNK`` tasks."""
+    """task id -> the boxes of each of its annotations (a skip: None), for the tasks
+    read back; one listing per ``READ_CHUNK`` tasks."""
     out: dict[int, list[list[Box]]] = {}
     sizes = {}
     for start in range(0, len(task_ids), READ_CHUNK):
@@ -148,6 +156,7 @@ def _annotation_boxes(project: Project, catalog, task_ids: list[int]) -> dict[in
                 im = catalog.get_image(int(image_id))
                 sizes[image_id] = (im.width, im.height) if im else (None, None)
             size = sizes.get(image_id, (None, None))
+            out.setdefault(task.id, [])  # read: an empty list is "no annotations"
             for a in task.annotations or []:
                 a = a if isinstance(a, dict) else a.dict()
                 if a.get("was_cancelled"):

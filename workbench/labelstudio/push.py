@@ -152,9 +152,9 @@ def reconcile(
         image_id = data.get(IMAGE_ID_FIELD)
         if image_id is None or int(image_id) not in valid_ids:
             continue
-        work = (getattr(task, "total_annotations", 0) or 0) + (
-            getattr(task, "cancelled_annotations", 0) or 0
-        )
+        counts = [getattr(task, k, None) for k in ("total_annotations", "cancelled_annotations")]
+        # a server that leaves the counts out: None, and the repeat is read whole
+        work = None if all(c is None for c in counts) else sum(c or 0 for c in counts)
         row = TaskRow(int(task.id), work, data.get("model_version") or None)
         by_image.setdefault(int(image_id), []).append(row)
     out.duplicates = find_duplicates(project, catalog, by_image)
