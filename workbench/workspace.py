@@ -45,6 +45,19 @@ def workspace_lock(root: Path | str, command: str) -> WorkspaceLock:
     return WorkspaceLock(Path(root) / LOCK_NAME, command)
 
 
+def discard_unmade(root: Path | str) -> None:
+    """Remove the folder a failed `wb init` made for its lock, when that lock file is
+    all it holds (a refused init leaves nothing behind). A lock file is otherwise never
+    deleted; here only another init of the same new folder could be waiting on it."""
+    root = Path(root)
+    try:
+        if [p.name for p in root.iterdir()] == [LOCK_NAME]:
+            (root / LOCK_NAME).unlink()
+            root.rmdir()
+    except OSError:
+        pass
+
+
 class Workspace:
     """One workspace folder. Settings are read at open and written atomically."""
 

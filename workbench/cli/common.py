@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from ..errors import WorkbenchError
-from ..workspace import Workspace, resolve_workspace_path, workspace_lock
+from ..workspace import Workspace, discard_unmade, resolve_workspace_path, workspace_lock
 
 
 class App:
@@ -46,6 +46,7 @@ class App:
         if self._writing or os.environ.get("RANK", "0") != "0":
             yield
             return
+        made = creates and not self.workspace_path.exists()
         if creates:
             self.workspace_path.mkdir(parents=True, exist_ok=True)
             lock = workspace_lock(self.workspace_path, command)
@@ -63,6 +64,8 @@ class App:
         finally:
             self._writing = False
             lock.release()
+            if made:
+                discard_unmade(self.workspace_path)  # when the command made nothing
 
     def close(self) -> None:
         if self._catalog is not None:
