@@ -59,6 +59,7 @@ from typing import Self
 REPO = Path(__file__).resolve().parent.parent
 STEPS = ("push", "annotate", "pull", "push again", "prioritize")
 CONTROL_STEPS = ("annotate",)  # no workbench code runs in these
+CLI_STEPS = tuple(s for s in STEPS if s not in CONTROL_STEPS)  # a `wb` child process each
 LABELS = ("elephant_ivory", "pangolin_raw_scale", "tiger_claw", "non_wildlife")
 MODEL_CLASSES = ("elephant", "pangolin", "tiger", "non_wildlife")  # species level
 MODEL_VERSIONS = ("v001", "v002")
@@ -172,26 +173,39 @@ class Cli:
     def __init__(self, version: CodeVersion, env: dict[str, str]):
         self.version = version
         self.env = {**env, "PYTHONPATH": str(version.root)}
+        self.last_rss_mb = 0.0
 
     def __call__(self, ws: Path, *args: str, timeout: float = 900) -> tuple[float, str]:
+        """Run one command; returns (wall seconds, stdout). Its peak resident memory
+        (``ru_maxrss`` of that child alone, from ``wait4``) is left in ``last_rss_mb``."""
         cmd = [sys.executable, "-m", "workbench", "-w", str(ws), *args]
-        t0 = time.perf_counter()
-        done = subprocess.run(
-            cmd,
-            env=self.env,
-            cwd=self.version.root,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-        seconds = time.perf_counter() - t0
-        if done.returncode != 0:
+        with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+            t0 = time.perf_counter()
+            proc = subprocess.Popen(
+                cmd, env=self.env, cwd=self.version.root, stdout=out, stderr=err, text=True
+            )
+            deadline = t0 + timeout
+            while True:
+                pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+                if pid:
+                    break
+                if time.perf_counter() > deadline:
+                    proc.kill()
+                    pid, status, usage = os.wait4(proc.pid, 0)
+                    break
+                time.sleep(0.05)
+            seconds = time.perf_counter() - t0
+            proc.returncode = os.waitstatus_to_exitcode(status)
+            self.last_rss_mb = usage.ru_maxrss / 1024  # KiB on Linux
+            out.seek(0)
+            err.seek(0)
+            stdout, stderr = out.read(), err.read()
+        if proc.returncode != 0:
             raise SystemExit(
                 f"{self.version.name}: `wb {' '.join(args)}` exited "
-                f"{done.returncode}:\n{done.stdout[-1500:]}\n{done.stderr[-3000:]}"
+                f"{proc.returncode}:\n{stdout[-1500:]}\n{stderr[-3000:]}"
             )
-        return seconds, done.stdout
+        return seconds, stdout
 
 
 def base_env(ls_bin: str, token: str) -> dict[str, str]:
@@ -284,18 +298,21 @@ def _signal_group(pid: int, sig: int) -> None:
 
 
 # ---- the data ---------------------------------------------------------------------------
-def make_images(folder: Path, n: int, seed: int = 0) -> None:
-    """``n`` small JPEGs in folder/<label>/, a bright rectangle on a noisy background."""
+def make_images(folder: Path, n: int, seed: int = 0, size: tuple[int, int] = (320, 240)) -> None:
+    """``n`` small JPEGs (``size`` = width, height) in folder/<label>/, a bright rectangle
+    on a noisy background. Push and pull send URLs, never pixels: for tens of thousands
+    of tasks, small images measure the same work."""
     import numpy as np
     from PIL import Image
 
     rng = np.random.default_rng(seed)
+    w, h = size
     for i in range(n):
         p = folder / LABELS[i % len(LABELS)] / f"img{i:05d}.jpg"
         p.parent.mkdir(parents=True, exist_ok=True)
-        arr = rng.integers(40, 170, size=(240, 320, 3), dtype=np.uint8)
-        x, y = int(rng.integers(0, 200)), int(rng.integers(0, 140))
-        arr[y : y + 80, x : x + 100] = (230, 220, 190)
+        arr = rng.integers(40, 170, size=(h, w, 3), dtype=np.uint8)
+        x, y = int(rng.integers(0, w * 5 // 8)), int(rng.integers(0, h * 7 // 12))
+        arr[y : y + h // 3, x : x + w * 5 // 16] = (230, 220, 190)
         Image.fromarray(arr).save(p, quality=85)
 
 
@@ -380,11 +397,12 @@ def prepare_workspace(cli: Cli, ws: Path, images: Path) -> int:
 
 
 # ---- one round ---------------------------------------------------------------------------
-def annotate(sdk, project_id: int) -> tuple[float, int]:
-    """Annotate every other task (by id) through the SDK, accepting the pre-drawn boxes;
-    every 4th annotated task is a negative. Returns (seconds, annotations)."""
+def annotate(sdk, project_id: int, n: int | None = None) -> tuple[float, int]:
+    """Annotate every other task (by id; ``n`` of them when given, spread over the
+    project) through the SDK, accepting the pre-drawn boxes; every 4th annotated task
+    is a negative. Returns (seconds, annotations)."""
     tasks = sorted(sdk.tasks.list(project=project_id, fields="all"), key=lambda t: t.id)
-    chosen = tasks[::2]
+    chosen = tasks[::2] if n is None else tasks[:: max(1, len(tasks) // max(n, 1))][:n]
     results = []
     for n, task in enumerate(chosen):
         pred = task.predictions[0] if task.predictions else {"result": []}
@@ -400,26 +418,78 @@ def annotate(sdk, project_id: int) -> tuple[float, int]:
     return time.perf_counter() - t0, len(chosen)
 
 
-def one_round(cli: Cli, sdk, template: Path, ws: Path, n_images: int) -> tuple[dict, dict]:
-    """Time the steps on a fresh copy of the template; returns (seconds, counts)."""
+def one_round(
+    cli: Cli,
+    sdk,
+    template: Path,
+    ws: Path,
+    n_images: int,
+    steps: tuple[str, ...] = STEPS,
+    annotations: int | None = None,
+) -> tuple[dict, dict, dict]:
+    """Time ``steps`` (in STEPS' order; each needs the push) on a fresh copy of the
+    template; returns (seconds, counts, peak resident MB of each step's `wb` process)."""
     shutil.copytree(template, ws)
-    seconds, work = {}, {}
-    seconds["push"], out = cli(ws, "push", "--json")
+    seconds, work, memory = {}, {}, {}
+    seconds["push"], out = cli(ws, "push", "--json", timeout=3600)
+    memory["push"] = cli.last_rss_mb
     pushed = last_json(out)
     work["push"] = {k: pushed.get(k) for k in ("created", "with_predictions")}
-    seconds["annotate"], work["annotate"] = annotate(sdk, int(pushed["project_id"]))
-    seconds["pull"], out = cli(ws, "pull", "--json")
-    pulled = last_json(out)
-    work["pull"] = {k: pulled.get(k) for k in ("updated_images", "negatives", "boxes")}
-    promote_v002_and_forget_tasks(
-        ws / "catalog.sqlite", int(pushed["project_id"]), max(1, n_images // 10)
-    )
-    seconds["push again"], out = cli(ws, "push", "--json")
-    again = last_json(out)
-    work["push again"] = {k: again.get(k) for k in ("created", "reconciled", "refreshed")}
-    seconds["prioritize"], out = cli(ws, "prioritize", "--json")
-    work["prioritize"] = {"batch": len(last_json(out))}
-    return seconds, work
+    if "annotate" in steps:
+        seconds["annotate"], work["annotate"] = annotate(
+            sdk, int(pushed["project_id"]), annotations
+        )
+    if "pull" in steps:
+        seconds["pull"], out = cli(ws, "pull", "--json", timeout=3600)
+        memory["pull"] = cli.last_rss_mb
+        pulled = last_json(out)
+        work["pull"] = {k: pulled.get(k) for k in ("updated_images", "negatives", "boxes")}
+    if "push again" in steps:
+        promote_v002_and_forget_tasks(
+            ws / "catalog.sqlite", int(pushed["project_id"]), max(1, n_images // 10)
+        )
+        seconds["push again"], out = cli(ws, "push", "--json", timeout=3600)
+        memory["push again"] = cli.last_rss_mb
+        again = last_json(out)
+        work["push again"] = {k: again.get(k) for k in ("created", "reconciled", "refreshed")}
+    if "prioritize" in steps:
+        seconds["prioritize"], out = cli(ws, "prioritize", "--json", timeout=3600)
+        memory["prioritize"] = cli.last_rss_mb
+        work["prioritize"] = {"batch": len(last_json(out))}
+    return seconds, work, memory
+
+
+def parse_steps(value: str) -> tuple[str, ...]:
+    """``--steps push,pull`` -> those of STEPS, in STEPS' order (push always runs)."""
+    asked = {s.strip() for s in value.split(",") if s.strip()}
+    unknown = asked - set(STEPS)
+    if unknown:
+        raise argparse.ArgumentTypeError(
+            f"unknown step(s) {', '.join(sorted(unknown))}; choose from: {', '.join(STEPS)}"
+        )
+    return tuple(s for s in STEPS if s in asked | {"push"})
+
+
+def parse_size(value: str) -> tuple[int, int]:
+    """``--image-size 96x72`` -> (96, 72)."""
+    try:
+        w, h = (int(v) for v in value.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected WIDTHxHEIGHT, e.g. 96x72, not {value!r}"
+        ) from None
+    return w, h
+
+
+def peak_rss_mb(pid: int | None) -> float | None:
+    """A running process's peak resident memory so far (VmHWM), in MB."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except (OSError, TypeError, ValueError):
+        return None
+    return None
 
 
 # ---- main ----------------------------------------------------------------------------------
@@ -450,6 +520,26 @@ def get_args_parser() -> argparse.ArgumentParser:
         type=float,
         default=420.0,
         help="seconds to wait for Label Studio's first start (migrations)",
+    )
+    p.add_argument(
+        "--steps",
+        type=parse_steps,
+        default=STEPS,
+        help=f"comma-separated steps to run (default all: {','.join(STEPS)}); push always runs",
+    )
+    p.add_argument(
+        "--annotate",
+        type=int,
+        default=None,
+        metavar="N",
+        help="tasks annotated through the SDK in the annotate step (default: every other one)",
+    )
+    p.add_argument(
+        "--image-size",
+        type=parse_size,
+        default=(320, 240),
+        metavar="WxH",
+        help="size of the generated JPEGs (default 320x240)",
     )
     p.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
     return p
@@ -486,7 +576,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="wb-ls-sync-") as tmp:
         tmp = Path(tmp)
         files = tmp / "files"
-        make_images(files / "images", n_images)
+        make_images(files / "images", n_images, size=args.image_size)
         for name, v in versions.items():
             print(f"{name}: {v.root} ({_git_describe(v.root)})", flush=True)
         print(
@@ -514,25 +604,53 @@ def main(argv: list[str] | None = None) -> int:
                 order, repeats
             )
             for k, (name, repeat) in enumerate(plan, start=1):
-                seconds, work = one_round(
-                    clis[name], sdk, templates[name], tmp / f"ws-{name}-{k}", n_images
+                seconds, work, memory = one_round(
+                    clis[name],
+                    sdk,
+                    templates[name],
+                    tmp / f"ws-{name}-{k}",
+                    n_images,
+                    args.steps,
+                    args.annotate,
                 )
                 label = "warm-up" if repeat < 0 else f"repeat {repeat + 1}/{repeats}"
                 print(
                     f"[{k}/{len(plan)}] {name:<8} {label:<12} "
-                    + "  ".join(f"{s} {seconds[s]:.2f}s" for s in STEPS),
+                    + "  ".join(
+                        f"{s} {seconds[s]:.2f}s" + (f" ({memory[s]:.0f} MB)" if s in memory else "")
+                        for s in args.steps
+                    ),
                     flush=True,
                 )
                 if repeat >= 0:
                     rounds.append(
-                        {"version": name, "repeat": repeat, "seconds": seconds, "work": work}
+                        {
+                            "version": name,
+                            "repeat": repeat,
+                            "seconds": seconds,
+                            "work": work,
+                            "peak_rss_mb": memory,
+                        }
                     )
-    rows = step_rows(rounds)
+            server_peak = peak_rss_mb(server.pid)
+    rows = step_rows(rounds, args.steps)
     print(
         f"\n{n_images} images, {repeats} rounds per version, medians of wall time per "
         f"step (child process included); load average {os.getloadavg()[0]:.1f}:\n"
     )
     print(format_table(rows))
+    for name in order:
+        peaks = {
+            step: max(r["peak_rss_mb"][step] for r in rounds if r["version"] == name)
+            for step in args.steps
+            if step in CLI_STEPS and any(r["version"] == name for r in rounds)
+        }
+        print(
+            f"peak resident memory of the `wb` process, {name}: "
+            + ", ".join(f"{step} {mb:.0f} MB" for step, mb in peaks.items())
+        )
+    if server_peak is not None:
+        print(f"Label Studio's own peak resident memory: {server_peak:.0f} MB")
     print(
         "spread: the larger of the two versions' max/min - 1 over its own rounds; a ratio "
         "closer to 1 than that, or than the control's, is noise"
@@ -546,6 +664,10 @@ def main(argv: list[str] | None = None) -> int:
             json.dumps(
                 {
                     "images": n_images,
+                    "image_size": list(args.image_size),
+                    "steps": list(args.steps),
+                    "annotated": args.annotate,
+                    "label_studio_peak_rss_mb": server_peak,
                     "repeats": repeats,
                     "warmup": args.warmup,
                     "versions": {

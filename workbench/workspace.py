@@ -1,7 +1,8 @@
 """The workspace folder and its settings file, ``workbench.toml``.
 
 Layout (see docs/operations.md): workbench.toml, taxonomy.toml, catalog.sqlite,
-models/, reports/, services/, field/photos/ (photos the field app received).
+workbench.lock, models/, reports/, services/, field/photos/ (photos the field app
+received).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import tomli_w
 
 from .errors import WorkspaceError, check_choice
 from .fsutil import atomic_write_text, remove_leftover_temps
+from .lock import LOCK_NAME, WorkspaceLock
 from .taxonomy import Taxonomy
 
 CONFIG_NAME = "workbench.toml"
@@ -35,6 +37,26 @@ def resolve_workspace_path(value: str | os.PathLike | None) -> Path:
     if value is None:
         value = os.environ.get("WB_WORKSPACE") or DEFAULT_WORKSPACE
     return Path(value).expanduser().resolve()
+
+
+def workspace_lock(root: Path | str, command: str) -> WorkspaceLock:
+    """The one-writer lock of the workspace at ``root`` (``workbench.lock``; see
+    ``workbench.lock``), for ``command`` (named to a second writer). For a workspace
+    that exists: ``Workspace.lock``; this one also serves `wb init`, before it does."""
+    return WorkspaceLock(Path(root) / LOCK_NAME, command)
+
+
+def discard_unmade(root: Path | str) -> None:
+    """Remove the folder a failed `wb init` made for its lock, when that lock file is
+    all it holds (a refused init leaves nothing behind). A lock file is otherwise never
+    deleted; here only another init of the same new folder could be waiting on it."""
+    root = Path(root)
+    try:
+        if [p.name for p in root.iterdir()] == [LOCK_NAME]:
+            (root / LOCK_NAME).unlink()
+            root.rmdir()
+    except OSError:
+        pass
 
 
 class Workspace:
@@ -271,6 +293,10 @@ class Workspace:
         p = self.root / name
         p.mkdir(parents=True, exist_ok=True)
         return p
+
+    def lock(self, command: str) -> WorkspaceLock:
+        """The one-writer lock (``with ws.lock("wb push"): ...``)."""
+        return workspace_lock(self.root, command)
 
     def open_catalog(self):
         from .catalog import Catalog

@@ -29,3 +29,26 @@ class RecordingClient:
 
     def update_project(self, project_id, **fields):
         self.project_updates.append(fields)
+
+
+class TaskListingClient:
+    """Lists the given tasks (``SimpleNamespace(id, data, annotations)``), filtered by a
+    Data Manager ``selectedItems`` query as Label Studio does; records ``deleted`` task
+    ids and counts the ``listings``."""
+
+    def __init__(self, tasks):
+        self.tasks = list(tasks)
+        self.listings = 0
+        self.deleted: list[int] = []
+
+    def iter_tasks(self, project_id, fields=None, include=None, page_size=500, query=None):
+        import json
+
+        self.listings += 1
+        wanted = None
+        if query:
+            wanted = set(json.loads(query)["selectedItems"]["included"])
+        return [t for t in self.tasks if wanted is None or t.id in wanted]
+
+    def delete_tasks(self, project_id, task_ids):
+        self.deleted.extend(task_ids)

@@ -5,6 +5,11 @@ starts, so annotations that arrive during a run count towards the next one. The 
 itself is ``workbench.detection.retrain.retrain`` with promotion ``if_better``: the
 new version serves (the ``ModelHolder`` notices the promotion) only when it beats the
 current one on the same test split.
+
+A retrain changes the workspace, so it holds the workspace lock (``workspace_lock``)
+for its run. When another writer holds it (a `wb push` in a terminal), the retrain
+does not wait: the webhook answers at once as always, the annotations stay counted,
+and the next annotation event tries again (logged as "postponed").
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..catalog.core import now_iso
+from ..lock import WorkspaceBusy, WorkspaceLock
 
 logger = logging.getLogger(__name__)
 
@@ -22,10 +28,17 @@ LAST_RETRAIN_KEY = "backend.last_retrain"
 
 
 class RetrainWorker:
-    def __init__(self, run: Callable[[], dict[str, Any]], catalog_factory, threshold: int):
+    def __init__(
+        self,
+        run: Callable[[], dict[str, Any]],
+        catalog_factory,
+        threshold: int,
+        workspace_lock: Callable[[], WorkspaceLock] | None = None,
+    ):
         if threshold < 1:
             raise ValueError("--retrain-after must be at least 1")
         self._run = run
+        self._workspace_lock = workspace_lock
         self._catalog_factory = catalog_factory
         self.threshold = threshold
         self._lock = threading.Lock()
@@ -44,13 +57,22 @@ class RetrainWorker:
                 return False
             with self._catalog_factory() as catalog:
                 pending = catalog.pending_annotation_events()
-                if len(pending) < self.threshold:
-                    return False
-                catalog.consume_webhook_events(pending)
-            self._thread = threading.Thread(
-                target=self._work, args=(len(pending),), name="wb-retrain", daemon=True
-            )
-            self._thread.start()
+            if len(pending) < self.threshold:
+                return False
+            held = self._take_workspace(len(pending))
+            if held is False:
+                return False
+            try:
+                with self._catalog_factory() as catalog:
+                    catalog.consume_webhook_events(pending)
+                self._thread = threading.Thread(
+                    target=self._work, args=(len(pending), held), name="wb-retrain", daemon=True
+                )
+                self._thread.start()
+            except BaseException:
+                if held is not None:
+                    held.release()
+                raise
             return True
 
     def join(self, timeout: float | None = None) -> None:
@@ -58,7 +80,25 @@ class RetrainWorker:
         if t is not None:
             t.join(timeout)
 
-    def _work(self, annotations: int) -> None:
+    def _take_workspace(self, annotations: int) -> WorkspaceLock | None | bool:
+        """The workspace lock, held; None without one; False when another writer has it."""
+        if self._workspace_lock is None:
+            return None
+        lock = self._workspace_lock()
+        try:
+            lock.acquire(wait=0)
+        except WorkspaceBusy as exc:
+            who = exc.holder.describe() if exc.holder else "another wb process"
+            logger.warning(
+                "retrain after %d new annotations postponed: %s is changing the workspace; "
+                "the next annotation event tries again",
+                annotations,
+                who,
+            )
+            return False
+        return lock
+
+    def _work(self, annotations: int, held: WorkspaceLock | None = None) -> None:
         started = now_iso()
         logger.info("retraining after %d new annotations", annotations)
         try:
@@ -67,6 +107,9 @@ class RetrainWorker:
         except Exception as exc:  # the service keeps serving the model it has
             logger.exception("background retrain failed")
             outcome = {"status": "failed", "error": f"{type(exc).__name__}: {exc}"}
+        finally:
+            if held is not None:
+                held.release()
         self.runs += 1
         self.last = {
             "started_at": started,

@@ -63,6 +63,16 @@ class LabelStudioMixin:
                 [(project_id, t) for t in task_ids],
             )
 
+    def forget_ls_annotations(self, project_id: int, task_ids: Iterable[int]) -> None:
+        """Drop the annotations recorded of tasks deleted on purpose (repeats of an image
+        removed by `wb push`), so that the next pull does not read their absence as
+        annotations deleted by a person."""
+        with self.atomic() as db:
+            db.executemany(
+                "DELETE FROM ls_annotations WHERE project_id = ? AND task_id = ?",
+                [(project_id, t) for t in task_ids],
+            )
+
     def forget_ls_project(self, project_id: int) -> None:
         with self.atomic() as db:
             db.execute("DELETE FROM ls_tasks WHERE project_id = ?", (project_id,))

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
+from contextlib import contextmanager
 from functools import wraps
 from pathlib import Path
 
@@ -11,7 +13,7 @@ import click
 
 from ..errors import WorkbenchError
 from ..fsutil import disk_full
-from ..workspace import Workspace, resolve_workspace_path
+from ..workspace import Workspace, discard_unmade, resolve_workspace_path, workspace_lock
 
 
 class App:
@@ -21,6 +23,7 @@ class App:
         self.workspace_path: Path = resolve_workspace_path(workspace)
         self._ws: Workspace | None = None
         self._catalog = None
+        self._writing = False
 
     @property
     def ws(self) -> Workspace:
@@ -33,6 +36,38 @@ class App:
         if self._catalog is None:
             self._catalog = self.ws.open_catalog()
         return self._catalog
+
+    @contextmanager
+    def writing(self, command: str, creates: bool = False):
+        """Hold the workspace's one-writer lock for the block (``writes_workspace``).
+
+        Nested use (a command that runs another) holds it once. Under torchrun only rank
+        0 takes it: the other ranks are the same `wb retrain`, working under its lock.
+        ``creates``: the command makes the workspace (`wb init`, `wb demo`), so its folder
+        may not exist yet; otherwise a missing workspace is the usual error."""
+        if self._writing or os.environ.get("RANK", "0") != "0":
+            yield
+            return
+        made = creates and not self.workspace_path.exists()
+        if creates:
+            self.workspace_path.mkdir(parents=True, exist_ok=True)
+            lock = workspace_lock(self.workspace_path, command)
+        else:
+            lock = self.ws.lock(command)
+
+        def say_waiting(holder, wait: float) -> None:
+            who = holder.describe() if holder else "another wb process"
+            click.echo(f"waiting up to {wait:g} s: {who} is changing this workspace", err=True)
+
+        lock.acquire(on_wait=say_waiting)
+        self._writing = True
+        try:
+            yield
+        finally:
+            self._writing = False
+            lock.release()
+            if made:
+                discard_unmade(self.workspace_path)  # when the command made nothing
 
     def close(self) -> None:
         if self._catalog is not None:
@@ -91,6 +126,29 @@ def _workspace_folder() -> Path:
     ctx = click.get_current_context(silent=True)
     app = ctx.find_object(App) if ctx is not None else None
     return app.workspace_path if app is not None else Path.cwd()
+
+
+def writes_workspace(f=None, *, creates: bool = False):
+    """Mark a command as a writer: it changes the catalog, the workspace's settings or
+    its Label Studio project, so it runs only while it holds the workspace lock (one
+    writer at a time; a second one waits ``lock.DEFAULT_WAIT_S`` seconds, then exits 1
+    naming the holder). Place it under ``@domain_errors``. The writers are listed in
+    docs/operations.md; a unit test keeps that list and these marks equal."""
+
+    def mark(f):
+        @wraps(f)
+        def wrapper(*args, **kwargs):
+            ctx = click.get_current_context()
+            if isinstance(ctx.command, click.Group) and ctx.invoked_subcommand is not None:
+                return f(*args, **kwargs)  # the subcommand takes the lock it needs
+            command = " ".join(["wb", *ctx.command_path.split()[1:]])
+            with ctx.find_object(App).writing(command, creates=creates):
+                return f(*args, **kwargs)
+
+        wrapper.writes_workspace = True
+        return wrapper
+
+    return mark(f) if f is not None else mark
 
 
 def console():

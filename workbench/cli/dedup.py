@@ -17,6 +17,7 @@ from .common import (
     pass_app,
     progress,
     stage_bars,
+    writes_workspace,
 )
 from .labelstudio import ls_url_option
 
@@ -124,6 +125,7 @@ def _summary_table(report: dict, paths: dict) -> None:
 @pass_app
 @click.pass_context
 @domain_errors
+@writes_workspace
 def dedup(
     ctx: click.Context,
     app,
@@ -185,6 +187,7 @@ def dedup(
 @json_option
 @pass_app
 @domain_errors
+@writes_workspace
 def resolve(
     app, group_id: int, label: str | None, distinct: bool, resolved_by: str, as_json: bool
 ) -> None:
@@ -255,6 +258,7 @@ def resolve(
 @json_option
 @pass_app
 @domain_errors
+@writes_workspace
 def adjudicate(
     app, pull_answers: bool, new_project: bool, ls_url: str | None, as_json: bool
 ) -> None:

@@ -5,7 +5,16 @@ from __future__ import annotations
 import click
 
 from ..demo import DemoOptions
-from .common import App, domain_errors, echo_json, json_option, pass_app, progress, stage_bars
+from .common import (
+    App,
+    domain_errors,
+    echo_json,
+    json_option,
+    pass_app,
+    progress,
+    stage_bars,
+    writes_workspace,
+)
 
 
 def _print_summary(s: dict) -> None:
@@ -172,6 +181,7 @@ def _print_summary(s: dict) -> None:
 @json_option
 @pass_app
 @domain_errors
+@writes_workspace(creates=True)
 def demo(
     app: App,
     epochs: int,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from .common import console, domain_errors, echo_json, json_option, pass_app
+from .common import console, domain_errors, echo_json, json_option, pass_app, writes_workspace
 
 
 @click.group("field")
@@ -34,6 +34,7 @@ def token_group():
 @click.argument("name")
 @pass_app
 @domain_errors
+@writes_workspace
 def token_add(app, name):
     """Make a token for device NAME and print it (once: only its hash is kept).
 
@@ -56,6 +57,7 @@ def token_add(app, name):
 @click.argument("name")
 @pass_app
 @domain_errors
+@writes_workspace
 def token_revoke(app, name):
     """Refuse device NAME's token from now on (its photos and verdicts stay).
 

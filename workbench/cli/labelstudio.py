@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from .common import domain_errors, echo_json, json_option, pass_app, progress
+from .common import domain_errors, echo_json, json_option, pass_app, progress, writes_workspace
 
 LEVEL_CHOICES = click.Choice(["species", "category"])
 
@@ -161,27 +161,46 @@ def ls_status(app, ls_url: str | None, as_json: bool) -> None:
     "kept, boxes go under its labels (predicted_values, [labelstudio.label_map]).",
 )
 @click.option("--limit", type=click.IntRange(1), default=None, help="Push at most N new images.")
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Say what push would create, and which tasks that repeat an image it would "
+    "remove; change nothing.",
+)
 @ls_url_option
 @json_option
 @pass_app
 @domain_errors
-def push_cmd(app, level, batch_size, new_project, existing_project, limit, ls_url, as_json) -> None:
+@writes_workspace
+def push_cmd(
+    app, level, batch_size, new_project, existing_project, limit, dry_run, ls_url, as_json
+) -> None:
     """Send active images to Label Studio as tasks, with the promoted model's boxes.
 
-    Re-running pushes only images without a task; it never duplicates one.
+    Re-running pushes only images without a task; it never duplicates one. Tasks that
+    repeat an image (two pushes at once, an import by hand) are removed, saying so,
+    when that loses no annotation; one with annotations of its own is kept and named.
 
     Example:
 
         wb push --level species
         wb push --project 12
+
+        wb push --dry-run
     """
     from ..labelstudio import connect, push
 
     if existing_project is not None and new_project:
         raise click.UsageError("--project and --new-project exclude each other; choose one")
+    if dry_run and new_project:
+        raise click.UsageError("--dry-run looks at the current project; drop --new-project")
     client, conn = connect(app.ws, ls_url)
     with progress(transient=as_json) as bar:
         task = bar.add_task("pushing tasks", total=None)
+
+        def announce(dups) -> None:
+            bar.console.print(_removing_line(dups), markup=False, highlight=False, soft_wrap=True)
+
         result = push(
             app.ws,
             app.catalog,
@@ -193,6 +212,8 @@ def push_cmd(app, level, batch_size, new_project, existing_project, limit, ls_ur
             existing_project=existing_project,
             limit=limit,
             on_progress=lambda d, t: bar.update(task, completed=d, total=t),
+            dry_run=dry_run,
+            on_duplicates=None if as_json else announce,
         )
     warning = None
     if result.model_version:  # the check loads torch: only when a model serves
@@ -202,7 +223,11 @@ def push_cmd(app, level, batch_size, new_project, existing_project, limit, ls_ur
     if warning:
         click.echo(warning, err=as_json)
     if as_json:
-        echo_json({**result.__dict__, "tasks_per_second": round(result.tasks_per_second, 1)})
+        out = {**result.__dict__, "tasks_per_second": round(result.tasks_per_second, 1)}
+        echo_json({**out, "duplicates": result.duplicates.to_dict()})
+        return
+    if result.dry_run:
+        _print_plan(result)
         return
     if result.new_project:
         click.echo(f"created Label Studio project {result.project_id} (level {result.level})")
@@ -216,6 +241,13 @@ def push_cmd(app, level, batch_size, new_project, existing_project, limit, ls_ur
             f"reconciled: {result.reconciled} tasks recorded from Label Studio, "
             f"{result.forgotten} deleted there forgotten"
         )
+    dups = result.duplicates
+    if dups.removed:
+        click.echo(
+            f"removed {dups.removed} tasks that repeated an image already in the project "
+            "(none had annotations of its own)"
+        )
+    _print_kept_duplicates(result)
     if result.refreshed:
         click.echo(f"refreshed predictions of {result.refreshed} earlier tasks")
     if result.taken_out:
@@ -233,6 +265,67 @@ def push_cmd(app, level, batch_size, new_project, existing_project, limit, ls_ur
     click.echo(f"open {result.project_url}")
 
 
+SHOWN_DUPLICATES = 10  # repeated tasks named one per line; --json lists them all
+
+
+def _ids(tasks, n: int = SHOWN_DUPLICATES) -> str:
+    ids = ", ".join(str(d.task_id) for d in tasks[:n])
+    return ids + (f" and {len(tasks) - n} more" if len(tasks) > n else "")
+
+
+def _removing_line(dups) -> str:
+    return (
+        f"{dups.found} tasks repeat an image that already has a task; removing the "
+        f"{len(dups.removable)} without annotations of their own (tasks {_ids(dups.removable)})"
+        if dups.removable
+        else f"{dups.found} tasks repeat an image that already has a task; all have "
+        "annotations of their own, none is removed"
+    )
+
+
+def _print_kept_duplicates(result) -> None:
+    """Each repeated task kept for its own annotations, and what to do about it."""
+    kept = result.duplicates.annotated
+    for d in kept[:SHOWN_DUPLICATES]:
+        click.echo(
+            f"{'would keep' if result.dry_run else 'kept'} task {d.task_id}: it repeats image "
+            f"{d.image_id} (task {d.kept_task} stays) "
+            f"but has {d.annotations} annotation(s) of its own; compare the two in Label "
+            f"Studio ({result.project_url}/data?task={d.task_id}) and delete the wrong one there"
+        )
+    if len(kept) > SHOWN_DUPLICATES:
+        click.echo(f"... and {len(kept) - SHOWN_DUPLICATES} more such tasks (wb push --json)")
+    if kept:
+        click.echo(
+            "wb never deletes annotations people made: once each image has one task, "
+            "`wb push` no longer reports them"
+        )
+
+
+def _print_plan(result) -> None:
+    """`wb push --dry-run`: what push would do."""
+    dups = result.duplicates
+    where = "a new project" if result.new_project else f"project {result.project_id}"
+    click.echo(
+        f"dry run, nothing changed: push would create {result.created} new tasks in {where}; "
+        f"{result.already} images already have one"
+    )
+    if dups.found:
+        click.echo(
+            f"{dups.found} tasks repeat an image that already has a task: push would remove "
+            f"{len(dups.removable)} (no annotations of their own"
+            + (f": tasks {_ids(dups.removable)})" if dups.removable else ")")
+        )
+    else:
+        click.echo("no task repeats an image")
+    if result.reconciled or result.forgotten:
+        click.echo(
+            f"it would record {result.reconciled} tasks found in Label Studio and forget "
+            f"{result.forgotten} no longer there"
+        )
+    _print_kept_duplicates(result)
+
+
 @click.command("pull")
 @click.option(
     "--export",
@@ -246,6 +339,7 @@ def push_cmd(app, level, batch_size, new_project, existing_project, limit, ls_ur
 @json_option
 @pass_app
 @domain_errors
+@writes_workspace
 def pull_cmd(app, export, ls_url, as_json) -> None:
     """Bring Label Studio annotations back into the catalog as ground-truth boxes.
 

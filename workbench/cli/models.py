@@ -9,7 +9,7 @@ import click
 from ..detection.names import DEFAULT_BACKBONE, LOSSES, REGIMENS
 from ..taxonomy import LEVELS
 from ..workspace import DEFAULT_LEVEL
-from .common import CodeDefault, domain_errors, echo_json, json_option, pass_app
+from .common import CodeDefault, domain_errors, echo_json, json_option, pass_app, writes_workspace
 
 SKIPPABLE = ("pull", "train", "register", "evaluate", "promote", "predict", "refresh")
 
@@ -215,6 +215,7 @@ class _ProgressPrinter:
 @json_option
 @pass_app
 @domain_errors
+@writes_workspace
 def retrain_cmd(
     app,
     backbone,
@@ -372,6 +373,7 @@ def models_group(ctx, app, as_json):
 @json_option
 @pass_app
 @domain_errors
+@writes_workspace
 def promote_cmd(app, version, as_json):
     """Make VERSION the serving (promoted) model.
 

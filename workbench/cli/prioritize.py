@@ -16,6 +16,7 @@ from .common import (
     json_option,
     pass_app,
     progress,
+    writes_workspace,
 )
 from .labelstudio import ls_url_option
 
@@ -96,6 +97,7 @@ def _selection_default(name: str):
 @json_option
 @pass_app
 @domain_errors
+@writes_workspace
 def prioritize_cmd(
     app, model, score, aggregate, strategy, batch, seed, show, no_labelstudio, ls_url, as_json
 ) -> None:

@@ -10,7 +10,15 @@ from contextlib import ExitStack
 
 import click
 
-from .common import domain_errors, echo_json, json_option, pass_app, progress, stage_bars
+from .common import (
+    domain_errors,
+    echo_json,
+    json_option,
+    pass_app,
+    progress,
+    stage_bars,
+    writes_workspace,
+)
 from .labelstudio import ls_url_option
 
 
@@ -194,6 +202,7 @@ def review(
 @json_option
 @pass_app
 @domain_errors
+@writes_workspace
 def send(app, view: str | None, tag: str | None, ls_url: str | None, as_json: bool) -> None:
     """Send a saved view's images (or the tagged ones) to the FRONT of Label Studio's queue.
 

@@ -141,7 +141,10 @@ def serve_cmd(
     worker = None
     if retrain_after:
         worker = RetrainWorker(
-            _retrain_runner(ws, catalog_factory, conn), catalog_factory, retrain_after
+            _retrain_runner(ws, catalog_factory, conn),
+            catalog_factory,
+            retrain_after,
+            workspace_lock=lambda: ws.lock(f"wb serve --retrain-after {retrain_after}"),
         )
     service = create_app(holder, catalog_factory, settings, retrainer=worker)
     if field:

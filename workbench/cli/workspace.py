@@ -10,7 +10,16 @@ import click
 
 from ..errors import WorkbenchError
 from ..formats import EXPORT_FORMATS, FORMATS
-from .common import App, console, domain_errors, echo_json, json_option, pass_app, progress
+from .common import (
+    App,
+    console,
+    domain_errors,
+    echo_json,
+    json_option,
+    pass_app,
+    progress,
+    writes_workspace,
+)
 
 
 @click.command()
@@ -24,6 +33,7 @@ from .common import App, console, domain_errors, echo_json, json_option, pass_ap
 @click.option("--exist-ok", is_flag=True, help="Do nothing if the workspace exists.")
 @pass_app
 @domain_errors
+@writes_workspace(creates=True)
 def init(app: App, classes: str | None, taxonomy_file: str | None, exist_ok: bool) -> None:
     """Create a workspace: workbench.toml, taxonomy.toml and catalog.sqlite.
 
@@ -94,6 +104,7 @@ SHOWN_UNREADABLE = 20  # unreadable files ingest lists; `wb status --unreadable`
 @json_option
 @pass_app
 @domain_errors
+@writes_workspace
 def ingest(
     app: App,
     path: str,

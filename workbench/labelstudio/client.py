@@ -198,6 +198,16 @@ class LabelStudioClient:
         with self._call(f"delete task {task_id}"):
             self.sdk.tasks.delete(id=str(task_id))
 
+    def delete_tasks(self, project_id: int, task_ids: list[int]) -> None:
+        """Delete these tasks of the project in one request (the Data Manager's
+        "delete_tasks" action; one DELETE per task is ~100x slower)."""
+        with self._call(f"delete {len(task_ids)} tasks of project {project_id}", project_id):
+            self.sdk.actions.create(
+                id="delete_tasks",
+                project=project_id,
+                selected_items={"all": False, "included": list(task_ids)},
+            )
+
     def delete_prediction(self, prediction_id: int) -> None:
         with self._call(f"delete prediction {prediction_id}"):
             self.sdk.predictions.delete(id=prediction_id)

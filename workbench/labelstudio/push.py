@@ -5,6 +5,10 @@ catalog image id in its data, and when Label Studio holds tasks the catalog has
 not recorded (an import that succeeded just before an interruption), they are
 matched back by that id before anything is imported.
 
+Tasks that repeat an image (two pushes at once before the workspace lock, an import by
+hand) are found by the same listing and removed when that loses no annotation
+(``duplicates``); ``dry_run`` says what push would do and changes nothing.
+
 Tasks of images set aside since they were pushed (duplicate, conflict, excluded,
 unreadable) leave the annotators' queue on every push (``ordering.take_out_of_queue``);
 field photos an officer marked wrong, or that the model was unsure of, go to its front
@@ -24,6 +28,7 @@ from ..faults import fault_point
 from ..taxonomy import LEVELS
 from .client import Connection, LabelStudioClient, LabelStudioRequestError
 from .config import detection_config, parse_label_config
+from .duplicates import Duplicates, TaskRow, find_duplicates, remove_duplicates
 from .ordering import field_photos_first, take_out_of_queue, write_scores
 from .project import Project, single_control
 from .server import choose_document_root, storage_dirs
@@ -32,6 +37,8 @@ from .tasks import IMAGE_ID_FIELD, ImageOutsideRoot, ModelPrediction, build_task
 log = logging.getLogger(__name__)
 
 DEFAULT_BATCH = 500
+# what the reconciling listing reads of each task: ids, the image id, annotation counts
+LISTED_FIELDS = "id,data,total_annotations,cancelled_annotations"
 
 
 @dataclass
@@ -53,6 +60,8 @@ class PushResult:
     field_first: int = 0  # field photos marked wrong or answered unsure: first in the queue
     seconds: float = 0.0
     new_project: bool = False
+    dry_run: bool = False  # nothing was changed: the counts say what push would do
+    duplicates: Duplicates = field(default_factory=Duplicates)
     warnings: list[str] = field(default_factory=list)
 
     @property
@@ -123,44 +132,66 @@ def ensure_storages(
             client.add_local_storage(project_id, d)
 
 
-def reconcile(
-    catalog, client: LabelStudioClient, project_id: int, valid_ids: set[int]
-) -> tuple[int, int]:
-    """Make ls_tasks agree with the project's tasks; returns (recorded, forgotten).
+@dataclass
+class Reconciled:
+    recorded: int = 0  # tasks found in Label Studio but not in the catalog
+    forgotten: int = 0  # recorded tasks that Label Studio no longer has
+    duplicates: Duplicates = field(default_factory=Duplicates)
 
-    Cheap when nothing was interrupted: a full listing happens only when Label
-    Studio's task count differs from the catalog's.
+
+def reconcile(
+    catalog,
+    project: Project,
+    valid_ids: set[int],
+    *,
+    dry_run: bool = False,
+    on_duplicates: Callable[[Duplicates], None] | None = None,
+) -> Reconciled:
+    """Make ls_tasks agree with the project's tasks, and remove the tasks that repeat
+    an image when that loses no annotation (``duplicates``); ``on_duplicates`` hears
+    of them before anything is removed. ``dry_run``: decide, change nothing.
+
+    Cheap when nothing was interrupted: a full listing (ids, image ids and annotation
+    counts, one paged request per 1,000 tasks) happens only when Label Studio's task
+    count differs from the catalog's, as it does whenever an image has two tasks.
     """
+    client, project_id = project.client, project.id
     recorded = catalog.ls_task_map(project_id)
+    out = Reconciled()
     if client.task_count(project_id) == len(recorded):
-        return 0, 0
-    seen: dict[int, int] = {}
-    versions: dict[int, str | None] = {}
-    duplicates = []
-    for task in client.iter_tasks(project_id, include="id,data", page_size=1000):
-        image_id = (task.data or {}).get(IMAGE_ID_FIELD)
+        return out
+    by_image: dict[int, list[TaskRow]] = {}
+    listed: set[int] = set()
+    for task in client.iter_tasks(project_id, include=LISTED_FIELDS, page_size=1000):
+        listed.add(int(task.id))
+        data = task.data or {}
+        image_id = data.get(IMAGE_ID_FIELD)
         if image_id is None or int(image_id) not in valid_ids:
             continue
-        image_id = int(image_id)
-        if image_id in seen:  # imported twice by someone else: keep the first
-            duplicates.append(task.id)
-            continue
-        seen[image_id] = task.id
-        versions[image_id] = (task.data or {}).get("model_version") or None
-    if duplicates:
-        log.warning(
-            "project %s holds %d extra tasks for images that already have one (task ids %s...)",
-            project_id,
-            len(duplicates),
-            duplicates[:5],
-        )
-    missing = [(i, t, versions[i]) for i, t in seen.items() if recorded.get(i) != t]
-    gone = [t for i, t in recorded.items() if seen.get(i) != t]
+        counts = [getattr(task, k, None) for k in ("total_annotations", "cancelled_annotations")]
+        # a server that leaves the counts out: None, and the repeat is read whole
+        work = None if all(c is None for c in counts) else sum(c or 0 for c in counts)
+        row = TaskRow(int(task.id), work, data.get("model_version") or None)
+        by_image.setdefault(int(image_id), []).append(row)
+    out.duplicates = find_duplicates(project, catalog, by_image)
+    kept = out.duplicates.kept
+    missing = [
+        (i, r.task_id, r.model_version) for i, r in kept.items() if recorded.get(i) != r.task_id
+    ]
+    gone = [t for i, t in recorded.items() if i not in kept or kept[i].task_id != t]
+    # a recorded task that repeated its image and is removed now is neither
+    out.recorded = sum(1 for i, _, _ in missing if recorded.get(i) not in listed)
+    out.forgotten = sum(1 for t in gone if t not in listed)
+    if dry_run:
+        return out
+    if out.duplicates.found and on_duplicates:
+        on_duplicates(out.duplicates)
+    remove_duplicates(project, catalog, out.duplicates)
     if gone:
         catalog.forget_ls_tasks(project_id, gone)
     if missing:
         catalog.record_ls_tasks(project_id, missing)
-    return len(missing), len(gone)
+    return out
 
 
 def push(
@@ -178,6 +209,8 @@ def push(
     only: Collection[int] | None = None,
     truth_as_annotations: bool = True,
     existing_project: int | None = None,
+    dry_run: bool = False,
+    on_duplicates: Callable[[Duplicates], None] | None = None,
 ) -> PushResult:
     """Import every active image that has no task yet, in batches; record task ids
     per batch in one transaction each. ``only``: consider just these image ids
@@ -186,7 +219,9 @@ def push(
     shown drawn and is not in the annotators' queue; False leaves it out (`wb review
     send`: the image goes back into the queue to be annotated again). ``existing_project``:
     push into that project, someone else's (`wb push --project`; ``ensure_project``), with
-    the boxes under its labels (``Project.mapping``)."""
+    the boxes under its labels (``Project.mapping``). ``dry_run``: say what would be
+    created and which repeated tasks removed; change nothing. ``on_duplicates``: told of
+    the repeated tasks before any is removed."""
     if existing_project is not None and new_project:
         raise WorkbenchError("--project and --new-project exclude each other; choose one")
     level = level or ws.model_level()
@@ -218,6 +253,8 @@ def push(
 
     model = catalog.promoted_model()
     version = model.version if model else None
+    if dry_run:
+        return _plan(ws, catalog, client, conn, images, level, version, limit, existing_project)
     uncertainty = catalog.uncertainty_by_image(version) if version else {}
     t0 = time.monotonic()
     project_id, created_project = ensure_project(
@@ -232,13 +269,13 @@ def push(
     )
     ensure_storages(client, project_id, [im.path for im in images], document_root)
     everything = catalog.images()
-    result.reconciled, result.forgotten = reconcile(
-        catalog, client, project_id, {im.id for im in everything}
-    )
     project = Project(
         client, conn, project_id, level, taxonomy, ws.label_map(), ws.project_external()
     )
     mapping = project.mapping
+    found = reconcile(catalog, project, {im.id for im in everything}, on_duplicates=on_duplicates)
+    result.reconciled, result.forgotten = found.recorded, found.forgotten
+    result.duplicates = found.duplicates
     recorded = catalog.ls_task_map(project_id)
     aside = [im.id for im in everything if im.status != "active" and im.id in recorded]
     if aside:
@@ -301,6 +338,35 @@ def push(
         result.seconds,
         result.tasks_per_second,
     )
+    return result
+
+
+def _plan(
+    ws, catalog, client, conn, images, level: str, version, limit, existing: int | None = None
+) -> PushResult:
+    """`wb push --dry-run`: the tasks push would create, and the repeated tasks it would
+    remove; nothing is written anywhere. ``existing``: `--project`'s project."""
+    pid = existing if existing is not None else ws.project_id()
+    result = PushResult(
+        project_id=pid or 0,
+        project_url=f"{conn.url}/projects/{pid}" if pid else conn.url,
+        level=level,
+        model_version=version,
+        new_project=pid is None,
+        dry_run=True,
+    )
+    pushed: set[int] = set()
+    if pid is not None:
+        client.get_project(pid)  # ProjectMissing when deleted there
+        external = existing is not None or ws.project_external()
+        project = Project(client, conn, pid, level, ws.taxonomy, ws.label_map(), external)
+        found = reconcile(catalog, project, {im.id for im in catalog.images()}, dry_run=True)
+        result.reconciled, result.forgotten = found.recorded, found.forgotten
+        result.duplicates = found.duplicates
+        pushed = set(catalog.ls_task_map(pid)) | set(found.duplicates.kept)
+    result.already = sum(1 for im in images if im.id in pushed)
+    todo = [im for im in images if im.id not in pushed]
+    result.created = len(todo if limit is None else todo[:limit])
     return result
 
 
