@@ -55,16 +55,21 @@ class ModelHolder:
         catalog_factory,
         poll_seconds: float = 2.0,
         on_swap: Callable[[str], None] | None = None,
+        runtime: str = "torch",
         **predictor_kw,
     ) -> ModelHolder:
-        """Serve the workspace's promoted model (``Predictor`` keyword arguments pass on)."""
-        from ..detection.predict import Predictor
+        """Serve the workspace's promoted model on ``runtime`` (``predict.RUNTIMES``; the
+        predictor's keyword arguments pass on). With ``onnx``, a promoted version that has
+        no verified ``model.onnx`` is not loaded: the old one keeps serving, the error
+        (run `wb models export VERSION`) is logged once, and it is picked up at the next
+        poll after the export."""
+        from ..detection.predict import load_predictor
         from ..detection.registry import Registry
 
         def load(version: str):
             with catalog_factory() as catalog:
                 path = Registry.of(ws, catalog).get(version).path
-            return Predictor(path, **predictor_kw)
+            return load_predictor(path, runtime, **predictor_kw)
 
         def promoted_version() -> str | None:
             with catalog_factory() as catalog:
@@ -118,11 +123,14 @@ class ModelHolder:
             try:
                 fresh = self._load(wanted)
             except Exception as exc:
-                self.last_error = (
+                error = (
                     f"model {wanted} is promoted but could not be loaded "
                     f"({type(exc).__name__}: {exc})"
                 )
-                logger.error("%s; still serving %s", self.last_error, self.version or "nothing")
+                # said once per cause, not at every poll, until it changes or loads
+                log = logger.debug if error == self.last_error else logger.error
+                self.last_error = error
+                log("%s; still serving %s", error, self.version or "nothing")
                 return False
             old = self.version
             with self._swap_lock:

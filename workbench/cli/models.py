@@ -6,7 +6,14 @@ import sys
 
 import click
 
-from ..detection.names import DEFAULT_BACKBONE, LOSSES, REGIMENS
+from ..detection.names import (
+    DEFAULT_BACKBONE,
+    DEFAULT_OPSET,
+    EXPORT_FORMATS,
+    LOSSES,
+    OPSETS,
+    REGIMENS,
+)
 from ..taxonomy import LEVELS
 from ..workspace import DEFAULT_LEVEL
 from .common import CodeDefault, domain_errors, echo_json, json_option, pass_app, writes_workspace
@@ -393,6 +400,58 @@ def promote_cmd(app, version, as_json):
         echo_json(mv.summary())
     else:
         click.echo(f"promoted {mv.version}")
+
+
+@models_group.command("export")
+@click.argument("version", required=False)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(EXPORT_FORMATS),
+    default=EXPORT_FORMATS[0],
+    show_default=True,
+    help="What to export to.",
+)
+@click.option(
+    "--opset",
+    type=click.IntRange(*OPSETS),
+    default=DEFAULT_OPSET,
+    show_default=True,
+    help="ONNX operator set version.",
+)
+@json_option
+@pass_app
+@domain_errors
+@writes_workspace
+def export_cmd(app, version, fmt, opset, as_json):
+    """Export VERSION (default: the promoted one) to model.onnx in its folder, for
+    `wb serve --runtime onnx`. The file is checked at once against torch on the
+    version's val images and two synthetic photos, and kept only when it gives the
+    same boxes (docs/serve.md states the tolerance).
+
+    Example:
+
+        wb models export v003
+    """
+    from ..detection.onnx import export_onnx
+    from ..detection.registry import Registry
+
+    report = export_onnx(Registry.of(app.ws, app.catalog), version, opset=opset)
+    if as_json:
+        echo_json(report.to_dict())
+        return
+    iou = "-" if report.min_iou is None else f"{report.min_iou:.4f}"
+    click.echo(
+        f"exported {report.version} to {report.path} ({report.size_bytes / 1e6:.1f} MB, "
+        f"opset {report.opset}) in {report.seconds:.1f} s"
+    )
+    click.echo(
+        f"checked on {report.images} images ({report.val_images} of the val split, "
+        f"{report.images - report.val_images} synthetic): {report.boxes} boxes, the same in "
+        f"ONNX Runtime as in torch (lowest IoU {iou}, largest score difference "
+        f"{report.max_score_diff:.1g})"
+    )
+    click.echo("serve it: wb serve --runtime onnx")
 
 
 @click.command("backbones")

@@ -6,6 +6,7 @@ import logging
 
 import click
 
+from ..detection.names import RUNTIMES
 from ..labelstudio.tasks import DISPLAY_MIN_SCORE
 from .common import domain_errors, pass_app
 
@@ -76,6 +77,14 @@ def _auth_pair(ctx, param, value):
     help="Also serve the field app: the phone page /app and /v1/detect, /v1/feedback "
     "(devices need a token: `wb field token add NAME`).",
 )
+@click.option(
+    "--runtime",
+    type=click.Choice(RUNTIMES),
+    default="torch",
+    show_default=True,
+    help="Run the model in torch, or in ONNX Runtime on the CPU (the version's model.onnx "
+    "from `wb models export`; needs `pip install 'workbench[onnx]'`).",
+)
 @pass_app
 @domain_errors
 def serve_cmd(
@@ -90,6 +99,7 @@ def serve_cmd(
     max_body_mb,
     min_score,
     field,
+    runtime,
 ):
     """Serve the promoted model to Label Studio as an ML backend (/health, /setup,
     /predict, /versions, /webhook). A newly promoted version is picked up without a
@@ -100,6 +110,8 @@ def serve_cmd(
         wb serve --connect --retrain-after 50 --auth annotator:s3cret
 
         wb serve --field
+
+        wb serve --runtime onnx
     """
     from ..backend import BackendSettings, ModelHolder, RetrainWorker, create_app, run
     from ..labelstudio.client import resolve_connection
@@ -118,7 +130,15 @@ def serve_cmd(
         return ws.open_catalog()
 
     conn = resolve_connection(ws)
-    holder = ModelHolder.for_workspace(ws, catalog_factory, poll_seconds=poll_seconds)
+    holder = ModelHolder.for_workspace(
+        ws, catalog_factory, poll_seconds=poll_seconds, runtime=runtime
+    )
+    if runtime == "onnx":
+        from ..detection.onnx import require_module
+
+        require_module("onnxruntime", "--runtime onnx")
+    if holder.current() is None and runtime == "onnx" and holder.last_error:
+        raise click.ClickException(f"{holder.last_error}; or serve with --runtime torch")
     if holder.current() is None:
         click.echo(
             f"warning: {holder.last_error or 'no promoted model yet'}; /predict "
@@ -180,7 +200,8 @@ def serve_cmd(
             )
         on_started = _connector(ws, conn, holder, host, port, auth, settings)
     click.echo(
-        f"serving {holder.version or 'no model yet'} on http://{host}:{port} (Ctrl-C stops)",
+        f"serving {holder.version or 'no model yet'} on http://{host}:{port} "
+        f"({runtime}; Ctrl-C stops)",
         err=True,
     )
     run(service, host=host, port=port, on_started=on_started)

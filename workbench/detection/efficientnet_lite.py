@@ -132,8 +132,11 @@ def _same_pad(conv: nn.Conv2d, args):
     x = args[0]
     ih, iw = x.shape[-2:]
     k, s = conv.kernel_size[0], conv.stride[0]
-    ph = max((math.ceil(ih / s) - 1) * s + k - ih, 0)
-    pw = max((math.ceil(iw / s) - 1) * s + k - iw, 0)
+    # integer arithmetic only, no math.ceil and no max(): in an ONNX trace the sizes are
+    # tensors, and either would freeze the traced image's padding into the graph (every
+    # other size then came out wrong). Never negative: k > s on every conv padded here.
+    ph = ((ih + s - 1) // s - 1) * s + k - ih
+    pw = ((iw + s - 1) // s - 1) * s + k - iw
     return (F.pad(x, (pw // 2, pw - pw // 2, ph // 2, ph - ph // 2)),)
 
 
@@ -147,6 +150,7 @@ def lite_classifier(variant: LiteVariant, frozen_bn: bool = False) -> EfficientN
     _swap(model)
     for m in model.modules():
         if isinstance(m, nn.Conv2d) and m.stride[0] == 2:
+            assert m.kernel_size[0] > m.stride[0], "SAME padding below assumes k > s"
             m.padding = (0, 0)
             m.register_forward_pre_hook(_same_pad)
     return model

@@ -66,9 +66,8 @@ class WorkbenchRoIHeads(RoIHeads):
         boxes, scores, labels = super().postprocess_detections(
             class_logits, box_regression, proposals, image_shapes
         )
-        per_image = [len(p) for p in proposals]
-        probs = F.softmax(class_logits, -1).split(per_image)
-        decoded = self.box_coder.decode(box_regression, proposals).split(per_image)
+        probs = _per_image(F.softmax(class_logits, -1), proposals)
+        decoded = _per_image(self.box_coder.decode(box_regression, proposals), proposals)
         self._probs = [
             self._probs_of_kept(*args)
             for args in zip(boxes, scores, labels, probs, decoded, image_shapes)
@@ -77,7 +76,8 @@ class WorkbenchRoIHeads(RoIHeads):
 
     @staticmethod
     def _probs_of_kept(kept_boxes, kept_scores, kept_labels, probs, decoded, image_shape):
-        if len(kept_boxes) == 0:
+        tracing = torch.jit.is_tracing()  # exporting to ONNX: no branch on the data
+        if len(kept_boxes) == 0 and not tracing:
             return probs.new_zeros((0, probs.shape[1]))
         decoded = box_ops.clip_boxes_to_image(decoded, image_shape)  # (N, C, 4)
         candidates = decoded[:, kept_labels]  # (N, K, 4)
@@ -85,7 +85,7 @@ class WorkbenchRoIHeads(RoIHeads):
         same = (candidates == kept_boxes[None]).all(-1) & (
             probs[:, kept_labels] == kept_scores[None]
         )
-        if not bool(same.any(0).all()):
+        if not tracing and not bool(same.any(0).all()):
             logger.warning(
                 "could not trace %d detections to their proposals; their "
                 "probabilities come from the closest one",
@@ -108,3 +108,10 @@ class WorkbenchRoIHeads(RoIHeads):
                     r["probs"] = p
             self._probs = None
         return result, losses
+
+
+def _per_image(rows: torch.Tensor, proposals: list[torch.Tensor]) -> list[torch.Tensor]:
+    """``rows`` (all images' proposals, concatenated) cut per image. One image is not cut:
+    an exported graph (always one image) would otherwise keep the traced image's
+    proposal count as a constant and fail on any other image."""
+    return [rows] if len(proposals) == 1 else list(rows.split([len(p) for p in proposals]))

@@ -58,7 +58,46 @@ class Detection:
         )
 
 
-class Predictor:
+def image_tensor(image: Image.Image) -> torch.Tensor:
+    """The (3, H, W) float tensor in [0, 1] that a detector takes: the one conversion
+    of a photo, whichever runtime runs the model."""
+    return TF.to_tensor(image.convert("RGB"))
+
+
+class LoadedVersion:
+    """What every runtime of a registered version shares: its name, classes and level
+    (from its ``config.json``), and turning a model's raw outputs into ``Detection``s."""
+
+    def __init__(self, model_dir: Path | str):
+        self.model_dir = Path(model_dir)
+        cfg = load_config(self.model_dir)
+        self.version: str = cfg.get("version") or self.model_dir.name
+        self.classes: list[str] = list(cfg["classes"])
+        self.level: str | None = cfg.get("level")
+        self.config = TrainConfig.from_dict(cfg["train"])
+        self._names = [BACKGROUND, *self.classes]
+
+    def detections(self, boxes, labels, scores, probs) -> list[Detection]:
+        """One image's detections from the model's four outputs (array-likes: (K, 4)
+        pixel xyxy, (K,) labels counted from 1 = the first class, (K,) scores, (K, C+1)
+        probabilities with column 0 = background)."""
+        return [
+            Detection(
+                self.classes[int(lbl) - 1],
+                *(round(float(v), 2) for v in box),
+                score=float(score),
+                probs={n: float(p) for n, p in zip(self._names, row)},
+            )
+            for box, lbl, score, row in zip(
+                np.asarray(boxes, dtype=np.float32).tolist(),
+                np.asarray(labels).tolist(),
+                np.asarray(scores, dtype=np.float32).tolist(),
+                np.asarray(probs, dtype=np.float32),
+            )
+        ]
+
+
+class Predictor(LoadedVersion):
     """A loaded model version. ``predict(images)`` and ``features(images)`` take PIL
     images (RGB, EXIF-corrected: use ``workbench.images.open_image``)."""
 
@@ -69,12 +108,7 @@ class Predictor:
         score_threshold: float | None = None,
         batch_size: int = 4,
     ):
-        self.model_dir = Path(model_dir)
-        cfg = load_config(self.model_dir)
-        self.version: str = cfg.get("version") or self.model_dir.name
-        self.classes: list[str] = list(cfg["classes"])
-        self.level: str | None = cfg.get("level")
-        self.config = TrainConfig.from_dict(cfg["train"])
+        super().__init__(model_dir)
         self.device = (
             torch.device(device)
             if device
@@ -87,7 +121,6 @@ class Predictor:
         if score_threshold is not None:
             model.roi_heads.score_thresh = score_threshold
         self.model = model.to(self.device).eval()
-        self._names = [BACKGROUND, *self.classes]
 
     @classmethod
     def from_registry(cls, ws, catalog, version: str | None = None, **kw) -> Predictor:
@@ -96,10 +129,7 @@ class Predictor:
 
     def _batches(self, images: Sequence[Image.Image]):
         for i in range(0, len(images), self.batch_size):
-            yield [
-                TF.to_tensor(im.convert("RGB")).to(self.device)
-                for im in images[i : i + self.batch_size]
-            ]
+            yield [image_tensor(im).to(self.device) for im in images[i : i + self.batch_size]]
 
     def _autocast(self):
         return torch.autocast(self.device.type, enabled=self.device.type == "cuda")
@@ -111,22 +141,13 @@ class Predictor:
             with self._autocast():
                 results = self.model(batch)
             for r in results:
-                probs = r["probs"].float().cpu().numpy()
                 out.append(
-                    [
-                        Detection(
-                            self.classes[int(lbl) - 1],
-                            *(round(float(v), 2) for v in box),
-                            score=float(score),
-                            probs={n: float(p) for n, p in zip(self._names, row)},
-                        )
-                        for box, lbl, score, row in zip(
-                            r["boxes"].float().cpu().tolist(),
-                            r["labels"].tolist(),
-                            r["scores"].float().cpu().tolist(),
-                            probs,
-                        )
-                    ]
+                    self.detections(
+                        r["boxes"].float().cpu().numpy(),
+                        r["labels"].cpu().numpy(),
+                        r["scores"].float().cpu().numpy(),
+                        r["probs"].float().cpu().numpy(),
+                    )
                 )
         return out
 
@@ -143,6 +164,19 @@ class Predictor:
         if not rows:
             return np.zeros((0, self.model.backbone.out_channels), dtype=np.float32)
         return np.concatenate(rows).astype(np.float32)
+
+
+def load_predictor(model_dir: Path | str, runtime: str = "torch", **kw) -> LoadedVersion:
+    """The version in ``model_dir`` ready to ``predict`` on ``runtime``."""
+    from ..errors import check_choice
+    from .names import RUNTIMES
+
+    check_choice("runtime", runtime, RUNTIMES)
+    if runtime == "onnx":
+        from .onnx import OnnxPredictor
+
+        return OnnxPredictor(model_dir, **kw)
+    return Predictor(model_dir, **kw)
 
 
 @dataclass

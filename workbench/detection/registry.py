@@ -5,7 +5,9 @@ A version folder holds ``weights.pt`` (the detector's state dict), ``config.json
 (image ids per split and a hash of the annotations used), and the training log
 (``metrics.csv``, ``curves.png``). It is assembled in a hidden temporary folder and
 renamed into place, so a reader never sees half a model. The catalog's ``models``
-table lists versions and which one is promoted (the serving model).
+table lists versions and which one is promoted (the serving model). Once registered,
+a folder only gains files, each written whole (``add_file``): `wb models export` adds
+``model.onnx`` and its verification record ``model.onnx.json`` (``onnx.py``).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import re
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -223,6 +226,31 @@ class Registry:
         atomic_write_json(mv.path / METRICS, merged)
         self.catalog.set_model_metrics(version, merged)
         return self.get(version)
+
+    def add_file(
+        self, version: str, name: str, write: Callable[[Path], None], size_hint: int = 0
+    ) -> Path:
+        """Add the file ``name`` (an export such as ``model.onnx``) to a registered
+        version's folder, whole or not at all: ``write(tmp)`` makes it at a temporary path
+        beside it (``fsutil``'s naming, so a killed writer's leftover goes with
+        ``remove_leftovers``), and only when ``write`` returns is it synced and renamed
+        into place, replacing an older one. When ``write`` raises, nothing is kept. The
+        files training wrote are never touched: additions only."""
+        if name in (WEIGHTS, CONFIG, METRICS, DATA) or Path(name).name != name:
+            raise ValueError(f"{name!r} is not a file a version folder can gain")
+        mv = self.get(version)
+        require_free_space(mv.path, size_hint, f"writing {name} into {version}")
+        fd, tmp = tempfile.mkstemp(dir=mv.path, prefix=f".{name}.{os.getpid()}-", suffix=".tmp")
+        os.close(fd)
+        try:
+            write(Path(tmp))
+            with open(tmp, "rb") as fh:
+                os.fsync(fh.fileno())
+            os.replace(tmp, mv.path / name)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return mv.path / name
 
     def promote(self, version: str) -> ModelVersion:
         mv = self.get(version)
