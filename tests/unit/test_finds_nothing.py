@@ -3,8 +3,8 @@ predictions, one list of boxes per image."""
 
 import pytest
 
+from workbench.detection.findsnothing import FLAT_MIN_BOXES, finds_nothing
 from workbench.detection.predict import Detection
-from workbench.detection.retrain import FLAT_MIN_BOXES, finds_nothing
 
 FLOOR = 0.3
 
