@@ -19,6 +19,7 @@ import json
 import os
 import time
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -172,3 +173,21 @@ def _running(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+SETTINGS_LOCK_NAME = ".workbench.toml.lock"
+
+
+@contextmanager
+def settings_lock(root: Path | str):
+    """A short exclusive lock around one read-modify-write of ``workbench.toml``, so two
+    processes that each change a setting (`wb ls start` writing the server's URL while a
+    `wb push` records its new project) both keep their change. Separate from the
+    workspace lock: a reader such as `wb ls start` takes only this one, for milliseconds.
+    Blocking, released by the OS when the process ends."""
+    fd = os.open(Path(root) / SETTINGS_LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the flock

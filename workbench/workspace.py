@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import tomllib
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ import tomli_w
 
 from .errors import WorkspaceError, check_choice
 from .fsutil import atomic_write_text, remove_leftover_temps
-from .lock import LOCK_NAME, WorkspaceLock
+from .lock import LOCK_NAME, WorkspaceLock, settings_lock
 from .taxonomy import Taxonomy
 
 CONFIG_NAME = "workbench.toml"
@@ -117,18 +118,31 @@ class Workspace:
         remove_leftover_temps(self.root)  # what a killed writer left of this file or others
         atomic_write_text(self.root / CONFIG_NAME, tomli_w.dumps(self.config))
 
+    @contextmanager
+    def _editing(self):
+        """One change of the settings: under ``settings_lock``, re-read the file (another
+        `wb` may have saved since this one opened it), change it, save. So a setting one
+        process writes is never lost to another's older copy."""
+        with settings_lock(self.root):
+            try:
+                self.config = tomllib.loads((self.root / CONFIG_NAME).read_text())
+            except (OSError, tomllib.TOMLDecodeError):
+                pass  # not written yet, or broken: keep what this process holds
+            yield self.config
+            self.save()
+
     # ---- settings -------------------------------------------------------
     def get(self, section: str, key: str, default: Any = None) -> Any:
         return self.config.get(section, {}).get(key, default)
 
     def set(self, section: str, key: str, value: Any) -> None:
         """Set one value and save. ``None`` removes the key (TOML has no null)."""
-        sec = self.config.setdefault(section, {})
-        if value is None:
-            sec.pop(key, None)
-        else:
-            sec[key] = value
-        self.save()
+        with self._editing() as config:
+            sec = config.setdefault(section, {})
+            if value is None:
+                sec.pop(key, None)
+            else:
+                sec[key] = value
 
     # ---- typed settings (read these, not get() with a string) ----------
     def model_level(self) -> str:
@@ -145,13 +159,13 @@ class Workspace:
         unpins one, so the code's default applies again."""
         for key in settings:
             check_choice("model setting", key, MODEL_SETTINGS)
-        sec = self.config.setdefault("model", {})
-        for key, value in settings.items():
-            if value is None:
-                sec.pop(key, None)
-            else:
-                sec[key] = value
-        self.save()
+        with self._editing() as config:
+            sec = config.setdefault("model", {})
+            for key, value in settings.items():
+                if value is None:
+                    sec.pop(key, None)
+                else:
+                    sec[key] = value
 
     def project_id(self) -> int | None:
         """The Label Studio project `wb push` created, or None before the first push."""
@@ -169,18 +183,18 @@ class Workspace:
         """Remember the Label Studio project (None forgets it) and its level.
         ``external``: a project someone else set up (`wb push --project`): its label
         config is read, never rewritten."""
-        sec = self.config.setdefault("labelstudio", {})
-        sec.pop("project_external", None)
-        if project_id is None:
-            sec.pop("project_id", None)
-            sec.pop("project_level", None)
-        else:
-            sec["project_id"] = int(project_id)
-            if level is not None:
-                sec["project_level"] = level
-            if external:
-                sec["project_external"] = True
-        self.save()
+        with self._editing() as config:
+            sec = config.setdefault("labelstudio", {})
+            sec.pop("project_external", None)
+            if project_id is None:
+                sec.pop("project_id", None)
+                sec.pop("project_level", None)
+            else:
+                sec["project_id"] = int(project_id)
+                if level is not None:
+                    sec["project_level"] = level
+                if external:
+                    sec["project_external"] = True
 
     def project_external(self) -> bool:
         """Whether the recorded project is someone else's (``[labelstudio]
@@ -221,13 +235,13 @@ class Workspace:
     def set_adjudication_project(self, project_id: int | None) -> None:
         """Remember the adjudication project (None forgets it) under its current key; an
         old ``review_project_id`` is dropped, so the file names the project once."""
-        sec = self.config.setdefault("labelstudio", {})
-        sec.pop(OLD_ADJUDICATION_KEY, None)
-        if project_id is None:
-            sec.pop("adjudication_project_id", None)
-        else:
-            sec["adjudication_project_id"] = int(project_id)
-        self.save()
+        with self._editing() as config:
+            sec = config.setdefault("labelstudio", {})
+            sec.pop(OLD_ADJUDICATION_KEY, None)
+            if project_id is None:
+                sec.pop("adjudication_project_id", None)
+            else:
+                sec["adjudication_project_id"] = int(project_id)
 
     def allowed_image_hosts(self) -> tuple[str, ...]:
         """Hosts `wb serve` may fetch task images from besides Label Studio's own

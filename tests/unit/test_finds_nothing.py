@@ -3,8 +3,8 @@ predictions, one list of boxes per image."""
 
 import pytest
 
+from workbench.detection.findsnothing import FLAT_MIN_BOXES, finds_nothing
 from workbench.detection.predict import Detection
-from workbench.detection.retrain import FLAT_MIN_BOXES, finds_nothing
 
 FLOOR = 0.3
 
@@ -43,3 +43,24 @@ def test_detections_and_stored_dicts_are_judged_alike():
     stored = [[d.to_dict() for d in im] for im in dets]
     assert finds_nothing(dets, FLOOR) == finds_nothing(stored, FLOOR)
     assert "the highest at 0.12" in finds_nothing(dets, FLOOR)
+
+
+def test_push_prioritize_and_promote_warn_without_loading_torch():
+    """They print the warning through whatever module they import it from: that module
+    must not pull torch in (it cost a push ~8 s and ~800 MB)."""
+    import re
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    cli = Path(__file__).resolve().parents[2] / "workbench" / "cli"
+    for name in ("labelstudio.py", "prioritize.py", "models.py"):
+        [module] = set(
+            re.findall(
+                r"from \.\.(detection\.\w+) import finds_nothing_warning", (cli / name).read_text()
+            )
+        )
+        code = f"import sys, workbench.{module}; print('torch' in sys.modules)"
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.strip() == "False", f"{name} imports the warning from {module}"

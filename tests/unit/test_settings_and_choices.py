@@ -89,3 +89,19 @@ def test_an_old_workbench_toml_keeps_its_adjudication_project(ws):
     assert moved.get("labelstudio", "review_project_id") is None
     moved.set_adjudication_project(None)
     assert Workspace.open(ws.root).adjudication_project_id() is None
+
+
+def test_a_setting_saved_by_another_process_is_kept_when_this_one_saves(ws):
+    """`wb ls start` saves the server's URL while a `wb push` (opened before) records its
+    new project: each re-reads the file under the settings lock, so both changes stay."""
+    push = Workspace.open(ws.root)  # opened first, holds the old settings
+    ls_start = Workspace.open(ws.root)
+    ls_start.set("labelstudio", "url", "http://127.0.0.1:8123")
+    push.set_project(7, "species")
+    push.set_model_settings(image_size=256)
+    again = Workspace.open(ws.root)
+    assert again.labelstudio_url() == "http://127.0.0.1:8123"
+    assert again.project_id() == 7 and again.model_settings()["image_size"] == 256
+    ls_start.set_adjudication_project(9)  # and the other way round
+    again = Workspace.open(ws.root)
+    assert (again.project_id(), again.adjudication_project_id()) == (7, 9)

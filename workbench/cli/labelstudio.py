@@ -216,8 +216,8 @@ def push_cmd(
             on_duplicates=None if as_json else announce,
         )
     warning = None
-    if result.model_version:  # the check loads torch: only when a model serves
-        from ..detection.retrain import finds_nothing_warning
+    if result.model_version:
+        from ..detection.findsnothing import finds_nothing_warning
 
         warning = finds_nothing_warning(app.ws, app.catalog, result.model_version)
     if warning:

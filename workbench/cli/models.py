@@ -388,8 +388,8 @@ def promote_cmd(app, version, as_json):
 
         wb models promote v003
     """
+    from ..detection.findsnothing import finds_nothing_warning
     from ..detection.registry import Registry
-    from ..detection.retrain import finds_nothing_warning
 
     mv = Registry.of(app.ws, app.catalog).promote(version)
     # promoting by hand is allowed; promoting blind is not: say when it finds nothing

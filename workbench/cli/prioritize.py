@@ -133,7 +133,7 @@ def prioritize_cmd(
         result = prioritize(ws, catalog, config, on_progress=on_progress)
     say = (lambda m: click.echo(m, err=True)) if as_json else click.echo
     say(result.summary())
-    from ..detection.retrain import finds_nothing_warning
+    from ..detection.findsnothing import finds_nothing_warning
 
     warning = finds_nothing_warning(ws, catalog, result.version)
     if warning:

@@ -14,7 +14,7 @@ split*, so the two numbers are on identical images.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,13 @@ import torch
 from ..errors import WorkbenchError, check_choice
 from .backbones import get_backbone
 from .dataset import collect_samples
+from .findsnothing import (  # noqa: F401  (names kept importable from here)
+    FLAT_MIN_BOXES,
+    FLAT_SCORE_BAND,
+    FLAT_SURE,
+    finds_nothing,
+    finds_nothing_warning,
+)
 from .metrics import format_metric
 from .predict import predict_catalog
 from .registry import ModelVersion, Registry
@@ -45,12 +52,6 @@ HEADLINE = (
     "epochs",
     "finds_nothing",
 )
-# "finds nothing": at least FLAT_MIN_BOXES boxes whose scores all lie within
-# FLAT_SCORE_BAND of each other is a model that scores every box alike, unless every box
-# is at FLAT_SURE or above (a model sure of each box it gives is not flat)
-FLAT_SCORE_BAND = 0.02
-FLAT_MIN_BOXES = 10
-FLAT_SURE = 0.9
 Hook = Callable[[Any, Any], str]
 
 
@@ -157,34 +158,6 @@ def _epochs(n) -> str:
     return f"{n} epoch{'' if n == 1 else 's'}"
 
 
-def finds_nothing(
-    detections: Iterable[Iterable], floor: float, band: float = FLAT_SCORE_BAND
-) -> str | None:
-    """Why predictions show a model that finds nothing, or None when they do not.
-
-    ``detections``: one list of boxes per image (``Detection`` or the stored dicts, each
-    with a ``score``). A model finds nothing when it gives no box at all, no box at or
-    above ``floor`` (the score people see drawn), or at least ``FLAT_MIN_BOXES`` boxes all
-    within ``band`` of each other, not all of them sure (``FLAT_SURE``). No images: None
-    (nothing to judge on)."""
-    per_image = [list(boxes) for boxes in detections]
-    scores = [float(b["score"] if isinstance(b, dict) else b.score) for im in per_image for b in im]
-    n = f"{len(per_image)} image{'' if len(per_image) == 1 else 's'}"
-    if not per_image:
-        return None
-    if not scores:
-        return f"no boxes at all on {n}"
-    low, top = min(scores), max(scores)
-    if top < floor:
-        return f"no box at or above the display floor {floor:g} on {n}, the highest at {top:.2f}"
-    if len(scores) >= FLAT_MIN_BOXES and top - low < band and low < FLAT_SURE:
-        return (
-            f"all {len(scores)} boxes on {n} score between {low:.2f} and {top:.2f}: "
-            "it does not tell objects apart"
-        )
-    return None
-
-
 def val_verdict(ws, catalog, version: str) -> str | None:
     """``finds_nothing`` of the version's predictions on the validation split, at the
     display floor of Label Studio tasks."""
@@ -197,33 +170,6 @@ def val_verdict(ws, catalog, version: str) -> str | None:
         return None
     detections, _ = predict_items(model.predictor, items)
     return finds_nothing(detections.values(), DISPLAY_MIN_SCORE)
-
-
-def finds_nothing_warning(ws, catalog, version: str | None = None) -> str | None:
-    """One warning line when the version (default: the promoted one) finds nothing, as
-    judged at registration or (older workspaces) on its stored predictions; else None."""
-    from ..labelstudio.tasks import DISPLAY_MIN_SCORE
-
-    registry = Registry.of(ws, catalog)
-    current = registry.promoted() if version is None else registry.get(version)
-    if current is None:
-        return None
-    why = current.metrics.get("finds_nothing") or finds_nothing(
-        catalog.predictions(current.version).values(), DISPLAY_MIN_SCORE
-    )
-    if not why:
-        return None
-    return (
-        f"warning: model {current.version} finds nothing ({why}): "
-        + (
-            "its boxes all score alike, so they and the order they give say nothing"
-            if why.startswith("all ")
-            else f"its boxes are below the display floor {DISPLAY_MIN_SCORE:g}, so tasks "
-            "get none and the order rests on label signals alone"
-        )
-        + ". Train a better one (`wb retrain`, more epochs or images) or promote another "
-        "(`wb models`, `wb models promote VERSION`)."
-    )
 
 
 def _is_main_process() -> bool:

@@ -20,7 +20,7 @@ from PIL import Image
 
 from workbench.cli import cli
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [pytest.mark.fault, pytest.mark.slow]
 torch.set_num_threads(1)
 CLASSES = ["red", "blue"]
 ADVICE = "Free space on that disk (or use a workspace on a larger one with -w)"
