@@ -125,7 +125,7 @@ def remove_leftover_temps(folder: Path | str, recursive: bool = False) -> list[P
             continue
         try:
             stale = (
-                not _pid_runs(int(m.group(1)))
+                not process_exists(int(m.group(1)))
                 if m.group(1)
                 else time.time() - path.stat().st_mtime > STALE_TEMP_S
             )
@@ -137,9 +137,10 @@ def remove_leftover_temps(folder: Path | str, recursive: bool = False) -> list[P
     return removed
 
 
-def _pid_runs(pid: int) -> bool:
-    """Whether a process ``pid`` exists (a zombie counts as running: its temporary file
-    is kept, which is the safe side; ``services.pid_alive`` is the full answer)."""
+def process_exists(pid: int) -> bool:
+    """Whether a process ``pid`` exists (``kill(pid, 0)``; a zombie counts as existing,
+    the safe side for a lock's holder or a temporary file's writer).
+    ``services.pid_alive`` builds on it and also tells zombies apart."""
     if pid == os.getpid():
         return True
     try:

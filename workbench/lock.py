@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from .errors import WorkspaceError
+from .fsutil import process_exists
 
 LOCK_NAME = "workbench.lock"
 #: seconds a second writer waits for the lock before it gives up (``WB_LOCK_WAIT``)
@@ -42,7 +43,7 @@ class Holder:
     started: str  # ISO 8601, UTC
 
     def describe(self) -> str:
-        alive = _running(self.pid)
+        alive = process_exists(self.pid)
         since = self.started.replace("T", " ").replace("+00:00", " UTC")
         if not alive:  # it died after writing; the one holding the lock now has not yet
             return f"another wb process (the last holder on record, `{self.command}` pid {self.pid}, has ended)"
@@ -163,16 +164,6 @@ def _try_flock(fd: int) -> bool:
         if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
             return False
         raise
-
-
-def _running(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 SETTINGS_LOCK_NAME = ".workbench.toml.lock"

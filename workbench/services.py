@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import ServiceError
-from .fsutil import atomic_write_json, remove_leftover_temps
+from .fsutil import atomic_write_json, process_exists, remove_leftover_temps
 
 log = logging.getLogger(__name__)
 
@@ -80,12 +80,8 @@ def pid_alive(pid: int) -> bool:
             return False
     except ChildProcessError:
         pass
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+    if not process_exists(pid):
         return False
-    except PermissionError:
-        return True
     stat = Path(f"/proc/{pid}/stat")
     if stat.exists():
         try:

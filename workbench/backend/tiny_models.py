@@ -26,27 +26,12 @@ def register_untrained_model(
     can then match boxes one to one)."""
     import torch
 
-    from ..detection.registry import Registry
     from ..detection.train import TrainConfig, build_model
 
     config = TrainConfig(backbone=backbone, image_size=image_size, weights=weights)
     torch.manual_seed(seed)
     model = build_model(config, classes)
-    registry = Registry.of(ws, catalog)
-    with tempfile.TemporaryDirectory() as tmp:
-        weights_file = Path(tmp) / "weights.pt"
-        torch.save(model.state_dict(), weights_file)
-        mv = registry.register(
-            weights_file,
-            config.to_dict(),
-            list(classes),
-            config.level,
-            metrics={},
-            data={"untrained": True, "seed": seed},
-        )
-    if promote:
-        registry.promote(mv.version)
-    return mv.version
+    return _register(ws, catalog, model, config, classes, promote, untrained=True, seed=seed)
 
 
 def register_briefly_trained_model(
@@ -66,7 +51,6 @@ def register_briefly_trained_model(
     import torch
     from torchvision.transforms import functional as TF
 
-    from ..detection.registry import Registry
     from ..detection.synthetic import draw_image
     from ..detection.train import TrainConfig, build_model
 
@@ -90,17 +74,21 @@ def register_briefly_trained_model(
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
+    return _register(ws, catalog, model, config, classes, promote, trained_steps=steps, seed=seed)
+
+
+def _register(ws, catalog, model, config, classes, promote: bool, **data) -> str:
+    """Save ``model``'s weights through the registry (``data``: how it was made)."""
+    import torch
+
+    from ..detection.registry import Registry
+
     registry = Registry.of(ws, catalog)
     with tempfile.TemporaryDirectory() as tmp:
         weights_file = Path(tmp) / "weights.pt"
         torch.save(model.state_dict(), weights_file)
         mv = registry.register(
-            weights_file,
-            config.to_dict(),
-            list(classes),
-            config.level,
-            metrics={},
-            data={"trained_steps": steps, "seed": seed},
+            weights_file, config.to_dict(), list(classes), config.level, metrics={}, data=data
         )
     if promote:
         registry.promote(mv.version)
