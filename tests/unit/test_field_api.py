@@ -355,3 +355,27 @@ def test_no_model_is_503_and_stores_nothing(tmp_path, field_ws):
     )
     assert r.status_code == 503 and "no promoted model" in r.json()["error"]
     assert stored_state(ws) == ([], 0, 0)
+
+
+def test_photos_share_the_backends_predict_gate_and_get_503_when_it_is_full(field_ws):
+    """/v1/detect is bounded by the same gate as /predict (one bound on requests holding
+    decoded images): with every slot taken and no room to wait, a photo gets 503 with
+    Retry-After, and nothing is stored."""
+    from workbench.backend import BackendSettings, ModelHolder, create_app
+    from workbench.field import FieldSettings, field_router
+
+    ws = field_ws["ws"]
+    holder = ModelHolder.for_workspace(ws, ws.open_catalog, poll_seconds=0)
+    settings = BackendSettings(taxonomy=ws.taxonomy, predict_slots=1, predict_queue=0)
+    app = create_app(holder, ws.open_catalog, settings)
+    gate = app.state.predict_gate
+    field = FieldSettings(photos_dir=ws.field_photos_dir, taxonomy=ws.taxonomy)
+    app.include_router(field_router(holder, ws.open_catalog, field, gate=gate))
+    client = TestClient(app)
+    before = stored_state(ws)
+    with gate.admit():  # a Label Studio batch holds the only slot
+        res = upload(client, field_ws, photo_bytes())
+    assert res.status_code == 503 and res.headers["retry-after"] == "5"
+    assert "busy" in res.json()["error"]
+    assert stored_state(ws) == before
+    assert upload(client, field_ws, photo_bytes()).status_code == 200  # the slot is free again

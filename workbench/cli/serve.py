@@ -180,6 +180,7 @@ def serve_cmd(
                     keep_location=ws.field_keep_location(),
                     min_score=min_score,
                 ),
+                gate=service.state.predict_gate,
             )
         )
         with catalog_factory() as catalog:

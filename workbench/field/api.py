@@ -28,6 +28,7 @@ from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..active.uncertainty import UncertaintyConfig
+from ..backend.admission import Busy, PredictGate
 from ..backend.holder import ModelHolder, NoModel
 from ..backend.regions import image_uncertainty
 from ..backend.schemas import ErrorResponse
@@ -100,8 +101,14 @@ class ClassesResponse(BaseModel):
 
 
 # ---- the router -------------------------------------------------------------------------
-def field_router(holder: ModelHolder, catalog_factory, settings: FieldSettings) -> APIRouter:
+def field_router(
+    holder: ModelHolder, catalog_factory, settings: FieldSettings, gate: PredictGate | None = None
+) -> APIRouter:
+    """The field app's routes. ``gate``: the backend's ``/predict`` gate (``app.state.
+    predict_gate``), so photos and Label Studio's batches share one bound on the requests
+    that hold decoded images; a gate of its own when served alone."""
     router = APIRouter()
+    gate = gate or PredictGate()
     page = app_html()
 
     def device(request: Request) -> str:
@@ -149,7 +156,9 @@ def field_router(holder: ModelHolder, catalog_factory, settings: FieldSettings) 
         """Identify the products on a photo; the photo and the answer are kept."""
         body = await request.body()
         data = _uploaded_image(request.headers.get("content-type", ""), body)
-        return await run_in_threadpool(_detect, holder, catalog_factory, settings, who, data)
+        return await run_in_threadpool(
+            _admitted, gate, holder, catalog_factory, settings, who, data
+        )
 
     @router.post(
         "/v1/feedback", response_model=FeedbackResponse, responses={**errors, 404: errors[401]}
@@ -185,6 +194,16 @@ def field_router(holder: ModelHolder, catalog_factory, settings: FieldSettings) 
         )
 
     return router
+
+
+def _admitted(gate: PredictGate, *args):
+    """``_detect`` once the gate lets it in; 503 (retry later) when too many wait."""
+    try:
+        with gate.admit():
+            return _detect(*args)
+    except Busy as exc:
+        logger.warning("%s", exc)
+        raise HTTPException(503, str(exc), headers={"Retry-After": "5"}) from None
 
 
 def _detect(holder, catalog_factory, settings: FieldSettings, who: str, data: bytes):
