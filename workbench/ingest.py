@@ -47,6 +47,7 @@ class IngestResult:
     moved: int = 0
     boxes_added: int = 0
     boxes_dropped: int = 0  # degenerate boxes (zero area after clipping)
+    boxes_unreadable: int = 0  # of ``boxes_added``: kept with unreadable files, counted nowhere
     unreadable: list[tuple[str, str]] = field(default_factory=list)
     added_unreadable: int = 0  # of ``added``: new files that could not be read
     new_classes: list[str] = field(default_factory=list)
@@ -70,6 +71,7 @@ class IngestResult:
             "moved": self.moved,
             "boxes_added": self.boxes_added,
             "boxes_dropped": self.boxes_dropped,
+            "boxes_unreadable": self.boxes_unreadable,
             "new_classes": self.new_classes,
             "added_unreadable": self.added_unreadable,
             "case_mapped": self.case_mapped,
@@ -432,6 +434,8 @@ def _store(
         )
         result.boxes_added += len(boxes)
         result.boxes_dropped += dropped
+        if pr.error:
+            result.boxes_unreadable += len(boxes)
     catalog.add_image(
         ImageRecord(
             id=None,

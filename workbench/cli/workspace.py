@@ -146,11 +146,16 @@ def ingest(
         echo_json(result.to_dict())
     else:
         bad = len(result.unreadable)
+        aside = (
+            f" ({result.boxes_unreadable} of them on unreadable files: kept, counted nowhere)"
+            if result.boxes_unreadable
+            else ""
+        )
         click.echo(
             f"ingested {result.seen} files from {path}: "
             f"{result.added - result.added_unreadable} new, "
             f"{result.updated} updated, {result.unchanged} unchanged, {result.moved} moved, "
-            f"{bad} unreadable; {result.boxes_added} boxes; {result.unlabelled} with no label"
+            f"{bad} unreadable; {result.boxes_added} boxes{aside}; {result.unlabelled} with no label"
         )
         for spelled, own in result.case_mapped.items():
             click.echo(f"'{spelled}' is the class '{own}' (class names ignore case)")
