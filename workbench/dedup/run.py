@@ -27,7 +27,6 @@ import numpy as np
 from ..catalog.records import DupGroup, DupMember, ImageRecord
 from ..errors import WorkbenchError
 from ..faults import fault_point
-from .groups import Edge, connected_components, group_key, group_kind, keeper, member_distances
 from .embeddings import (
     DEFAULT_MIN_COSINE,
     MODEL_KEY,
@@ -37,6 +36,7 @@ from .embeddings import (
     to_bytes,
     weights_available,
 )
+from .groups import Edge, connected_components, group_key, group_kind, keeper, member_distances
 from .hashing import DEFAULT_METHOD, METHODS, check_method, encode, hex_to_uint64
 from .search import check_max_distance, distances, find_pairs
 from .verify import DEFAULT_MIN_CORRELATION, verify_pairs
