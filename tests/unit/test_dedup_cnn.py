@@ -169,3 +169,14 @@ def test_cli_cnn_runs_the_real_embedder_and_reports_it(cnn_ws):
     assert report["settings"]["method"] == "phash,cnn"
     res = wb(ws, "dedup", "--json", "--no-progress", "--method", "cnn")
     assert json.loads(res.output)["summary"]["embedded_cached"] == 5
+
+
+def test_cli_cnn_without_weights_says_so_before_any_work(cnn_ws, monkeypatch):
+    import workbench.dedup.run as run_mod
+
+    ws, catalog, _ = cnn_ws
+    monkeypatch.setattr(run_mod, "weights_available", lambda: (False, "package not installed"))
+    res = wb(ws, "dedup", "--no-progress", "--method", "cnn")
+    assert res.exit_code == 1
+    assert "--method cnn needs the EfficientNet-Lite0 ImageNet weights: package not" in res.output
+    assert catalog.image_hashes("phash") == {}  # nothing was hashed or embedded
