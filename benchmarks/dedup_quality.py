@@ -13,6 +13,8 @@ ingested into a fresh workspace and `wb dedup`'s detection runs on it.
 
     .venv/bin/python benchmarks/dedup_quality.py            # default settings
     .venv/bin/python benchmarks/dedup_quality.py --sweep    # also other thresholds
+    .venv/bin/python benchmarks/dedup_quality.py --cnn --limit 60   # + crop15/reframed/
+        rotated copies, and --method cnn and phash,cnn next to phash
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from workbench.dedup.planting import COPY_KINDS, plant_copies  # noqa: E402
+from workbench.dedup.planting import COPY_KINDS, HARD_KINDS, plant_copies  # noqa: E402
 from workbench.dedup.run import DedupOptions, find_duplicates  # noqa: E402
 from workbench.dedup.verify import _grey, pixel_similarity  # noqa: E402
 from workbench.ingest import ingest  # noqa: E402
@@ -84,13 +86,20 @@ def main() -> None:
     ap.add_argument("--images", type=Path, default=KANGAROO)
     ap.add_argument("--sweep", action="store_true", help="also try other thresholds")
     ap.add_argument("--workers", type=int, default=None)
+    ap.add_argument(
+        "--cnn", action="store_true", help="also hard copies, and methods cnn and phash,cnn"
+    )
+    ap.add_argument("--limit", type=int, default=None, help="use the first N photos only")
     args = ap.parse_args()
+    kinds = COPY_KINDS + (HARD_KINDS if args.cnn else ())
     if not args.images.is_dir():
         sys.exit(f"no photos at {args.images}")
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         t0 = time.perf_counter()
-        planted = plant_copies(sorted(args.images.glob("*.jpg")), tmp / "planted")
+        planted = plant_copies(
+            sorted(args.images.glob("*.jpg"))[: args.limit], tmp / "planted", kinds=kinds
+        )
         print(
             f"planted {len(planted.copies)} copies of {len(planted.originals)} photos "
             f"({len(planted.unreadable)} unreadable source kept as is) "
@@ -106,10 +115,12 @@ def main() -> None:
                 ]
                 settings += [DedupOptions(max_distance=d) for d in (4, 8)]
                 settings += [DedupOptions(method=m) for m in ("dhash", "whash", "ahash")]
+            if args.cnn:
+                settings += [DedupOptions(method=m) for m in ("cnn", "phash,cnn")]
             real_dups: dict = {"scores": {}}
             print(
-                f"{'method':6} {'max_d':>5} {'verify':>6} {'recall':>6} {'prec':>6} {'false':>5}  "
-                + " ".join(f"{k[:6]:>6}" for k in COPY_KINDS)
+                f"{'method':9} {'max_d':>5} {'verify':>6} {'recall':>6} {'prec':>6} {'false':>5}  "
+                + " ".join(f"{k[:6]:>6}" for k in kinds)
                 + "   seconds"
             )
             for opt in settings:
@@ -118,11 +129,12 @@ def main() -> None:
                 dt = time.perf_counter() - t0
                 s = score(catalog, planted, run, real_dups)
                 print(
-                    f"{opt.method:6} {opt.max_distance:>5} {opt.verify_distance:>6} "
+                    f"{opt.method:9} {opt.max_distance:>5} {opt.verify_distance:>6} "
                     f"{s['recall']:6.3f} {s['precision']:6.4f} {s['false_pairs']:>5}  "
-                    + " ".join(f"{s['per_kind'][k]:6.3f}" for k in COPY_KINDS)
+                    + " ".join(f"{s['per_kind'][k]:6.3f}" for k in kinds)
                     + f"   {dt:.1f} (hash {run.seconds.get('hashing', 0):.1f}, "
-                    f"pixels {run.seconds.get('verify', 0):.1f})"
+                    f"pixels {run.seconds.get('verify', 0):.1f}, "
+                    f"embed {run.seconds.get('embedding', 0):.1f})"
                 )
                 for a, b in s["false_examples"][:3]:
                     print(f"    false pair: {Path(a).name} ~ {Path(b).name}")

@@ -1,5 +1,6 @@
-"""Tables ``images``, ``boxes`` and ``image_hashes`` (see schema.py): images, their
-ground-truth boxes, and the cached perceptual hashes per image.
+"""Tables ``images``, ``boxes``, ``image_hashes`` and ``image_embeddings`` (see
+schema.py): images, their ground-truth boxes, and the cached perceptual hashes and CNN
+embeddings per image.
 
 A hash view other than the whole image is stored as its own ``method`` row (``phash``
 for the whole image, ``phash:centre`` for the centre view).
@@ -235,9 +236,33 @@ class ImagesMixin:
             )
 
     def forget_image_hashes(self, image_ids: Iterable[int]) -> None:
-        """Drop cached hashes (e.g. the file changed), so the next run hashes again."""
+        """Drop cached hashes and embeddings (e.g. the file changed), so the next run
+        computes them again."""
+        ids = [(i,) for i in image_ids]
         with self.atomic() as db:
-            db.executemany("DELETE FROM image_hashes WHERE image_id = ?", [(i,) for i in image_ids])
+            db.executemany("DELETE FROM image_hashes WHERE image_id = ?", ids)
+            db.executemany("DELETE FROM image_embeddings WHERE image_id = ?", ids)
+
+    # ---- embeddings -------------------------------------------------------------
+    def image_embeddings(self, model: str) -> dict[int, bytes]:
+        """Cached embeddings of one model, ``{image_id: float32 bytes}``, only those
+        computed from the image's current content (its sha256)."""
+        rows = self.db.execute(
+            "SELECT e.image_id, e.vector FROM image_embeddings e JOIN images i "
+            "ON i.id = e.image_id AND i.sha256 = e.sha256 WHERE e.model = ?",
+            (model,),
+        )
+        return {r[0]: bytes(r[1]) for r in rows}
+
+    def save_image_embeddings(self, model: str, rows: Iterable[tuple[int, str, bytes]]) -> None:
+        """Store ``(image_id, sha256, vector bytes)`` rows, replacing older ones."""
+        with self.atomic() as db:
+            db.executemany(
+                "INSERT INTO image_embeddings (image_id, model, sha256, vector) "
+                "VALUES (?,?,?,?) ON CONFLICT(image_id, model) DO UPDATE SET "
+                "sha256 = excluded.sha256, vector = excluded.vector",
+                [(i, model, sha, vec) for i, sha, vec in rows],
+            )
 
     # ---- summaries ------------------------------------------------------------
     def status_counts(self) -> dict:

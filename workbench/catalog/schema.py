@@ -256,4 +256,27 @@ def m0004_field(db: sqlite3.Connection) -> None:
     )
 
 
-MIGRATIONS = [m0001_initial, m0002_ls_review_tasks, m0003_adjudication_tasks, m0004_field]
+def m0007_embeddings(db: sqlite3.Connection) -> None:
+    """CNN embeddings for `wb dedup --method cnn`, cached like hashes: a row holds for the
+    file content it was computed from (``sha256``), so a changed file is embedded again."""
+    _run_script(
+        db,
+        """
+        CREATE TABLE image_embeddings (
+            image_id  INTEGER NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+            model     TEXT NOT NULL,       -- e.g. efficientnet-lite0@224
+            sha256    TEXT NOT NULL,       -- the file content the vector is of
+            vector    BLOB NOT NULL,       -- float32, L2-normalised, little-endian
+            PRIMARY KEY (image_id, model)
+        );
+        """,
+    )
+
+
+MIGRATIONS = [
+    m0001_initial,
+    m0002_ls_review_tasks,
+    m0003_adjudication_tasks,
+    m0004_field,
+    m0007_embeddings,
+]

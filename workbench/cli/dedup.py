@@ -48,6 +48,8 @@ def _summary_table(report: dict, paths: dict) -> None:
         ("images checked", s["images"]),
         ("hashed now", s["hashed_now"]),
         ("hashes from cache", s["hashed_cached"]),
+        ("embedded now (cnn)", s["embedded_now"]),
+        ("embeddings from cache (cnn)", s["embedded_cached"]),
         ("duplicate groups", s["duplicate_groups"]),
         ("copies set aside (status duplicate)", s["duplicate_images"]),
         ("conflict groups (different labels)", s["conflict_groups"]),
@@ -87,10 +89,18 @@ def _summary_table(report: dict, paths: dict) -> None:
 @click.group("dedup", invoke_without_command=True)
 @click.option(
     "--method",
-    type=click.Choice(["phash", "dhash", "whash", "ahash"]),
-    default="phash",
-    show_default=True,
-    help="Perceptual hash (imagededup).",
+    cls=CodeDefault,
+    default=lambda: _run().DEFAULT_METHOD,
+    help="phash|dhash|whash|ahash (perceptual hash, imagededup), cnn (EfficientNet-Lite0 "
+    "embeddings: finds crops, re-framing, small rotations), or a hash and cnn together "
+    "(e.g. phash,cnn): one pair list, each pair with every method that found it.",
+)
+@click.option(
+    "--min-cosine",
+    type=click.FloatRange(0, 1, min_open=True),
+    cls=CodeDefault,
+    default=lambda: _run().DEFAULT_MIN_COSINE,
+    help="cnn: pairs at or above this cosine similarity are copies (measured; docs/dedup.md).",
 )
 @click.option(
     "--max-distance",
@@ -130,6 +140,7 @@ def dedup(
     ctx: click.Context,
     app,
     method: str,
+    min_cosine: float,
     max_distance: int,
     verify_distance: int,
     workers: int | None,
@@ -143,11 +154,11 @@ def dedup(
     others get status `duplicate`. Copies under different labels are a conflict: all
     get status `conflict` (out of export and training) until settled with
     `wb dedup resolve`. Report: reports/dedup/index.html (thumbnails), report.json,
-    report.csv. Hashes are cached: a re-run hashes only new images.
+    report.csv. Hashes and embeddings are cached: a re-run computes only new images.
 
     Example:
 
-        wb dedup && wb dedup resolve 3 --label pangolin_scales
+        wb dedup --method phash,cnn && wb dedup resolve 3 --label pangolin_scales
     """
     if ctx.invoked_subcommand is not None:
         return
@@ -155,7 +166,11 @@ def dedup(
     from ..dedup.run import DedupOptions, find_duplicates
 
     options = DedupOptions(
-        method=method, max_distance=max_distance, verify_distance=verify_distance, workers=workers
+        method=method,
+        max_distance=max_distance,
+        verify_distance=verify_distance,
+        min_cosine=min_cosine,
+        workers=workers,
     )
     with ExitStack() as stack:
         run = find_duplicates(app.catalog, options, _progress_for(stack, not no_progress))

@@ -21,6 +21,8 @@ from PIL import Image, ImageDraw, ImageEnhance, ImageOps
 from ..images import UnreadableImage, open_image
 
 COPY_KINDS = ("resized", "reencoded", "cropped", "brightened", "grayscale", "banner", "mirrored")
+# Harder copies that move a perceptual hash far (what `--method cnn` is for).
+HARD_KINDS = ("crop15", "reframed", "rotated")
 
 
 @dataclass
@@ -90,7 +92,22 @@ def make_copy(img: Image.Image, kind: str, rng: random.Random) -> Image.Image:
         return out
     if kind == "mirrored":
         return ImageOps.mirror(img)
-    raise ValueError(f"unknown copy kind {kind!r}; valid: {', '.join(COPY_KINDS)}")
+    if kind == "crop15":
+        # 10-20 % off every side
+        left, top, right, bottom = (rng.uniform(0.10, 0.20) for _ in range(4))
+        box = (round(w * left), round(h * top), round(w * (1 - right)), round(h * (1 - bottom)))
+        return img.crop(box)
+    if kind == "reframed":
+        # heavy re-framing: keep 65-80 % of each side, placed off-centre
+        fw, fh = rng.uniform(0.65, 0.80), rng.uniform(0.65, 0.80)
+        x0, y0 = rng.uniform(0, 1 - fw), rng.uniform(0, 1 - fh)
+        box = (round(w * x0), round(h * y0), round(w * (x0 + fw)), round(h * (y0 + fh)))
+        return img.crop(box)
+    if kind == "rotated":
+        # a small tilt (3-8 degrees either way), corners filled white as a seller's tool does
+        angle = rng.uniform(3, 8) * rng.choice((-1, 1))
+        return img.rotate(angle, resample=Image.BICUBIC, fillcolor=(255, 255, 255))
+    raise ValueError(f"unknown copy kind {kind!r}; valid: {', '.join(COPY_KINDS + HARD_KINDS)}")
 
 
 def plant_copies(

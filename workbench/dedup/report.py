@@ -75,6 +75,8 @@ def build_report(catalog, run: DedupRun) -> dict:
             "unreadable": len(run.unreadable),
             "hashed_now": run.hashed_now,
             "hashed_cached": run.hashed_cached,
+            "embedded_now": run.embedded_now,
+            "embedded_cached": run.embedded_cached,
             "pairs": dict(sorted(run.pairs.items())),
             "rejected_by_pixel_check": run.rejected_by_pixels,
             "rejected_by_colour": run.rejected_by_colour,
@@ -85,6 +87,7 @@ def build_report(catalog, run: DedupRun) -> dict:
             "max_distance": o.max_distance,
             "verify_distance": o.verify_distance,
             "min_correlation": o.min_correlation,
+            "min_cosine": o.min_cosine,
         },
         "unreadable": [{"path": p, "reason": r} for p, r in run.unreadable],
     }

