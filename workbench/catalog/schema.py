@@ -256,4 +256,21 @@ def m0004_field(db: sqlite3.Connection) -> None:
     )
 
 
-MIGRATIONS = [m0001_initial, m0002_ls_review_tasks, m0003_adjudication_tasks, m0004_field]
+def m0005_classify(db: sqlite3.Connection) -> None:
+    """Image classifiers (`wb classify`) share the ``models`` table with detectors: a
+    ``task`` says which a version is, and each task has its own promoted model."""
+    _run_script(
+        db,
+        """
+        ALTER TABLE models ADD COLUMN task TEXT NOT NULL DEFAULT 'detect';  -- detect|classify
+        """,
+    )
+
+
+MIGRATIONS = [
+    m0001_initial,
+    m0002_ls_review_tasks,
+    m0003_adjudication_tasks,
+    m0004_field,
+    m0005_classify,
+]
