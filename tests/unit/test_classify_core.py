@@ -125,3 +125,14 @@ def test_cli_bad_test_set_value_is_a_usage_error(workspace_factory):
     )
     assert result.exit_code == 2
     assert "NAME=FOLDER" in result.output
+
+
+def test_a_classifier_named_where_a_detector_is_wanted_is_refused(workspace_factory):
+    from workbench.detection.registry import Registry
+
+    ws = workspace_factory()
+    with ws.open_catalog() as catalog:
+        catalog.add_model("v001", None, "category", ["a", "b"], {}, {}, task="classify")
+        with pytest.raises(WorkbenchError, match="is a 'classify' model, not a 'detect' one"):
+            Registry.of(ws, catalog).resolve("v001")
+        assert Registry.of(ws, catalog).resolve("v001", task="classify").version == "v001"

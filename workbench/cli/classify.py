@@ -48,9 +48,13 @@ def classify_group():
 @click.option("--positive", default=None, help="Binary task: CLASS[,CLASS] vs the rest.")
 @click.option("--negatives", is_flag=True, help="Background-only images join the negative class.")
 @click.option("--epochs", type=int, default=cc.DEFAULT_EPOCHS, show_default=True)
-@click.option("--batch-size", type=int, default=None, help="Default: 75 last layer, 15 all.")
+@click.option(
+    "--batch-size", type=int, default=None, help=f"Unset: the study's ({cc.STUDY_BATCH})."
+)
 @click.option("--lr", type=float, default=cc.DEFAULT_LR, show_default=True)
-@click.option("--patience", type=int, default=None, help="Default: 15 (combi 35) epochs.")
+@click.option(
+    "--patience", type=int, default=None, help=f"Unset: the study's ({cc.STUDY_PATIENCE})."
+)
 @click.option("--image-size", type=int, default=cc.DEFAULT_IMAGE_SIZE, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option(

@@ -119,9 +119,16 @@ class Registry:
             return mv
         current = self.promoted(task=task)
         if current is None:
-            how = "`wb classify train`" if task == "classify" else "`wb retrain`"
+            what, how = (
+                ("classifier", "wb classify train")
+                if task == "classify"
+                else (
+                    "model",
+                    "wb retrain",
+                )
+            )
             raise WorkbenchError(
-                f"no promoted '{task}' model yet: run {how}, or `wb models promote VERSION`"
+                f"no promoted {what} yet: run `{how}`, or `wb models promote VERSION`"
             )
         return current
 
