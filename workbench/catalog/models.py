@@ -21,7 +21,12 @@ def _model(row) -> ModelRecord:
         classes=json.loads(row["classes_json"] or "[]"),
         metrics=json.loads(row["metrics_json"] or "{}"),
         config=json.loads(row["config_json"] or "{}"),
+        task=row["task"],
     )
+
+
+#: the tasks a model version can be for; "detect" is what every older caller means
+TASKS = ("detect", "classify")
 
 
 class ModelsMixin:
@@ -34,11 +39,14 @@ class ModelsMixin:
         classes: list[str],
         metrics: dict,
         config: dict,
+        task: str = "detect",
     ) -> None:
+        if task not in TASKS:
+            raise ValueError(f"unknown model task {task!r}; known: {', '.join(TASKS)}")
         with self.atomic() as db:
             db.execute(
                 "INSERT INTO models (version, parent, created_at, promoted, level, classes_json, "
-                "metrics_json, config_json) VALUES (?, ?, ?, 0, ?, ?, ?, ?)",
+                "metrics_json, config_json, task) VALUES (?, ?, ?, 0, ?, ?, ?, ?, ?)",
                 (
                     version,
                     parent,
@@ -47,6 +55,7 @@ class ModelsMixin:
                     json.dumps(classes),
                     json.dumps(metrics, default=str),
                     json.dumps(config, default=str),
+                    task,
                 ),
             )
 
@@ -67,20 +76,27 @@ class ModelsMixin:
             )
 
     def promote_model(self, version: str) -> None:
-        """Make ``version`` the one promoted (serving) model."""
+        """Make ``version`` the one promoted model of its task (a classifier's promotion
+        leaves the promoted detector as it is, and the other way round)."""
         with self.atomic() as db:
-            db.execute("UPDATE models SET promoted = 0, promoted_at = NULL WHERE promoted = 1")
+            db.execute(
+                "UPDATE models SET promoted = 0, promoted_at = NULL WHERE promoted = 1 "
+                "AND task = (SELECT task FROM models WHERE version = ?)",
+                (version,),
+            )
             db.execute(
                 "UPDATE models SET promoted = 1, promoted_at = ? WHERE version = ?",
                 (now_iso(), version),
             )
 
-    def promoted_model(self) -> ModelRecord | None:
-        """The promoted (serving) version, or None. The one answer to "which model is
-        promoted": should two rows ever be marked, the latest promotion wins."""
+    def promoted_model(self, task: str = "detect") -> ModelRecord | None:
+        """The promoted version of ``task`` (default: the serving detector), or None. The
+        one answer to "which model is promoted": should two rows of a task ever be
+        marked, the latest promotion wins. A classifier is never the promoted detector."""
         row = self.db.execute(
-            "SELECT * FROM models WHERE promoted = 1 "
-            "ORDER BY promoted_at DESC, created_at DESC LIMIT 1"
+            "SELECT * FROM models WHERE promoted = 1 AND task = ? "
+            "ORDER BY promoted_at DESC, created_at DESC LIMIT 1",
+            (task,),
         ).fetchone()
         return _model(row) if row else None
 

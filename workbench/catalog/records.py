@@ -98,6 +98,7 @@ class ModelRecord:
     classes: list[str]
     metrics: dict[str, Any]
     config: dict[str, Any]
+    task: str  # "detect" (Faster R-CNN detectors) or "classify" (`wb classify`)
 
     @property
     def backbone(self) -> str | None:

@@ -256,7 +256,18 @@ def m0004_field(db: sqlite3.Connection) -> None:
     )
 
 
-def m0007_embeddings(db: sqlite3.Connection) -> None:
+def m0005_classify(db: sqlite3.Connection) -> None:
+    """Image classifiers (`wb classify`) share the ``models`` table with detectors: a
+    ``task`` says which a version is, and each task has its own promoted model."""
+    _run_script(
+        db,
+        """
+        ALTER TABLE models ADD COLUMN task TEXT NOT NULL DEFAULT 'detect';  -- detect|classify
+        """,
+    )
+
+
+def m0006_embeddings(db: sqlite3.Connection) -> None:
     """CNN embeddings for `wb dedup --method cnn`, cached like hashes: a row holds for the
     file content it was computed from (``sha256``), so a changed file is embedded again."""
     _run_script(
@@ -278,5 +289,6 @@ MIGRATIONS = [
     m0002_ls_review_tasks,
     m0003_adjudication_tasks,
     m0004_field,
-    m0007_embeddings,
+    m0005_classify,
+    m0006_embeddings,
 ]

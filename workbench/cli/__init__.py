@@ -26,6 +26,7 @@ AREAS = (
     "prioritize",
     "review",
     "explain",
+    "classify",
     "demo",
 )
 

@@ -357,13 +357,13 @@ def models_group(ctx, app, as_json):
     # as wide as the longest backbone name shown, so columns line up (efficientnet_lite0)
     width = max([8] + [len(mv.summary()["backbone"] or "-") for mv in versions])
     click.echo(
-        f"{'version':9} {'':2} {'backbone':{width}} {'level':9} {'mAP50':>7} {'mAP':>7} "
+        f"{'version':9} {'':2} {'task':8} {'backbone':{width}} {'level':9} {'mAP50':>7} {'mAP':>7} "
         f"{'acc':>7} {'valmAP50':>9}  parent"
     )
     for mv in versions:
         m = mv.metrics
         click.echo(
-            f"{mv.version:9} {'*' if mv.promoted else '':2} "
+            f"{mv.version:9} {'*' if mv.promoted else '':2} {mv.task:8} "
             f"{mv.summary()['backbone'] or '-':{width}} {mv.level or '-':9} "
             f"{fmt(m.get('mAP50')):>7} {fmt(m.get('mAP')):>7} "
             f"{fmt(m.get('accuracy')):>7} {fmt(m.get('val_mAP50')):>9}  "

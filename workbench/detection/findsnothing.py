@@ -56,7 +56,7 @@ def finds_nothing_warning(ws, catalog, version: str | None = None) -> str | None
 
     registry = Registry.of(ws, catalog)
     current = registry.promoted() if version is None else registry.get(version)
-    if current is None:
+    if current is None or current.task != "detect":  # a classifier draws no boxes
         return None
     why = current.metrics.get("finds_nothing") or finds_nothing(
         catalog.predictions(current.version).values(), DISPLAY_MIN_SCORE

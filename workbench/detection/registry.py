@@ -72,6 +72,7 @@ class ModelVersion(ModelRecord):
             "backbone": self.backbone,
             "level": self.level,
             "classes": self.classes,
+            "task": self.task,
         }
 
 
@@ -101,19 +102,33 @@ class Registry:
             )
         return self._version(row)
 
-    def promoted(self) -> ModelVersion | None:
-        """The promoted version, as the catalog's ``promoted_model()`` answers."""
-        row = self.catalog.promoted_model()
+    def promoted(self, task: str = "detect") -> ModelVersion | None:
+        """The promoted version of ``task``, as the catalog's ``promoted_model()`` answers."""
+        row = self.catalog.promoted_model(task=task)
         return self._version(row) if row else None
 
-    def resolve(self, version: str | None) -> ModelVersion:
-        """A named version, or the promoted one when ``version`` is None."""
+    def resolve(self, version: str | None, task: str = "detect") -> ModelVersion:
+        """A named version of ``task``, or its promoted one when ``version`` is None."""
         if version is not None:
-            return self.get(version)
-        current = self.promoted()
+            mv = self.get(version)
+            if mv.task != task:
+                raise WorkbenchError(
+                    f"model {version} is a '{mv.task}' model, not a '{task}' one: "
+                    "`wb models` lists each version's task"
+                )
+            return mv
+        current = self.promoted(task=task)
         if current is None:
+            what, how = (
+                ("classifier", "wb classify train")
+                if task == "classify"
+                else (
+                    "model",
+                    "wb retrain",
+                )
+            )
             raise WorkbenchError(
-                "no promoted model yet: run `wb retrain`, or `wb models promote VERSION`"
+                f"no promoted {what} yet: run `{how}`, or `wb models promote VERSION`"
             )
         return current
 
@@ -139,6 +154,7 @@ class Registry:
         data: dict[str, Any],
         parent: str | None = None,
         extra_files: list[Path] = (),
+        task: str = "detect",
     ) -> ModelVersion:
         """Write a new version folder whole, then record it in the catalog."""
         self.root.mkdir(parents=True, exist_ok=True)
@@ -164,6 +180,7 @@ class Registry:
                     "parent": parent,
                     "level": level,
                     "classes": classes,
+                    "task": task,
                     "train": config,
                 }
                 atomic_write_json(tmp / CONFIG, full)
@@ -178,7 +195,7 @@ class Registry:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         fault_point("register.renamed")  # the folder is whole, the catalog does not list it
-        self.catalog.add_model(version, parent, level, classes, metrics, full)
+        self.catalog.add_model(version, parent, level, classes, metrics, full, task=task)
         (self.root / version / REGISTERING).unlink(missing_ok=True)
         return self.get(version)
 

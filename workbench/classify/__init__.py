@@ -1,0 +1,1 @@
+"""Image-level classifiers from the catalog's image labels (`wb classify`)."""
