@@ -209,12 +209,14 @@ class ImagesMixin:
                 [(status, reason, ts, i) for i in image_ids],
             )
 
-    def set_splits(self, assignments: dict[int, str]) -> None:
-        """Assign splits; an image that already has a split keeps it (splits are sticky)."""
+    def set_splits(self, assignments: dict[int, str], reassign: bool = False) -> None:
+        """Assign splits; an image that already has a split keeps it (splits are sticky)
+        unless ``reassign`` (only for moving a duplicate group into one split)."""
         ts = now_iso()
+        only_new = "" if reassign else " AND split IS NULL"
         with self.atomic() as db:
             db.executemany(
-                "UPDATE images SET split = ?, updated_at = ? WHERE id = ? AND split IS NULL",
+                "UPDATE images SET split = ?, updated_at = ? WHERE id = ?" + only_new,
                 [(s, ts, i) for i, s in assignments.items()],
             )
 

@@ -4,6 +4,13 @@ An image keeps the split it was first given (``catalog.set_splits`` never overwr
 so test figures stay comparable across retrains and no test image ever reaches
 training. New images are dealt, label by label in a seeded order, to whichever split
 is furthest below its share of that label.
+
+Duplicate groups never straddle splits (no near-copy of a test image in training): the
+images of one ``wb dedup`` group (duplicate or conflict, unless settled as distinct) are
+dealt as one unit, and a group whose members already hold different splits takes the
+most held-out of them (test over val over train), so the test set only grows and no test
+image ever moves into training. That is the one exception to stickiness, and it moves
+only the members that leak (a workspace split before dedup ran).
 """
 
 from __future__ import annotations
@@ -11,6 +18,7 @@ from __future__ import annotations
 import logging
 import random
 from collections import Counter, defaultdict
+from collections.abc import Iterable
 
 from ..catalog.records import SPLITS
 from ..errors import WorkbenchError
@@ -30,29 +38,74 @@ def _check(fractions: dict[str, float]) -> dict[str, float]:
     return {k: v / total for k, v in fractions.items()}
 
 
+# A group whose members disagree takes the first of these its members hold.
+HELD_OUT_FIRST = ("test", "val", "train")
+
+
+def split_units(image_ids: Iterable[int], groups: Iterable[Iterable[int]] = ()) -> list[list[int]]:
+    """The images in ``image_ids`` cut into units that must share one split: the
+    connected components of ``groups`` (members outside ``image_ids`` are ignored), every
+    other image alone. Each unit is sorted; units are sorted by their first image."""
+    ids = set(image_ids)
+    parent = {i: i for i in ids}
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for group in groups:
+        members = sorted(i for i in set(group) if i in ids)
+        for other in members[1:]:
+            a, b = root(members[0]), root(other)
+            if a != b:
+                parent[max(a, b)] = min(a, b)
+    units: dict[int, list[int]] = defaultdict(list)
+    for i in sorted(ids):
+        units[root(i)].append(i)
+    return sorted(units.values())
+
+
 def deal_splits(
     labels: dict[int, str],
     existing: dict[int, str | None],
     fractions: dict[str, float] | None = None,
     seed: int = 0,
+    groups: Iterable[Iterable[int]] = (),
 ) -> dict[int, str]:
-    """Splits for the images in ``labels`` that have none in ``existing`` (pure function)."""
+    """Splits to write for the images in ``labels`` (pure function): every image without
+    one in ``existing``, and every grouped image whose split differs from its group's.
+
+    A unit (see ``split_units``) with a split already takes the most held-out split its
+    members hold; a fresh unit is dealt, under the label of its first image, to the split
+    furthest below its share of that label, and counts as many images as it holds."""
     fractions = _check(fractions or DEFAULT_FRACTIONS)
-    strata: dict[str, list[int]] = defaultdict(list)
-    for image_id, label in labels.items():
-        strata[label].append(image_id)
-    new: dict[int, str] = {}
-    for label in sorted(strata):
-        ids = sorted(strata[label])
-        counts = Counter(existing[i] for i in ids if existing.get(i))
-        fresh = [i for i in ids if not existing.get(i)]
-        random.Random(f"{seed}:{label}").shuffle(fresh)
-        for image_id in fresh:
-            n = sum(counts.values()) + 1
-            split = max(SPLITS, key=lambda s: (fractions[s] * n - counts[s], -SPLITS.index(s)))
-            counts[split] += 1
-            new[image_id] = split
-    return new
+    out: dict[int, str] = {}
+    counts: dict[str, Counter] = defaultdict(Counter)
+    fresh_units: dict[str, list[list[int]]] = defaultdict(list)
+    for unit in split_units(labels, groups):
+        held = {existing[i] for i in unit if existing.get(i)}
+        if not held:
+            fresh_units[labels[unit[0]]].append(unit)
+            continue
+        split = next(s for s in HELD_OUT_FIRST if s in held)
+        for i in unit:
+            counts[labels[i]][split] += 1
+            if existing.get(i) != split:
+                out[i] = split
+    for label in sorted(fresh_units):
+        units = fresh_units[label]
+        random.Random(f"{seed}:{label}").shuffle(units)
+        label_counts = counts[label]
+        for unit in units:
+            n = sum(label_counts.values()) + len(unit)
+            split = max(
+                SPLITS, key=lambda s: (fractions[s] * n - label_counts[s], -SPLITS.index(s))
+            )
+            label_counts[split] += len(unit)
+            out.update(dict.fromkeys(unit, split))
+    return out
 
 
 def ensure_splits(
@@ -62,8 +115,8 @@ def ensure_splits(
     seed: int = 0,
     level: str = "species",
 ) -> dict[int, str]:
-    """Give every active annotated image a split (keeping existing ones); returns the
-    split of each such image. Stratified by species so that per-species models and the
+    """Give every active annotated image a split (keeping existing ones, except group
+    members that leak: see the module doc); returns the split of each such image. Stratified by species so that per-species models and the
     multi-species model share one test set."""
     images = catalog.images(status="active", annotated=True)
     boxes = catalog.boxes_by_image([im.id for im in images])
@@ -78,8 +131,21 @@ def ensure_splits(
         for im in images
     }
     existing = {im.id: im.split for im in images}
-    new = deal_splits(labels, existing, fractions, seed)
+    groups = [
+        [m.image_id for m in g.members] for g in catalog.dup_groups() if g.resolution != "distinct"
+    ]
+    dealt = deal_splits(labels, existing, fractions, seed, groups)
+    new = {i: s for i, s in dealt.items() if not existing.get(i)}
+    moved = {i: s for i, s in dealt.items() if existing.get(i)}
     if new:
         catalog.set_splits(new)
         logger.info("assigned splits to %d new images: %s", len(new), dict(Counter(new.values())))
+    if moved:
+        catalog.set_splits(moved, reassign=True)
+        logger.warning(
+            "moved %d images so that no duplicate group straddles splits (their group's "
+            "most held-out split): %s",
+            len(moved),
+            dict(Counter(moved.values())),
+        )
     return {im.id: im.split for im in catalog.images(ids=labels)}
