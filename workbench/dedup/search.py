@@ -18,6 +18,16 @@ from .hashing import hex_to_uint64
 # Elements per block (rows x columns): 16 M x (8 B xor + 1 B count) ~ 150 MB at most.
 BLOCK_ELEMENTS = 1 << 24
 MAX_BITS = 64
+# The index (faiss IndexBinaryMultiHash) is used from this many hashes up and at most this
+# distance (above it, the flips probed per query approach a scan); see docs/dedup.md.
+INDEX_MIN_HASHES = 5_000
+INDEX_MAX_DISTANCE = 16
+# Index layout: 4 sub-hashes of 16 bits; a pair within d bits agrees within d // 4 bits on
+# at least one of them (pigeonhole), so probing d // 4 flips per sub-hash misses nothing.
+INDEX_SUBHASHES = 4
+INDEX_SUBHASH_BITS = 16
+# Queries per range search: bounds the result buffers faiss returns at once.
+INDEX_QUERY_CHUNK = 1 << 16
 
 
 @dataclass
@@ -64,22 +74,43 @@ def _as_uint64(hashes) -> np.ndarray:
     return hex_to_uint64(list(hashes))
 
 
+def index_available() -> bool:
+    """Whether faiss (the ``faiss-cpu`` package) imports; without it the search is exact."""
+    try:
+        import faiss  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def choose_method(n: int, max_distance: int) -> str:
+    """``"index"`` where it is measured faster (many hashes, small distance), else ``"exact"``."""
+    if n >= INDEX_MIN_HASHES and max_distance <= INDEX_MAX_DISTANCE and index_available():
+        return "index"
+    return "exact"
+
+
 def find_pairs(
     hashes: Sequence[str] | np.ndarray,
     max_distance: int,
     mirror_hashes: Sequence[str] | np.ndarray | None = None,
     block_elements: int = BLOCK_ELEMENTS,
+    method: str = "auto",
 ) -> Pairs:
     """All pairs ``i < j`` whose hashes differ in at most ``max_distance`` bits.
 
     With ``mirror_hashes`` (the hash of each image's mirror), a pair's distance is the
     smallest of hash-hash, hash-mirror and mirror-hash, so mirrored copies are found.
+    ``method``: ``"exact"`` (all pairs, chunked), ``"index"`` (faiss multi-hash index,
+    the same pairs) or ``"auto"`` (:func:`choose_method`).
 
     >>> p = find_pairs(["ff00ff00ff00ff00", "ff00ff00ff00ff01", "0123456789abcdef"], 2)
     >>> list(p)
     [(0, 1, 1, False)]
     """
     max_distance = check_max_distance(max_distance)
+    if method not in ("auto", "exact", "index"):
+        raise ValueError(f"method must be 'auto', 'exact' or 'index', got {method!r}")
     h = _as_uint64(hashes)
     m = None if mirror_hashes is None else _as_uint64(mirror_hashes)
     if m is not None and len(m) != len(h):
@@ -87,6 +118,10 @@ def find_pairs(
     n = len(h)
     if n < 2:
         return Pairs.empty()
+    if method == "auto":
+        method = choose_method(n, max_distance)
+    if method == "index":
+        return _index_pairs(h, max_distance, m)
     out_i, out_j, out_d, out_m = [], [], [], []
     start = 0
     while start < n - 1:
@@ -117,6 +152,48 @@ def find_pairs(
         np.concatenate(out_d).astype(np.uint8),
         np.concatenate(out_m),
     )
+
+
+def _index_pairs(h: np.ndarray, max_distance: int, m: np.ndarray | None) -> Pairs:
+    """The pairs of :func:`find_pairs` from a faiss ``IndexBinaryMultiHash`` range search.
+
+    Queries are the hashes (and the mirrors, which find hash-mirror and, queried from
+    the other side, mirror-hash pairs); every candidate's distance is recomputed here.
+    """
+    import faiss
+
+    index = faiss.IndexBinaryMultiHash(MAX_BITS, INDEX_SUBHASHES, INDEX_SUBHASH_BITS)
+    index.nflip = max_distance // INDEX_SUBHASHES
+    index.add(np.ascontiguousarray(h).view(np.uint8).reshape(-1, 8))
+    found_i, found_j = [], []
+    for queries in (h,) if m is None else (h, m):
+        q8 = np.ascontiguousarray(queries).view(np.uint8).reshape(-1, 8)
+        for start in range(0, len(h), INDEX_QUERY_CHUNK):
+            # faiss binary range search keeps distances strictly below the radius
+            lims, _, labels = index.range_search(
+                q8[start : start + INDEX_QUERY_CHUNK], max_distance + 1
+            )
+            q = np.repeat(
+                np.arange(start, start + len(lims) - 1, dtype=np.int64),
+                np.diff(lims).astype(np.int64),
+            )
+            labels = labels.astype(np.int64)
+            keep = q != labels
+            found_i.append(np.minimum(q[keep], labels[keep]))
+            found_j.append(np.maximum(q[keep], labels[keep]))
+    if not found_i:
+        return Pairs.empty()
+    key = np.unique(np.concatenate(found_i) * len(h) + np.concatenate(found_j))
+    i, j = key // len(h), key % len(h)
+    d = np.bitwise_count(h[i] ^ h[j])
+    if m is None:
+        mirrored = np.zeros(len(i), dtype=bool)
+    else:
+        dm = np.minimum(np.bitwise_count(h[i] ^ m[j]), np.bitwise_count(m[i] ^ h[j]))
+        mirrored = dm < d
+        d = np.minimum(d, dm)
+    keep = d <= max_distance
+    return Pairs(i[keep], j[keep], d[keep].astype(np.uint8), mirrored[keep])
 
 
 def distances(
