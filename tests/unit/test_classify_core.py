@@ -40,6 +40,15 @@ def test_multiclass_scores_are_macro_means_and_unpredicted_class_scores_zero():
     assert s["accuracy"] == pytest.approx(0.5)
 
 
+def test_macro_means_leave_out_classes_absent_from_the_set():
+    # class 2 is neither true nor predicted here: all correct means 1, not 2/3
+    s = scores([0, 1, 1], [0, 1, 1], 3)
+    assert s["accuracy"] == 1.0
+    assert s["precision"] == pytest.approx(1.0)
+    assert s["recall"] == pytest.approx(1.0)
+    assert s["f_score"] == pytest.approx(1.0)
+
+
 def test_transfer_freezes_all_but_the_last_layer():
     net = models.build_classifier("efficientnet_lite0", 2, pretrained=False)
     head = models.set_trainable(net, "efficientnet_lite0", all_layers=False)

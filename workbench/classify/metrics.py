@@ -1,8 +1,9 @@
 """Classification scores from true and predicted class indices (no torch).
 
 Binary tasks (two classes, the positive first): precision, recall and f-score of the
-positive class. Multi-class: their macro means over classes (a class never predicted
-has precision 0)."""
+positive class. Multi-class: their macro means over the classes present in the set (in its truth or
+its predictions, as scikit-learn's default); a present class never predicted has
+precision 0, a class absent from both does not count."""
 
 from __future__ import annotations
 
@@ -32,6 +33,7 @@ def scores(truth: list[int], pred: list[int], n: int) -> dict[str, float]:
     if n == 2:
         p, r, f = _prf(m, 0)
     else:
-        per = [_prf(m, c) for c in range(n)]
-        p, r, f = (sum(x[i] for x in per) / n for i in range(3))
+        present = [c for c in range(n) if sum(m[c]) or sum(row[c] for row in m)]
+        per = [_prf(m, c) for c in present]
+        p, r, f = (sum(x[i] for x in per) / len(per) if per else 0.0 for i in range(3))
     return {"accuracy": acc, "precision": p, "recall": r, "f_score": f, "n": total}
