@@ -81,7 +81,12 @@ def get_spec(name: str) -> ClassifierSpec:
 def check_weights(name: str, pretrained: bool) -> None:
     """Fail before any training when pretrained weights are asked and not here."""
     if pretrained:
-        ensure_available(get_spec(name).source, name)
+        ensure_available(
+            get_spec(name).source,
+            name,
+            remedy="Train from scratch with `--regimen scratch`, or use the default backbone "
+            "efficientnet_lite0, whose weights ship with workbench.",
+        )
 
 
 def _load_imagenet(spec: ClassifierSpec, model: nn.Module) -> None:

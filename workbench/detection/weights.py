@@ -176,8 +176,15 @@ def _sha256(path: Path) -> str:
 WeightSource = TorchvisionHub | PackagedFile
 
 
-def ensure_available(source: WeightSource, backbone: str) -> None:
-    """Raise ``WeightsUnavailable`` at once when the source cannot give its weights."""
+DETECTOR_REMEDY = (
+    "Pass a local file with `--weights PATH`, train from scratch with `--weights none`, "
+    "or pick a backbone whose weights are here (`wb backbones`)."
+)
+
+
+def ensure_available(source: WeightSource, backbone: str, remedy: str = DETECTOR_REMEDY) -> None:
+    """Raise ``WeightsUnavailable`` at once when the source cannot give its weights;
+    ``remedy`` is what the calling command offers instead."""
     got = source.availability()
     if got.ok:
         if got.where.startswith("http"):
@@ -185,8 +192,7 @@ def ensure_available(source: WeightSource, backbone: str) -> None:
         return
     raise WeightsUnavailable(
         f"ImageNet weights for backbone '{backbone}' ({source.describe()}) are not available "
-        f"here: {got.why}. Pass a local file with `--weights PATH`, train from scratch with "
-        f"`--weights none`, or pick a backbone whose weights are here (`wb backbones`)."
+        f"here: {got.why}. {remedy}"
     )
 
 
