@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from ..catalog.records import ImageRecord
+from ..graph import components
 
 
 @dataclass(frozen=True)
@@ -24,23 +25,7 @@ class Edge:
 
 def connected_components(edges: Iterable[Edge]) -> list[list[int]]:
     """Image-id components of size >= 2, each sorted, in order of their smallest id."""
-    parent: dict[int, int] = {}
-
-    def find(x: int) -> int:
-        parent.setdefault(x, x)
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
-    for e in edges:
-        ra, rb = find(e.a), find(e.b)
-        if ra != rb:
-            parent[max(ra, rb)] = min(ra, rb)
-    comps: dict[int, list[int]] = {}
-    for x in parent:
-        comps.setdefault(find(x), []).append(x)
-    return sorted((sorted(c) for c in comps.values() if len(c) > 1), key=lambda c: c[0])
+    return [c for c in components((e.a, e.b) for e in edges) if len(c) > 1]
 
 
 def group_key(images: Iterable[ImageRecord]) -> str:

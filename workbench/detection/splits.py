@@ -22,6 +22,7 @@ from collections.abc import Iterable
 
 from ..catalog.records import SPLITS
 from ..errors import WorkbenchError
+from ..graph import components
 from ..taxonomy import Taxonomy, image_level_label
 
 logger = logging.getLogger(__name__)
@@ -47,24 +48,11 @@ def split_units(image_ids: Iterable[int], groups: Iterable[Iterable[int]] = ()) 
     connected components of ``groups`` (members outside ``image_ids`` are ignored), every
     other image alone. Each unit is sorted; units are sorted by their first image."""
     ids = set(image_ids)
-    parent = {i: i for i in ids}
-
-    def root(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
+    links = []
     for group in groups:
         members = sorted(i for i in set(group) if i in ids)
-        for other in members[1:]:
-            a, b = root(members[0]), root(other)
-            if a != b:
-                parent[max(a, b)] = min(a, b)
-    units: dict[int, list[int]] = defaultdict(list)
-    for i in sorted(ids):
-        units[root(i)].append(i)
-    return sorted(units.values())
+        links += [(members[0], other) for other in members[1:]]
+    return components(links, nodes=ids)
 
 
 def deal_splits(
