@@ -201,6 +201,12 @@ def prioritize(
             "prioritise. Ingest or un-exclude more images first."
         )
     ids = [im.id for im in candidates]
+    # the classifier's side first: a missing classifier or answers fail before any work
+    versus = (
+        _classifier_side(ws, catalog, config, ids, level)
+        if uses_classifier(config.signal)
+        else None
+    )
     stored = catalog.predictions(mv.version, ids)
     missing = [i for i in ids if i not in stored]
     unreadable: list[tuple[int, str]] = []
@@ -221,11 +227,6 @@ def prioritize(
 
     classes = list(mv.classes)
     products = product_classes(classes, taxonomy)
-    versus = (
-        _classifier_side(ws, catalog, config, ids, level)
-        if uses_classifier(config.signal)
-        else None
-    )
     ranked: list[PrioritizedImage] = []
     for im in candidates:
         if im.id not in stored:
