@@ -224,19 +224,15 @@ def _print_table(result, show: int, to_stderr: bool) -> None:
     for col in ("disagr", "missed", "unstab"):
         table.add_column(col, no_wrap=True, justify="right")
     versus = result.classifier is not None
-    if versus:
-        table.add_column("classifier", overflow="fold")
+    if versus:  # classifier vs detector: C classifier only, D detector only
         table.add_column("cls/det", no_wrap=True, justify="right")
     table.add_column("file", overflow="fold")
     for n, p in enumerate(annotation_order(result)[:show], start=1):
         c = p.components
         extra = []
         if versus:
-            d = c.get("disagreement")
-            extra = [
-                f"{c.get('classifier_label') or '-'} {c.get('classifier_score') or 0:.2f}",
-                "-" if d is None else f"{d:.2f}",
-            ]
+            d, kind = c.get("disagreement"), c.get("disagreement_kind")
+            extra = ["-" if d is None else f"{d:.2f}{' ' + kind[0].upper() if kind else ''}"]
         table.add_row(
             f"{n}{'*' if p.selected else ''}",
             str(p.image_id),

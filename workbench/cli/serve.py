@@ -109,7 +109,7 @@ def serve_cmd(
     runtime,
     version,
 ):
-    """Serve the promoted model to Label Studio as an ML backend (/health, /setup,
+    """Serve the promoted detector to Label Studio as an ML backend (/health, /setup,
     /predict, /versions, /webhook). A newly promoted version is picked up without a
     restart. With --field, also the field app for phones (/app).
 
@@ -120,6 +120,8 @@ def serve_cmd(
         wb serve --field
 
         wb serve --runtime onnx
+
+        wb serve --version v003
     """
     from ..backend import BackendSettings, ModelHolder, RetrainWorker, create_app, run
     from ..labelstudio.client import resolve_connection
