@@ -304,6 +304,11 @@ def test_disagreement_ranks_where_classifier_and_detector_part(two_models):
     assert c["fair.png"]["disagreement"] == 0.0 and c["middling.png"]["disagreement"] is None
     assert c["unsure.png"]["classifier"] == CLASSIFIER
     assert "signal disagreement with classifier v002 (1 images have no answer" in res.stderr
+    shown = prioritize(ws, "--signal", "disagreement", "--show", "2")
+    assert shown.exit_code == 0, shown.output
+    assert "cls/det" in shown.output and "0.95 D" in shown.output
+    page = (ws.reports_dir / "prioritize" / VERSION / "index.html").read_text()
+    assert "classifier v002" in page and "classifier only" in page
     # combined: the detector's uncertainty lifted by the disagreement, never lowered
     both = prioritize(ws, "--signal", "uncertainty+disagreement", "--batch", "4", "--json")
     assert both.exit_code == 0, both.output
@@ -338,3 +343,16 @@ def test_serve_refuses_a_classifier_version(two_models):
     assert res.exit_code == 1
     assert "model v002 is a 'classify' model, not a 'detect' one" in res.output
     assert "wb classify predict" in res.output
+
+
+def test_serve_version_pins_a_detector_while_another_is_promoted(workspace_factory):
+    from workbench.backend.holder import ModelHolder
+    from workbench.backend.tiny_models import register_untrained_model
+
+    ws = workspace_factory(classes=["kangaroo"])
+    with ws.open_catalog() as catalog:
+        pinned = register_untrained_model(ws, catalog, ["kangaroo"], image_size=64)
+        register_untrained_model(ws, catalog, ["kangaroo"], image_size=64, promote=True)
+    holder = ModelHolder.for_workspace(ws, ws.open_catalog, poll_seconds=0, version=pinned)
+    assert holder.require().version == pinned
+    assert holder.refresh() is False and holder.version == pinned  # promotion not followed
