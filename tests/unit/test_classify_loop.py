@@ -356,3 +356,18 @@ def test_serve_version_pins_a_detector_while_another_is_promoted(workspace_facto
     holder = ModelHolder.for_workspace(ws, ws.open_catalog, poll_seconds=0, version=pinned)
     assert holder.require().version == pinned
     assert holder.refresh() is False and holder.version == pinned  # promotion not followed
+
+
+def test_the_backend_lists_detectors_only(workspace_factory):
+    from fastapi.testclient import TestClient
+
+    from workbench.backend import BackendSettings, ModelHolder, create_app
+
+    ws = workspace_factory(classes=["kangaroo"])
+    with ws.open_catalog() as catalog:
+        catalog.add_model("v001", None, "species", ["kangaroo"], {}, {}, task="detect")
+        catalog.add_model("v002", None, "species", ["kangaroo", "other"], {}, {}, task="classify")
+        catalog.promote_model("v002")
+    holder = ModelHolder.for_workspace(ws, ws.open_catalog, poll_seconds=0)
+    client = TestClient(create_app(holder, ws.open_catalog, BackendSettings()))
+    assert client.get("/versions").json() == {"versions": ["v001"], "model_version": None}

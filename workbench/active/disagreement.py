@@ -6,7 +6,8 @@ labels at a level both models share (the coarser of their two levels: a category
 classifier against a species detector compares species). The negative class of a binary
 classifier (``other``) and look-alike classes claim nothing. Summing the probabilities of
 the classes with the same claim gives the classifier's belief in each claim. Then, with
-``sure`` (default 0.8) and the detector's ``confident`` box score (default 0.5):
+``sure`` (default 0.8) and the box score that counts as a find (``confident``: the
+missed-product threshold of ``UncertaintyConfig``, 0.5):
 
 - ``classifier_only``: the classifier is sure of a claim (belief >= ``sure``) and the
   detector has no box of any of its labels at ``confident`` or above. Score: the belief.
@@ -26,6 +27,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from ..errors import check_choice
+from .uncertainty import UncertaintyConfig
 
 SIGNALS = ("uncertainty", "disagreement", "uncertainty+disagreement")
 DEFAULT_SIGNAL = "uncertainty"
@@ -34,7 +36,6 @@ DEFAULT_SIGNAL = "uncertainty"
 @dataclass
 class DisagreementConfig:
     sure: float = 0.8  # classifier belief that counts as sure (and 1 - sure as sure not)
-    confident: float = 0.5  # detector box score that counts as a find
     weight: float = 1.0  # uncertainty+disagreement: how far a full disagreement lifts
 
     def __post_init__(self) -> None:
@@ -82,10 +83,13 @@ def score_disagreement(
     claims: Mapping[str, frozenset[str]],
     config: DisagreementConfig | None = None,
     box_label: Callable[[str], str | None] = lambda label: label,
+    confident: float = UncertaintyConfig.confident,
 ) -> Disagreement:
     """Disagreement of one image. ``boxes``: the detector's (label, score); ``class_probs``:
     the classifier's; ``claims``: classifier class -> the shared-level labels it claims
-    (classes that claim nothing left out); ``box_label`` maps a box label to that level."""
+    (classes that claim nothing left out); ``box_label`` maps a box label to that level;
+    ``confident``: the box score that counts as a find (``UncertaintyConfig.confident``,
+    the threshold of the missed-product signal)."""
     config = config or DisagreementConfig()
     belief: dict[frozenset[str], float] = {}
     for cls, labels in claims.items():
@@ -99,14 +103,12 @@ def score_disagreement(
 
     best = Disagreement(0.0, None)
     for labels, p in sorted(belief.items(), key=lambda kv: (-kv[1], sorted(kv[0]))):
-        if p >= config.sure and max((found.get(x, 0.0) for x in labels), default=0.0) < (
-            config.confident
-        ):
+        if p >= config.sure and max((found.get(x, 0.0) for x in labels), default=0.0) < (confident):
             if p > best.score:
                 best = Disagreement(p, "classifier_only", tuple(sorted(labels)))
     covered = {x for labels in belief for x in labels}
     for label, s in sorted(found.items(), key=lambda kv: (-kv[1], kv[0])):
-        if s < config.confident or label not in covered:
+        if s < confident or label not in covered:
             continue
         p = sum(v for labels, v in belief.items() if label in labels)
         if p <= 1 - config.sure + 1e-9 and s > best.score:

@@ -308,7 +308,12 @@ class _ClassifierSide:
             components.update(classifier_label=None, classifier_score=None, disagreement=None)
         else:
             found = score_disagreement(
-                boxes, answer.probs, self.claims, self.config.disagreement, self.box_label
+                boxes,
+                answer.probs,
+                self.claims,
+                self.config.disagreement,
+                self.box_label,
+                confident=self.config.uncertainty.confident,
             )
             d = found.score
             components.update(
