@@ -7,7 +7,11 @@ The steps, in order (FiftyOne's config -> method -> results shape):
 3. detections: the stored predictions of that version, and ``predict_catalog`` for the
    candidates that have none yet (unreadable images are reported, never dropped silently);
 4. per image: the image-level label mapped to the model's level, the model's product
-   classes (its classes minus the taxonomy's look-alike species), ``score_image``;
+   classes (its classes minus the taxonomy's look-alike species), ``score_image``; with
+   ``signal`` naming ``disagreement``, the stored answer of the classifier (``--classifier``
+   or the promoted one, from `wb classify predict`) against the detections
+   (``disagreement.score_disagreement``), joined to the uncertainty by
+   ``disagreement.combine``;
 5. features for ``diverse`` (pooled backbone features, cached per version in
    ``models/<version>/features.npz`` keyed by image id and file hash);
 6. ``select_batch``; priorities stored per version (every candidate ranked, the batch
@@ -32,6 +36,16 @@ from ..errors import UnknownClassError, WorkbenchError
 from ..fsutil import atomic_write_bytes, remove_leftover_temps
 from ..images import UnreadableImage, open_image
 from ..taxonomy import BACKGROUND, Taxonomy
+from .disagreement import (
+    DEFAULT_SIGNAL,
+    DisagreementConfig,
+    check_signal,
+    classifier_claims,
+    combine,
+    score_disagreement,
+    shared_level,
+    uses_classifier,
+)
 from .selection import SelectionConfig, select_batch
 from .uncertainty import ImageUncertainty, UncertaintyConfig, score_image
 
@@ -43,6 +57,11 @@ Progress = Callable[[str, int, int], None]  # (stage, done, total)
 
 class NothingToPrioritize(WorkbenchError):
     """No active image without annotations is left to rank."""
+
+
+class NoClassifierAnswers(WorkbenchError):
+    """The disagreement signal was asked for, and the classifier has answered for none
+    of the candidates."""
 
 
 class ModelPredictor(Protocol):
@@ -62,6 +81,12 @@ class PrioritizeConfig:
     uncertainty: UncertaintyConfig = field(default_factory=UncertaintyConfig)
     selection: SelectionConfig = field(default_factory=SelectionConfig)
     batch_size: int = 4  # images per forward pass
+    signal: str = DEFAULT_SIGNAL  # disagreement.SIGNALS: what the ranking rests on
+    classifier: str | None = None  # disagreement: None = the promoted classifier
+    disagreement: DisagreementConfig = field(default_factory=DisagreementConfig)
+
+    def __post_init__(self) -> None:
+        check_signal(self.signal)
 
 
 @dataclass
@@ -89,6 +114,8 @@ class PrioritizeResult:
     predicted: int = 0  # candidates the model ran on now
     unreadable: list[tuple[int, str]] = field(default_factory=list)
     features_computed: int = 0  # diverse: features not found in the cache
+    classifier: str | None = None  # the classifier version of the disagreement signal
+    without_classifier: int = 0  # ranked images the classifier has no answer for
 
     @property
     def batch_by_uncertainty(self) -> list[PrioritizedImage]:
@@ -103,6 +130,14 @@ class PrioritizeResult:
             + (f" (predicted {self.predicted} now)" if self.predicted else "")
             + f"; {self.config.selection.strategy} batch of {len(self.batch)}"
         )
+        if self.classifier:
+            text += f"; signal {self.config.signal} with classifier {self.classifier}"
+            if self.without_classifier:
+                text += (
+                    f" ({self.without_classifier} images have no answer of it, scored as "
+                    f"agreeing: `wb classify predict --version {self.classifier} --images "
+                    "unannotated` adds them)"
+                )
         if self.unreadable:
             image_id, reason = self.unreadable[0]
             text += (
@@ -166,6 +201,12 @@ def prioritize(
             "prioritise. Ingest or un-exclude more images first."
         )
     ids = [im.id for im in candidates]
+    # the classifier's side first: a missing classifier or answers fail before any work
+    versus = (
+        _classifier_side(ws, catalog, config, ids, level)
+        if uses_classifier(config.signal)
+        else None
+    )
     stored = catalog.predictions(mv.version, ids)
     missing = [i for i in ids if i not in stored]
     unreadable: list[tuple[int, str]] = []
@@ -194,11 +235,10 @@ def prioritize(
         scored: ImageUncertainty = score_image(
             stored[im.id], config.uncertainty, label, classes, products, image_id=im.id
         )
-        ranked.append(
-            PrioritizedImage(
-                im.id, im.path, label, scored.uncertainty, scored.components, stored[im.id]
-            )
-        )
+        priority, components = scored.uncertainty, scored.components
+        if versus is not None:
+            priority, components = versus.join(im.id, stored[im.id], scored)
+        ranked.append(PrioritizedImage(im.id, im.path, label, priority, components, stored[im.id]))
     if not ranked:
         raise NothingToPrioritize(
             f"none of the {len(candidates)} unannotated images could be "
@@ -241,6 +281,77 @@ def prioritize(
         predicted=len(missing) - len(unreadable),
         unreadable=unreadable,
         features_computed=computed,
+        classifier=versus.version if versus else None,
+        without_classifier=sum(
+            1 for p in ranked if versus and p.components.get("classifier_label") is None
+        ),
+    )
+
+
+@dataclass
+class _ClassifierSide:
+    """The disagreement signal's inputs: one classifier version's stored answers and what
+    each of its classes claims, at the level it shares with the detector."""
+
+    version: str
+    answers: dict
+    claims: dict[str, frozenset[str]]
+    box_label: Callable[[str], str | None]
+    config: PrioritizeConfig
+
+    def join(self, image_id: int, boxes: list[dict], scored: ImageUncertainty):
+        answer = self.answers.get(image_id)
+        components = {**scored.components, "uncertainty": scored.uncertainty}
+        components["classifier"] = self.version
+        if answer is None:
+            d = None
+            components.update(classifier_label=None, classifier_score=None, disagreement=None)
+        else:
+            found = score_disagreement(
+                boxes,
+                answer.probs,
+                self.claims,
+                self.config.disagreement,
+                self.box_label,
+                confident=self.config.uncertainty.confident,
+            )
+            d = found.score
+            components.update(
+                classifier_label=answer.label,
+                classifier_score=answer.score,
+                **found.components(),
+            )
+        weight = self.config.disagreement.weight
+        return combine(scored.uncertainty, d, self.config.signal, weight), components
+
+
+def _classifier_side(ws, catalog, config: PrioritizeConfig, ids: list[int], level: str):
+    from ..classify.config import config_of
+    from ..classify.dataset import class_members
+    from ..detection.registry import Registry
+
+    cmv = Registry.of(ws, catalog).resolve(config.classifier, task="classify")
+    answers = catalog.classifications(cmv.version, ids)
+    if not answers:
+        raise NoClassifierAnswers(
+            f"--signal {config.signal} needs the classifier's answers, and classifier "
+            f"{cmv.version} has none for the {len(ids)} unannotated images: run `wb classify "
+            f"predict --version {cmv.version} --images unannotated` first"
+        )
+    taxonomy = ws.taxonomy
+    shared = shared_level(cmv.level, level)
+    claims = classifier_claims(
+        class_members(cmv.classes, config_of(cmv), taxonomy),
+        shared,
+        taxonomy,
+        is_product=lambda x: bool(product_classes([x], taxonomy)),
+    )
+    return _ClassifierSide(
+        cmv.version,
+        answers,
+        claims,
+        lambda label: taxonomy.to_level(label, shared, unknown="keep"),
+        config,
     )
 
 

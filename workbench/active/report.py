@@ -107,6 +107,17 @@ def _components_table(c: dict) -> str:
     for s in SIGNALS:
         v = float(c.get(s, 0) or 0)
         rows.append((s.replace("_", " "), f"<span class='{'on' if v else 'muted'}'>{v:.2f}</span>"))
+    if c.get("classifier"):  # --signal with disagreement
+        label = c.get("classifier_label")
+        said = f"{esc(str(label))} {c.get('classifier_score') or 0:.2f}" if label else "no answer"
+        rows.append((f"classifier {esc(str(c['classifier']))}", said))
+        d, kind = c.get("disagreement"), c.get("disagreement_kind")
+        text = (
+            "-" if d is None else f"{d:.2f}" + (f" ({esc(kind.replace('_', ' '))})" if kind else "")
+        )
+        rows.append(
+            ("classifier vs detector", f"<span class='{'on' if d else 'muted'}'>{text}</span>")
+        )
     per_box = c.get("box_uncertainties") or []
     if per_box:
         rows.append(

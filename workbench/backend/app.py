@@ -376,7 +376,7 @@ def create_app(
     )
     def versions() -> VersionsResponse:
         with catalog_factory() as catalog:
-            known = [m.version for m in catalog.models()]
+            known = [m.version for m in catalog.models() if m.task == "detect"]
         return VersionsResponse(versions=known, model_version=holder.current() and holder.version)
 
     @app.post(

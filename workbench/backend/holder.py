@@ -56,22 +56,31 @@ class ModelHolder:
         poll_seconds: float = 2.0,
         on_swap: Callable[[str], None] | None = None,
         runtime: str = "torch",
+        version: str | None = None,
         **predictor_kw,
     ) -> ModelHolder:
         """Serve the workspace's promoted model on ``runtime`` (``predict.RUNTIMES``; the
         predictor's keyword arguments pass on). With ``onnx``, a promoted version that has
         no verified ``model.onnx`` is not loaded: the old one keeps serving, the error
         (run `wb models export VERSION`) is logged once, and it is picked up at the next
-        poll after the export."""
+        poll after the export. ``version`` pins one detector version instead of following
+        the promoted one; a version that is not a detector (a classifier) is refused here,
+        before anything is served."""
         from ..detection.predict import load_predictor
         from ..detection.registry import Registry
 
-        def load(version: str):
+        if version is not None:
             with catalog_factory() as catalog:
-                path = Registry.of(ws, catalog).get(version).path
+                Registry.of(ws, catalog).resolve(version, task="detect")
+
+        def load(wanted: str):
+            with catalog_factory() as catalog:
+                path = Registry.of(ws, catalog).resolve(wanted, task="detect").path
             return load_predictor(path, runtime, **predictor_kw)
 
         def promoted_version() -> str | None:
+            if version is not None:
+                return version
             with catalog_factory() as catalog:
                 row = catalog.promoted_model()
             return row.version if row else None

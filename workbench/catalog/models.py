@@ -1,5 +1,5 @@
-"""Tables ``models`` and ``predictions`` (see schema.py): model versions and their
-stored detections."""
+"""Tables ``models``, ``predictions`` and ``classifications`` (see schema.py): model
+versions, a detector's stored detections and a classifier's class probabilities."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 from collections.abc import Iterable
 
 from .core import chunks, now_iso
-from .records import ModelRecord
+from .records import Classification, ModelRecord
 
 
 def _model(row) -> ModelRecord:
@@ -128,6 +128,54 @@ class ModelsMixin:
                     f"{sql} AND image_id IN ({marks}) ORDER BY image_id", (version, *chunk)
                 ).fetchall()
         return {r["image_id"]: json.loads(r["boxes_json"]) for r in rows}
+
+    # ---- classifications (a classifier's answer per image) -------------------------
+    def store_classifications(self, version: str, rows: dict[int, dict[str, float]]) -> None:
+        """Replace the classifier's answer for these images (image id -> {class: p});
+        the most probable class and its p are kept beside the full vector."""
+        ts = now_iso()
+        values = []
+        for image_id, probs in rows.items():
+            if not probs:
+                raise ValueError(f"image {image_id}: empty class probabilities")
+            label = max(probs, key=lambda c: probs[c])
+            values.append((image_id, version, label, float(probs[label]), json.dumps(probs), ts))
+        with self.atomic() as db:
+            db.executemany(
+                "INSERT INTO classifications (image_id, model_version, label, score, "
+                "probs_json, created_at) VALUES (?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT(image_id, model_version) DO UPDATE SET label = excluded.label, "
+                "score = excluded.score, probs_json = excluded.probs_json, "
+                "created_at = excluded.created_at",
+                values,
+            )
+
+    def classifications(
+        self, version: str, image_ids: Iterable[int] | None = None
+    ) -> dict[int, Classification]:
+        """image id -> the classifier's answer; with ``image_ids``, only those images
+        that have one."""
+        sql = "SELECT * FROM classifications WHERE model_version = ?"
+        if image_ids is None:
+            rows = self.db.execute(sql + " ORDER BY image_id", (version,)).fetchall()
+        else:
+            rows = []
+            for chunk in chunks(sorted(set(image_ids))):
+                marks = ",".join("?" * len(chunk))
+                rows += self.db.execute(
+                    f"{sql} AND image_id IN ({marks}) ORDER BY image_id", (version, *chunk)
+                ).fetchall()
+        return {
+            r["image_id"]: Classification(
+                image_id=r["image_id"],
+                model_version=r["model_version"],
+                label=r["label"],
+                score=r["score"],
+                probs=json.loads(r["probs_json"]),
+                created_at=r["created_at"],
+            )
+            for r in rows
+        }
 
     def versions_with_predictions(self) -> list[str]:
         """Model versions with at least one stored prediction, by name."""

@@ -108,6 +108,21 @@ class ModelRecord:
         return dataclasses.asdict(self)
 
 
+@dataclass(frozen=True)
+class Classification:
+    """A classifier's answer for one image (a ``classifications`` row)."""
+
+    image_id: int
+    model_version: str
+    label: str  # the most probable class
+    score: float  # its probability
+    probs: dict[str, float]  # every class of the model -> p
+    created_at: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
 # ---- priorities -----------------------------------------------------------------
 
 

@@ -284,6 +284,26 @@ def m0006_embeddings(db: sqlite3.Connection) -> None:
     )
 
 
+def m0009_classifications(db: sqlite3.Connection) -> None:
+    """`wb classify predict`: a classifier's class probabilities per image, one row per
+    (image, classifier version), like ``predictions`` holds a detector's boxes."""
+    _run_script(
+        db,
+        """
+        CREATE TABLE classifications (
+            image_id      INTEGER NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+            model_version TEXT NOT NULL,       -- a models row with task 'classify'
+            label         TEXT NOT NULL,       -- the most probable class
+            score         REAL NOT NULL,       -- its probability
+            probs_json    TEXT NOT NULL,       -- {class: p} over every class of the model
+            created_at    TEXT NOT NULL,
+            PRIMARY KEY (image_id, model_version)
+        );
+        CREATE INDEX classifications_version ON classifications(model_version);
+        """,
+    )
+
+
 MIGRATIONS = [
     m0001_initial,
     m0002_ls_review_tasks,
@@ -291,4 +311,5 @@ MIGRATIONS = [
     m0004_field,
     m0005_classify,
     m0006_embeddings,
+    m0009_classifications,
 ]

@@ -24,6 +24,12 @@ FINETUNE_LR_FACTOR = 0.1  # combi's all-layer phase
 STUDY_PATIENCE = {"transfer": 15, "scratch": 15, "combi": 35}
 STUDY_BATCH = {"last_layer": 75, "all_layers": 15}
 DEFAULT_HEAD_EPOCHS = 10
+#: which catalog images `wb classify predict --images` runs on (active images only):
+#: every one, those without an image-level label, those without annotations (the
+#: ones `wb prioritize` ranks)
+IMAGE_SETS = ("all", "unlabelled", "unannotated")
+DEFAULT_IMAGE_SET = "all"
+DEFAULT_PREDICT_BATCH = 16
 
 
 @dataclass
@@ -64,3 +70,8 @@ class ClassifyConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def config_of(record) -> ClassifyConfig:
+    """The ``ClassifyConfig`` a registered classifier (a ``ModelRecord``) was trained with."""
+    return ClassifyConfig(**{**record.config["train"], "pretrained": False})

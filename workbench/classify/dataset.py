@@ -28,28 +28,52 @@ class LabelledImage:
     split: str | None = None
 
 
+def positive_class(positive: list[str]) -> str:
+    """The binary task's one positive class: ``--positive a,b`` trains ``a+b`` vs
+    ``other`` (the study's "wildlife product vs non-wildlife"), not three classes."""
+    return "+".join(positive)
+
+
 def class_names(config: ClassifyConfig, taxonomy: Taxonomy) -> list[str]:
     if config.positive:
-        return (
-            [*config.positive, NEGATIVE]
-            if len(config.positive) > 1
-            else [
-                config.positive[0],
-                NEGATIVE,
-            ]
-        )
+        return [positive_class(config.positive), NEGATIVE]
     return taxonomy.classes(config.level)
+
+
+def _is_positive(label: str, positive: list[str], taxonomy: Taxonomy) -> bool:
+    """Whether an image label falls under one of the ``--positive`` classes: a species
+    name takes in all its categories, a category only itself."""
+    for p in positive:
+        if p in taxonomy.species_names:
+            if taxonomy.to_level(label, "species", unknown="keep") == p:
+                return True
+        elif taxonomy.to_level(label, "category", unknown="keep") == p:
+            return True
+    return False
 
 
 def target_of(label: str, config: ClassifyConfig, taxonomy: Taxonomy) -> str | None:
     """The class an image label trains as, or None when it does not take part."""
     if label == BACKGROUND:
         return NEGATIVE if (config.positive and config.negatives) else None
-    mapped = taxonomy.to_level(label, config.level, unknown="keep")
     if config.positive:
-        wanted = {taxonomy.to_level(p, config.level, unknown="keep") for p in config.positive}
-        return mapped if mapped in wanted else NEGATIVE
-    return mapped
+        return (
+            positive_class(config.positive)
+            if _is_positive(label, config.positive, taxonomy)
+            else NEGATIVE
+        )
+    return taxonomy.to_level(label, config.level, unknown="keep")
+
+
+def class_members(
+    classes: list[str], config: ClassifyConfig, taxonomy: Taxonomy
+) -> dict[str, list[str]]:
+    """What each class of a classifier claims, in taxonomy labels: a level class itself,
+    the binary positive class its ``--positive`` labels, ``other`` nothing (it says only
+    "none of those")."""
+    if config.positive:
+        return {c: (list(config.positive) if c != NEGATIVE else []) for c in classes}
+    return {c: [c] for c in classes}
 
 
 def catalog_images(catalog, taxonomy: Taxonomy, config: ClassifyConfig) -> list[LabelledImage]:
@@ -92,8 +116,8 @@ def folder_images(
     folders = sorted(p for p in root.iterdir() if p.is_dir())
     items, unknown = [], []
     for folder in folders:
-        if folder.name == NEGATIVE and NEGATIVE in classes:
-            target = NEGATIVE
+        if folder.name in classes and not taxonomy.is_known(folder.name):
+            target = folder.name  # `other`, or the merged positive class `a+b`
         elif taxonomy.is_known(folder.name) or folder.name == BACKGROUND:
             target = target_of(taxonomy.canonical(folder.name) or folder.name, config, taxonomy)
         else:
@@ -123,6 +147,14 @@ def crop_margin(image, margin: float):
     return image.crop((dx, dy, w - dx, h - dy))
 
 
+def image_tensor(img, size: int, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    """An RGB PIL image as the network's normalised (3, size, size) input."""
+    from torchvision.transforms.functional import pil_to_tensor, resize
+
+    x = resize(pil_to_tensor(img), [size, size], antialias=True).float() / 255
+    return (x - mean) / std
+
+
 class ClassifierDataset(Dataset):
     def __init__(self, items, classes, image_size, mean, std, augment=None):
         self.items = list(items)
@@ -136,8 +168,6 @@ class ClassifierDataset(Dataset):
         return len(self.items)
 
     def __getitem__(self, i):
-        from torchvision.transforms.functional import pil_to_tensor, resize
-
         item = self.items[i]
         try:
             img = open_image(item.path)
@@ -145,8 +175,8 @@ class ClassifierDataset(Dataset):
             self.unreadable.append(item.path)
             img = None
         if img is None:
-            x = torch.zeros(3, self.size, self.size)
+            x = (torch.zeros(3, self.size, self.size) - self.mean) / self.std
         else:
             img = crop_margin(img, self.augment.get(item.label, 0.0))
-            x = resize(pil_to_tensor(img), [self.size, self.size], antialias=True).float() / 255
-        return (x - self.mean) / self.std, self.index[item.label]
+            x = image_tensor(img, self.size, self.mean, self.std)
+        return x, self.index[item.label]

@@ -16,7 +16,7 @@ from torch.utils.data import DataLoader
 from ..detection.registry import ModelVersion, Registry
 from ..errors import WorkbenchError
 from . import models
-from .config import ClassifyConfig
+from .config import ClassifyConfig, config_of
 from .dataset import ClassifierDataset, catalog_images, class_names
 from .metrics import scores
 
@@ -139,7 +139,7 @@ def train_classifier(ws, catalog, config: ClassifyConfig, on_progress=None) -> M
 
 def load_classifier(mv: ModelVersion):
     """The registered classifier's network (eval mode) and its config."""
-    config = ClassifyConfig(**{**mv.config["train"], "pretrained": False})
+    config = config_of(mv)
     model = models.build_classifier(config.backbone, len(mv.classes), pretrained=False)
     model.load_state_dict(torch.load(mv.weights_path, map_location="cpu", weights_only=True))
     return model.eval(), config

@@ -45,7 +45,11 @@ def classify_group():
 )
 @click.option("--regimen", type=click.Choice(cc.REGIMENS), default="transfer", show_default=True)
 @click.option("--level", type=click.Choice(cc.LEVELS), default="category", show_default=True)
-@click.option("--positive", default=None, help="Binary task: CLASS[,CLASS] vs the rest.")
+@click.option(
+    "--positive",
+    default=None,
+    help="Binary task: CLASS[,CLASS] as one class (named CLASS+CLASS) vs 'other'.",
+)
 @click.option("--negatives", is_flag=True, help="Background-only images join the negative class.")
 @click.option("--epochs", type=int, default=cc.DEFAULT_EPOCHS, show_default=True)
 @click.option(
@@ -64,6 +68,13 @@ def classify_group():
     help="TOML with [crop] CLASS = margin.",
 )
 @click.option("--max-minutes", type=float, default=None, help="Stop after this long.")
+@click.option(
+    "--predict",
+    "then_predict",
+    is_flag=True,
+    help="When the new classifier is promoted, classify every active image with it "
+    "(`wb classify predict`).",
+)
 @json_option
 @pass_app
 @domain_errors
@@ -83,6 +94,7 @@ def train_cmd(
     seed,
     augment,
     max_minutes,
+    then_predict,
     as_json,
 ):
     """Train and register a classifier (task "classify" in `wb models`).
@@ -109,15 +121,12 @@ def train_cmd(
         max_minutes=max_minutes,
     )
     with progress() as bar:
-        task = bar.add_task("epochs", total=None)
-        mv = train_classifier(
-            app.ws,
-            app.catalog,
-            config,
-            on_progress=lambda d, t: bar.update(task, completed=d, total=t),
-        )
+        mv = train_classifier(app.ws, app.catalog, config, on_progress=_bar_updater(bar, "epochs"))
+    run = None
+    if then_predict and mv.promoted:
+        run = _predict(app, mv.version, cc.DEFAULT_IMAGE_SET, cc.DEFAULT_PREDICT_BATCH)
     if as_json:
-        echo_json(mv.summary())
+        echo_json({**mv.summary(), "predict": run.to_dict() if run else None})
         return
     m = mv.metrics
     click.echo(
@@ -125,6 +134,45 @@ def train_cmd(
         f"{m['val_accuracy']:.3f} after {m['epochs_run']} epochs, {m['parameters']:,} "
         f"parameters{' (promoted)' if mv.promoted else ''}"
     )
+    if run is not None:
+        click.echo(run.summary())
+    elif mv.promoted:
+        click.echo(
+            "next: `wb classify predict` stores its class probabilities per image (for "
+            "`wb prioritize --signal disagreement`)"
+        )
+    else:
+        click.echo(
+            f"not promoted (classifier {app.catalog.promoted_model(task='classify').version} "
+            f"is); `wb models promote {mv.version}`, then `wb classify predict`"
+        )
+
+
+def _bar_updater(bar, label: str):
+    """An ``on_progress`` that adds its bar at the first report, so an error before any
+    work shows no empty bar."""
+    task: list = []
+
+    def update(done: int, total: int) -> None:
+        if not task:
+            task.append(bar.add_task(label, total=total))
+        bar.update(task[0], completed=done, total=total)
+
+    return update
+
+
+def _predict(app, version, images, batch_size):
+    from ..classify.predict import classify_catalog
+
+    with progress() as bar:
+        return classify_catalog(
+            app.ws,
+            app.catalog,
+            version,
+            images,
+            batch_size,
+            on_progress=_bar_updater(bar, "images"),
+        )
 
 
 def _test_sets(values) -> dict[str, str]:
@@ -170,6 +218,38 @@ def evaluate_cmd(app, version, test_sets, as_json):
         )
     for r in result["sets"]:
         click.echo(f"confusion matrix {r['set']}: {r['confusion_png']}")
+
+
+@classify_group.command("predict")
+@click.option("--version", default=None, help="Default: the promoted classifier.")
+@click.option(
+    "--images",
+    type=click.Choice(cc.IMAGE_SETS),
+    default=cc.DEFAULT_IMAGE_SET,
+    show_default=True,
+    help="Active images: all, those without an image label, or those without annotations "
+    "(the ones `wb prioritize` ranks).",
+)
+@click.option(
+    "--batch-size", type=click.IntRange(1), default=cc.DEFAULT_PREDICT_BATCH, show_default=True
+)
+@json_option
+@pass_app
+@domain_errors
+@writes_workspace
+def predict_cmd(app, version, images, batch_size, as_json):
+    """Store a classifier's class probabilities for catalog images (resumable: only
+    images without an answer of that version are run).
+
+    Example:
+
+        wb classify predict --images unannotated
+    """
+    run = _predict(app, version, images, batch_size)
+    if as_json:
+        echo_json(run.to_dict())
+        return
+    click.echo(run.summary())
 
 
 def register(group: click.Group) -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from ..active.disagreement import DEFAULT_SIGNAL, SIGNALS
 from ..active.uncertainty import AGGREGATES, SCORES, UncertaintyConfig
 from .common import (
     CodeDefault,
@@ -59,6 +60,20 @@ def _selection_default(name: str):
     help="Boxes -> image: max, mean, or sum (probabilistic OR over boxes).",
 )
 @click.option(
+    "--signal",
+    type=click.Choice(SIGNALS),
+    default=DEFAULT_SIGNAL,
+    show_default=True,
+    help="What the ranking rests on: the detector's uncertainty, where the image "
+    "classifier and the detector disagree (needs `wb classify predict`), or both.",
+)
+@click.option(
+    "--classifier",
+    default=None,
+    metavar="VERSION",
+    help="Classifier of the disagreement signal (default: the promoted classifier).",
+)
+@click.option(
     "--strategy",
     type=click.Choice(STRATEGIES),
     cls=CodeDefault,
@@ -99,7 +114,19 @@ def _selection_default(name: str):
 @domain_errors
 @writes_workspace
 def prioritize_cmd(
-    app, model, score, aggregate, strategy, batch, seed, show, no_labelstudio, ls_url, as_json
+    app,
+    model,
+    score,
+    aggregate,
+    signal,
+    classifier,
+    strategy,
+    batch,
+    seed,
+    show,
+    no_labelstudio,
+    ls_url,
+    as_json,
 ) -> None:
     """Rank unannotated images by how unsure the model is; annotators get them in that order.
 
@@ -111,6 +138,8 @@ def prioritize_cmd(
     Example:
 
         wb prioritize --strategy diverse --batch 20 --show 20
+
+        wb prioritize --signal uncertainty+disagreement --show 20
     """
     from ..active.prioritize import PrioritizeConfig, prioritize
     from ..active.selection import SelectionConfig
@@ -120,6 +149,8 @@ def prioritize_cmd(
         model=model,
         uncertainty=UncertaintyConfig(score, aggregate),
         selection=SelectionConfig(strategy, batch, seed=seed),
+        signal=signal,
+        classifier=classifier,
     )
     ws, catalog = app.ws, app.catalog
     with progress(transient=True) as bar:
@@ -192,9 +223,16 @@ def _print_table(result, show: int, to_stderr: bool) -> None:
     table.add_column("label", overflow="fold")
     for col in ("disagr", "missed", "unstab"):
         table.add_column(col, no_wrap=True, justify="right")
+    versus = result.classifier is not None
+    if versus:  # classifier vs detector: C classifier only, D detector only
+        table.add_column("cls/det", no_wrap=True, justify="right")
     table.add_column("file", overflow="fold")
     for n, p in enumerate(annotation_order(result)[:show], start=1):
         c = p.components
+        extra = []
+        if versus:
+            d, kind = c.get("disagreement"), c.get("disagreement_kind")
+            extra = ["-" if d is None else f"{d:.2f}{' ' + kind[0].upper() if kind else ''}"]
         table.add_row(
             f"{n}{'*' if p.selected else ''}",
             str(p.image_id),
@@ -205,6 +243,7 @@ def _print_table(result, show: int, to_stderr: bool) -> None:
             f"{c.get('label_disagreement', 0):.0f}",
             f"{c.get('missed_product', 0):.0f}",
             f"{c.get('class_instability', 0):.2f}",
+            *extra,
             Path(p.path).name,
         )
     (Console(stderr=True, highlight=False) if to_stderr else console()).print(table)

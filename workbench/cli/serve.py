@@ -85,6 +85,13 @@ def _auth_pair(ctx, param, value):
     help="Run the model in torch, or in ONNX Runtime on the CPU (the version's model.onnx "
     "from `wb models export`; needs `pip install 'workbench[onnx]'`).",
 )
+@click.option(
+    "--version",
+    default=None,
+    metavar="VERSION",
+    help="Serve this detector version, pinned (newly promoted ones are not picked up); "
+    "default: the promoted detector.",
+)
 @pass_app
 @domain_errors
 def serve_cmd(
@@ -100,8 +107,9 @@ def serve_cmd(
     min_score,
     field,
     runtime,
+    version,
 ):
-    """Serve the promoted model to Label Studio as an ML backend (/health, /setup,
+    """Serve the promoted detector to Label Studio as an ML backend (/health, /setup,
     /predict, /versions, /webhook). A newly promoted version is picked up without a
     restart. With --field, also the field app for phones (/app).
 
@@ -112,6 +120,8 @@ def serve_cmd(
         wb serve --field
 
         wb serve --runtime onnx
+
+        wb serve --version v003
     """
     from ..backend import BackendSettings, ModelHolder, RetrainWorker, create_app, run
     from ..labelstudio.client import resolve_connection
@@ -131,7 +141,7 @@ def serve_cmd(
 
     conn = resolve_connection(ws)
     holder = ModelHolder.for_workspace(
-        ws, catalog_factory, poll_seconds=poll_seconds, runtime=runtime
+        ws, catalog_factory, poll_seconds=poll_seconds, runtime=runtime, version=version
     )
     if runtime == "onnx":
         from ..detection.onnx import require_module

@@ -112,9 +112,14 @@ class Registry:
         if version is not None:
             mv = self.get(version)
             if mv.task != task:
+                hint = (
+                    "; a classifier answers through `wb classify predict | evaluate`"
+                    if mv.task == "classify"
+                    else ""
+                )
                 raise WorkbenchError(
                     f"model {version} is a '{mv.task}' model, not a '{task}' one: "
-                    "`wb models` lists each version's task"
+                    f"`wb models` lists each version's task{hint}"
                 )
             return mv
         current = self.promoted(task=task)
