@@ -284,7 +284,7 @@ def m0006_embeddings(db: sqlite3.Connection) -> None:
     )
 
 
-def m0009_classifications(db: sqlite3.Connection) -> None:
+def m0007_classifications(db: sqlite3.Connection) -> None:
     """`wb classify predict`: a classifier's class probabilities per image, one row per
     (image, classifier version), like ``predictions`` holds a detector's boxes."""
     _run_script(
@@ -311,5 +311,5 @@ MIGRATIONS = [
     m0004_field,
     m0005_classify,
     m0006_embeddings,
-    m0009_classifications,
+    m0007_classifications,
 ]
