@@ -377,7 +377,17 @@ def annotation_from_sdk(
         n_boxes=sum(1 for r in result if r.get("type") == "rectanglelabels"),
         chosen=False,
         result=result,
+        lead_time=_seconds(a.get("lead_time")),
     )
+
+
+def _seconds(value: Any) -> float | None:
+    """Label Studio's ``lead_time`` as seconds; None when it gave none (or nonsense)."""
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        return None
+    return seconds if seconds >= 0 else None
 
 
 def export_coco(
