@@ -119,3 +119,123 @@ def test_three_annotators_average_their_pairs():
     )
     # a-b 1.0, a-c 2/3, b-c 2/3
     assert t.score == pytest.approx((1 + 2 / 3 + 2 / 3) / 3)
+
+
+# ---- the workspace report and `wb agreement` --------------------------------------
+
+
+def _annotated_workspace(workspace_factory):
+    """A workspace whose project 4 holds: task 11 (ann and bob agree), task 12 (bob missed
+    a box), task 13 (ann alone); the model's boxes were pre-drawn on task 11 and 12."""
+    from workbench.catalog.records import ImageRecord
+
+    ws = workspace_factory(classes=["ivory", "scales"])
+    ws.set_project(4, "species")
+    with ws.open_catalog() as catalog:
+        ids = [
+            catalog.add_image(ImageRecord(id=None, path=f"/photos/{i}.jpg", width=W, height=H))
+            for i in range(3)
+        ]
+        catalog.store_predictions(
+            "v001",
+            {
+                ids[0]: [{"label": "ivory", "x1": 10, "y1": 10, "x2": 60, "y2": 60, "score": 0.9}],
+                ids[1]: [
+                    {"label": "ivory", "x1": 10, "y1": 10, "x2": 60, "y2": 60, "score": 0.9},
+                    {"label": "scales", "x1": 0, "y1": 0, "x2": 5, "y2": 5, "score": 0.1},
+                ],
+            },
+        )
+        catalog.record_ls_tasks(4, [(ids[0], 11, "v001"), (ids[1], 12, "v001"), (ids[2], 13, None)])
+        tasks = {
+            11: [
+                ann(1, "ann@x", [IVORY, SCALES], lead_time=30.0),
+                ann(2, "bob@x", [IVORY, SCALES]),
+            ],
+            12: [ann(3, "ann@x", [IVORY, SCALES], lead_time=50.0), ann(4, "bob@x", [SCALES])],
+            13: [ann(5, "ann@x", [IVORY])],
+        }
+        for (task_id, anns), image_id in zip(tasks.items(), ids):
+            for a in anns:
+                a.task_id, a.image_id = task_id, image_id
+            catalog.apply_ls_task(4, task_id, image_id, anns, None, update_truth=False)
+    return ws, ids
+
+
+def test_report_per_task_and_per_annotator(workspace_factory):
+    from workbench.labelstudio.agreement import workspace_agreement
+
+    ws, ids = _annotated_workspace(workspace_factory)
+    with ws.open_catalog() as catalog:
+        report = workspace_agreement(ws, catalog)
+    scores = {t.task_id: t.score for t in report.tasks}
+    assert scores[11] == pytest.approx(1.0) and scores[12] == pytest.approx(2 / 3)
+    assert scores[13] is None
+    assert [t.task_id for t in report.disagreements] == [12]
+    assert report.mean_agreement == pytest.approx((1 + 2 / 3) / 2)
+    ann_, bob = report.annotators
+    assert (ann_.annotator, ann_.tasks, ann_.shared_tasks) == ("ann@x", 3, 2)
+    assert ann_.agreement == pytest.approx((1 + 2 / 3) / 2)
+    # pre-drawn: task 11's ivory, task 12's ivory (its 0.1 box was never shown); task 13
+    # had no prediction, so it does not count
+    assert (ann_.predrawn_boxes, ann_.predrawn_kept) == (2, 2)
+    assert (bob.predrawn_boxes, bob.predrawn_kept, bob.acceptance) == (2, 1, 0.5)
+    assert ann_.seconds_per_task == 40.0 and ann_.timed_tasks == 2
+    assert bob.seconds_per_task is None  # no lead_time recorded: n/a
+
+
+def test_agreement_command_prints_the_table_and_json(workspace_factory):
+    import json
+
+    from click.testing import CliRunner
+
+    from workbench.cli import cli
+
+    ws, ids = _annotated_workspace(workspace_factory)
+    r = CliRunner().invoke(cli, ["-w", str(ws.root), "agreement"])
+    assert r.exit_code == 0, r.output
+    assert "3 annotated tasks, 2 with several annotators: mean agreement 0.83; 1 below 0.8" in (
+        r.output
+    )
+    assert "ann@x" in r.output and "1/2 (0.50)" in r.output
+    assert "not sent" in r.output and "wb agreement send" in r.output
+    r = CliRunner().invoke(cli, ["-w", str(ws.root), "agreement", "--threshold", "0.5", "--json"])
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.output)
+    assert out["disagreements"] == [] and out["overlap_tasks"] == 2
+    by_task = {t["task_id"]: t for t in out["tasks"]}
+    assert by_task[13]["score"] is None  # one annotator: n/a, not 0 or 1
+
+
+def test_agreement_without_a_project_says_to_push_first(workspace_factory):
+    from click.testing import CliRunner
+
+    from workbench.cli import cli
+
+    ws = workspace_factory()
+    r = CliRunner().invoke(cli, ["-w", str(ws.root), "agreement"])
+    assert r.exit_code == 1
+    assert "no Label Studio project yet: run `wb push --overlap 2`" in r.output
+
+
+def test_agreement_send_with_nothing_below_the_threshold_sends_nothing(workspace_factory):
+    from click.testing import CliRunner
+
+    from workbench.cli import cli
+
+    ws, _ = _annotated_workspace(workspace_factory)
+    r = CliRunner().invoke(cli, ["-w", str(ws.root), "agreement", "send", "--threshold", "0.5"])
+    assert r.exit_code == 0, r.output
+    assert "no disagreements to send: no task's agreement is below 0.5" in r.output
+    assert ws.get("labelstudio", "expert_review_project_id") is None
+
+
+def test_agreement_pull_before_any_send_says_to_send_first(workspace_factory):
+    from click.testing import CliRunner
+
+    from workbench.cli import cli
+
+    ws, _ = _annotated_workspace(workspace_factory)
+    r = CliRunner().invoke(cli, ["-w", str(ws.root), "agreement", "pull"])
+    assert r.exit_code == 1
+    assert "nothing was sent to expert review yet: run `wb agreement send` first" in r.output

@@ -11,7 +11,7 @@ Rules, stated once here (tests/unit/test_labelstudio_agreement.py lists them cas
 - A task's agreement is the mean over its pairs of annotators. A task annotated by one
   person only has no agreement: ``None``, shown "n/a", never 0 or 1.
 - A task is a disagreement when its agreement is below ``threshold``; disagreements are
-  what `wb agreement --send` routes to expert review (``expert_review``).
+  what `wb agreement send` routes to expert review (``expert_review``).
 - Per annotator: the agreement with the consensus of the task's other annotators (the mean
   of their pairwise agreements with each of them), over the tasks they shared; the share
   of pre-drawn boxes (the model's prediction sent with the task, as Label Studio showed it)
@@ -26,9 +26,10 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 from ..catalog.records import Box, LsAnnotation
+from ..errors import WorkbenchError
 from ..geometry import match_boxes
 from .pull import latest_annotation
-from .tasks import DISPLAY_MIN_SCORE, result_boxes
+from .tasks import DISPLAY_MIN_SCORE, project_mapping, result_boxes
 
 DEFAULT_THRESHOLD = 0.8  # agreement below this: a disagreement, sent to expert review
 DEFAULT_IOU = 0.5  # boxes of the same label at least this close are the same box
@@ -164,9 +165,7 @@ def task_agreement(
     )
 
 
-def predrawn_kept(
-    predrawn: list[Box], drawn: list[Box], iou_threshold: float = DEFAULT_IOU
-) -> int:
+def predrawn_kept(predrawn: list[Box], drawn: list[Box], iou_threshold: float = DEFAULT_IOU) -> int:
     """How many pre-drawn boxes the annotation kept (same label, IoU >= threshold)."""
     return len(
         match_boxes(
@@ -261,3 +260,35 @@ def agreement_report(
         for name, s in sorted(per.items())
     ]
     return AgreementReport(project_id, threshold, iou_threshold, tasks, summaries)
+
+
+def workspace_agreement(
+    ws,
+    catalog,
+    *,
+    threshold: float = DEFAULT_THRESHOLD,
+    iou_threshold: float = DEFAULT_IOU,
+) -> AgreementReport:
+    """``agreement_report`` of the workspace's labelling project, from the catalog alone
+    (no Label Studio call). Pre-drawn boxes are compared under the labels of the config
+    `wb push` writes; for someone else's project (`wb push --project`) acceptance is n/a."""
+    pid = ws.project_id()
+    if pid is None:
+        raise WorkbenchError(
+            "the workspace has no Label Studio project yet: run `wb push --overlap 2` (two "
+            "annotators per task), let annotators work, then `wb pull` and `wb agreement`"
+        )
+    label_for = None
+    if not ws.project_external():
+        level = ws.project_level()
+        label_for = project_mapping(ws.taxonomy.classes(level), level, ws.taxonomy).label_for
+    return agreement_report(
+        catalog, pid, threshold=threshold, iou_threshold=iou_threshold, label_for=label_for
+    )
+
+
+def request_overlap(client, project_id: int, annotators: int) -> None:
+    """Ask Label Studio for ``annotators`` submitted annotations of every task of the
+    project (``maximum_annotations``, on all tasks: ``overlap_cohort_percentage`` 100),
+    so that `wb agreement` has something to compare; 1 turns overlap off."""
+    client.update_project(project_id, maximum_annotations=annotators, overlap_cohort_percentage=100)
