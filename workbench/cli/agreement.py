@@ -46,9 +46,15 @@ def score_options(f):
 def _report(app, threshold: float, iou_threshold: float):
     from ..labelstudio.agreement import workspace_agreement
 
-    return workspace_agreement(
-        app.ws, app.catalog, threshold=threshold, iou_threshold=iou_threshold
-    )
+    with progress(transient=True) as bar:
+        task = bar.add_task("scoring agreement", total=None)
+        return workspace_agreement(
+            app.ws,
+            app.catalog,
+            threshold=threshold,
+            iou_threshold=iou_threshold,
+            on_progress=lambda d, t: bar.update(task, completed=d, total=t),
+        )
 
 
 def _fmt(value: float | None, digits: int = 2) -> str:

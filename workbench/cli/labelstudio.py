@@ -385,6 +385,8 @@ def pull_cmd(app, export, ls_url, as_json) -> None:
             )
         except UnmappedLabels as exc:  # the other tasks were pulled: say what they did
             result, unmapped = exc.result, exc
+        scoring = bar.add_task("scoring agreement", total=None)
+        agreement = _agreement_summary(app, lambda d, t: bar.update(scoring, completed=d, total=t))
     out = result.to_dict()
     if unmapped is not None:
         out["unmapped_labels"] = unmapped.labels
@@ -392,7 +394,6 @@ def pull_cmd(app, export, ls_url, as_json) -> None:
     if export:
         path, n = export_coco(project, app.catalog, export[1])
         out["export"] = {"format": export[0], "path": str(path), "images": n}
-    agreement = _agreement_summary(app)
     if agreement is not None:
         out["agreement"] = agreement
     if as_json:
@@ -423,11 +424,11 @@ def pull_cmd(app, export, ls_url, as_json) -> None:
         raise unmapped
 
 
-def _agreement_summary(app) -> dict | None:
+def _agreement_summary(app, on_progress) -> dict | None:
     """`wb agreement`'s counts at its defaults, when some task has several annotators."""
     from ..labelstudio.agreement import workspace_agreement
 
-    report = workspace_agreement(app.ws, app.catalog)
+    report = workspace_agreement(app.ws, app.catalog, on_progress=on_progress)
     if not report.overlap_tasks:
         return None
     return {

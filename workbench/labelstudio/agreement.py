@@ -33,6 +33,7 @@ from .tasks import DISPLAY_MIN_SCORE, project_mapping, result_boxes
 
 DEFAULT_THRESHOLD = 0.8  # agreement below this: a disagreement, sent to expert review
 DEFAULT_IOU = 0.5  # boxes of the same label at least this close are the same box
+PROGRESS_EVERY = 500  # tasks between progress reports (10,000 tasks: ~8 s on a busy machine)
 
 
 @dataclass
@@ -197,6 +198,7 @@ def agreement_report(
     threshold: float = DEFAULT_THRESHOLD,
     iou_threshold: float = DEFAULT_IOU,
     label_for: Callable[[str], str | None] | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> AgreementReport:
     """Agreement of every task with a submitted annotation, from the last pull's record.
 
@@ -216,7 +218,11 @@ def agreement_report(
     }
     tasks: list[TaskAgreement] = []
     per: dict[str, dict] = {}
-    for task_id in sorted(stored):
+    if on_progress:
+        on_progress(0, len(stored))
+    for done, task_id in enumerate(sorted(stored), start=1):
+        if on_progress and done % PROGRESS_EVERY == 0:
+            on_progress(done, len(stored))
         anns = stored[task_id]
         image_id = anns[0].image_id if anns else None
         image = images.get(image_id)
@@ -245,6 +251,8 @@ def agreement_report(
                 s["known"] = True
                 s["pre"] += len(predrawn)
                 s["kept"] += predrawn_kept(predrawn, result_boxes(a.result, *size), iou_threshold)
+    if on_progress:
+        on_progress(len(stored), len(stored))
     summaries = [
         AnnotatorSummary(
             annotator=name,
@@ -268,6 +276,7 @@ def workspace_agreement(
     *,
     threshold: float = DEFAULT_THRESHOLD,
     iou_threshold: float = DEFAULT_IOU,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> AgreementReport:
     """``agreement_report`` of the workspace's labelling project, from the catalog alone
     (no Label Studio call). Pre-drawn boxes are compared under the labels of the config
@@ -283,7 +292,12 @@ def workspace_agreement(
         level = ws.project_level()
         label_for = project_mapping(ws.taxonomy.classes(level), level, ws.taxonomy).label_for
     return agreement_report(
-        catalog, pid, threshold=threshold, iou_threshold=iou_threshold, label_for=label_for
+        catalog,
+        pid,
+        threshold=threshold,
+        iou_threshold=iou_threshold,
+        label_for=label_for,
+        on_progress=on_progress,
     )
 
 
