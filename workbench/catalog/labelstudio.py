@@ -104,6 +104,7 @@ class LabelStudioMixin:
                     n_boxes=r["n_boxes"],
                     chosen=bool(r["chosen"]),
                     result=json.loads(r["result_json"]) if r["result_json"] else [],
+                    lead_time=r["lead_time"],
                 )
             )
         return out
@@ -132,8 +133,8 @@ class LabelStudioMixin:
             db.executemany(
                 "INSERT OR REPLACE INTO ls_annotations (annotation_id, project_id, task_id, "
                 "image_id, "
-                "annotator, updated_at, was_cancelled, n_boxes, chosen, result_json) "
-                "VALUES (?,?,?,?,?,?,?,?,?,?)",
+                "annotator, updated_at, was_cancelled, n_boxes, chosen, result_json, lead_time) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                 [
                     (
                         a.annotation_id,
@@ -146,6 +147,7 @@ class LabelStudioMixin:
                         a.n_boxes,
                         int(a.chosen),
                         json.dumps(a.result),
+                        a.lead_time,
                     )
                     for a in annotations
                 ],

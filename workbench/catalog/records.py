@@ -157,6 +157,7 @@ class LsAnnotation:
     n_boxes: int
     chosen: bool
     result: list
+    lead_time: float | None = None  # seconds Label Studio recorded; None: not recorded
 
 
 @dataclass(frozen=True)

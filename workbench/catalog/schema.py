@@ -304,6 +304,18 @@ def m0007_classifications(db: sqlite3.Connection) -> None:
     )
 
 
+def m0008_annotation_lead_time(db: sqlite3.Connection) -> None:
+    """Label Studio's ``lead_time`` of each pulled annotation (seconds the annotator spent
+    on it), for `wb agreement`'s seconds per task; NULL where Label Studio gave none, or
+    for annotations pulled before this column (read as "n/a")."""
+    _run_script(
+        db,
+        """
+        ALTER TABLE ls_annotations ADD COLUMN lead_time REAL;
+        """,
+    )
+
+
 MIGRATIONS = [
     m0001_initial,
     m0002_ls_review_tasks,
@@ -312,4 +324,5 @@ MIGRATIONS = [
     m0005_classify,
     m0006_embeddings,
     m0007_classifications,
+    m0008_annotation_lead_time,
 ]

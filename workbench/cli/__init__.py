@@ -19,6 +19,7 @@ AREAS = (
     "workspace",
     "dedup",
     "labelstudio",
+    "agreement",
     "models",
     "evaluate",
     "serve",

@@ -162,6 +162,14 @@ def ls_status(app, ls_url: str | None, as_json: bool) -> None:
 )
 @click.option("--limit", type=click.IntRange(1), default=None, help="Push at most N new images.")
 @click.option(
+    "--overlap",
+    type=click.IntRange(1, 20),
+    default=None,
+    metavar="N",
+    help="Ask Label Studio for N annotators per task (for `wb agreement`; 1 turns it "
+    "off); unset: the project's setting stays.",
+)
+@click.option(
     "--dry-run",
     is_flag=True,
     help="Say what push would create, and which tasks that repeat an image it would "
@@ -173,7 +181,7 @@ def ls_status(app, ls_url: str | None, as_json: bool) -> None:
 @domain_errors
 @writes_workspace
 def push_cmd(
-    app, level, batch_size, new_project, existing_project, limit, dry_run, ls_url, as_json
+    app, level, batch_size, new_project, existing_project, limit, overlap, dry_run, ls_url, as_json
 ) -> None:
     """Send active images to Label Studio as tasks, with the promoted model's boxes.
 
@@ -187,6 +195,8 @@ def push_cmd(
         wb push --project 12
 
         wb push --dry-run
+
+        wb push --overlap 2
     """
     from ..labelstudio import connect, push
 
@@ -215,6 +225,10 @@ def push_cmd(
             dry_run=dry_run,
             on_duplicates=None if as_json else announce,
         )
+    if overlap is not None and not result.dry_run:
+        from ..labelstudio.agreement import request_overlap
+
+        request_overlap(client, result.project_id, overlap)
     warning = None
     if result.model_version:
         from ..detection.findsnothing import finds_nothing_warning
@@ -224,6 +238,8 @@ def push_cmd(
         click.echo(warning, err=as_json)
     if as_json:
         out = {**result.__dict__, "tasks_per_second": round(result.tasks_per_second, 1)}
+        if overlap is not None and not result.dry_run:
+            out["overlap"] = overlap
         echo_json({**out, "duplicates": result.duplicates.to_dict()})
         return
     if result.dry_run:
@@ -248,6 +264,11 @@ def push_cmd(
             "(none had annotations of its own)"
         )
     _print_kept_duplicates(result)
+    if overlap is not None:
+        click.echo(
+            f"asked Label Studio for {overlap} annotator(s) per task"
+            + (" (`wb agreement` compares them after `wb pull`)" if overlap > 1 else "")
+        )
     if result.refreshed:
         click.echo(f"refreshed predictions of {result.refreshed} earlier tasks")
     if result.taken_out:
@@ -364,6 +385,8 @@ def pull_cmd(app, export, ls_url, as_json) -> None:
             )
         except UnmappedLabels as exc:  # the other tasks were pulled: say what they did
             result, unmapped = exc.result, exc
+        scoring = bar.add_task("scoring agreement", total=None)
+        agreement = _agreement_summary(app, lambda d, t: bar.update(scoring, completed=d, total=t))
     out = result.to_dict()
     if unmapped is not None:
         out["unmapped_labels"] = unmapped.labels
@@ -371,6 +394,8 @@ def pull_cmd(app, export, ls_url, as_json) -> None:
     if export:
         path, n = export_coco(project, app.catalog, export[1])
         out["export"] = {"format": export[0], "path": str(path), "images": n}
+    if agreement is not None:
+        out["agreement"] = agreement
     if as_json:
         echo_json(out)
         if unmapped is not None:
@@ -387,10 +412,31 @@ def pull_cmd(app, export, ls_url, as_json) -> None:
             f"  disagreement on image {d.image_id} (task {d.task_id}): kept "
             f"{d.chosen_annotator}'s latest annotation {d.chosen_annotation}; differs: {others}"
         )
+    if agreement is not None:
+        click.echo(
+            f"agreement: {agreement['overlap_tasks']} tasks with several annotators, mean "
+            f"{agreement['mean_agreement']:.2f}, {agreement['disagreements']} below "
+            f"{agreement['threshold']:g}: see `wb agreement`"
+        )
     if export:
         click.echo(f"wrote {out['export']['images']} images as COCO to {out['export']['path']}")
     if unmapped is not None:
         raise unmapped
+
+
+def _agreement_summary(app, on_progress) -> dict | None:
+    """`wb agreement`'s counts at its defaults, when some task has several annotators."""
+    from ..labelstudio.agreement import workspace_agreement
+
+    report = workspace_agreement(app.ws, app.catalog, on_progress=on_progress)
+    if not report.overlap_tasks:
+        return None
+    return {
+        "overlap_tasks": len(report.overlap_tasks),
+        "mean_agreement": report.mean_agreement,
+        "disagreements": len(report.disagreements),
+        "threshold": report.threshold,
+    }
 
 
 def register(group: click.Group) -> None:

@@ -237,8 +237,12 @@ def pull(
     *,
     page_size: int = 200,
     on_progress: Callable[[int, int], None] | None = None,
+    record: bool = True,
 ) -> PullResult:
-    """Bring the project's annotations into the catalog (see the module's rules)."""
+    """Bring the project's annotations into the catalog (see the module's rules).
+
+    ``record``: keep the counts as the last pull's (`wb status`); False for another
+    project of the workspace (`wb agreement pull`'s expert review project)."""
     client, project_id = project.client, project.id
     total = client.task_count(project_id)  # ProjectMissing when deleted there
     try:
@@ -311,8 +315,9 @@ def pull(
         apply(task_id, prev[0].image_id if prev else None, [])
     if on_progress:
         on_progress(total, total)
-    record = {**result.record(), "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-    catalog.set_meta(LAST_PULL_KEY, json.dumps(record))
+    if record:
+        finished = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        catalog.set_meta(LAST_PULL_KEY, json.dumps({**result.record(), "finished_at": finished}))
     if unmapped:
         raise UnmappedLabels(result, unmapped, left_out)
     return result
@@ -377,7 +382,17 @@ def annotation_from_sdk(
         n_boxes=sum(1 for r in result if r.get("type") == "rectanglelabels"),
         chosen=False,
         result=result,
+        lead_time=_seconds(a.get("lead_time")),
     )
+
+
+def _seconds(value: Any) -> float | None:
+    """Label Studio's ``lead_time`` as seconds; None when it gave none (or nonsense)."""
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        return None
+    return seconds if seconds >= 0 else None
 
 
 def export_coco(

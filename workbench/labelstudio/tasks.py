@@ -15,7 +15,7 @@ from urllib.parse import quote
 
 from ..catalog.records import Box, ImageRecord
 from ..errors import WorkbenchError
-from ..geometry import iou_xyxy
+from ..geometry import match_boxes
 from ..taxonomy import Taxonomy
 from .config import FROM_NAME as FROM_NAME  # re-exported: our config's names
 from .config import TO_NAME as TO_NAME
@@ -285,13 +285,14 @@ def result_boxes(result: list[dict], width: int | None, height: int | None) -> l
 
 
 def boxes_agree(a: list[Box], b: list[Box], iou_threshold: float = 0.5) -> bool:
-    """Same number of boxes, and each pairs with one of the same label at IoU >= threshold."""
-
-    def overlap(x: Box, y: Box) -> float | None:
-        iou = _iou(x, y)
-        return iou if iou >= iou_threshold else None
-
-    return _all_paired(a, b, overlap)
+    """Same number of boxes, and each pairs with one of the same label at IoU >= threshold
+    (``geometry.match_boxes``, as `wb agreement` pairs them: agreement 1.0)."""
+    if len(a) != len(b):
+        return False
+    labels = ([x.label for x in a], [y.label for y in b])
+    return len(match_boxes([x.xyxy for x in a], [y.xyxy for y in b], iou_threshold, labels)) == len(
+        a
+    )
 
 
 def same_boxes(a: list[Box], b: list[Box] | None, tolerance: float = 0.5) -> bool:
@@ -323,7 +324,3 @@ def _all_paired(a: list[Box], b: list[Box], closeness) -> bool:
             return False
         unused.remove(max(scored, key=lambda t: t[0])[1])
     return True
-
-
-def _iou(a: Box, b: Box) -> float:
-    return iou_xyxy(a.xyxy, b.xyxy)
