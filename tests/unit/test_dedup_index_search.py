@@ -1,14 +1,14 @@
-"""The faiss index search finds exactly the pairs of the all-pairs search."""
+"""The multi-index search finds exactly the pairs of the all-pairs search."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from workbench.dedup import search
+from workbench.dedup import multiindex, search
 from workbench.dedup.search import choose_method, find_pairs
 
-pytest.importorskip("faiss")
+pytest.importorskip("numba", reason="the multi-index search needs numba (a dependency)")
 
 
 def planted(n: int, seed: int, flips: int) -> np.ndarray:
@@ -55,11 +55,22 @@ def test_index_equals_exact_with_mirrors(max_distance):
     same(exact, index)
 
 
-def test_query_chunks_do_not_change_the_answer(monkeypatch):
-    h = planted(3_000, seed=3, flips=6)
-    whole = find_pairs(h, 6, method="index")
-    monkeypatch.setattr(search, "INDEX_QUERY_CHUNK", 700)
-    same(whole, find_pairs(h, 6, method="index"))
+@pytest.mark.parametrize("widths", [(16, 16, 16, 16), (13, 13, 13, 13, 12), (8,) * 8, (22, 21, 21)])
+def test_every_block_layout_finds_the_same_pairs(widths):
+    h = planted(4_000, seed=3, flips=9)
+    exact = find_pairs(h, 9, method="exact").as_set()
+    layout = multiindex.Layout(widths, 9 // len(widths))
+    qi, j = multiindex.search(h, h, 9, symmetric=True, layout=layout)
+    assert len(qi) == len(set(zip(qi.tolist(), j.tolist())))  # each pair once
+    assert set(zip(qi.tolist(), j.tolist())) == exact
+
+
+def test_the_cost_model_picks_cache_sized_blocks():
+    layout = multiindex.best_layout(10**6, 10)
+    assert max(layout.widths) <= multiindex.MAX_BLOCK_BITS
+    assert sum(layout.widths) == 64 and layout.radius == 10 // layout.blocks
+    assert multiindex.cheaper_than_scan(10**6, 10)
+    assert not multiindex.cheaper_than_scan(50, 16)  # the tables cost more than the scan
 
 
 def test_auto_picks_index_only_where_it_wins(monkeypatch):
@@ -70,7 +81,7 @@ def test_auto_picks_index_only_where_it_wins(monkeypatch):
     assert choose_method(10**6, 10) == "exact"
 
 
-def test_fallback_without_faiss_gives_the_same_pairs(monkeypatch):
+def test_fallback_without_numba_gives_the_same_pairs(monkeypatch):
     h = planted(search.INDEX_MIN_HASHES, seed=5, flips=4)
     with_index = find_pairs(h, 4)
     monkeypatch.setattr(search, "index_available", lambda: False)

@@ -18,16 +18,11 @@ from .hashing import hex_to_uint64
 # Elements per block (rows x columns): 16 M x (8 B xor + 1 B count) ~ 150 MB at most.
 BLOCK_ELEMENTS = 1 << 24
 MAX_BITS = 64
-# The index (faiss IndexBinaryMultiHash) is used from this many hashes up and at most this
-# distance (above it, the flips probed per query approach a scan); see docs/dedup.md.
-INDEX_MIN_HASHES = 5_000
+# The multi-index search (``multiindex.py``, compiled with numba) is used from this many
+# hashes up, at most this distance, and where its cost model expects it to beat the scan;
+# see docs/dedup.md for the measured crossover.
+INDEX_MIN_HASHES = 20_000
 INDEX_MAX_DISTANCE = 16
-# Index layout: 4 sub-hashes of 16 bits; a pair within d bits agrees within d // 4 bits on
-# at least one of them (pigeonhole), so probing d // 4 flips per sub-hash misses nothing.
-INDEX_SUBHASHES = 4
-INDEX_SUBHASH_BITS = 16
-# Queries per range search: bounds the result buffers faiss returns at once.
-INDEX_QUERY_CHUNK = 1 << 16
 
 
 @dataclass
@@ -75,18 +70,19 @@ def _as_uint64(hashes) -> np.ndarray:
 
 
 def index_available() -> bool:
-    """Whether faiss (the ``faiss-cpu`` package) imports; without it the search is exact."""
-    try:
-        import faiss  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    """Whether the multi-index search can run (numba imports); without it the search is exact."""
+    from . import multiindex
+
+    return multiindex.available()
 
 
 def choose_method(n: int, max_distance: int) -> str:
     """``"index"`` where it is measured faster (many hashes, small distance), else ``"exact"``."""
     if n >= INDEX_MIN_HASHES and max_distance <= INDEX_MAX_DISTANCE and index_available():
-        return "index"
+        from . import multiindex
+
+        if multiindex.cheaper_than_scan(n, max_distance):
+            return "index"
     return "exact"
 
 
@@ -101,7 +97,7 @@ def find_pairs(
 
     With ``mirror_hashes`` (the hash of each image's mirror), a pair's distance is the
     smallest of hash-hash, hash-mirror and mirror-hash, so mirrored copies are found.
-    ``method``: ``"exact"`` (all pairs, chunked), ``"index"`` (faiss multi-hash index,
+    ``method``: ``"exact"`` (all pairs, chunked), ``"index"`` (multi-index hashing,
     the same pairs) or ``"auto"`` (:func:`choose_method`).
 
     >>> p = find_pairs(["ff00ff00ff00ff00", "ff00ff00ff00ff01", "0123456789abcdef"], 2)
@@ -155,36 +151,24 @@ def find_pairs(
 
 
 def _index_pairs(h: np.ndarray, max_distance: int, m: np.ndarray | None) -> Pairs:
-    """The pairs of :func:`find_pairs` from a faiss ``IndexBinaryMultiHash`` range search.
+    """The pairs of :func:`find_pairs` from the multi-index search (``multiindex.py``).
 
-    Queries are the hashes (and the mirrors, which find hash-mirror and, queried from
-    the other side, mirror-hash pairs); every candidate's distance is recomputed here.
+    Queries are the hashes (pairs i < j) and the mirrors (which find hash-mirror and,
+    queried from the other side, mirror-hash pairs); distances are recomputed here.
     """
-    import faiss
+    from . import multiindex
 
-    index = faiss.IndexBinaryMultiHash(MAX_BITS, INDEX_SUBHASHES, INDEX_SUBHASH_BITS)
-    index.nflip = max_distance // INDEX_SUBHASHES
-    index.add(np.ascontiguousarray(h).view(np.uint8).reshape(-1, 8))
-    found_i, found_j = [], []
-    for queries in (h,) if m is None else (h, m):
-        q8 = np.ascontiguousarray(queries).view(np.uint8).reshape(-1, 8)
-        for start in range(0, len(h), INDEX_QUERY_CHUNK):
-            # faiss binary range search keeps distances strictly below the radius
-            lims, _, labels = index.range_search(
-                q8[start : start + INDEX_QUERY_CHUNK], max_distance + 1
-            )
-            q = np.repeat(
-                np.arange(start, start + len(lims) - 1, dtype=np.int64),
-                np.diff(lims).astype(np.int64),
-            )
-            labels = labels.astype(np.int64)
-            keep = q != labels
-            found_i.append(np.minimum(q[keep], labels[keep]))
-            found_j.append(np.maximum(q[keep], labels[keep]))
-    if not found_i:
+    qi, j = multiindex.search(h, h, max_distance, symmetric=True)
+    found_i, found_j = [qi], [j]
+    if m is not None:
+        mq, mj = multiindex.search(h, m, max_distance, symmetric=False)
+        found_i.append(np.minimum(mq, mj))
+        found_j.append(np.maximum(mq, mj))
+    n = len(h)
+    key = np.unique(np.concatenate(found_i) * n + np.concatenate(found_j))
+    if len(key) == 0:
         return Pairs.empty()
-    key = np.unique(np.concatenate(found_i) * len(h) + np.concatenate(found_j))
-    i, j = key // len(h), key % len(h)
+    i, j = key // n, key % n
     d = np.bitwise_count(h[i] ^ h[j])
     if m is None:
         mirrored = np.zeros(len(i), dtype=bool)
