@@ -5,7 +5,6 @@ from __future__ import annotations
 import click
 
 from ..labelstudio import postgres as postgres_defaults
-
 from .common import domain_errors, echo_json, json_option, pass_app, progress, writes_workspace
 
 LEVEL_CHOICES = click.Choice(["species", "category"])
@@ -227,8 +226,10 @@ def ls_db_stop(app) -> None:
 
     if postgres.read_state(app.ws.services_dir) is not None:
         ls = server.read_state(app.ws.services_dir)
-        if ls is not None and ls.database and ls.database.startswith(
-            postgres.local_url(app.ws.services_dir).redacted
+        if (
+            ls is not None
+            and ls.database
+            and ls.database.startswith(postgres.local_url(app.ws.services_dir).redacted)
         ):
             raise click.ClickException(
                 f"Label Studio (pid {ls.pid}) runs on this PostgreSQL; stop it first with "

@@ -109,8 +109,7 @@ class DatabaseUrl:
             port = parts.port or 5432
         except ValueError:
             raise DatabaseUrlError(
-                f"--database {_redact_text(url)!r} has a port that is not a number; "
-                f"give {example}"
+                f"--database {_redact_text(url)!r} has a port that is not a number; give {example}"
             ) from None
         name = unquote(parts.path.lstrip("/"))
         if not parts.hostname or not parts.username or not name:
@@ -261,12 +260,14 @@ def _login_message(db: DatabaseUrl, error: str) -> str:
     if "password authentication failed" in text or "no password supplied" in text:
         what = f"check the user and password in --database ({db.redacted})"
     elif "does not exist" in text and "database" in text:
-        what = f"create the database first (createdb -h {db.host} -p {db.port} -U {db.user} {db.name})"
+        what = (
+            f"create the database first (createdb -h {db.host} -p {db.port} -U {db.user} {db.name})"
+        )
     elif "does not exist" in text and "role" in text:
         what = f"create the user first, or use an existing one ({db.redacted})"
     else:
         what = "check --database / [labelstudio] database"
-    return f"PostgreSQL at {db.where} refused Label Studio's login: {reason}. {what.capitalize()}"
+    return f"PostgreSQL at {db.where} refused Label Studio's login: {reason}. {what[0].upper()}{what[1:]}"
 
 
 # ---- a local server ----------------------------------------------------------------------
@@ -401,7 +402,9 @@ def _run(
     )
     if done.returncode != 0:
         detail = " ".join((done.stderr or done.stdout).split())[-600:]
-        raise ServiceError(f"{what} failed ({Path(argv[0]).name}, exit {done.returncode}): {detail}")
+        raise ServiceError(
+            f"{what} failed ({Path(argv[0]).name}, exit {done.returncode}): {detail}"
+        )
 
 
 def _init_cluster(bin_dir: Path, data_dir: Path, pw: str, uid: int | None) -> None:
