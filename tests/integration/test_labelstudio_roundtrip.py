@@ -140,7 +140,9 @@ def _boxes(catalog, image_id):
 
 def test_pull_brings_back_exactly_the_annotators_boxes(pushed, label_studio_any):
     ls, catalog, ws = label_studio_any.client, pushed["catalog"], pushed["ws"]
-    tasks = {t.data[IMAGE_ID_FIELD]: t for t in _tasks(label_studio_any, pushed["first"].project_id)}
+    tasks = {
+        t.data[IMAGE_ID_FIELD]: t for t in _tasks(label_studio_any, pushed["first"].project_id)
+    }
     ids = pushed["ids"]
     copied, edited, negative, deleted, skipped, twice = (
         ids[0],
@@ -240,11 +242,15 @@ def test_push_interrupted_after_import_finishes_without_duplicates(
     catalog.close()
 
 
-def test_an_exif_rotated_image_round_trips_in_the_frame_the_annotator_sees(label_studio_any, tmp_path):
+def test_an_exif_rotated_image_round_trips_in_the_frame_the_annotator_sees(
+    label_studio_any, tmp_path
+):
     ws = Workspace.create(tmp_path / "ws", Taxonomy.default())
     label_studio_any.attach(ws)
     catalog = ws.open_catalog()
-    (image_id,) = add_images(catalog, draw_images(label_studio_any.images_dir("exif"), 1, rotated=(0,)))
+    (image_id,) = add_images(
+        catalog, draw_images(label_studio_any.images_dir("exif"), 1, rotated=(0,))
+    )
     image = catalog.get_image(image_id)
     assert (image.width, image.height) == (64, 96)  # stored 96x64 with EXIF orientation 6
     (box,) = add_promoted_model(catalog, [image_id])[image_id]
@@ -306,14 +312,18 @@ def test_imported_boxes_arrive_drawn_and_a_pull_keeps_them_until_someone_edits(
     w, h = images[edited].width, images[edited].height
     ann = tasks[edited].annotations[0]
     ann_id = ann["id"] if isinstance(ann, dict) else ann.id
-    label_studio_any.client.annotations.update(id=ann_id, result=[_rect("tiger", 1, 2, 30, 40, w, h)])
+    label_studio_any.client.annotations.update(
+        id=ann_id, result=[_rect("tiger", 1, 2, 30, 40, w, h)]
+    )
     # deleting an untouched imported annotation takes nothing away (a negative included)
     negative = next((i for i in images if not before[i]), None)
     kept = next(i for i in images if i != edited and before[i])
     removed = [kept] + ([negative] if negative is not None else [])
     for image_id in removed:
         ann = tasks[image_id].annotations[0]
-        label_studio_any.client.annotations.delete(id=ann["id"] if isinstance(ann, dict) else ann.id)
+        label_studio_any.client.annotations.delete(
+            id=ann["id"] if isinstance(ann, dict) else ann.id
+        )
     second = pull(open_project(ws, client, conn), catalog)
     assert (second.updated_images, second.cleared) == (1, 0)
     (b,) = catalog.boxes_for(edited)

@@ -46,9 +46,7 @@ def test_a_bad_url_is_refused_with_an_example_and_never_shows_the_password(url, 
     assert "secret" not in str(err.value)
 
 
-def test_label_studio_is_given_postgresql_and_a_parents_settings_do_not_leak(
-    tmp_path, monkeypatch
-):
+def test_label_studio_is_given_postgresql_and_a_parents_settings_do_not_leak(tmp_path, monkeypatch):
     monkeypatch.setenv("POSTGRE_HOST", "somewhere-else")
     monkeypatch.setenv("DJANGO_DB", "sqlite")
     creds = server.Credentials("a", "b", "c")
@@ -86,7 +84,7 @@ def test_local_without_a_running_server_says_how_to_start_one(workspace_factory)
         (
             'connection to server at "h" (1.2.3.4), port 7 failed: FATAL:  password '
             'authentication failed for user "u"\n',
-            'PostgreSQL at h:7 refused Label Studio\'s login: password authentication failed '
+            "PostgreSQL at h:7 refused Label Studio's login: password authentication failed "
             'for user "u". Check the user and password in --database (postgresql://u@h:7/d)',
         ),
         (

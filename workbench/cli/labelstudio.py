@@ -57,8 +57,8 @@ def ls_group() -> None:
     default=None,
     metavar="URL|local|sqlite",
     help="Keep Label Studio's data in PostgreSQL: postgresql://user:password@host:port/db, "
-    "or `local` for this workspace's `wb ls db start` server; `sqlite` goes back to the "
-    "default. Remembered in [labelstudio] database (without the password).",
+    "or `local` for this workspace's `wb ls db start` server; `sqlite` for SQLite "
+    "again. Remembered in [labelstudio] database (without the password).",
 )
 @pass_app
 @domain_errors
