@@ -3,8 +3,8 @@ Studio starts, and a local PostgreSQL server for one workspace (`wb ls db start`
 
 Label Studio 1.23 reads its PostgreSQL settings from ``DJANGO_DB=default`` and
 ``POSTGRE_NAME``/``USER``/``PASSWORD``/``HOST``/``PORT`` (its ``core/settings/base.py``);
-it talks to the server through psycopg2, which its own environment (``.venv-ls``)
-brings. ``wb`` checks the URL with that same driver before it starts Label Studio, so
+it talks to the server through psycopg 3 (``psycopg[binary]``), which ``pip install
+label-studio==1.23.2`` brings into its own environment (``.venv-ls``). ``wb`` checks the URL with that same driver before it starts Label Studio, so
 an unreachable server or a wrong password is one line naming host:port, and nothing
 is left half-started.
 
@@ -202,22 +202,26 @@ def _write_private(path: Path, text: str) -> None:
 _CHECK = r"""
 import os, sys
 try:
-    import psycopg2
+    import psycopg as driver  # what label-studio 1.23 installs (Django 5 uses either)
 except ImportError:
-    sys.exit(4)
+    try:
+        import psycopg2 as driver
+    except ImportError:
+        sys.exit(4)
 try:
-    psycopg2.connect(host=os.environ["WB_PG_HOST"], port=int(os.environ["WB_PG_PORT"]),
-                     user=os.environ["WB_PG_USER"], password=os.environ["WB_PG_PASSWORD"],
-                     dbname=os.environ["WB_PG_NAME"],
-                     connect_timeout=int(os.environ["WB_PG_TIMEOUT"])).close()
-except psycopg2.Error as exc:
+    driver.connect(host=os.environ["WB_PG_HOST"], port=int(os.environ["WB_PG_PORT"]),
+                   user=os.environ["WB_PG_USER"], password=os.environ["WB_PG_PASSWORD"],
+                   dbname=os.environ["WB_PG_NAME"],
+                   connect_timeout=int(os.environ["WB_PG_TIMEOUT"])).close()
+except driver.Error as exc:
     print(str(exc).strip())
     sys.exit(3)
 """
 
 
 def check_connection(db: DatabaseUrl, python: Path | None) -> None:
-    """Connect as Label Studio will (its psycopg2, run by its own ``python``); raise
+    """Connect as Label Studio will (its driver, psycopg or psycopg2, run by its own
+    ``python``); raise
     ``DatabaseUnreachable`` with one line that names host:port and what to do."""
     if not port_open(db.port, db.host, timeout=CONNECT_TIMEOUT):
         raise DatabaseUnreachable(
@@ -247,14 +251,14 @@ def check_connection(db: DatabaseUrl, python: Path | None) -> None:
         return
     if done.returncode == 4:
         raise DatabaseUnreachable(
-            f"Label Studio's environment ({python}) has no psycopg2, which it needs for "
-            f"PostgreSQL: {Path(python).parent / 'pip'} install psycopg2-binary"
+            f"Label Studio's environment ({python}) has no PostgreSQL driver (psycopg or "
+            f"psycopg2): {Path(python).parent / 'pip'} install 'psycopg[binary]'"
         )
     raise DatabaseUnreachable(_login_message(db, done.stdout or done.stderr))
 
 
 def _login_message(db: DatabaseUrl, error: str) -> str:
-    """psycopg2's (multi-line) error as one line with what to do."""
+    """The driver's (multi-line) error as one line with what to do."""
     text = " ".join(error.split())
     reason = text.split("FATAL:", 1)[-1].strip() if "FATAL:" in text else text
     if "password authentication failed" in text or "no password supplied" in text:
