@@ -83,9 +83,10 @@ def _serve(tmp_path_factory, name: str, database=None):
     port = free_port()
     state = None
     try:
-        state, _ = server.start(
-            ws, port=port, document_root=files_root, timeout=420, database=database
-        )
+        if database is None:
+            state, _ = server.start(ws, port=port, document_root=files_root, timeout=420)
+        else:  # through the command line: `wb ls start --database URL` is what users run
+            state = _start_with_cli(ws, port, files_root, database)
         token = server.credentials(ws.services_dir).token
         client = LabelStudio(base_url=state.url, api_key=token)
         yield LabelStudioServer(
@@ -103,6 +104,26 @@ def _serve(tmp_path_factory, name: str, database=None):
             stop(state.pid, name="Label Studio")
             server.state_path(ws.services_dir).unlink(missing_ok=True)
         os.environ.update(saved)
+
+
+def _start_with_cli(ws, port: int, files_root: Path, database: str):
+    from click.testing import CliRunner
+
+    from workbench.cli import cli
+    from workbench.labelstudio import server
+
+    args = ["-w", str(ws.root), "ls", "start", "--port", str(port)]
+    args += ["--document-root", str(files_root), "--timeout", "420", "--database", database]
+    result = CliRunner().invoke(cli, args)
+    state = server.read_state(ws.services_dir)
+    if result.exit_code != 0:
+        if state is not None:
+            from workbench.services import stop
+
+            stop(state.pid, name="Label Studio")
+        raise AssertionError(f"wb ls start --database failed: {result.output}")
+    assert f"Label Studio started at http://127.0.0.1:{port}" in result.output
+    return state
 
 
 @pytest.fixture(scope="session")

@@ -14,6 +14,7 @@ from click.testing import CliRunner
 from workbench.cli import cli
 from workbench.labelstudio import postgres, server
 from workbench.services import free_port, port_is_free, port_open
+from workbench.workspace import Workspace
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
@@ -32,8 +33,13 @@ def test_label_studio_keeps_its_projects_in_postgresql(label_studio_postgresql, 
     ]
     data_dir = label_studio_postgresql.workspace.services_dir / server.DATA_NAME
     assert not (data_dir / "label_studio.sqlite3").exists()
-    state = server.read_state(label_studio_postgresql.workspace.services_dir)
-    assert state.database == postgres.DatabaseUrl.parse(postgresql.url).redacted
+    # started by `wb ls start --database URL` (another Workspace object: read it afresh)
+    ws = Workspace.open(label_studio_postgresql.workspace.root)
+    redacted = postgres.DatabaseUrl.parse(postgresql.url).redacted
+    assert server.read_state(ws.services_dir).database == redacted
+    assert ws.get("labelstudio", "database") == redacted  # remembered, without the password
+    assert postgresql.password not in (ws.root / "workbench.toml").read_text()
+    assert postgres.resolve(ws, None).url() == postgresql.url  # the next start finds it
 
 
 def test_a_wrong_password_fails_in_one_line_and_starts_nothing(postgresql, workspace_factory):
