@@ -11,7 +11,7 @@ REPO = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("WB_SHARED_DIR", REPO.parent / "shared"))
 
 # the real Label Studio fixture (`label_studio`), one server for every tier that needs it
-pytest_plugins = ["labelstudio_server"]
+pytest_plugins = ["labelstudio_server", "postgres_server"]
 
 # Keep FiftyOne and friends quiet and local, whatever a test imports.
 os.environ.setdefault("FIFTYONE_DO_NOT_TRACK", "true")

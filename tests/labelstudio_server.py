@@ -8,6 +8,9 @@ free port, with its data in a temporary workspace, through the same code as
 (``label_studio.images_dir("my-test")``). The first start runs migrations (~30 s or
 more on a busy machine); every test after that reuses the server.
 
+``label_studio_any`` runs a module's tests once on SQLite and once on PostgreSQL
+(``label_studio_postgresql``: a second server on the session's ``postgresql``).
+
 Use it from another area (ML backend, dedup adjudication)::
 
     def test_x(label_studio, workspace_factory):
@@ -53,8 +56,9 @@ class LabelStudioServer:
         server._write_private(ws.services_dir / server.AUTH_NAME, json.dumps(creds))
 
 
-@pytest.fixture(scope="session")
-def label_studio(tmp_path_factory):
+def _serve(tmp_path_factory, name: str, database=None):
+    """A real Label Studio on SQLite (``database`` None) or on a PostgreSQL URL, through
+    the same code as `wb ls start`; stopped by PID at the end."""
     from label_studio_sdk import LabelStudio
 
     from workbench.labelstudio import server
@@ -66,7 +70,7 @@ def label_studio(tmp_path_factory):
         server.find_executable()
     except server.LabelStudioNotInstalled as exc:
         pytest.skip(f"Label Studio server not installed here: {exc}")
-    root = tmp_path_factory.mktemp("label-studio")
+    root = tmp_path_factory.mktemp(name)
     files_root = root / "files"
     files_root.mkdir()
     ws = Workspace.create(root / "ws", Taxonomy.default())
@@ -79,7 +83,10 @@ def label_studio(tmp_path_factory):
     port = free_port()
     state = None
     try:
-        state, _ = server.start(ws, port=port, document_root=files_root, timeout=420)
+        if database is None:
+            state, _ = server.start(ws, port=port, document_root=files_root, timeout=420)
+        else:  # through the command line: `wb ls start --database URL` is what users run
+            state = _start_with_cli(ws, port, files_root, database)
         token = server.credentials(ws.services_dir).token
         client = LabelStudio(base_url=state.url, api_key=token)
         yield LabelStudioServer(
@@ -97,3 +104,42 @@ def label_studio(tmp_path_factory):
             stop(state.pid, name="Label Studio")
             server.state_path(ws.services_dir).unlink(missing_ok=True)
         os.environ.update(saved)
+
+
+def _start_with_cli(ws, port: int, files_root: Path, database: str):
+    from click.testing import CliRunner
+
+    from workbench.cli import cli
+    from workbench.labelstudio import server
+
+    args = ["-w", str(ws.root), "ls", "start", "--port", str(port)]
+    args += ["--document-root", str(files_root), "--timeout", "420", "--database", database]
+    result = CliRunner().invoke(cli, args)
+    state = server.read_state(ws.services_dir)
+    if result.exit_code != 0:
+        if state is not None:
+            from workbench.services import stop
+
+            stop(state.pid, name="Label Studio")
+        raise AssertionError(f"wb ls start --database failed: {result.output}")
+    assert f"Label Studio started at http://127.0.0.1:{port}" in result.output
+    return state
+
+
+@pytest.fixture(scope="session")
+def label_studio(tmp_path_factory):
+    """The session's Label Studio on SQLite."""
+    yield from _serve(tmp_path_factory, "label-studio")
+
+
+@pytest.fixture(scope="session")
+def label_studio_postgresql(tmp_path_factory, postgresql):
+    """A second Label Studio for the session, on the session's PostgreSQL."""
+    yield from _serve(tmp_path_factory, "label-studio-pg", database=postgresql.url)
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def label_studio_any(request):
+    """Label Studio on each database in turn: a module using it runs once per database."""
+    name = "label_studio" if request.param == "sqlite" else "label_studio_postgresql"
+    return request.getfixturevalue(name)

@@ -317,6 +317,16 @@ class ManagedProcess:
         )
 
 
+def as_user(uid: int | None) -> dict:
+    """``Popen`` arguments that drop to ``uid`` (its primary group, no others)."""
+    if uid is None or uid == os.geteuid():
+        return {}
+    import pwd
+
+    entry = pwd.getpwuid(uid)
+    return {"user": uid, "group": entry.pw_gid, "extra_groups": []}
+
+
 def spawn(
     name: str,
     argv: Sequence[str],
@@ -329,11 +339,14 @@ def spawn(
     stop_signal: int = signal.SIGTERM,
     stop_timeout: float = 20.0,
     signal_group: bool = True,
+    user: int | None = None,
 ) -> ManagedProcess:
     """Start ``argv`` in its own session with stdin closed and its output appended to
     ``log_path`` (with ``stdout_pipe``, only stderr: stdout is then ``.process.stdout``,
     for a child that reports events). ``die_with_parent``: Linux sends the child SIGTERM
     when the thread that started it ends, so a killed ``wb`` leaves nothing behind.
+    ``user``: run it as this uid (and that user's primary group; only root may), for
+    a server that refuses to run as root (PostgreSQL).
     ``OSError`` when the program cannot be run."""
     log_path = Path(log_path)
     log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -348,5 +361,6 @@ def spawn(
             start_new_session=True,
             # the child only calls prctl before exec: no lock a thread could hold
             preexec_fn=_die_with_parent if die_with_parent else None,  # noqa: PLW1509
+            **as_user(user),
         )
     return ManagedProcess(name, process, log_path, stop_signal, stop_timeout, signal_group)

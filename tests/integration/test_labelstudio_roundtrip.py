@@ -1,4 +1,5 @@
-"""Push to and pull from a REAL Label Studio (the session's `label_studio` server)."""
+"""Push to and pull from a REAL Label Studio, once on SQLite and once on PostgreSQL
+(`label_studio_any`: the session's servers)."""
 
 from __future__ import annotations
 
@@ -25,13 +26,13 @@ UNCERTAIN_EVERY = 3
 
 
 @pytest.fixture(scope="module")
-def pushed(label_studio, tmp_path_factory):
+def pushed(label_studio_any, tmp_path_factory):
     """The demo data set (24 images) ingested, 4 excluded, a promoted model's predictions
     for the 20 active ones, pushed once in batches of 7."""
     ws = Workspace.create(tmp_path_factory.mktemp("ls-roundtrip") / "ws", Taxonomy.default())
-    label_studio.attach(ws)
+    label_studio_any.attach(ws)
     catalog = ws.open_catalog()
-    demo = label_studio.images_dir("roundtrip") / "demo"
+    demo = label_studio_any.images_dir("roundtrip") / "demo"
     generate_demo_data(demo, seed=0, n_images=N_IMAGES + 4)
     ingest(ws, catalog, demo / "images", "folders")
     all_ids = [im.id for im in catalog.images()]
@@ -58,15 +59,15 @@ def pushed(label_studio, tmp_path_factory):
     catalog.close()
 
 
-def _tasks(label_studio, project_id):
-    return list(label_studio.client.tasks.list(project=project_id, fields="all"))
+def _tasks(label_studio_any, project_id):
+    return list(label_studio_any.client.tasks.list(project=project_id, fields="all"))
 
 
-def test_push_creates_one_task_per_image_carrying_the_model_boxes(pushed, label_studio):
+def test_push_creates_one_task_per_image_carrying_the_model_boxes(pushed, label_studio_any):
     first, catalog = pushed["first"], pushed["catalog"]
     assert first.created == N_IMAGES and first.with_predictions == N_IMAGES
     assert pushed["progress"][-1] == (N_IMAGES, N_IMAGES) and len(pushed["progress"]) == 4
-    tasks = _tasks(label_studio, first.project_id)
+    tasks = _tasks(label_studio_any, first.project_id)
     assert len(tasks) == N_IMAGES
     assert sorted(t.data[IMAGE_ID_FIELD] for t in tasks) == sorted(pushed["ids"])
     for task in tasks:
@@ -91,23 +92,23 @@ def test_push_creates_one_task_per_image_carrying_the_model_boxes(pushed, label_
             assert pred["score"] == pytest.approx(sum(b["score"] for b in boxes) / len(boxes))
 
 
-def test_pushed_images_are_served_to_the_project(pushed, label_studio):
-    task = _tasks(label_studio, pushed["first"].project_id)[0]
+def test_pushed_images_are_served_to_the_project(pushed, label_studio_any):
+    task = _tasks(label_studio_any, pushed["first"].project_id)[0]
     r = httpx.get(
-        label_studio.url + task.data["image"],
-        headers={"Authorization": f"Token {label_studio.token}"},
+        label_studio_any.url + task.data["image"],
+        headers={"Authorization": f"Token {label_studio_any.token}"},
     )
     assert r.status_code == 200 and r.headers["content-type"] == "image/jpeg"
 
 
-def test_repush_creates_no_second_task(pushed, label_studio):
+def test_repush_creates_no_second_task(pushed, label_studio_any):
     again = push(pushed["ws"], pushed["catalog"], pushed["client"], pushed["conn"])
     assert (again.created, again.already, again.project_id) == (
         0,
         N_IMAGES,
         pushed["first"].project_id,
     )
-    assert len(_tasks(label_studio, again.project_id)) == N_IMAGES
+    assert len(_tasks(label_studio_any, again.project_id)) == N_IMAGES
 
 
 def _copy_result(task):
@@ -137,9 +138,11 @@ def _boxes(catalog, image_id):
     ]
 
 
-def test_pull_brings_back_exactly_the_annotators_boxes(pushed, label_studio):
-    ls, catalog, ws = label_studio.client, pushed["catalog"], pushed["ws"]
-    tasks = {t.data[IMAGE_ID_FIELD]: t for t in _tasks(label_studio, pushed["first"].project_id)}
+def test_pull_brings_back_exactly_the_annotators_boxes(pushed, label_studio_any):
+    ls, catalog, ws = label_studio_any.client, pushed["catalog"], pushed["ws"]
+    tasks = {
+        t.data[IMAGE_ID_FIELD]: t for t in _tasks(label_studio_any, pushed["first"].project_id)
+    }
     ids = pushed["ids"]
     copied, edited, negative, deleted, skipped, twice = (
         ids[0],
@@ -207,12 +210,12 @@ def test_pull_brings_back_exactly_the_annotators_boxes(pushed, label_studio):
 
 
 def test_push_interrupted_after_import_finishes_without_duplicates(
-    label_studio, tmp_path_factory, monkeypatch
+    label_studio_any, tmp_path_factory, monkeypatch
 ):
     ws = Workspace.create(tmp_path_factory.mktemp("ls-interrupt") / "ws", Taxonomy.default())
-    label_studio.attach(ws)
+    label_studio_any.attach(ws)
     catalog = ws.open_catalog()
-    add_images(catalog, draw_images(label_studio.images_dir("interrupt"), 6, rotated=()))
+    add_images(catalog, draw_images(label_studio_any.images_dir("interrupt"), 6, rotated=()))
     client, conn = connect(ws)
     real_record = type(catalog).record_ls_tasks
     calls = []
@@ -233,23 +236,27 @@ def test_push_interrupted_after_import_finishes_without_duplicates(
     resumed = push(ws, catalog, client, conn, batch_size=2)
 
     assert (resumed.reconciled, resumed.created, resumed.already) == (2, 2, 4)
-    tasks = _tasks(label_studio, project_id)
+    tasks = _tasks(label_studio_any, project_id)
     assert len(tasks) == 6 and len({t.data[IMAGE_ID_FIELD] for t in tasks}) == 6
     assert catalog.ls_task_map(project_id) == {t.data[IMAGE_ID_FIELD]: t.id for t in tasks}
     catalog.close()
 
 
-def test_an_exif_rotated_image_round_trips_in_the_frame_the_annotator_sees(label_studio, tmp_path):
+def test_an_exif_rotated_image_round_trips_in_the_frame_the_annotator_sees(
+    label_studio_any, tmp_path
+):
     ws = Workspace.create(tmp_path / "ws", Taxonomy.default())
-    label_studio.attach(ws)
+    label_studio_any.attach(ws)
     catalog = ws.open_catalog()
-    (image_id,) = add_images(catalog, draw_images(label_studio.images_dir("exif"), 1, rotated=(0,)))
+    (image_id,) = add_images(
+        catalog, draw_images(label_studio_any.images_dir("exif"), 1, rotated=(0,))
+    )
     image = catalog.get_image(image_id)
     assert (image.width, image.height) == (64, 96)  # stored 96x64 with EXIF orientation 6
     (box,) = add_promoted_model(catalog, [image_id])[image_id]
     client, conn = connect(ws)
     project_id = push(ws, catalog, client, conn).project_id
-    (task,) = _tasks(label_studio, project_id)
+    (task,) = _tasks(label_studio_any, project_id)
     pred = (
         task.predictions[0] if isinstance(task.predictions[0], dict) else task.predictions[0].dict()
     )
@@ -258,7 +265,7 @@ def test_an_exif_rotated_image_round_trips_in_the_frame_the_annotator_sees(label
     assert r["value"]["x"] == pytest.approx(box["x1"] / 64 * 100)
     assert r["value"]["height"] == pytest.approx((box["y2"] - box["y1"]) / 96 * 100)
 
-    label_studio.client.annotations.create(id=task.id, result=_copy_result(task))
+    label_studio_any.client.annotations.create(id=task.id, result=_copy_result(task))
     pull(open_project(ws, client, conn), catalog)
 
     (got,) = catalog.boxes_for(image_id)
@@ -268,12 +275,12 @@ def test_an_exif_rotated_image_round_trips_in_the_frame_the_annotator_sees(label
 
 
 def test_imported_boxes_arrive_drawn_and_a_pull_keeps_them_until_someone_edits(
-    label_studio, tmp_path
+    label_studio_any, tmp_path
 ):
     """Boxes from a COCO import go to Label Studio as the task's annotation (annotators
     see them instead of drawing over them); pulling them back unchanged keeps the
     catalog's boxes (their source and finer labels); an edit replaces them."""
-    ws, catalog, images = imported_workspace(label_studio, tmp_path, "imported", seed=3)
+    ws, catalog, images = imported_workspace(label_studio_any, tmp_path, "imported", seed=3)
     assert images and all(im.annotated for im in images.values())
     before = {i: _boxes(catalog, i) for i in images}
     tax = ws.taxonomy
@@ -281,7 +288,7 @@ def test_imported_boxes_arrive_drawn_and_a_pull_keeps_them_until_someone_edits(
     client, conn = connect(ws)
     result = push(ws, catalog, client, conn)
     assert (result.created, result.with_annotations) == (len(images), len(images))
-    tasks = {t.data[IMAGE_ID_FIELD]: t for t in _tasks(label_studio, result.project_id)}
+    tasks = {t.data[IMAGE_ID_FIELD]: t for t in _tasks(label_studio_any, result.project_id)}
     assert set(tasks) == set(images)
     for image_id, task in tasks.items():
         (ann,) = task.annotations
@@ -305,14 +312,18 @@ def test_imported_boxes_arrive_drawn_and_a_pull_keeps_them_until_someone_edits(
     w, h = images[edited].width, images[edited].height
     ann = tasks[edited].annotations[0]
     ann_id = ann["id"] if isinstance(ann, dict) else ann.id
-    label_studio.client.annotations.update(id=ann_id, result=[_rect("tiger", 1, 2, 30, 40, w, h)])
+    label_studio_any.client.annotations.update(
+        id=ann_id, result=[_rect("tiger", 1, 2, 30, 40, w, h)]
+    )
     # deleting an untouched imported annotation takes nothing away (a negative included)
     negative = next((i for i in images if not before[i]), None)
     kept = next(i for i in images if i != edited and before[i])
     removed = [kept] + ([negative] if negative is not None else [])
     for image_id in removed:
         ann = tasks[image_id].annotations[0]
-        label_studio.client.annotations.delete(id=ann["id"] if isinstance(ann, dict) else ann.id)
+        label_studio_any.client.annotations.delete(
+            id=ann["id"] if isinstance(ann, dict) else ann.id
+        )
     second = pull(open_project(ws, client, conn), catalog)
     assert (second.updated_images, second.cleared) == (1, 0)
     (b,) = catalog.boxes_for(edited)
@@ -322,7 +333,7 @@ def test_imported_boxes_arrive_drawn_and_a_pull_keeps_them_until_someone_edits(
     catalog.close()
 
 
-def test_tasks_of_set_aside_images_leave_the_queue_on_the_next_push(label_studio, tmp_path):
+def test_tasks_of_set_aside_images_leave_the_queue_on_the_next_push(label_studio_any, tmp_path):
     """Issue 15, item 8b: images set aside after their push (duplicate, conflict, excluded)
     kept their tasks in the queue, the most uncertain first. The next push deletes the
     tasks nobody annotated and keeps an annotated one without predictions; uncertainty
@@ -330,9 +341,9 @@ def test_tasks_of_set_aside_images_leave_the_queue_on_the_next_push(label_studio
     from workbench.labelstudio.ordering import UNCERTAINTY_SAMPLING
 
     ws = Workspace.create(tmp_path / "ws", Taxonomy.default())
-    label_studio.attach(ws)
+    label_studio_any.attach(ws)
     catalog = ws.open_catalog()
-    ids = add_images(catalog, draw_images(label_studio.images_dir("set-aside"), 6, rotated=()))
+    ids = add_images(catalog, draw_images(label_studio_any.images_dir("set-aside"), 6, rotated=()))
     add_promoted_model(catalog, ids, uncertain={ids[0], ids[3]})  # task score 0.25, else >0.7
     client, conn = connect(ws)
     first = push(ws, catalog, client, conn)
@@ -347,7 +358,7 @@ def test_tasks_of_set_aside_images_leave_the_queue_on_the_next_push(label_studio
     catalog.set_status([ids[2]], "excluded", "test")
     second = push(ws, catalog, client, conn)
     assert (second.taken_out, second.taken_out_deleted, second.taken_out_kept) == (3, 2, 1)
-    left = {t.data[IMAGE_ID_FIELD]: t for t in _tasks(label_studio, pid)}
+    left = {t.data[IMAGE_ID_FIELD]: t for t in _tasks(label_studio_any, pid)}
     assert set(left) == {ids[1], ids[3], ids[4], ids[5]}
     assert client.list_task_predictions(tasks[ids[1]]) == []  # kept for its annotation
     assert len(left[ids[1]].annotations) == 1

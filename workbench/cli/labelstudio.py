@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from ..labelstudio import postgres as postgres_defaults
 from .common import domain_errors, echo_json, json_option, pass_app, progress, writes_workspace
 
 LEVEL_CHOICES = click.Choice(["species", "category"])
@@ -51,14 +52,24 @@ def ls_group() -> None:
     show_default=True,
     help="Seconds to wait for the server to answer /health.",
 )
+@click.option(
+    "--database",
+    default=None,
+    metavar="URL|local|sqlite",
+    help="Keep Label Studio's data in PostgreSQL: postgresql://user:password@host:port/db, "
+    "or `local` for this workspace's `wb ls db start` server; `sqlite` for SQLite "
+    "again. Remembered in [labelstudio] database (without the password).",
+)
 @pass_app
 @domain_errors
-def ls_start(app, port: int, document_root: str | None, timeout: float) -> None:
+def ls_start(app, port: int, document_root: str | None, timeout: float, database) -> None:
     """Start Label Studio for this workspace (data in services/labelstudio).
 
     Example:
 
         wb ls start --port 8080
+
+        wb ls db start && wb ls start --database local
     """
     from ..labelstudio import server
 
@@ -70,6 +81,7 @@ def ls_start(app, port: int, document_root: str | None, timeout: float) -> None:
             document_root=document_root,
             timeout=timeout,
             on_progress=lambda d, t: bar.update(task, completed=d),
+            database=database,
         )
     creds = server.credentials(app.ws.services_dir)
     verb = "started" if started else "already running"
@@ -80,6 +92,7 @@ def ls_start(app, port: int, document_root: str | None, timeout: float) -> None:
     click.echo(
         f"  serving images under {state.document_root or '(nothing yet: restart after ingest)'}"
     )
+    click.echo(f"  database: {state.database or 'SQLite in ' + state.data_dir}")
     click.echo(f"  log: {state.log}")
 
 
@@ -136,6 +149,130 @@ def ls_status(app, ls_url: str | None, as_json: bool) -> None:
         )
     if not info["running"]:
         click.echo("  start it with `wb ls start`")
+
+
+@ls_group.group("db")
+def ls_db_group() -> None:
+    """Run a local PostgreSQL for Label Studio (Debian's `postgresql` package).
+
+    Example:
+
+        wb ls db start && wb ls start --database local
+    """
+
+
+@ls_db_group.command("start")
+@click.option(
+    "--port",
+    type=click.IntRange(1, 65535),
+    default=postgres_defaults.DEFAULT_PORT,
+    show_default=True,
+    help="Port on 127.0.0.1 (TCP only); a busy port is refused.",
+)
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Folder for the cluster (default: services/postgres). As root the server runs "
+    "as user `postgres`, who must be able to enter every folder above it.",
+)
+@click.option(
+    "--timeout",
+    type=float,
+    default=120.0,
+    show_default=True,
+    help="Seconds to wait for the server to accept connections.",
+)
+@pass_app
+@domain_errors
+def ls_db_start(app, port: int, data_dir: str | None, timeout: float) -> None:
+    """Start this workspace's PostgreSQL on 127.0.0.1 (created the first time).
+
+    Example:
+
+        wb ls db start --port 5433
+    """
+    from ..labelstudio import postgres
+
+    with progress(transient=True) as bar:
+        task = bar.add_task("starting PostgreSQL", total=timeout)
+        state, started = postgres.start(
+            app.ws.services_dir,
+            port=port,
+            data_dir=data_dir,
+            timeout=timeout,
+            on_progress=lambda d, t: bar.update(task, completed=d),
+        )
+    url = postgres.local_url(app.ws.services_dir)
+    verb = "started" if started else "already running"
+    click.echo(f"PostgreSQL {verb} on {state.address} (pid {state.pid})")
+    click.echo(f"  database: {url.redacted}")
+    click.echo(f"  password in {app.ws.services_dir / postgres.AUTH_NAME}")
+    click.echo(f"  data: {state.data_dir}; log: {state.log}")
+    click.echo("  use it with: wb ls start --database local")
+
+
+@ls_db_group.command("stop")
+@pass_app
+@domain_errors
+def ls_db_stop(app) -> None:
+    """Stop the PostgreSQL this workspace started (by its PID). Stop Label Studio first.
+
+    Example:
+
+        wb ls stop && wb ls db stop
+    """
+    from ..labelstudio import postgres, server
+
+    if postgres.read_state(app.ws.services_dir) is not None:
+        ls = server.read_state(app.ws.services_dir)
+        if (
+            ls is not None
+            and ls.database
+            and ls.database.startswith(postgres.local_url(app.ws.services_dir).redacted)
+        ):
+            raise click.ClickException(
+                f"Label Studio (pid {ls.pid}) runs on this PostgreSQL; stop it first with "
+                "`wb ls stop`"
+            )
+    state = postgres.stop(app.ws.services_dir)
+    if state is None:
+        click.echo("PostgreSQL is not running for this workspace")
+    else:
+        click.echo(f"stopped PostgreSQL (pid {state.pid}) on {state.address}")
+
+
+@ls_db_group.command("status")
+@json_option
+@pass_app
+@domain_errors
+def ls_db_status(app, as_json: bool) -> None:
+    """Say whether this workspace's PostgreSQL runs, and which database Label Studio uses.
+
+    Example:
+
+        wb ls db status --json
+    """
+    from ..labelstudio import postgres
+
+    state = postgres.read_state(app.ws.services_dir)
+    setting = app.ws.get("labelstudio", "database") or postgres.SQLITE
+    info = {
+        "running": state is not None,
+        "pid": state.pid if state else None,
+        "port": state.port if state else None,
+        "url": postgres.local_url(app.ws.services_dir).redacted if state else None,
+        "data_dir": state.data_dir if state else None,
+        "label_studio_database": setting,
+    }
+    if as_json:
+        echo_json(info)
+        return
+    if state is None:
+        click.echo("PostgreSQL: not running for this workspace (start it with `wb ls db start`)")
+    else:
+        click.echo(f"PostgreSQL: running on {state.address} (pid {state.pid}), {info['url']}")
+    click.echo(f"  Label Studio's database setting: {setting}")
 
 
 @click.command("push")

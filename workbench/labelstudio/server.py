@@ -35,6 +35,9 @@ from ..services import (
     write_pid_file,
 )
 from ..services import stop as stop_process
+from .postgres import DatabaseUrl, check_connection
+from .postgres import remember as remember_database
+from .postgres import resolve as resolve_database
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +87,7 @@ class ServerState:
     document_root: str | None
     log: str
     started_at: float
+    database: str | None = None  # PostgreSQL URL without its password; None: SQLite
 
 
 # ---- finding the program ---------------------------------------------------------
@@ -187,10 +191,15 @@ def is_healthy(url: str, timeout: float = 2.0) -> bool:
 
 
 # ---- launching (also used by the test fixture) ------------------------------------------
-def server_env(data_dir: Path, creds: Credentials, document_root: Path | None) -> dict[str, str]:
+def server_env(
+    data_dir: Path,
+    creds: Credentials,
+    document_root: Path | None,
+    database: DatabaseUrl | None = None,
+) -> dict[str, str]:
     env = dict(os.environ)
     for key in list(env):  # a parent Label Studio's settings must not leak in
-        if key.startswith(("LABEL_STUDIO_", "DJANGO_")):
+        if key.startswith(("LABEL_STUDIO_", "DJANGO_", "POSTGRE_")):
             del env[key]
     env.update(
         {
@@ -216,6 +225,8 @@ def server_env(data_dir: Path, creds: Credentials, document_root: Path | None) -
         env["LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT"] = str(document_root)
     else:
         env["LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED"] = "false"
+    if database is not None:
+        env.update(database.label_studio_env())
     return env
 
 
@@ -226,8 +237,10 @@ def launch(
     document_root: Path | None,
     log_path: Path,
     executable: Path | None = None,
+    database: DatabaseUrl | None = None,
 ) -> ManagedProcess:
-    """Start ``label-studio`` in its own session (so stopping it reaches only it)."""
+    """Start ``label-studio`` in its own session (so stopping it reaches only it), on
+    SQLite in ``data_dir`` or on ``database`` (checked first: see ``postgres``)."""
     if not port_is_free(port):
         raise PortInUse(
             f"port {port} on 127.0.0.1 is already in use; Label Studio would "
@@ -235,6 +248,8 @@ def launch(
             "with --port."
         )
     exe = executable or find_executable()
+    if database is not None:
+        check_connection(database, exe.parent / "python")
     data_dir.mkdir(parents=True, exist_ok=True)
     cmd = [str(exe), "start", "--no-browser", "--internal-host", "127.0.0.1", "--port", str(port)]
     log.info("starting %s (data %s, serving %s)", " ".join(cmd), data_dir, document_root)
@@ -242,7 +257,7 @@ def launch(
         "Label Studio",
         cmd,
         log_path,
-        env=server_env(data_dir, creds, document_root),
+        env=server_env(data_dir, creds, document_root, database),
         cwd=data_dir,
         stop_timeout=STOP_TIMEOUT,
     )
@@ -276,15 +291,21 @@ def start(
     document_root: Path | str | None = None,
     timeout: float = 300.0,
     on_progress: Callable[[int, int], None] | None = None,
+    database: str | None = None,
 ) -> tuple[ServerState, bool]:
     """Start the workspace's Label Studio; returns (state, started_now).
 
     ``document_root`` defaults to the common folder of the catalog's active images.
+    ``database``: a PostgreSQL URL, ``local`` (the workspace's `wb ls db start`
+    server) or ``sqlite``; remembered in ``[labelstudio] database``. None: that setting
+    (SQLite when unset). A server already running is returned as it is. Switching
+    database leaves the old one as it was: its projects stay there.
     """
     services = ws.services_dir
     running = read_state(services)
     if running is not None:
         return running, False
+    db = resolve_database(ws, database)
     if document_root is None:
         with ws.open_catalog() as catalog:
             document_root = choose_document_root(r.path for r in catalog.images(status="active"))
@@ -306,7 +327,7 @@ def start(
     data_dir = services / DATA_NAME
     log_path = services / LOG_NAME
     url = f"http://127.0.0.1:{port}"
-    server = launch(port, data_dir, creds, document_root, log_path)
+    server = launch(port, data_dir, creds, document_root, log_path, database=db)
     state = ServerState(
         pid=server.pid,
         port=port,
@@ -315,6 +336,7 @@ def start(
         document_root=str(document_root) if document_root else None,
         log=str(log_path),
         started_at=time.time(),
+        database=db.redacted if db is not None else None,
     )
     write_pid_file(state_path(services), asdict(state))
     try:
@@ -329,6 +351,8 @@ def start(
         remove_pid_file(state_path(services))
         raise
     ws.set("labelstudio", "url", url)
+    if database is not None:
+        remember_database(ws, database, db)
     return state, True
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from pathlib import Path
 from typing import Self
 
@@ -34,19 +35,38 @@ from .environment import APP_ADDRESS, ReviewPaths, mongod_executable
 log = logging.getLogger(__name__)
 
 STOP_TIMEOUT = 30.0  # seconds for a clean shutdown before SIGKILL
+SHARED_TIMEOUT = 10.0  # seconds for a shared database to answer
+
+
+def _redact(uri: str) -> str:
+    return re.sub(r"(//[^:/@]+:)[^@]*@", r"\1***@", uri)
+
+
+def database_where(uri: str) -> str:
+    """host:port[,host:port] of a MongoDB URI, for messages (never the password)."""
+    rest = uri.split("://", 1)[-1]
+    hosts = rest.split("/", 1)[0].split("?", 1)[0].rsplit("@", 1)[-1]
+    return hosts or _redact(uri)
 
 
 class ReviewDatabase:
     """A running ``mongod`` for one workspace: ``uri``; ``stop()`` stops it if we started it."""
 
-    def __init__(self, paths: ReviewPaths, port: int, process: ManagedProcess | None):
+    def __init__(
+        self,
+        paths: ReviewPaths,
+        port: int | None,
+        process: ManagedProcess | None,
+        shared_uri: str | None = None,
+    ):
         self.paths = paths
         self.port = port
         self.process = process  # None when attached to another wb process's server
+        self.shared_uri = shared_uri  # [review] database_uri: a MongoDB wb does not run
 
     @property
     def uri(self) -> str:
-        return f"mongodb://{APP_ADDRESS}:{self.port}"
+        return self.shared_uri or f"mongodb://{APP_ADDRESS}:{self.port}"
 
     @property
     def owned(self) -> bool:
@@ -57,6 +77,47 @@ class ReviewDatabase:
         return self.process.pid if self.process else None
 
     # ---- lifecycle ------------------------------------------------------
+    @classmethod
+    def connect(cls, paths: ReviewPaths, uri: str, timeout: float = SHARED_TIMEOUT) -> Self:
+        """Use a MongoDB that someone else runs (``[review] database_uri``): check that
+        it answers and accepts the login, start nothing. Each workspace's dataset has a
+        name of its own (``dataset_name``), so several workspaces can share it."""
+        import pymongo
+        from pymongo.errors import ConfigurationError, InvalidURI, OperationFailure, PyMongoError
+
+        paths.ensure()
+        where = database_where(uri)
+        fix = (
+            "fix [review] database_uri in workbench.toml, or remove it to let wb run "
+            "its own database"
+        )
+        try:
+            client = pymongo.MongoClient(
+                uri, serverSelectionTimeoutMS=int(timeout * 1000), connect=False
+            )
+        except (InvalidURI, ConfigurationError, ValueError) as exc:
+            raise ServiceError(
+                f"[review] database_uri {_redact(uri)!r} is not a MongoDB URI ({exc}); {fix}"
+            ) from None
+        try:
+            client.admin.command("ping")
+            client.list_database_names()  # the login is checked here, not by ping
+        except OperationFailure as exc:
+            raise ServiceError(
+                f"the shared review database at {where} refused the login: "
+                f"{exc.details.get('errmsg') if exc.details else exc}; {fix}"
+            ) from None
+        except PyMongoError as exc:
+            reason = str(exc).split(",", 1)[0].split(" (configure", 1)[0]
+            raise ServiceError(
+                f"the shared review database at {where} does not answer within "
+                f"{timeout:.0f} s ({reason}): start it, or {fix}"
+            ) from None
+        finally:
+            client.close()
+        log.info("using the shared review database at %s", where)
+        return cls(paths, None, None, shared_uri=uri)
+
     @classmethod
     def start(cls, paths: ReviewPaths, timeout: float = 60.0) -> Self:
         """Attach to this workspace's running server, or start one."""

@@ -28,7 +28,7 @@ from typing import TextIO
 from ..errors import ServiceError, WorkbenchError
 from ..services import port_open
 from ..workspace import Workspace
-from .database import ReviewDatabase
+from .database import ReviewDatabase, database_where
 from .environment import APP_ADDRESS, DEFAULT_APP_PORT, fiftyone_env, review_paths
 
 log = logging.getLogger("workbench.review.worker")
@@ -54,7 +54,13 @@ def _private_stdout() -> Protocol:
     return Protocol(os.fdopen(fd, "w", buffering=1))
 
 
-def _database_error(exc: BaseException, paths) -> ServiceError:
+def _database_error(exc: BaseException, paths, db: ReviewDatabase) -> ServiceError:
+    if db.shared_uri:
+        return ServiceError(
+            f"the shared review database at {database_where(db.shared_uri)} is not usable: "
+            f"{type(exc).__name__}: {exc}. Check [review] database_uri in workbench.toml "
+            "(remove it to let wb run its own database)"
+        )
     return ServiceError(
         f"the review database at {paths.database_dir} is not usable: "
         f"{type(exc).__name__}: {exc}. The review dataset is rebuilt from the "
@@ -76,7 +82,8 @@ def run(args: argparse.Namespace, out: Protocol) -> int:
         raise ServiceError(
             f"port {args.port} on {APP_ADDRESS} is already in use; choose another with --port"
         )
-    db = ReviewDatabase.start(paths)
+    shared = ws.get("review", "database_uri")
+    db = ReviewDatabase.connect(paths, shared) if shared else ReviewDatabase.start(paths)
     # Stop the database at exit, registered before FiftyOne registers its own exit
     # hooks: atexit runs last-in first-out, so FiftyOne's cleanup still finds the
     # database up instead of waiting 30 s for a server that is gone.
@@ -91,7 +98,7 @@ def run(args: argparse.Namespace, out: Protocol) -> int:
     except WorkbenchError:
         raise
     except Exception as exc:  # pymongo / FiftyOne config errors: unusable database
-        raise _database_error(exc, paths) from exc
+        raise _database_error(exc, paths, db) from exc
 
     from .build import build_review_dataset, describe_review_dataset
 
