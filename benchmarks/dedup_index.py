@@ -1,0 +1,134 @@
+"""Pair search at millions: the multi-index search against the exact scan and faiss.
+
+Synthetic 64-bit hashes (uniform) with 5 % planted near copies (0-8 bits flipped), max
+distance 10 unless told. Each search runs in its own child process, so the peak memory
+printed is that search's own. Where the exact scan runs (up to --exact-max hashes), the
+multi-index pairs must equal its pairs; faiss's IndexBinaryMultiHash (the index the
+pair search used before) runs up to --faiss-max when faiss is installed.
+
+    .venv/bin/python benchmarks/dedup_index.py                       # 20k .. 1M
+    .venv/bin/python benchmarks/dedup_index.py --sizes 10000000      # 10M (minutes)
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import resource
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+
+def planted_hashes(n: int, seed: int = 1, fraction: float = 0.05) -> np.ndarray:
+    """``n`` uniform 64-bit hashes; a ``fraction`` of them copies of another, 0-8 bits off."""
+    rng = np.random.default_rng(seed)
+    h = rng.integers(0, 2**64, size=n, dtype=np.uint64)
+    k = int(n * fraction)
+    src, dst = rng.choice(n, k, replace=False), rng.choice(n, k, replace=False)
+    flips = np.zeros(k, dtype=np.uint64)
+    n_flips = rng.integers(0, 9, size=k)
+    for f in range(8):
+        bit = rng.integers(0, 64, size=k).astype(np.uint64)
+        flips ^= np.where(n_flips > f, np.uint64(1) << bit, np.uint64(0))
+    h[dst] = h[src] ^ flips
+    return h
+
+
+def _run(method: str, n: int, max_distance: int, out) -> None:
+    h = planted_hashes(n)
+    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    if method == "index":  # compile (or load the cached kernels) outside the timing
+        from workbench.dedup import multiindex
+
+        multiindex.search(h[:64], h[:64], max_distance, symmetric=True)
+    t0 = time.perf_counter()
+    if method == "faiss":
+        import faiss
+
+        index = faiss.IndexBinaryMultiHash(64, 4, 16)
+        index.nflip = max_distance // 4
+        q8 = np.ascontiguousarray(h).view(np.uint8).reshape(-1, 8)
+        index.add(q8)
+        pairs = set()
+        for s in range(0, n, 1 << 16):
+            lims, _, labels = index.range_search(q8[s : s + (1 << 16)], max_distance + 1)
+            for q in range(len(lims) - 1):
+                for j in labels[lims[q] : lims[q + 1]].tolist():
+                    if j != s + q:
+                        pairs.add((min(s + q, j), max(s + q, j)))
+    else:
+        from workbench.dedup.search import find_pairs
+
+        pairs = find_pairs(h, max_distance, method=method).as_set()
+    seconds = time.perf_counter() - t0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    out.put((seconds, pairs if n <= 200_000 else len(pairs), peak / 1e6, (peak - base) / 1e6))
+
+
+def measure(method: str, n: int, max_distance: int):
+    ctx = mp.get_context("spawn")
+    out = ctx.Queue()
+    p = ctx.Process(target=_run, args=(method, n, max_distance, out))
+    p.start()
+    result = out.get()
+    p.join()
+    return result
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--sizes", default="20000,100000,1000000")
+    ap.add_argument("--max-distance", type=int, default=10)
+    ap.add_argument("--exact-max", type=int, default=100_000, help="largest size scanned")
+    ap.add_argument("--faiss-max", type=int, default=100_000, help="largest size faiss runs")
+    args = ap.parse_args()
+    try:
+        import faiss  # noqa: F401
+
+        have_faiss = True
+    except ImportError:
+        have_faiss = False
+    rows = []
+    print(f"max distance {args.max_distance}; each search in its own process", flush=True)
+    for n in (int(s) for s in args.sizes.split(",")):
+        t_idx, p_idx, rss_idx, _ = measure("index", n, args.max_distance)
+        count = p_idx if isinstance(p_idx, int) else len(p_idx)
+        row = {"n": n, "index": t_idx, "rss": rss_idx, "pairs": count}
+        print(
+            f"  {n:>9,} multi-index {t_idx:8.2f} s  {count:,} pairs  peak {rss_idx:.2f} GB",
+            flush=True,
+        )
+        if n <= args.exact_max:
+            t_ex, p_ex, _, _ = measure("exact", n, args.max_distance)
+            row.update(exact=t_ex, same=p_ex == p_idx)
+            print(f"  {n:>9,} exact scan  {t_ex:8.2f} s  same pairs: {p_ex == p_idx}", flush=True)
+        if have_faiss and n <= args.faiss_max:
+            t_fa, p_fa, _, _ = measure("faiss", n, args.max_distance)
+            row.update(faiss=t_fa, faiss_same=p_fa == p_idx)
+            print(f"  {n:>9,} faiss MIH   {t_fa:8.2f} s  same pairs: {p_fa == p_idx}", flush=True)
+        rows.append(row)
+    print()
+    print(
+        "| hashes | exact scan | faiss IndexBinaryMultiHash | multi-index (ours) | same pairs "
+        "| exact / ours | faiss / ours | peak memory (ours) |"
+    )
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    for r in rows:
+        ex = f"{r['exact']:.2f} s" if "exact" in r else "-"
+        fa = f"{r['faiss']:.2f} s" if "faiss" in r else "-"
+        same = [str(r[k]) for k in ("same", "faiss_same") if k in r]
+        print(
+            f"| {r['n']:,} | {ex} | {fa} | {r['index']:.2f} s | {', '.join(same) or '-'} "
+            f"| {(r['exact'] / r['index']) if 'exact' in r else float('nan'):.1f}x "
+            f"| {(r['faiss'] / r['index']) if 'faiss' in r else float('nan'):.1f}x "
+            f"| {r['rss']:.2f} GB |"
+        )
+
+
+if __name__ == "__main__":
+    main()
