@@ -3,6 +3,7 @@ uncertain first in Label Studio."""
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from pathlib import Path
 
 import click
@@ -13,7 +14,9 @@ from .common import (
     console,
     domain_errors,
     echo_json,
+    engine_options,
     json_option,
+    open_engine_for,
     pass_app,
     progress,
     writes_workspace,
@@ -94,12 +97,25 @@ def _selection_default(name: str):
     help="Store the priorities only; leave the Label Studio project as it is.",
 )
 @ls_url_option
+@engine_options
 @json_option
 @pass_app
 @domain_errors
 @writes_workspace
 def prioritize_cmd(
-    app, model, score, aggregate, strategy, batch, seed, show, no_labelstudio, ls_url, as_json
+    app,
+    model,
+    score,
+    aggregate,
+    strategy,
+    batch,
+    seed,
+    show,
+    no_labelstudio,
+    ls_url,
+    engine_name,
+    ray_address,
+    as_json,
 ) -> None:
     """Rank unannotated images by how unsure the model is; annotators get them in that order.
 
@@ -111,6 +127,8 @@ def prioritize_cmd(
     Example:
 
         wb prioritize --strategy diverse --batch 20 --show 20
+
+        wb prioritize --engine ray --ray-address 10.0.0.5:6379   # predict on Ray
     """
     from ..active.prioritize import PrioritizeConfig, prioritize
     from ..active.selection import SelectionConfig
@@ -122,7 +140,9 @@ def prioritize_cmd(
         selection=SelectionConfig(strategy, batch, seed=seed),
     )
     ws, catalog = app.ws, app.catalog
-    with progress(transient=True) as bar:
+    with ExitStack() as stack:
+        engine = open_engine_for(app, stack, engine_name, ray_address)
+        bar = stack.enter_context(progress(transient=True))
         tasks: dict[str, int] = {}
 
         def on_progress(stage: str, done: int, total: int) -> None:
@@ -130,7 +150,7 @@ def prioritize_cmd(
                 tasks[stage] = bar.add_task(stage, total=total)
             bar.update(tasks[stage], completed=done, total=total)
 
-        result = prioritize(ws, catalog, config, on_progress=on_progress)
+        result = prioritize(ws, catalog, config, on_progress=on_progress, engine=engine)
     say = (lambda m: click.echo(m, err=True)) if as_json else click.echo
     say(result.summary())
     from ..detection.findsnothing import finds_nothing_warning
