@@ -242,8 +242,8 @@ class RayEngine(Engine):
         return dict(self._connect().cluster_resources())
 
     def workers(self) -> int:
-        res = self.resources()
-        return max(1, int(res.get("GPU", 0)) or int(res.get("CPU", 1)))
+        """The cluster's CPUs: what tasks run on."""
+        return max(1, int(self.resources().get("CPU", 1)))
 
     def _get(self, ref):
         try:
@@ -275,9 +275,9 @@ class RayEngine(Engine):
         ray = self._connect()
         from ray.util import ActorPool
 
-        res = self.resources()
-        per_actor = {"num_gpus": 1} if res.get("GPU", 0) >= 1 else {"num_cpus": 1}
-        n = workers or self.workers()
+        gpus = int(self.resources().get("GPU", 0))
+        per_actor = {"num_gpus": 1} if gpus else {"num_cpus": 1}
+        n = workers or gpus or self.workers()  # one actor per GPU, else per CPU
         actor = ray.remote(
             max_restarts=2, max_task_retries=2, scheduling_strategy="SPREAD", **per_actor
         )(_ModelWorker)

@@ -200,3 +200,42 @@ def test_a_folder_the_worker_node_cannot_see_is_named_and_nothing_is_marked(
     # the same catalog on this machine: every file is there
     res = CliRunner().invoke(cli, ["--workspace", str(ws.root), "dedup", "--no-progress"])
     assert res.exit_code == 0, res.output
+
+
+def test_a_worker_killed_mid_task_is_retried_and_one_that_keeps_dying_is_named(cluster, tmp_path):
+    from workbench.engine import EngineError
+
+    marker = tmp_path / "died-once"
+
+    def dies_once(x):
+        import os
+
+        if x == 3 and not os.path.exists(marker):
+            open(marker, "w").close()
+            os._exit(1)  # the worker process dies, as when a node is lost
+        return x * 10
+
+    def always_dies(x):
+        import os
+
+        os._exit(1)
+
+    class Model:
+        def __init__(self):
+            self.factor = 7
+
+    def call_dies_once(model, x):
+        import os
+
+        if x == 2 and not os.path.exists(str(marker) + ".actor"):
+            open(str(marker) + ".actor", "w").close()
+            os._exit(1)  # the actor dies: restarted, its model rebuilt, the call retried
+        return model.factor * x
+
+    with open_engine(EngineSpec("ray", cluster.address)) as engine:
+        assert sorted(engine.map_tasks(dies_once, range(6))) == [0, 10, 20, 30, 40, 50]
+        assert marker.exists()
+        got = sorted(engine.map_with_model(Model, call_dies_once, range(4), workers=1))
+        assert got == [0, 7, 14, 21]
+        with pytest.raises(EngineError, match="lost beyond its retries.*re-run"):
+            list(engine.map_tasks(always_dies, [1]))
