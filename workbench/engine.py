@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -168,6 +167,8 @@ def _host_port(address: str) -> tuple[str, int] | None:
 
 def _check_reachable(address: str) -> None:
     """Fail in seconds, naming the address (Ray itself retries for a minute or more)."""
+    import socket
+
     hp = _host_port(address)
     if hp is None:
         raise RayUnreachable(
