@@ -1,8 +1,8 @@
 """A throw-away Ray cluster on 127.0.0.1 for the engine's tests: a head node and any
 number of worker nodes, each a ``ray start --block`` child process of the test.
 
-``ray stop`` ends every Ray process of the machine's user by name (other people's
-clusters too), so this never calls it: each node is stopped through its own ``ray
+``ray stop`` signals every process on the machine whose name matches Ray's, whoever
+started it (other people's clusters too), so this never calls it: each node is stopped through its own ``ray
 start --block`` process (SIGTERM: it ends the raylet and the processes it started),
 then anything left in that node's process group is ended by PID. Every port is picked
 free and the session files live in a private temp folder, so clusters of parallel test
