@@ -273,12 +273,15 @@ class RayEngine(Engine):
             yield self._get(done[0])
 
     def map_with_model(self, factory, call, chunks, workers=None):
+        chunks = list(chunks)
+        if not chunks:  # no actor (and no model load) for no work
+            return
         ray = self._connect()
         from ray.util import ActorPool
 
         gpus = int(self.resources().get("GPU", 0))
         per_actor = {"num_gpus": 1} if gpus else {"num_cpus": 1}
-        n = workers or gpus or self.workers()  # one actor per GPU, else per CPU
+        n = min(workers or gpus or self.workers(), len(chunks))  # one per GPU, else CPU
         actor = ray.remote(
             max_restarts=2, max_task_retries=2, scheduling_strategy="SPREAD", **per_actor
         )(_ModelWorker)
@@ -304,7 +307,11 @@ class RayEngine(Engine):
             if isinstance(cause, WorkbenchError):
                 raise cause from None
             raise EngineError(f"a Ray worker failed: {cause!r}") from None
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
+        if getattr(exc, "actor_init_failed", False) and lines:
+            # the traceback's last line is the exception that the model's loading raised
+            raise EngineError(f"a Ray worker could not load its model: {lines[-1]}") from None
+        first = (lines or [type(exc).__name__])[0]
         raise EngineError(
             f"a Ray worker could not start or was lost beyond its retries ({first}); "
             "the results already received are kept: re-run to continue"

@@ -202,7 +202,9 @@ def test_a_folder_the_worker_node_cannot_see_is_named_and_nothing_is_marked(
     assert res.exit_code == 0, res.output
 
 
-def test_a_worker_killed_mid_task_is_retried_and_one_that_keeps_dying_is_named(cluster, tmp_path):
+def test_lost_workers_are_retried_and_unrecoverable_ones_named(cluster, tmp_path):
+    """A worker killed mid-task is retried; one that keeps dying, or a model that cannot
+    load, stops the run with a one-line error saying why."""
     from workbench.engine import EngineError
 
     marker = tmp_path / "died-once"
@@ -224,6 +226,9 @@ def test_a_worker_killed_mid_task_is_retried_and_one_that_keeps_dying_is_named(c
         def __init__(self):
             self.factor = 7
 
+    def no_weights():
+        raise FileNotFoundError("no weights at /x")
+
     def call_dies_once(model, x):
         import os
 
@@ -239,3 +244,5 @@ def test_a_worker_killed_mid_task_is_retried_and_one_that_keeps_dying_is_named(c
         assert got == [0, 7, 14, 21]
         with pytest.raises(EngineError, match="lost beyond its retries.*re-run"):
             list(engine.map_tasks(always_dies, [1]))
+        with pytest.raises(EngineError, match="could not load its model: .*no weights at /x"):
+            list(engine.map_with_model(no_weights, call_dies_once, [1], workers=1))
