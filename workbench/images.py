@@ -20,6 +20,11 @@ IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".
 ImageFile.LOAD_TRUNCATED_IMAGES = False
 
 
+# The reason's start when the file itself cannot be opened (missing, no permission),
+# as opposed to a file that is not a readable image.
+CANNOT_READ = "cannot read file"
+
+
 class UnreadableImage(Exception):
     """The file is not an image we can read; ``reason`` says why, for the catalog."""
 
@@ -54,7 +59,7 @@ def _open_checked(path: str | Path) -> Image.Image:
     try:
         size = path.stat().st_size
     except OSError as exc:
-        raise UnreadableImage(path, f"cannot read file: {exc.strerror or exc}") from None
+        raise UnreadableImage(path, f"{CANNOT_READ}: {exc.strerror or exc}") from None
     if size == 0:
         raise UnreadableImage(path, "empty file (0 bytes)")
     return _decode(path, path)

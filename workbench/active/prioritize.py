@@ -177,8 +177,12 @@ def prioritize(
     config: PrioritizeConfig | None = None,
     predictor: ModelPredictor | None = None,
     on_progress: Progress | None = None,
+    engine=None,
 ) -> PrioritizeResult:
-    """Rank the unannotated images by the model's uncertainty, select a batch, store both."""
+    """Rank the unannotated images by the model's uncertainty, select a batch, store both.
+
+    ``engine`` (``workbench.engine``, default local) runs the prediction of images the
+    model has not seen yet; diversity features are computed here."""
     from ..detection.registry import Registry
 
     config = config or PrioritizeConfig()
@@ -218,9 +222,10 @@ def prioritize(
             catalog,
             mv.version,
             missing,
-            predictor=model(),
+            predictor=model() if engine is None or engine.name == "local" else predictor,
             batch_size=config.batch_size,
             on_progress=_stage(on_progress, "predict"),
+            engine=engine,
         )
         unreadable = list(run.unreadable)
         stored = catalog.predictions(mv.version, ids)

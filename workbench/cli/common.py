@@ -92,6 +92,37 @@ class CodeDefault(click.Option):
         return value() if callable(value) else value
 
 
+def engine_options(f):
+    """``--engine`` and ``--ray-address``: where the heavy per-image work runs
+    (``workbench.engine``); unset, the workspace's ``[engine]`` settings decide."""
+    from ..engine import ENGINES
+
+    f = click.option(
+        "--ray-address",
+        default=None,
+        metavar="HOST:PORT",
+        help="With --engine ray: the cluster's head (as `ray start --head` printed). "
+        "Unset: the workspace's [engine] ray_address, else RAY_ADDRESS.",
+    )(f)
+    return click.option(
+        "--engine",
+        "engine_name",
+        type=click.Choice(ENGINES),
+        default=None,
+        help="Where hashing, embedding and prediction run: local (this machine's "
+        "cores) or ray (a Ray cluster; pip install 'workbench[ray]'). Unset: the "
+        "workspace's [engine] name, else local.",
+    )(f)
+
+
+def open_engine_for(app, stack, engine_name: str | None, ray_address: str | None):
+    """The engine the options (or the workspace's settings) choose, closed with
+    ``stack``."""
+    from ..engine import engine_spec, open_engine
+
+    return stack.enter_context(open_engine(engine_spec(app.ws, engine_name, ray_address)))
+
+
 def json_option(f):
     return click.option("--json", "as_json", is_flag=True, help="Print JSON for machines.")(f)
 

@@ -13,7 +13,9 @@ from .common import (
     console,
     domain_errors,
     echo_json,
+    engine_options,
     json_option,
+    open_engine_for,
     pass_app,
     progress,
     stage_bars,
@@ -131,6 +133,7 @@ def _summary_table(report: dict, paths: dict) -> None:
     help="Also write the JSON report to this path.",
 )
 @click.option("--no-progress", is_flag=True, help="No progress bars.")
+@engine_options
 @json_option
 @pass_app
 @click.pass_context
@@ -146,6 +149,8 @@ def dedup(
     workers: int | None,
     report_json: Path | None,
     no_progress: bool,
+    engine_name: str | None,
+    ray_address: str | None,
     as_json: bool,
 ) -> None:
     """Find duplicate images and cross-class conflicts; write the report.
@@ -155,10 +160,14 @@ def dedup(
     get status `conflict` (out of export and training) until settled with
     `wb dedup resolve`. Report: reports/dedup/index.html (thumbnails), report.json,
     report.csv. Hashes and embeddings are cached: a re-run computes only new images.
+    With --engine ray, hashing and embedding run on a Ray cluster (docs/operations.md,
+    At scale); results are stored as they arrive, so an interrupted run continues.
 
     Example:
 
         wb dedup --method phash,cnn && wb dedup resolve 3 --label pangolin_scales
+
+        wb dedup --engine ray --ray-address 10.0.0.5:6379
     """
     if ctx.invoked_subcommand is not None:
         return
@@ -173,7 +182,10 @@ def dedup(
         workers=workers,
     )
     with ExitStack() as stack:
-        run = find_duplicates(app.catalog, options, _progress_for(stack, not no_progress))
+        engine = open_engine_for(app, stack, engine_name, ray_address)
+        run = find_duplicates(
+            app.catalog, options, _progress_for(stack, not no_progress), engine=engine
+        )
         report = build_report(app.catalog, run)
         paths = write_report(report, app.ws.reports_dir, extra_json=report_json)
     if as_json:

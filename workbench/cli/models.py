@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from contextlib import ExitStack
 
 import click
 
@@ -16,7 +17,16 @@ from ..detection.names import (
 )
 from ..taxonomy import LEVELS
 from ..workspace import DEFAULT_LEVEL
-from .common import CodeDefault, domain_errors, echo_json, json_option, pass_app, writes_workspace
+from .common import (
+    CodeDefault,
+    domain_errors,
+    echo_json,
+    engine_options,
+    json_option,
+    open_engine_for,
+    pass_app,
+    writes_workspace,
+)
 
 SKIPPABLE = ("pull", "train", "register", "evaluate", "promote", "predict", "refresh")
 
@@ -219,6 +229,7 @@ class _ProgressPrinter:
     help="Promote the new model when it beats the current one on the test split.",
 )
 @_skip_options
+@engine_options
 @json_option
 @pass_app
 @domain_errors
@@ -248,6 +259,8 @@ def retrain_cmd(
     seed,
     resume,
     promote_policy,
+    engine_name,
+    ray_address,
     as_json,
     **skips,
 ):
@@ -259,6 +272,8 @@ def retrain_cmd(
         wb retrain --max-epochs 6
 
         wb retrain --backbone densenet121 --image-size 512 --weights none
+
+        wb retrain --engine ray --ray-address 10.0.0.5:6379   # predict step on Ray
     """
     from ..detection.metrics import format_metric as fmt
     from ..detection.retrain import RetrainOptions, headline, retrain
@@ -302,7 +317,11 @@ def retrain_cmd(
     printer = None
     on_terminal = sys.stdout.isatty()
     try:
-        with progress(transient=True) if on_terminal else _Lines(err=as_json) as bar:
+        with ExitStack() as stack:
+            options.engine = open_engine_for(app, stack, engine_name, ray_address)
+            bar = stack.enter_context(
+                progress(transient=True) if on_terminal else _Lines(err=as_json)
+            )
             printer = _ProgressPrinter(bar)
             report = retrain(app.ws, app.catalog, options, on_event=printer)
     except KeyboardInterrupt:

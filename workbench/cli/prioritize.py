@@ -3,6 +3,7 @@ uncertain first in Label Studio."""
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from pathlib import Path
 
 import click
@@ -14,7 +15,9 @@ from .common import (
     console,
     domain_errors,
     echo_json,
+    engine_options,
     json_option,
+    open_engine_for,
     pass_app,
     progress,
     writes_workspace,
@@ -109,6 +112,7 @@ def _selection_default(name: str):
     help="Store the priorities only; leave the Label Studio project as it is.",
 )
 @ls_url_option
+@engine_options
 @json_option
 @pass_app
 @domain_errors
@@ -126,6 +130,8 @@ def prioritize_cmd(
     show,
     no_labelstudio,
     ls_url,
+    engine_name,
+    ray_address,
     as_json,
 ) -> None:
     """Rank unannotated images by how unsure the model is; annotators get them in that order.
@@ -140,6 +146,7 @@ def prioritize_cmd(
         wb prioritize --strategy diverse --batch 20 --show 20
 
         wb prioritize --signal uncertainty+disagreement --show 20
+        wb prioritize --engine ray --ray-address 10.0.0.5:6379   # predict on Ray
     """
     from ..active.prioritize import PrioritizeConfig, prioritize
     from ..active.selection import SelectionConfig
@@ -153,7 +160,9 @@ def prioritize_cmd(
         classifier=classifier,
     )
     ws, catalog = app.ws, app.catalog
-    with progress(transient=True) as bar:
+    with ExitStack() as stack:
+        engine = open_engine_for(app, stack, engine_name, ray_address)
+        bar = stack.enter_context(progress(transient=True))
         tasks: dict[str, int] = {}
 
         def on_progress(stage: str, done: int, total: int) -> None:
@@ -161,7 +170,7 @@ def prioritize_cmd(
                 tasks[stage] = bar.add_task(stage, total=total)
             bar.update(tasks[stage], completed=done, total=total)
 
-        result = prioritize(ws, catalog, config, on_progress=on_progress)
+        result = prioritize(ws, catalog, config, on_progress=on_progress, engine=engine)
     say = (lambda m: click.echo(m, err=True)) if as_json else click.echo
     say(result.summary())
     from ..detection.findsnothing import finds_nothing_warning

@@ -127,7 +127,7 @@ class Embedder:
                     imgs.append(open_image(p))
                     ok.append(p)
                 except UnreadableImage as exc:
-                    out.unreadable.append((p, str(exc)))
+                    out.unreadable.append((p, exc.reason))
             chunks.append(self.embed_images(imgs))
             out.paths += ok
             if on_progress:

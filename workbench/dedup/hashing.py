@@ -17,9 +17,7 @@ dropped silently.
 from __future__ import annotations
 
 import logging
-import os
-from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -124,12 +122,10 @@ def hash_image(img: Image.Image, method: str = DEFAULT_METHOD, hasher=None) -> I
 
 
 # ---- worker side ----------------------------------------------------------
-_worker_hasher = None
+_worker_hashers: dict = {}  # one hasher per method per worker process
 
 
-def _init_worker(method: str) -> None:
-    global _worker_hasher
-    _worker_hasher = _hasher(method)
+def _limit_threads() -> None:
     try:  # hashing is pure CPU: keep BLAS/OpenMP from oversubscribing the cores
         import threadpoolctl
 
@@ -138,24 +134,59 @@ def _init_worker(method: str) -> None:
         pass
 
 
-def _hash_path(path: str, hasher=None) -> tuple[str, ImageHashes | None, str | None]:
+def _hash_path(path: str, hasher) -> tuple[str, ImageHashes | None, str | None]:
     try:
         img = open_image(path)
     except UnreadableImage as exc:
         return path, None, exc.reason
     try:
-        return path, hash_image(img, hasher=hasher or _worker_hasher), None
+        return path, hash_image(img, hasher=hasher), None
     except Exception as exc:  # a hash that fails on a readable image is a reason too
         return path, None, f"cannot hash: {type(exc).__name__}: {exc}"
     finally:
         img.close()
 
 
+def hash_chunk(job: tuple[str, list[str]]) -> list[tuple[str, ImageHashes | None, str | None]]:
+    """``(method, paths)`` -> ``(path, hashes or None, reason)`` per path: one task of
+    any engine (a pure function of the files)."""
+    method, paths = job
+    if method not in _worker_hashers:
+        _worker_hashers[method] = _hasher(method)
+    return [_hash_path(p, _worker_hashers[method]) for p in paths]
+
+
 def default_workers() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - not Linux
-        return max(1, os.cpu_count() or 1)
+    from ..engine import available_cores
+
+    return available_cores()
+
+
+def chunk_size(total: int, workers: int) -> int:
+    """Paths per task: small enough to spread the work, large enough to amortise."""
+    return max(1, min(64, total // (max(1, workers) * 8)))
+
+
+def iter_hashes(
+    paths: Sequence[str],
+    method: str = DEFAULT_METHOD,
+    workers: int | None = None,
+    engine=None,
+) -> Iterator[list[tuple[str, ImageHashes | None, str | None]]]:
+    """Hash ``paths`` on ``engine`` (``workbench.engine``; default this machine),
+    yielding each finished chunk's ``(path, hashes or None, reason)`` as it arrives
+    (chunks in any order), so the caller can store them as they come."""
+    from ..engine import LocalEngine
+
+    check_method(method)
+    engine = engine or LocalEngine()
+    paths = [str(p) for p in paths]
+    if not paths:
+        return
+    n = engine.workers() if workers is None else workers
+    size = chunk_size(len(paths), n)
+    jobs = [(method, paths[i : i + size]) for i in range(0, len(paths), size)]
+    yield from engine.map_tasks(hash_chunk, jobs, workers=workers, initializer=_limit_threads)
 
 
 def encode(
@@ -163,48 +194,33 @@ def encode(
     method: str = DEFAULT_METHOD,
     workers: int | None = None,
     on_progress: ProgressFn | None = None,
+    engine=None,
 ) -> EncodeResult:
     """Hash every path (full image, its mirror, centre view, its mirror).
 
-    ``workers``: processes to use (default: all cores available to us; 0 or 1 hashes
-    in this process). ``on_progress(done, total)`` is called as results arrive.
+    ``workers``: processes to use (default: all cores available to us, or the Ray
+    cluster's CPUs; 0 or 1 hashes in this process). ``engine``: ``workbench.engine``
+    engine (default local). ``on_progress(done, total)`` is called as results arrive.
 
     >>> r = encode(["a.jpg", "broken.jpg"])            # doctest: +SKIP
     >>> r.hashes["a.jpg"], r.unreadable
     ('9f17...', [('broken.jpg', 'truncated image: ...')])
     """
-    check_method(method)
     paths = [str(p) for p in paths]
-    total = len(paths)
     result = EncodeResult()
-    if not paths:
-        return result
-    workers = default_workers() if workers is None else workers
-    workers = min(workers, total)
-
-    def collect(item, done: int) -> None:
-        path, hashes, reason = item
-        if hashes is None:
-            result.unreadable.append((path, reason))
-        else:
-            result.hashes[path] = hashes.hash
-            result.mirror_hashes[path] = hashes.mirror_hash
-            result.centre_hashes[path] = hashes.centre_hash
-            result.centre_mirror_hashes[path] = hashes.centre_mirror_hash
+    done = 0
+    for chunk in iter_hashes(paths, method, workers, engine):
+        for path, hashes, reason in chunk:
+            if hashes is None:
+                result.unreadable.append((path, reason))
+            else:
+                result.hashes[path] = hashes.hash
+                result.mirror_hashes[path] = hashes.mirror_hash
+                result.centre_hashes[path] = hashes.centre_hash
+                result.centre_mirror_hashes[path] = hashes.centre_mirror_hash
+        done += len(chunk)
         if on_progress:
-            on_progress(done, total)
-
-    if workers <= 1:
-        hasher = _hasher(method)
-        for done, path in enumerate(paths, 1):
-            collect(_hash_path(path, hasher), done)
-        return result
-    chunksize = max(1, min(64, total // (workers * 8)))
-    with ProcessPoolExecutor(
-        max_workers=workers, initializer=_init_worker, initargs=(method,)
-    ) as pool:
-        for done, item in enumerate(pool.map(_hash_path, paths, chunksize=chunksize), 1):
-            collect(item, done)
+            on_progress(done, len(paths))
     return result
 
 

@@ -25,8 +25,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..catalog.records import DupGroup, DupMember, ImageRecord
+from ..engine import Engine, check_worker_read, open_engine
 from ..errors import WorkbenchError
 from ..faults import fault_point
+from .embeddings import (
+    BATCH_SIZE as EMBED_BATCH,
+)
 from .embeddings import (
     DEFAULT_MIN_COSINE,
     MODEL_KEY,
@@ -37,7 +41,7 @@ from .embeddings import (
     weights_available,
 )
 from .groups import Edge, connected_components, group_key, group_kind, keeper, member_distances
-from .hashing import DEFAULT_METHOD, METHODS, check_method, encode, hex_to_uint64
+from .hashing import DEFAULT_METHOD, METHODS, check_method, hex_to_uint64, iter_hashes
 from .search import check_max_distance, distances, find_pairs
 from .verify import DEFAULT_MIN_CORRELATION, verify_pairs
 
@@ -50,6 +54,7 @@ log = logging.getLogger(__name__)
 DEFAULT_MAX_DISTANCE = 2
 DEFAULT_VERIFY_DISTANCE = 16
 TAKING_PART = ("active", "duplicate", "conflict")
+SAVE_EVERY = 256  # hashes stored per transaction while results stream in
 REASON_PREFIX = "dedup"
 
 ProgressFor = Callable[[str], Callable[[int, int], None] | None]
@@ -144,36 +149,48 @@ def _ensure_hashes(
     options: DedupOptions,
     run: DedupRun,
     progress_for: ProgressFor | None,
+    engine,
 ):
+    """Hash the images without cached hashes on ``engine``; results are stored as they
+    arrive, every ``SAVE_EVERY`` images, so an interrupted run keeps them."""
     full_key, centre_key = options.hash_method, f"{options.hash_method}:centre"
     full, centre = catalog.image_hashes(full_key), catalog.image_hashes(centre_key)
     todo = [im for im in images if im.id not in full or im.id not in centre]
     run.hashed_cached = len(images) - len(todo)
-    if todo:
-        by_path = {im.path: im for im in todo}
-        result = encode(
-            list(by_path),
-            method=options.hash_method,
-            workers=options.workers,
-            on_progress=_progress(progress_for, "hashing"),
-        )
+    if not todo:
+        return full, centre
+    by_path = {im.path: im for im in todo}
+    on_progress = _progress(progress_for, "hashing")
+    pending: list = []
+    done = 0
+
+    def save() -> None:
+        hashed = [(by_path[p], h) for p, h, _ in pending if h is not None]
+        catalog.save_image_hashes(full_key, [(im.id, h.hash, h.mirror_hash) for im, h in hashed])
         catalog.save_image_hashes(
-            full_key,
-            [(by_path[p].id, h, result.mirror_hashes[p]) for p, h in result.hashes.items()],
+            centre_key, [(im.id, h.centre_hash, h.centre_mirror_hash) for im, h in hashed]
         )
-        catalog.save_image_hashes(
-            centre_key,
-            [
-                (by_path[p].id, h, result.centre_mirror_hashes[p])
-                for p, h in result.centre_hashes.items()
-            ],
-        )
-        for path, reason in result.unreadable:
-            catalog.set_status([by_path[path].id], "unreadable", f"{REASON_PREFIX}: {reason}")
-        run.unreadable += result.unreadable
-        run.hashed_now = len(result.hashes)
-        full, centre = catalog.image_hashes(full_key), catalog.image_hashes(centre_key)
-    return full, centre
+        for path, _, reason in pending:
+            if reason is not None:
+                catalog.set_status([by_path[path].id], "unreadable", f"{REASON_PREFIX}: {reason}")
+                run.unreadable.append((path, reason))
+        run.hashed_now += len(hashed)
+        pending.clear()
+
+    try:
+        for chunk in iter_hashes(list(by_path), options.hash_method, options.workers, engine):
+            for path, _, reason in chunk:
+                if reason is not None:
+                    check_worker_read(path, reason, engine)
+            pending += chunk
+            done += len(chunk)
+            if len(pending) >= SAVE_EVERY:
+                save()
+            if on_progress:
+                on_progress(done, len(by_path))
+    finally:
+        save()  # what arrived before an interruption is kept
+    return catalog.image_hashes(full_key), catalog.image_hashes(centre_key)
 
 
 def _exact_edges(images: list[ImageRecord]) -> list[Edge]:
@@ -247,13 +264,23 @@ def _find_edges(
     return edges
 
 
+def _embed_chunk(embedder, paths: list[str]):
+    """One engine call: ``(paths embedded, vectors, unreadable)`` of a chunk of paths."""
+    got = embedder.embed(paths)
+    return got.paths, got.vectors, got.unreadable
+
+
 def _ensure_embeddings(
     catalog,
     images: list[ImageRecord],
     run: DedupRun,
     progress_for: ProgressFor | None,
     embedder_factory: Callable[[], object] | None,
+    engine,
 ) -> dict[int, np.ndarray]:
+    """Embed the images without a stored embedding, one model per engine worker, in
+    chunks of the embedder's batch size (so every engine sees the same batches);
+    each chunk is stored as it arrives."""
     stored = catalog.image_embeddings(MODEL_KEY)
     todo = [im for im in images if im.id not in stored]
     run.embedded_cached = len(images) - len(todo)
@@ -262,20 +289,27 @@ def _ensure_embeddings(
             from .embeddings import Embedder
 
             embedder_factory = Embedder
-        embedder = embedder_factory()
         by_path = {im.path: im for im in todo}
-        result = embedder.embed(list(by_path), on_progress=_progress(progress_for, "embedding"))
-        catalog.save_image_embeddings(
-            MODEL_KEY,
-            [
-                (by_path[p].id, by_path[p].sha256, to_bytes(v))
-                for p, v in zip(result.paths, result.vectors)
-            ],
-        )
-        for path, reason in result.unreadable:
-            catalog.set_status([by_path[path].id], "unreadable", f"{REASON_PREFIX}: {reason}")
-        run.unreadable += result.unreadable
-        run.embedded_now = len(result.paths)
+        paths = list(by_path)
+        chunks = [paths[i : i + EMBED_BATCH] for i in range(0, len(paths), EMBED_BATCH)]
+        on_progress = _progress(progress_for, "embedding")
+        done = 0
+        for ok, vectors, unreadable in engine.map_with_model(
+            embedder_factory, _embed_chunk, chunks, workers=run.options.workers
+        ):
+            for path, reason in unreadable:
+                check_worker_read(path, reason, engine)
+            catalog.save_image_embeddings(
+                MODEL_KEY,
+                [(by_path[p].id, by_path[p].sha256, to_bytes(v)) for p, v in zip(ok, vectors)],
+            )
+            for path, reason in unreadable:
+                catalog.set_status([by_path[path].id], "unreadable", f"{REASON_PREFIX}: {reason}")
+            run.unreadable += unreadable
+            run.embedded_now += len(ok)
+            done += len(ok) + len(unreadable)
+            if on_progress:
+                on_progress(done, len(paths))
         stored = catalog.image_embeddings(MODEL_KEY)
     return {i: from_bytes(b) for i, b in stored.items()}
 
@@ -367,12 +401,16 @@ def find_duplicates(
     options: DedupOptions | None = None,
     progress_for: ProgressFor | None = None,
     embedder_factory: Callable[[], object] | None = None,
+    engine: Engine | None = None,
 ) -> DedupRun:
     """Run the whole detection on the catalog and record groups and statuses.
 
     ``embedder_factory`` builds the embedder for ``cnn`` (default ``Embedder()``, the
-    offline Lite0 weights); it is called only when some image has no stored embedding.
+    offline Lite0 weights); it is called only when some image has no stored embedding
+    (on Ray, once per worker: it must pickle). ``engine`` (``workbench.engine``, default
+    local) runs the hashing and embedding; the catalog is written here only.
     """
+    engine = engine or open_engine()
     options = (options or DedupOptions()).validate()
     if options.cnn and embedder_factory is None:
         ok, why = weights_available()
@@ -394,7 +432,7 @@ def find_duplicates(
     edges: list[Edge] = []
     if options.hash_method is not None:
         t0 = time.perf_counter()
-        full, centre = _ensure_hashes(catalog, images, options, run, progress_for)
+        full, centre = _ensure_hashes(catalog, images, options, run, progress_for, engine)
         run.seconds["hashing"] = time.perf_counter() - t0
         fault_point("dedup.hashed")
         images = [im for im in images if im.id in full and im.id in centre]
@@ -403,7 +441,7 @@ def find_duplicates(
         edges += _exact_edges(images)
     if options.cnn:
         t0 = time.perf_counter()
-        vectors = _ensure_embeddings(catalog, images, run, progress_for, embedder_factory)
+        vectors = _ensure_embeddings(catalog, images, run, progress_for, embedder_factory, engine)
         run.seconds["embedding"] = time.perf_counter() - t0
         images = [im for im in images if im.id in vectors]
         t0 = time.perf_counter()

@@ -187,6 +187,20 @@ class PredictionRun:
     unreadable: list[tuple[int, str]] = field(default_factory=list)  # (image id, reason)
 
 
+def _predict_chunk(predictor, chunk: list[tuple[int, str]]):
+    """One engine call: open a chunk's images and predict them as one batch. Returns
+    ``(image ids, detections as stored dicts, [(image id, path, reason)])``."""
+    ids, pil, unreadable = [], [], []
+    for image_id, path in chunk:
+        try:
+            pil.append(open_image(path))
+            ids.append(image_id)
+        except UnreadableImage as exc:
+            unreadable.append((image_id, path, exc.reason))
+    dets = predictor.predict(pil) if pil else []
+    return ids, [[d.to_dict() for d in ds] for ds in dets], unreadable
+
+
 def predict_catalog(
     ws,
     catalog,
@@ -195,31 +209,52 @@ def predict_catalog(
     on_progress: Callable[[int, int], None] | None = None,
     predictor: Predictor | None = None,
     batch_size: int = 4,
+    engine=None,
 ) -> PredictionRun:
     """Run ``version`` (default: the promoted model) on catalog images and store each
     image's detections in the ``predictions`` table. Unreadable images are returned,
-    never dropped silently."""
-    predictor = predictor or Predictor.from_registry(ws, catalog, version, batch_size=batch_size)
+    never dropped silently.
+
+    ``engine`` (``workbench.engine``, default local) runs the model: on Ray, one
+    ``Predictor`` per actor loads the version's folder (which every node must see);
+    ``predictor`` is then not used. Images go in the same batches of ``batch_size`` on
+    every engine, and each batch's detections are stored as they arrive, so an
+    interrupted run keeps them (callers predict only images without predictions)."""
+    from functools import partial
+
+    from ..engine import check_worker_read, open_engine
+
+    engine = engine or open_engine()
+    if engine.name == "local":
+        predictor = predictor or Predictor.from_registry(
+            ws, catalog, version, batch_size=batch_size
+        )
+        factory, model_version = (lambda: predictor), predictor.version
+    else:
+        model_dir = (
+            predictor.model_dir
+            if predictor is not None
+            else Registry.of(ws, catalog).resolve(version).path
+        )
+        model_version = LoadedVersion(model_dir).version
+        factory = partial(Predictor, str(model_dir), batch_size=batch_size)
     images = catalog.images(ids=list(image_ids))
+    chunks = [
+        [(rec.id, rec.path) for rec in images[i : i + batch_size]]
+        for i in range(0, len(images), batch_size)
+    ]
     total, done, n_dets = len(images), 0, 0
     unreadable: list[tuple[int, str]] = []
-    for i in range(0, total, batch_size):
-        chunk, pil = [], []
-        for rec in images[i : i + batch_size]:
-            try:
-                pil.append(open_image(rec.path))
-                chunk.append(rec.id)
-            except UnreadableImage as exc:
-                unreadable.append((rec.id, exc.reason))
-        if pil:
-            dets = predictor.predict(pil)
-            catalog.store_predictions(
-                predictor.version, {iid: [d.to_dict() for d in ds] for iid, ds in zip(chunk, dets)}
-            )
+    for ids, dets, bad in engine.map_with_model(factory, _predict_chunk, chunks):
+        for _, path, reason in bad:
+            check_worker_read(path, reason, engine)
+        unreadable += [(image_id, reason) for image_id, _, reason in bad]
+        if ids:
+            catalog.store_predictions(model_version, dict(zip(ids, dets)))
             n_dets += sum(len(ds) for ds in dets)
-        done = min(i + batch_size, total)
+        done += len(ids) + len(bad)
         if on_progress is not None:
             on_progress(done, total)
     if unreadable:
         logger.warning("%d images could not be read for prediction", len(unreadable))
-    return PredictionRun(predictor.version, total - len(unreadable), n_dets, unreadable)
+    return PredictionRun(model_version, total - len(unreadable), n_dets, unreadable)

@@ -67,6 +67,7 @@ class RetrainOptions:
     skip: set[str] = field(default_factory=set)
     pull: Hook | None = None  # wired by the Label Studio area
     refresh: Hook | None = None
+    engine: Any = None  # workbench.engine engine for the predict step (default local)
 
     def __post_init__(self) -> None:
         unknown = set(self.skip) - set(STEPS)
@@ -264,6 +265,7 @@ def retrain(
                 current.version,
                 todo,
                 on_progress=lambda d, t: emit({"event": "predict", "done": d, "total": t}),
+                engine=options.engine,
             )
             step(
                 "predict",
