@@ -103,6 +103,12 @@ def _print_summary(summary: dict, view_urls: dict[str, str] | None) -> None:
             f"  {version}: mAP@0.5 {mAP}  TP {m['tp']}  FP {m['fp']}  FN {m['fn']}  "
             f"on {m['images']} annotated images"
         )
+    errors = summary.get("label_errors")
+    if errors is not None:
+        click.echo(
+            f"Likely label errors: {errors['suspects']} suspect boxes in {errors['images']} "
+            "images (view likely-label-errors; `wb review errors` lists them)"
+        )
     click.echo("Saved views (samples):")
     for name in summary["views"]:
         url = f"  {view_urls[name]}" if view_urls and name in view_urls else ""
