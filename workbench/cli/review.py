@@ -5,6 +5,7 @@ Nothing here imports fiftyone: the work runs in ``workbench.review``'s worker pr
 
 from __future__ import annotations
 
+import os
 import signal
 from contextlib import ExitStack
 
@@ -410,9 +411,10 @@ def errors(
     from rich.table import Table
 
     t = Table(box=box.SIMPLE_HEAD)
-    for col in ("score", "kind", "image", "label", "predicted", "box (x1,y1,x2,y2)"):
+    for col in ("score", "kind", "image", "label", "predicted", "box x1,y1,x2,y2"):
         t.add_column(col, justify="right" if col in ("score", "image") else "left", no_wrap=True)
     t.add_column("path", overflow="fold")
+    root = _common_folder([paths[s.image_id] for s in shown if s.image_id in paths])
     for s in shown:
         t.add_row(
             f"{s.score:.3f}",
@@ -421,11 +423,32 @@ def errors(
             s.label,
             s.predicted or "",
             ",".join(f"{v:.0f}" for v in s.box),
-            paths.get(s.image_id, ""),
+            _relative(paths.get(s.image_id, ""), root),
         )
-    console().print(t)
+    if root:
+        click.echo(f"  paths under {root}/")
+    out = console()
+    if not out.is_terminal:  # piped or in a file: rows whole, not folded at 80 columns
+        out.width = 200
+    out.print(t)
     if top and len(report.suspects) > top:
         click.echo(f"  ... {len(report.suspects) - top} more (--top 0 shows all)")
+
+
+def _common_folder(paths: list[str]) -> str | None:
+    """The folder all ``paths`` lie in (None: none, or only the file system root)."""
+    if not paths:
+        return None
+    folder = os.path.dirname(os.path.commonprefix(paths) + "x")
+    return (
+        folder
+        if folder not in ("", "/") and all(p.startswith(folder + "/") for p in paths)
+        else None
+    )
+
+
+def _relative(path: str, root: str | None) -> str:
+    return path[len(root) + 1 :] if root and path.startswith(root + "/") else path
 
 
 def _label_error_notes(app, image_ids: list[int], model: str | None) -> dict[int, str]:
