@@ -41,6 +41,7 @@ def test_review_no_launch_json_prints_dataset_views_and_evaluations(ws):
         "fixed-by-new-model",
         "broken-by-new-model",
         "right-class-wrong-evidence",
+        "likely-label-errors",
     } == set(out["views"])
     assert out["evaluations"]["v1"] | {"images": 3} == {
         "mAP50": pytest.approx(out["evaluations"]["v1"]["mAP50"]),

@@ -184,3 +184,24 @@ def test_send_needs_a_view_or_a_tag(case):
     result = _wb(ws, "review", "send")
     assert result.exit_code == 2
     assert "give a saved VIEW" in result.output
+
+
+def test_send_likely_label_errors_marks_the_suspect_boxes_in_the_task_header(case, label_studio):
+    ws, ids = case
+    result = _wb(ws, "review", "send", "likely-label-errors", "--json")
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    # v1's label errors (test_review_label_errors.py): "two" 1.0, "one" 0.95, "three" 0.5
+    assert [s["image_id"] for s in out["sent"]] == [ids["two"], ids["one"], ids["three"]]
+    assert out["noted"] == 3
+    hints = {
+        t.data[IMAGE_ID_FIELD]: t.data["model_hint"]
+        for t in label_studio.client.tasks.list(project=out["project_id"], fields="all")
+    }
+    assert hints[ids["two"]].startswith("Possible label errors (model v1): extra 1.00: ")
+    assert "wrong_class 0.70: this ivory box looks like a resin at 10,10-60,60" in hints[ids["two"]]
+    assert (
+        "missing 0.95: a resin the model sees here has no box at 100,10-150,60"
+        in (hints[ids["one"]])
+    )
+    assert not hints.get(ids["four"], "").startswith("Possible label errors")  # not sent

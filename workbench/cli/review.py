@@ -5,12 +5,25 @@ Nothing here imports fiftyone: the work runs in ``workbench.review``'s worker pr
 
 from __future__ import annotations
 
+import os
 import signal
 from contextlib import ExitStack
 
 import click
 
+from ..review.label_errors import (
+    BAND_LOW,
+    MATCH_IOU,
+    MIN_CONFIDENCE,
+    MIN_SCORE,
+)
+from ..review.label_errors import (
+    KINDS as LABEL_ERROR_KINDS,
+)
+from ..review.label_errors import TOP as ERRORS_TOP
+from ..review.views import LIKELY_LABEL_ERRORS
 from .common import (
+    console,
     domain_errors,
     echo_json,
     json_option,
@@ -90,6 +103,12 @@ def _print_summary(summary: dict, view_urls: dict[str, str] | None) -> None:
         click.echo(
             f"  {version}: mAP@0.5 {mAP}  TP {m['tp']}  FP {m['fp']}  FN {m['fn']}  "
             f"on {m['images']} annotated images"
+        )
+    errors = summary.get("label_errors")
+    if errors is not None:
+        click.echo(
+            f"Likely label errors: {errors['suspects']} suspect boxes in {errors['images']} "
+            "images (view likely-label-errors; `wb review errors` lists them)"
         )
     click.echo("Saved views (samples):")
     for name in summary["views"]:
@@ -242,6 +261,9 @@ def send(app, view: str | None, tag: str | None, ls_url: str | None, as_json: bo
         )
         raise click.ClickException(f"nothing to send: {what} holds no images.{hint}")
     ids = [s["image_id"] for s in selected["samples"]]
+    notes = (
+        _label_error_notes(app, ids, selected.get("model")) if view == LIKELY_LABEL_ERRORS else None
+    )
     with progress(transient=True) as bar:
         task = bar.add_task("sending to Label Studio", total=len(ids))
         result = send_to_front(
@@ -251,6 +273,7 @@ def send(app, view: str | None, tag: str | None, ls_url: str | None, as_json: bo
             conn,
             ids,
             on_progress=lambda d, t: bar.update(task, completed=d, total=t),
+            notes=notes,
         )
     paths = {s["image_id"]: s["filepath"] for s in selected["samples"]}
     if as_json:
@@ -269,11 +292,177 @@ def send(app, view: str | None, tag: str | None, ls_url: str | None, as_json: bo
         f"  first in the queue: image {first.image_id} ({paths.get(first.image_id)}), "
         f"task {first.task_id}"
     )
+    if result.noted:
+        click.echo(f"  {result.noted} tasks show their suspect boxes in the header above the image")
     for image_id, reason in result.left_out.items():
         click.echo(f"  left out image {image_id} ({paths.get(image_id)}): {reason}")
     for warning in result.warnings:
         click.echo(f"warning: {warning}", err=True)
     click.echo(f"open {result.project_url}")
+
+
+@review.command("errors")
+@click.option(
+    "--version",
+    "version",
+    default=None,
+    metavar="VERSION",
+    help="Detector whose predictions the labels are checked against (default: the promoted one).",
+)
+@click.option(
+    "--kind",
+    type=click.Choice(LABEL_ERROR_KINDS),
+    default=None,
+    help="Only this kind of suspect (default: every kind).",
+)
+@click.option(
+    "--top",
+    type=click.IntRange(0),
+    default=ERRORS_TOP,
+    show_default=True,
+    help="Rows shown, most likely first (0: all).",
+)
+@click.option(
+    "--min-score",
+    type=click.FloatRange(0, 1),
+    default=MIN_SCORE,
+    show_default=True,
+    help="Suspects scoring below this are not listed.",
+)
+@click.option(
+    "--min-confidence",
+    type=click.FloatRange(0, 1),
+    default=MIN_CONFIDENCE,
+    show_default=True,
+    help="A prediction this confident over no box makes a 'missing' suspect.",
+)
+@click.option(
+    "--match-iou",
+    type=click.FloatRange(0, 1, min_open=True),
+    default=MATCH_IOU,
+    show_default=True,
+    help="IoU at which a prediction confirms a box (below it, down to --band-low, the "
+    "box is a 'localisation' suspect).",
+)
+@click.option(
+    "--band-low",
+    type=click.FloatRange(0, 1, min_open=True),
+    default=BAND_LOW,
+    show_default=True,
+    help="IoU below which a prediction and a box have nothing to do with each other.",
+)
+@json_option
+@pass_app
+@domain_errors
+def errors(
+    app,
+    version: str | None,
+    kind: str | None,
+    top: int,
+    min_score: float,
+    min_confidence: float,
+    match_iou: float,
+    band_low: float,
+    as_json: bool,
+) -> None:
+    """The most likely label errors: ground-truth boxes the detector disagrees with.
+
+    Compares the catalog's ground truth of the annotated images with the stored
+    predictions of the promoted detector (or --version): a confident box over no
+    label (missing), a label no prediction supports (extra), a label whose place the
+    model gives another class (wrong_class), a label the model's box overlaps only
+    partly (localisation). Each suspect has a score in [0, 1]; the table lists the
+    best first. `wb review` shows them as the saved view likely-label-errors, and
+    `wb review send likely-label-errors` puts those images first in Label Studio.
+
+    Example:
+
+        wb review errors --top 20
+
+        wb review errors --kind missing --min-confidence 0.7 --json
+    """
+    from ..review.label_errors import Thresholds, catalog_label_errors
+
+    thresholds = Thresholds(
+        match_iou=match_iou, band_low=band_low, min_confidence=min_confidence, min_score=min_score
+    )
+    report = catalog_label_errors(
+        app.catalog, app.ws.taxonomy, version, thresholds, kind, level=app.ws.model_level()
+    )
+    shown = report.suspects[:top] if top else report.suspects
+    paths = {im.id: im.path for im in app.catalog.images(ids={s.image_id for s in shown})}
+    if as_json:
+        out = report.as_dict()
+        out["thresholds"] = thresholds.__dict__ | {"kind": kind}
+        out["suspects"] = [s.as_dict() | {"path": paths.get(s.image_id)} for s in shown]
+        out["suspects_total"] = len(report.suspects)
+        echo_json(out)
+        return
+    what = f"'{kind}' suspects" if kind else "suspects"
+    click.echo(
+        f"Label errors by model {report.model_version}: {len(report.suspects)} {what} scoring "
+        f">= {min_score} in {len(report.image_scores)} of {report.images} annotated images "
+        "with predictions"
+    )
+    if not shown:
+        click.echo("  none: lower --min-score (or --min-confidence) to see weaker ones")
+        return
+    from rich import box
+    from rich.table import Table
+
+    t = Table(box=box.SIMPLE_HEAD)
+    for col in ("score", "kind", "image", "label", "predicted", "box x1,y1,x2,y2"):
+        t.add_column(col, justify="right" if col in ("score", "image") else "left", no_wrap=True)
+    t.add_column("path", overflow="fold")
+    root = _common_folder([paths[s.image_id] for s in shown if s.image_id in paths])
+    for s in shown:
+        t.add_row(
+            f"{s.score:.3f}",
+            s.kind,
+            str(s.image_id),
+            s.label,
+            s.predicted or "",
+            ",".join(f"{v:.0f}" for v in s.box),
+            _relative(paths.get(s.image_id, ""), root),
+        )
+    if root:
+        click.echo(f"  paths under {root}/")
+    out = console()
+    if not out.is_terminal:  # piped or in a file: rows whole, not folded at 80 columns
+        out.width = 200
+    out.print(t)
+    if top and len(report.suspects) > top:
+        click.echo(f"  ... {len(report.suspects) - top} more (--top 0 shows all)")
+
+
+def _common_folder(paths: list[str]) -> str | None:
+    """The folder all ``paths`` lie in (None: none, or only the file system root)."""
+    if not paths:
+        return None
+    folder = os.path.dirname(os.path.commonprefix(paths) + "x")
+    return (
+        folder
+        if folder not in ("", "/") and all(p.startswith(folder + "/") for p in paths)
+        else None
+    )
+
+
+def _relative(path: str, root: str | None) -> str:
+    return path[len(root) + 1 :] if root and path.startswith(root + "/") else path
+
+
+def _label_error_notes(app, image_ids: list[int], model: str | None) -> dict[int, str]:
+    """image id -> the suspects the annotator should check (`wb review errors`' defaults,
+    ``model``: the one the review dataset's views are about, else the promoted one)."""
+    from ..review.label_errors import catalog_label_errors, suspect_note
+
+    report = catalog_label_errors(app.catalog, app.ws.taxonomy, model, level=app.ws.model_level())
+    wanted = set(image_ids)
+    by_image: dict[int, list] = {}
+    for s in report.suspects:
+        if s.image_id in wanted:
+            by_image.setdefault(s.image_id, []).append(s)
+    return {i: suspect_note(report.model_version, ss) for i, ss in by_image.items()}
 
 
 def register(group: click.Group) -> None:

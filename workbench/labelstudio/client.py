@@ -194,6 +194,13 @@ class LabelStudioClient:
         with self._call(f"read task {task_id}"):
             return self.sdk.tasks.get(id=str(task_id))
 
+    def update_task_data(self, task_id: int, fields: dict) -> None:
+        """Set these keys of a task's data, keeping the others (Label Studio replaces
+        ``data`` whole)."""
+        with self._call(f"update task {task_id}"):
+            data = dict(self.sdk.tasks.get(id=str(task_id)).data or {})
+            self.sdk.tasks.update(id=str(task_id), data={**data, **fields})
+
     def delete_task(self, task_id: int) -> None:
         with self._call(f"delete task {task_id}"):
             self.sdk.tasks.delete(id=str(task_id))

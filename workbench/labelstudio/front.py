@@ -50,6 +50,7 @@ log = logging.getLogger(__name__)
 # workspace has no model yet
 NO_MODEL_VERSION = "wb-review-send"
 UNSCORED = 1.0  # what an unscored prediction of the current version becomes
+NOTE_FIELD = "model_hint"  # the task field the label config shows as a header
 
 
 @dataclass
@@ -70,6 +71,7 @@ class SendResult:
     predictions_created: int = 0
     scores_updated: int = 0
     unscored_lifted: int = 0  # other tasks' unscored predictions set to UNSCORED
+    noted: int = 0  # sent tasks whose header now carries a note
     left_out: dict[int, str] = field(default_factory=dict)  # image id -> why
     already_annotated: list[int] = field(default_factory=list)  # image ids
     warnings: list[str] = field(default_factory=list)
@@ -89,6 +91,7 @@ class SendResult:
             "predictions_created": self.predictions_created,
             "scores_updated": self.scores_updated,
             "unscored_lifted": self.unscored_lifted,
+            "noted": self.noted,
             "left_out": [{"image_id": i, "reason": r} for i, r in self.left_out.items()],
             "already_annotated": self.already_annotated,
             "warnings": self.warnings,
@@ -102,8 +105,11 @@ def send_to_front(
     conn: Connection,
     image_ids: list[int],
     on_progress: Callable[[int, int], None] | None = None,
+    notes: dict[int, str] | None = None,
 ) -> SendResult:
-    """Put ``image_ids`` (in this order) at the front of the workspace project's queue."""
+    """Put ``image_ids`` (in this order) at the front of the workspace project's queue.
+    ``notes``: image id -> a line the annotator reads above the image (the task's
+    ``model_hint`` header), e.g. which boxes `wb review errors` suspects."""
     order = list(dict.fromkeys(int(i) for i in image_ids))
     records = {im.id: im for im in catalog.images(ids=order)}
     left_out = {}
@@ -166,6 +172,10 @@ def send_to_front(
     )
     result.predictions_created, result.scores_updated = written.created, written.updated
     result.sent = [SentImage(i, tasks[i], scores[i]) for i in order]
+    for i in order:
+        if notes and notes.get(i):
+            client.update_task_data(tasks[i], {NOTE_FIELD: notes[i]})
+            result.noted += 1
 
     for task_id, preds in ours.items():
         if task_id in sent_tasks:

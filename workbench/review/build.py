@@ -16,7 +16,14 @@ from ..explain.store import read_explanations
 from .dataset import open_dataset, sync_dataset
 from .environment import dataset_name
 from .evaluation import evaluate_versions, prune_evaluations
-from .samples import heatmap_field, pred_field, read_review_samples, sample_counts
+from .label_errors import NoGroundTruth, NoPredictions, NoPromotedModel, catalog_label_errors
+from .samples import (
+    LABEL_ERRORS_FIELD,
+    heatmap_field,
+    pred_field,
+    read_review_samples,
+    sample_counts,
+)
 from .views import review_views, save_review_views
 
 log = logging.getLogger(__name__)
@@ -87,6 +94,19 @@ def previous_model(infos: list[ModelVersionInfo], model: str | None) -> str | No
     return versions[idx - 1] if idx > 0 else None
 
 
+def review_label_errors(catalog, taxonomy, model: str | None, level: str):
+    """`wb review errors`' report (default thresholds) for the version the views are
+    about, or None when it cannot be made (no such detector, no ground truth, no
+    predictions on the annotated images): the view is then empty, not an error."""
+    if model is None:
+        return None
+    try:
+        return catalog_label_errors(catalog, taxonomy, model, level=level)
+    except (NoPromotedModel, NoGroundTruth, NoPredictions) as exc:
+        log.info("no label-error scores for %s: %s", model, exc)
+        return None
+
+
 StageFn = Callable[[str, dict], None]
 
 
@@ -114,8 +134,15 @@ def build_review_dataset(
         )
         # what `wb explain` wrote for the chosen model (files only: no CAM is computed here)
         explained = (selected, read_explanations(ws.reports_dir, selected)) if selected else None
+        errors = review_label_errors(catalog, ws.taxonomy, selected, level)
         samples, unc_version = read_review_samples(
-            catalog, ws.taxonomy, level, versions, uncertainty_version=selected, explained=explained
+            catalog,
+            ws.taxonomy,
+            level,
+            versions,
+            uncertainty_version=selected,
+            explained=explained,
+            label_errors=errors,
         )
     finally:
         catalog.close()
@@ -138,7 +165,7 @@ def build_review_dataset(
     evaluations = evaluate_versions(ds, versions)
     timings["evaluate"] = time.monotonic() - started - sum(timings.values())
     stage("views", {})
-    view_samples = save_review_views(ds, review_views(ds, selected, previous))
+    view_samples = save_review_views(ds, review_views(ds, selected, previous), selected)
     timings["views"] = time.monotonic() - started - sum(timings.values())
     return {
         "dataset": name,
@@ -152,6 +179,11 @@ def build_review_dataset(
         "view_samples": view_samples,
         "sync": stats.as_dict(),
         "explained_images": len(explained[1]) if explained else 0,
+        "label_errors": (
+            None
+            if errors is None
+            else {"images": len(errors.image_scores), "suspects": len(errors.suspects)}
+        ),
         "seconds": round(time.monotonic() - started, 2),
         "timings": {k: round(v, 2) for k, v in timings.items()},
     }
@@ -171,6 +203,8 @@ def describe_review_dataset(ws) -> dict:
         f for f in schema if f.startswith("eval_") and f.rsplit("_", 1)[-1] in ("tp", "fp", "fn")
     )
     label_fields = ["ground_truth"] + sorted(f for f in schema if f.startswith("pred_"))
+    if LABEL_ERRORS_FIELD in schema:
+        label_fields.append(LABEL_ERRORS_FIELD)
     heatmap_fields = sorted(f for f in schema if f.startswith("heatmap_"))
     samples = []
     for s in ds.select_fields(
@@ -182,6 +216,7 @@ def describe_review_dataset(ws) -> dict:
             "annotated",
             "dedup_group",
             "uncertainty",
+            "label_error_score",
             *label_fields,
             *heatmap_fields,
             *count_fields,
@@ -195,6 +230,7 @@ def describe_review_dataset(ws) -> dict:
             "annotated": s["annotated"],
             "dedup_group": s["dedup_group"],
             "uncertainty": s["uncertainty"],
+            "label_error_score": s["label_error_score"],
         }
         for f in label_fields:
             dets = s[f]
@@ -209,7 +245,7 @@ def describe_review_dataset(ws) -> dict:
                         **({"probs": d["probs"]} if d.has_field("probs") else {}),
                         **{
                             k: d[k]
-                            for k in ("cam_inside_share", "cam_flagged")
+                            for k in ("cam_inside_share", "cam_flagged", "gt_label", "predicted")
                             if d.has_field(k) and d[k] is not None
                         },
                     }

@@ -13,7 +13,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .samples import BASE_GROUP, GT_FIELD, SCALAR_FIELDS, ReviewSample
+from .samples import BASE_GROUP, GT_FIELD, LABEL_ERRORS_FIELD, SCALAR_FIELDS, ReviewSample
 
 log = logging.getLogger(__name__)
 
@@ -63,9 +63,11 @@ def open_dataset(name: str):
         ("dedup_keep", fo.BooleanField),
         ("uncertainty", fo.FloatField),
         ("priority_rank", fo.IntField),
+        ("label_error_score", fo.FloatField),
     ):
         ds.add_sample_field(fname, ftype)
-    ds.add_sample_field(GT_FIELD, fo.EmbeddedDocumentField, embedded_doc_type=fo.Detections)
+    for fname in (GT_FIELD, LABEL_ERRORS_FIELD):
+        ds.add_sample_field(fname, fo.EmbeddedDocumentField, embedded_doc_type=fo.Detections)
     ds.create_index(KEY_FIELD, unique=True)
     return ds
 
@@ -109,6 +111,7 @@ def _new_sample(s: ReviewSample):
         sample[name] = _detections(boxes)
     for name, h in s.heatmaps.items():
         sample[name] = _heatmap(h)
+    sample[LABEL_ERRORS_FIELD] = _detections(s.label_errors)
     sample[SYNC_FIELD] = s.hashes()
     return sample
 
@@ -125,6 +128,8 @@ def _group_values(s: ReviewSample, group: str) -> dict:
         return {GT_FIELD: _detections(s.ground_truth)}
     if group in s.heatmaps:
         return {group: _heatmap(s.heatmaps[group])}
+    if group == LABEL_ERRORS_FIELD:
+        return {LABEL_ERRORS_FIELD: _detections(s.label_errors)}
     return {group: _detections(s.predictions[group])}
 
 
@@ -140,6 +145,13 @@ def sync_dataset(
 
     stats = SyncStats()
     schema = ds.get_field_schema()
+    # fields a dataset built by an earlier `wb` lacks
+    if "label_error_score" not in schema:
+        ds.add_sample_field("label_error_score", fo.FloatField)
+    if LABEL_ERRORS_FIELD not in schema:
+        ds.add_sample_field(
+            LABEL_ERRORS_FIELD, fo.EmbeddedDocumentField, embedded_doc_type=fo.Detections
+        )
     for name in pred_fields:
         if name not in schema:
             ds.add_sample_field(name, fo.EmbeddedDocumentField, embedded_doc_type=fo.Detections)

@@ -20,7 +20,8 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
-from ..errors import InvalidChoice
+from ..catalog.records import Box
+from ..errors import InvalidChoice, WorkbenchError
 from ..geometry import iou_xyxy
 
 KINDS = ("missing", "extra", "wrong_class", "localisation")
@@ -28,6 +29,7 @@ MATCH_IOU = 0.5
 BAND_LOW = 0.1
 MIN_CONFIDENCE = 0.5
 MIN_SCORE = 0.3
+TOP = 20  # rows `wb review errors` lists by default
 
 
 @dataclass(frozen=True)
@@ -112,6 +114,7 @@ class LabelErrorReport:
     suspects: list[Suspect]  # best first
     image_scores: dict[int, float]  # image id -> noisy-or of its suspects, best first
     images: int
+    checked: frozenset[int] = frozenset()  # the images scored (ground truth and predictions)
 
     def as_dict(self) -> dict:
         return {
@@ -135,11 +138,11 @@ def label_errors(
         raise InvalidChoice(f"unknown label-error kind {kind!r}; choose one of {', '.join(KINDS)}")
     suspects: list[Suspect] = []
     scores: dict[int, float] = {}
-    images = 0
+    checked = []
     for image_id, boxes in truth.items():
         if image_id not in predictions:
             continue
-        images += 1
+        checked.append(image_id)
         found = [
             s
             for s in image_suspects(image_id, boxes, predictions[image_id], t)
@@ -150,4 +153,103 @@ def label_errors(
             scores[image_id] = 1.0 - math.prod(1.0 - s.score for s in found)
     suspects.sort(key=lambda s: (-s.score, s.image_id, s.kind))
     ordered = dict(sorted(scores.items(), key=lambda kv: (-kv[1], kv[0])))
-    return LabelErrorReport(model_version, suspects, ordered, images)
+    return LabelErrorReport(model_version, suspects, ordered, len(checked), frozenset(checked))
+
+
+# ---- from the catalog ------------------------------------------------------------------
+
+
+class NoPromotedModel(WorkbenchError):
+    """No detector to take predictions from."""
+
+
+class NoGroundTruth(WorkbenchError):
+    """No annotated image to check."""
+
+
+class NoPredictions(WorkbenchError):
+    """The model has no stored predictions on the annotated images."""
+
+
+def model_for_errors(catalog, version: str | None):
+    """The detector whose predictions the labels are checked against: ``version``, or
+    the promoted detector."""
+    if version is None:
+        model = catalog.promoted_model()
+        if model is None:
+            raise NoPromotedModel(
+                "no promoted detector yet, so nothing to check the labels against: run "
+                "`wb retrain` (it promotes a model that beats the last one), or "
+                "`wb models promote VERSION`, or name one with --version"
+            )
+        return model
+    model = catalog.model(version)
+    if model is None or model.task != "detect":
+        known = ", ".join(m.version for m in catalog.models() if m.task == "detect")
+        raise NoPromotedModel(
+            f"no detector version '{version}' in the catalog; detectors: "
+            f"{known or 'none yet (run `wb retrain`)'}"
+        )
+    return model
+
+
+def catalog_label_errors(
+    catalog,
+    taxonomy,
+    version: str | None = None,
+    thresholds: Thresholds | None = None,
+    kind: str | None = None,
+    level: str | None = None,
+) -> LabelErrorReport:
+    """``label_errors`` of the active annotated images against the stored predictions of
+    ``version`` (default: the promoted detector), the ground truth mapped to the level
+    the model predicts at (``level`` when the model does not record one)."""
+    model = model_for_errors(catalog, version)
+    level = model.level or level
+    images = catalog.images(status="active", annotated=True)
+    if not images:
+        raise NoGroundTruth(
+            "no annotated images in the catalog, so no labels to check: ingest annotations "
+            "(`wb ingest PATH --format coco|voc|yolo|labelstudio`) or pull them (`wb pull`)"
+        )
+    ids = [im.id for im in images]
+    predictions = catalog.predictions(model.version, ids)
+    if not predictions:
+        raise NoPredictions(
+            f"model {model.version} has no stored predictions on the {len(ids)} annotated "
+            "images (`wb retrain` predicts only the unannotated ones): run "
+            "`wb review --no-launch`, which predicts them, then run this again"
+        )
+    boxes = catalog.boxes_by_image(ids)
+
+    def mapped(label: str) -> str:
+        return taxonomy.to_level(label, level, unknown="keep") if level else label
+
+    truth = {
+        i: [
+            Box(mapped(b.label), b.x1, b.y1, b.x2, b.y2, b.source, b.annotator)
+            for b in boxes.get(i, [])
+        ]
+        for i in ids
+    }
+    return label_errors(model.version, truth, predictions, thresholds, kind)
+
+
+KIND_WORDS = {
+    "missing": "a {label} the model sees here has no box",
+    "extra": "nothing the model sees supports this {label} box",
+    "wrong_class": "this {label} box looks like a {predicted}",
+    "localisation": "this {label} box is off the object",
+}
+
+
+def suspect_note(model_version: str, suspects: list[Suspect], most: int = 5) -> str:
+    """The line an annotator reads above the image: what to check, best first, with the
+    box in pixels (x1,y1-x2,y2)."""
+    parts = []
+    for s in suspects[:most]:
+        what = KIND_WORDS[s.kind].format(label=s.label, predicted=s.predicted)
+        x1, y1, x2, y2 = (round(v) for v in s.box)
+        parts.append(f"{s.kind} {s.score:.2f}: {what} at {x1},{y1}-{x2},{y2}")
+    more = f"; +{len(suspects) - most} more" if len(suspects) > most else ""
+    return f"Possible label errors (model {model_version}): " + "; ".join(parts) + more

@@ -35,7 +35,9 @@ SCALAR_FIELDS = (
     "dedup_keep",
     "uncertainty",
     "priority_rank",
+    "label_error_score",
 )
+LABEL_ERRORS_FIELD = "label_errors"  # the suspect boxes of `wb review errors`, kind as label
 
 
 def field_key(version: str) -> str:
@@ -100,6 +102,7 @@ class ReviewSample:
     ground_truth: list[dict] | None  # None: not annotated; [] annotated, no objects
     predictions: dict[str, list[dict] | None] = field(default_factory=dict)  # pred field -> boxes
     heatmaps: dict[str, dict | None] = field(default_factory=dict)  # heatmap field -> map
+    label_errors: list[dict] | None = None  # suspect boxes; None: not checked
 
     def hashes(self) -> dict[str, str]:
         """Content hash per field group: ``base`` (file and scalars), ``ground_truth``,
@@ -112,6 +115,7 @@ class ReviewSample:
             out[name] = content_hash(boxes)
         for name, heatmap in self.heatmaps.items():
             out[name] = content_hash(heatmap)
+        out[LABEL_ERRORS_FIELD] = content_hash(self.label_errors)
         return out
 
 
@@ -150,12 +154,15 @@ def read_review_samples(
     versions: list[str],
     uncertainty_version: str | None = None,
     explained: tuple[str, dict] | None = None,
+    label_errors=None,
 ) -> tuple[list[ReviewSample], str | None]:
     """The samples the review dataset should hold, and the version whose uncertainty
     they carry (``None`` when nothing was prioritised). ``explained``: ``(version,
     {image id: explain.store.ImageExplanation})``, what `wb explain` wrote for the
     version the views are about; those samples get its heatmap and their boxes its
-    inside-box share and flag."""
+    inside-box share and flag. ``label_errors``: a ``label_errors.LabelErrorReport`` of
+    the version the views are about; the images it scored get their suspect boxes
+    (``label_errors``, kind as label, score as confidence) and ``label_error_score``."""
     images = catalog.images(status=REVIEW_STATUSES)
     boxes = catalog.boxes_by_image([im.id for im in images])
     dedup = _dedup_membership(catalog)
@@ -168,6 +175,10 @@ def read_review_samples(
         )
 
     explained_version, explanations = explained or (None, {})
+    suspects: dict[int, list] = {}
+    for sus in label_errors.suspects if label_errors is not None else []:
+        suspects.setdefault(sus.image_id, []).append(sus)
+    error_scores = label_errors.image_scores if label_errors is not None else {}
     out = []
     for im in images:
         w, h = im.width, im.height
@@ -185,6 +196,7 @@ def read_review_samples(
             **dedup.get(im.id, {"dedup_group": None, "dedup_kind": None, "dedup_keep": None}),
             "uncertainty": unc[0] if unc else None,
             "priority_rank": unc[1] if unc else None,
+            "label_error_score": error_scores.get(im.id),
         }
         gt = None
         if im.annotated and sized:
@@ -227,7 +239,19 @@ def read_review_samples(
                     for d in dets
                 ]
             )
-        out.append(ReviewSample(im.id, im.path, w, h, fields, gt, preds, heatmaps))
+        errors = None
+        if label_errors is not None and sized and im.id in label_errors.checked:
+            errors = [
+                {
+                    "label": sus.kind,
+                    "bounding_box": relative_box(*sus.box, w, h),
+                    "confidence": sus.score,
+                    "gt_label": sus.label,
+                    "predicted": sus.predicted,
+                }
+                for sus in suspects.get(im.id, [])
+            ]
+        out.append(ReviewSample(im.id, im.path, w, h, fields, gt, preds, heatmaps, errors))
     return out, unc_version
 
 

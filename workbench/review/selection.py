@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from ..errors import WorkbenchError
 from .environment import dataset_name
+from .views import MODEL_KEY
 
 
 class UnknownReviewView(WorkbenchError):
@@ -24,7 +25,8 @@ def select_samples(ws, view: str | None = None, tag: str | None = None) -> dict:
     tagged ``tag`` (the sample, or any of its labels) when given, in the view's order.
 
     Returns ``{"dataset", "view", "tag", "samples": [{"image_id", "filepath"}],
-    "views": [saved view names], "tags": [sample and label tags in the dataset]}``.
+    "views": [saved view names], "tags": [sample and label tags in the dataset],
+    "model": the version the views are about}``.
     Runs in the worker: imports fiftyone.
     """
     import fiftyone as fo
@@ -68,6 +70,7 @@ def select_samples(ws, view: str | None = None, tag: str | None = None) -> dict:
         "samples": samples,
         "views": views,
         "tags": tags,
+        "model": ds.info.get(MODEL_KEY),
     }
 
 

@@ -12,9 +12,11 @@ from dataclasses import dataclass
 from .evaluation import EvalKeys, evaluated_view
 
 INFO_KEY = "wb_views"
+MODEL_KEY = "wb_views_model"  # the version the views are about
 HIGH_CONFIDENCE = 0.8
 TOP_N = 100
 RIGHT_CLASS_WRONG_EVIDENCE = "right-class-wrong-evidence"
+LIKELY_LABEL_ERRORS = "likely-label-errors"
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,13 @@ def review_views(
                 ),
             ),
             ViewSpec(
+                LIKELY_LABEL_ERRORS,
+                f"{model}: images whose ground truth the model disputes, most likely label "
+                "error first; the suspect boxes are in label_errors (kind as label, score as "
+                "confidence; `wb review errors` lists them)",
+                ds.match(F("label_error_score") > 0).sort_by("label_error_score", reverse=True),
+            ),
+            ViewSpec(
                 "worst-images",
                 f"{model}: the {top_n} images with the most false positives + misses",
                 ev.match(_error_count(k) > 0).sort_by(_error_count(k), reverse=True).limit(top_n),
@@ -115,8 +124,8 @@ def review_views(
     return specs
 
 
-def save_review_views(ds, specs: list[ViewSpec]) -> dict[str, int]:
-    """Save the views (replacing earlier ones); ``{name: samples}``."""
+def save_review_views(ds, specs: list[ViewSpec], model: str | None = None) -> dict[str, int]:
+    """Save the views (replacing earlier ones) about ``model``; ``{name: samples}``."""
     previous = set(ds.info.get(INFO_KEY) or [])
     names = [s.name for s in specs]
     for name in previous - set(names):
@@ -127,5 +136,6 @@ def save_review_views(ds, specs: list[ViewSpec]) -> dict[str, int]:
         ds.save_view(spec.name, spec.view, description=spec.description, overwrite=True)
         counts[spec.name] = len(spec.view)
     ds.info[INFO_KEY] = names
+    ds.info[MODEL_KEY] = model
     ds.save()
     return counts
