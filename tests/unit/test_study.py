@@ -268,3 +268,24 @@ def test_cli_study_run_refuses_an_unknown_axis(workspace_factory, tmp_path):
     r = CliRunner().invoke(cli, ["-w", str(ws.root), "study", "run", str(grid)])
     assert r.exit_code == 1
     assert "'optimiser' is not a classify setting; allowed: backbone" in r.output
+
+
+def test_a_detection_cell_is_retrain_with_its_loss_and_no_promotion(workspace_factory):
+    ws = workspace_factory()
+    grid = parse_grid(
+        {
+            "task": "detect",
+            "settings": {"backbone": "mobilenet_v3", "epochs": 3},
+            "axes": {"loss": ["ce", "asl"], "per_species": [False, True]},
+        },
+        "d",
+    )
+    options = [study_run.detect_options(ws, c) for c in grid.cells()]
+    assert [(o.train.loss, o.per_species) for o in options] == [
+        ("ce", False),
+        ("ce", True),
+        ("asl", False),
+        ("asl", True),
+    ]
+    assert {o.train.max_epochs for o in options} == {3}
+    assert all(o.promote == "never" and {"pull", "predict", "refresh"} <= o.skip for o in options)

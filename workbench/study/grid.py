@@ -170,10 +170,10 @@ class Cell:
     @property
     def label(self) -> str:
         """``backbone=resnet18 regimen=transfer``: the cell as the table shows it."""
-        return " ".join(f"{k}={_show(v)}" for k, v in self.values.items()) or "(one run)"
+        return " ".join(f"{k}={show_value(v)}" for k, v in self.values.items()) or "(one run)"
 
 
-def _show(value: Any) -> str:
+def show_value(value: Any) -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, list):

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ..fsutil import atomic_write_bytes, atomic_write_text
-from .grid import Grid
+from .grid import Grid, show_value
 
 #: per task: the metrics the table shows per test set; the first is the chart's
 METRICS = {"classify": ("accuracy", "f_score"), "detect": ("mAP50", "mAR100")}
@@ -25,7 +25,13 @@ def study_rows(grid: Grid, state: dict[str, Any]) -> list[dict[str, Any]]:
     rows = []
     for cell in grid.cells():
         record = state.get("cells", {}).get(cell.key)
-        base = {"cell": cell.label, "key": cell.key, "task": cell.task, **cell.values}
+        base = {
+            "cell": cell.label,
+            "key": cell.key,
+            "task": cell.task,
+            "values": cell.values,
+            **cell.values,
+        }
         if not record or not record.get("versions"):
             rows.append({**base, "status": "pending", "version": None, "scores": {}})
             continue
@@ -95,6 +101,15 @@ def write_reports(folder: Path, rows: list[dict], title: str) -> dict[str, str]:
     return out
 
 
+def _chart_label(row: dict, varying: list[str]) -> str:
+    """The run as a tick label: only the axes whose value differs between runs, one a
+    line (the shared ones go into the title)."""
+    lines = [f"{k}={show_value(row['values'][k])}" for k in varying]
+    if row.get("species"):
+        lines.append(f"[{row['species']}]")
+    return "\n".join(lines) or row["cell"]
+
+
 def grouped_bar_chart(rows: list[dict], path: Path, title: str) -> Path:
     """One panel per metric; in each, a group of bars per run, one bar per test set."""
     import matplotlib
@@ -104,9 +119,15 @@ def grouped_bar_chart(rows: list[dict], path: Path, title: str) -> Path:
 
     scored = [r for r in rows if r["scores"]]
     sets, metrics = set_names(scored), _metrics(scored)
+    axes_names = list(scored[0]["values"])
+    varying = [a for a in axes_names if len({repr(r["values"].get(a)) for r in scored}) > 1]
+    shared = [f"{a}={show_value(scored[0]['values'][a])}" for a in axes_names if a not in varying]
     width = 0.8 / max(1, len(sets))
     fig, axes = plt.subplots(
-        len(metrics), 1, figsize=(max(6, 1.1 * len(scored) + 2), 3.2 * len(metrics)), squeeze=False
+        len(metrics),
+        1,
+        figsize=(max(6.0, 1.3 * len(scored) + 2.5), 1.2 + 2.8 * len(metrics)),
+        squeeze=False,
     )
     for ax, metric in zip(axes[:, 0], metrics):
         for j, s in enumerate(sets):
@@ -123,10 +144,10 @@ def grouped_bar_chart(rows: list[dict], path: Path, title: str) -> Path:
                         fontsize=7,
                     )
         ax.set_ylabel(metric)
-        ax.set_ylim(0, 1.1)
-        ax.set_xticks(range(len(scored)), [_run_name(r) for r in scored], rotation=30, ha="right")
-        ax.legend(fontsize=8, title="test set")
-    axes[0, 0].set_title(title)
+        ax.set_ylim(0, 1.15)
+        ax.set_xticks(range(len(scored)), [_chart_label(r, varying) for r in scored], fontsize=8)
+        ax.legend(fontsize=8, title="test set", loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    axes[0, 0].set_title(title + (f" ({', '.join(shared)})" if shared else ""), fontsize=10)
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=90)

@@ -228,10 +228,15 @@ def _train_detector(ws, catalog, cell: Cell, tag: str, run_dir: Path, emit: Even
 def _score_detector(ws, catalog, version: str, grid: Grid) -> list[dict]:
     """mAP@0.5 and mAR@100 on the catalog's test split (kept in the version's metrics,
     as `wb retrain` keeps them) and on each outside test set."""
-    from ..detection.evaluate import evaluate_model, evaluate_outside
+    from ..detection.evaluate import EvaluationError, evaluate_model, evaluate_outside
     from ..detection.registry import Registry
 
-    m = evaluate_model(ws, catalog, version, split="test").metrics
+    try:
+        m = evaluate_model(ws, catalog, version, split="test").metrics
+    except EvaluationError as exc:
+        # a per-species model whose species has no test image: a row without scores
+        logger.warning("%s", exc)
+        m = {"images": 0}
     Registry.of(ws, catalog).update_metrics(
         version,
         {
