@@ -289,3 +289,19 @@ def test_a_detection_cell_is_retrain_with_its_loss_and_no_promotion(workspace_fa
     ]
     assert {o.train.max_epochs for o in options} == {3}
     assert all(o.promote == "never" and {"pull", "predict", "refresh"} <= o.skip for o in options)
+
+
+def test_a_test_folder_of_a_class_no_cell_has_fails_before_any_training(
+    workspace_factory, tmp_path, monkeypatch
+):
+    ws = workspace_factory()
+    (tmp_path / "ood" / "unicorn").mkdir(parents=True)
+    Image.new("RGB", (8, 8)).save(tmp_path / "ood" / "unicorn" / "1.png")
+    grid = parse_grid(
+        {**CLASSIFY, "settings": {"positive": "elephant_ivory"}, "test_sets": {"ood": "ood"}},
+        "s",
+        tmp_path / "grid.toml",
+    )
+    monkeypatch.setattr(study_run, "_train_classifier", lambda *a: pytest.fail("trained"))
+    with ws.open_catalog() as catalog, pytest.raises(Exception, match="unicorn"):
+        study_run.run_study(ws, catalog, grid)

@@ -82,6 +82,7 @@ def run_study(ws, catalog, grid: Grid, on_event: Event | None = None) -> dict[st
     for test in grid.test_sets:  # before any training: a wrong path fails now
         if not test.path.exists():
             raise WorkbenchError(f"test set {test.name}: {test.path} does not exist")
+    _check_classify_test_sets(ws, grid, cells)
     for n, cell in enumerate(cells, 1):
         record = state["cells"].get(cell.key)
         if record and record["status"] == "done":
@@ -151,6 +152,23 @@ def _classify_config(cell: Cell):
     if isinstance(s.get("positive"), str):
         s["positive"] = [s["positive"]]
     return ClassifyConfig(**s)
+
+
+def _check_classify_test_sets(ws, grid: Grid, cells: list[Cell]) -> None:
+    """Each classifier cell's classes against each test folder, before any training (a
+    folder of a class the cell does not have is an error naming it)."""
+    from ..classify.dataset import class_names, folder_images
+
+    checked = set()
+    for cell in cells:
+        if cell.task != "classify":
+            continue
+        config = _classify_config(cell)
+        classes = class_names(config, ws.taxonomy)
+        for test in grid.test_sets:
+            if (test.name, tuple(classes), config.negatives) not in checked:
+                folder_images(test.path, classes, ws.taxonomy, config)
+                checked.add((test.name, tuple(classes), config.negatives))
 
 
 def _train_classifier(ws, catalog, cell: Cell, tag: str, run_dir: Path, emit: Event) -> list[str]:
