@@ -28,6 +28,7 @@ AREAS = (
     "review",
     "explain",
     "classify",
+    "study",
     "demo",
 )
 
