@@ -301,6 +301,7 @@ def run_one(ws, cat, run: dict, args, ood: Path) -> dict:
         "wall_s": round(wall, 1),
         "cpu_seconds": round(cpu, 1),  # this process's CPU time: what a free core would take
         "epochs_run": m["epochs_run"],
+        "best_epoch": m.get("best_epoch"),  # the epoch whose weights were kept
         "val_accuracy": m["val_accuracy"],
         "n_train": m["n_train"],
         "n_val": m["n_val"],
@@ -387,7 +388,7 @@ def main() -> None:
                         f"[{n}/{len(todo)}] {r['regimen']} negatives={r['negatives']} seed "
                         f"{r['seed']}: catalog-test acc {ind.get('accuracy', float('nan')):.3f} "
                         f"f {ind.get('f_score', float('nan')):.3f}, ood acc {o['accuracy']:.3f} "
-                        f"f {o['f_score']:.3f}; {r['epochs_run']} epochs, "
+                        f"f {o['f_score']:.3f}; {r['epochs_run']} epochs (kept {r['best_epoch']}), "
                         f"{r['train_seconds']:.0f} s training ({r['cpu_seconds']:.0f} CPU s)",
                         flush=True,
                     )

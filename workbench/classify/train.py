@@ -42,6 +42,22 @@ def predict_labels(model, loader) -> tuple[list[int], list[int], torch.Tensor]:
     return truth, pred, torch.cat(probs) if probs else torch.empty(0)
 
 
+def improves(acc: float, loss: float, best_acc: float, best_loss: float) -> bool:
+    """Whether an epoch's validation (accuracy, loss) beats the best so far: a higher
+    accuracy, or the same accuracy at a lower loss. Without the tie-break a small
+    validation split that reaches accuracy 1.0 early keeps that first epoch's weights and
+    throws every later epoch away (combi's all-layer phase included)."""
+    return acc > best_acc or (acc == best_acc and loss < best_loss)
+
+
+def nll(probs: torch.Tensor, truth: list[int]) -> float:
+    """Mean negative log-likelihood of the true classes under ``probs`` (softmax rows)."""
+    if not truth:
+        return 0.0
+    p = probs[torch.arange(len(truth)), torch.tensor(truth)]
+    return float(-torch.log(p.clamp_min(1e-12)).mean())
+
+
 def _phases(config: ClassifyConfig) -> list[tuple[bool, float, int]]:
     """(all layers, lr, epochs) per phase of the regimen."""
     if config.regimen == "transfer":
@@ -66,7 +82,8 @@ def train_classifier(ws, catalog, config: ClassifyConfig, on_progress=None) -> M
     model = models.build_classifier(config.backbone, len(classes), config.pretrained)
     phases = [p for p in _phases(config) if p[2] > 0]
     total = sum(p[2] for p in phases)
-    done, best_acc, best_state, history = 0, -1.0, None, []
+    done, best_acc, best_loss, best_state, history = 0, -1.0, float("inf"), None, []
+    best_epoch = 0
     started = time.monotonic()
     loss_fn = torch.nn.CrossEntropyLoss()
     for phase, (all_layers, lr, epochs) in enumerate(phases):
@@ -90,14 +107,16 @@ def train_classifier(ws, catalog, config: ClassifyConfig, on_progress=None) -> M
                 loss.backward()
                 opt.step()
                 losses.append(loss.item())
-            truth, pred, _ = predict_labels(model, val_loader)
+            truth, pred, probs = predict_labels(model, val_loader)
             acc = scores(truth, pred, len(classes))["accuracy"]
+            val_loss = nll(probs, truth)
             history.append(
                 {
                     "phase": phase,
                     "epoch": epoch,
                     "loss": sum(losses) / len(losses),
                     "val_accuracy": acc,
+                    "val_loss": val_loss,
                 }
             )
             logger.info(
@@ -106,8 +125,8 @@ def train_classifier(ws, catalog, config: ClassifyConfig, on_progress=None) -> M
             done += 1
             if on_progress:
                 on_progress(done, total)
-            if acc > best_acc:
-                best_acc, waited = acc, 0
+            if improves(acc, val_loss, best_acc, best_loss):
+                best_acc, best_loss, best_epoch, waited = acc, val_loss, done, 0
                 best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
             else:
                 waited += 1
@@ -117,6 +136,8 @@ def train_classifier(ws, catalog, config: ClassifyConfig, on_progress=None) -> M
     model.load_state_dict(best_state)
     metrics = {
         "val_accuracy": best_acc,
+        "val_loss": best_loss,
+        "best_epoch": best_epoch,  # 1-based, over all phases
         "epochs_run": done,
         "train_seconds": round(time.monotonic() - started, 1),
         "parameters": models.parameter_count(model),
