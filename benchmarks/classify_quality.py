@@ -22,6 +22,9 @@ Test sets, per run:
   transformed (grey scale, a 70 % centre crop, mirrored, JPEG quality 30) as
   ``kangaroo``; as ``other``, the demo's wildlife-product images (classes no run trains
   on) and background scenes of a second demo set (seed 1), ``--n-ood`` of each.
+- ``ood-photo-bg``: the same transformed kangaroo photos against real photo backgrounds:
+  the largest kangaroo-free strip (``free_strip``, outside every VOC box) of each
+  test-split kangaroo photo, as ``other``.
 
 Runs (each: ``train_classifier`` then ``evaluate_classifier``, the library the CLI calls):
 
@@ -126,6 +129,23 @@ def goal_met(run: dict, seconds: str = "train_seconds") -> bool:
     return bool(s) and s["accuracy"] >= GOAL_ACCURACY and run[seconds] <= GOAL_SECONDS
 
 
+def free_strip(
+    size: tuple[int, int], boxes: list[tuple[float, float, float, float]], min_side: int = 48
+) -> tuple[int, int, int, int] | None:
+    """The largest of the four strips of an image (left, right, above, below all its
+    ``boxes``, xyxy) that touches no box, or None when none is ``min_side`` on each side."""
+    w, h = size
+    if not boxes:
+        return (0, 0, w, h)
+    x0 = int(min(b[0] for b in boxes))
+    y0 = int(min(b[1] for b in boxes))
+    x1 = int(max(b[2] for b in boxes)) + 1
+    y1 = int(max(b[3] for b in boxes)) + 1
+    strips = [(0, 0, x0, h), (x1, 0, w, h), (0, 0, w, y0), (0, y1, w, h)]
+    ok = [r for r in strips if r[2] - r[0] >= min_side and r[3] - r[1] >= min_side]
+    return max(ok, key=lambda r: (r[2] - r[0]) * (r[3] - r[1])) if ok else None
+
+
 def _fmt(s: dict) -> str:
     return f"{s['mean']:.3f} ({s['min']:.3f}–{s['max']:.3f}, sd {s['sd']:.3f})"
 
@@ -181,6 +201,12 @@ def summarise(runs: list[dict]) -> str:
             "transfer without vs with background negatives, out-of-distribution (ood)",
         ),
         "",
+        table(
+            group_rows(transfer, ("negatives",), "ood-photo-bg"),
+            ("negatives",),
+            "transfer without vs with background negatives, kangaroo vs photo backgrounds",
+        ),
+        "",
         f"Goal (transfer, catalog-test accuracy >= {GOAL_ACCURACY} within "
         f"{GOAL_SECONDS:.0f} s of training): {met} of {len(goal)} seeds by wall clock, "
         f"{met_cpu} of {len(goal)} by CPU seconds (the time on an unshared core)",
@@ -223,6 +249,15 @@ def build_sources(args, scratch: Path) -> tuple[Path, Path, Path]:
     return src, demo, demo2
 
 
+def voc_boxes(xml: Path) -> list[tuple[float, float, float, float]]:
+    import xml.etree.ElementTree as ET
+
+    boxes = []
+    for b in ET.parse(xml).iter("bndbox"):
+        boxes.append(tuple(float(b.findtext(k)) for k in ("xmin", "ymin", "xmax", "ymax")))
+    return boxes
+
+
 def ood_transform(img):
     """A kangaroo photo as the ood set holds it: grey, a 70 % centre crop, mirrored."""
     from PIL import ImageOps
@@ -259,7 +294,21 @@ def build_ood(ws, cat, demo: Path, demo2: Path, args, out: Path) -> dict:
     other.mkdir(parents=True, exist_ok=True)
     for n, p in enumerate(picked):
         shutil.copyfile(p, other / f"{n:04d}-{p.parent.name}-{p.name}")
+    # a second ood set: the same kangaroo photos against real photo backgrounds, the
+    # kangaroo-free strips of the test-split photos (VOC boxes in annots/)
+    photo_bg = out.parent / "ood-photo-bg"
+    shutil.copytree(out / POSITIVE, photo_bg / POSITIVE)
+    (photo_bg / "other").mkdir(parents=True)
+    n_bg = 0
+    for i in test_kangaroo:
+        xml = args.kangaroo / "annots" / (Path(i.path).stem + ".xml")
+        img = open_image(i.path)
+        strip = free_strip(img.size, voc_boxes(xml)) if xml.is_file() else None
+        if strip:
+            img.crop(strip).save(photo_bg / "other" / Path(i.path).name, quality=90)
+            n_bg += 1
     return {
+        "photo_background_strips": n_bg,
         "kangaroo_transformed": len(test_kangaroo),
         "wildlife_products": min(args.n_ood, len(wild)),
         "backgrounds_seed1": min(args.n_ood, len(bg)),
@@ -292,7 +341,9 @@ def run_one(ws, cat, run: dict, args, ood: Path) -> dict:
     t0, c0 = time.perf_counter(), time.process_time()
     mv = train_classifier(ws, cat, config)
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
-    ev = evaluate_classifier(ws, cat, mv.version, {"ood": ood})
+    ev = evaluate_classifier(
+        ws, cat, mv.version, {"ood": ood, "ood-photo-bg": ood.parent / "ood-photo-bg"}
+    )
     m = mv.metrics
     return {
         **run,
@@ -384,11 +435,13 @@ def main() -> None:
                         )
                     )
                     ind, o = r["sets"].get("catalog-test", {}), r["sets"]["ood"]
+                    pb = r["sets"].get("ood-photo-bg", {})
                     print(
                         f"[{n}/{len(todo)}] {r['regimen']} negatives={r['negatives']} seed "
                         f"{r['seed']}: catalog-test acc {ind.get('accuracy', float('nan')):.3f} "
                         f"f {ind.get('f_score', float('nan')):.3f}, ood acc {o['accuracy']:.3f} "
-                        f"f {o['f_score']:.3f}; {r['epochs_run']} epochs (kept {r['best_epoch']}), "
+                        f"f {o['f_score']:.3f}, photo-bg acc {pb.get('accuracy', float('nan')):.3f}; "
+                        f"{r['epochs_run']} epochs (kept {r['best_epoch']}), "
                         f"{r['train_seconds']:.0f} s training ({r['cpu_seconds']:.0f} CPU s)",
                         flush=True,
                     )

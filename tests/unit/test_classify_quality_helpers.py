@@ -125,3 +125,18 @@ def test_ood_transform_is_a_grey_mirrored_centre_crop(bench):
     assert (
         len({out.getpixel((x, y)) for x in range(70) for y in range(36)}) == 2
     )  # the green corner was cropped away
+
+
+def test_free_strip_is_the_largest_box_free_side_big_enough(bench):
+    # one box in the middle-left: the right strip (x 61..200) is the largest
+    assert bench.free_strip((200, 100), [(20, 10, 60, 90)]) == (61, 0, 200, 100)
+    # two boxes: the strip spans outside both
+    assert bench.free_strip((200, 100), [(20, 10, 60, 40), (100, 50, 150, 90)]) == (
+        151,
+        0,
+        200,
+        100,
+    )
+    # boxes covering nearly all: nothing is min_side on each side
+    assert bench.free_strip((100, 100), [(10, 10, 90, 90)], min_side=20) is None
+    assert bench.free_strip((64, 48), []) == (0, 0, 64, 48)
