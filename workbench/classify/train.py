@@ -52,6 +52,22 @@ def predict_labels(model, loader) -> tuple[list[int], list[int], torch.Tensor]:
     return truth, pred, torch.cat(probs) if probs else torch.empty(0)
 
 
+def improves(acc: float, loss: float, best_acc: float, best_loss: float) -> bool:
+    """Whether an epoch's validation (accuracy, loss) beats the best so far: a higher
+    accuracy, or the same accuracy at a lower loss. Without the tie-break a small
+    validation split that reaches accuracy 1.0 early keeps that first epoch's weights and
+    throws every later epoch away (combi's all-layer phase included)."""
+    return acc > best_acc or (acc == best_acc and loss < best_loss)
+
+
+def nll(probs: torch.Tensor, truth: list[int]) -> float:
+    """Mean negative log-likelihood of the true classes under ``probs`` (softmax rows)."""
+    if not truth:
+        return 0.0
+    p = probs[torch.arange(len(truth)), torch.tensor(truth)]
+    return float(-torch.log(p.clamp_min(1e-12)).mean())
+
+
 def _phases(config: ClassifyConfig) -> list[tuple[bool, float, int]]:
     """(all layers, lr, epochs) per phase of the regimen."""
     if config.regimen == "transfer":
@@ -122,6 +138,8 @@ def train_classifier(
         "epoch": 0,  # the next epoch of the phase
         "done": 0,
         "best_acc": -1.0,
+        "best_loss": float("inf"),  # ties in accuracy go to the lower validation loss
+        "best_epoch": 0,
         "best_state": None,
         "waited": 0,
         "history": [],
@@ -130,7 +148,7 @@ def train_classifier(
     }
     if state is not None:
         model.load_state_dict(state["model"])
-        run = state["run"]
+        run = {"best_loss": float("inf"), "best_epoch": 0, **state["run"]}
         torch.set_rng_state(state["torch_rng"])
         logger.info("resuming %s after %d epochs", run_dir, run["done"])
     started = time.monotonic() - run["seconds"]
@@ -163,14 +181,16 @@ def train_classifier(
                 loss.backward()
                 opt.step()
                 losses.append(loss.item())
-            truth, pred, _ = predict_labels(model, val_loader)
+            truth, pred, probs = predict_labels(model, val_loader)
             acc = scores(truth, pred, len(classes))["accuracy"]
+            val_loss = nll(probs, truth)
             run["history"].append(
                 {
                     "phase": phase,
                     "epoch": epoch,
                     "loss": sum(losses) / len(losses),
                     "val_accuracy": acc,
+                    "val_loss": val_loss,
                 }
             )
             logger.info(
@@ -181,8 +201,9 @@ def train_classifier(
                 acc,
             )
             run["done"] += 1
-            if acc > run["best_acc"]:
-                run["best_acc"], run["waited"] = acc, 0
+            if improves(acc, val_loss, run["best_acc"], run["best_loss"]):
+                run["best_acc"], run["best_loss"], run["waited"] = acc, val_loss, 0
+                run["best_epoch"] = run["done"]
                 run["best_state"] = {k: v.detach().clone() for k, v in model.state_dict().items()}
             else:
                 run["waited"] += 1
@@ -215,6 +236,8 @@ def train_classifier(
     model.load_state_dict(run["best_state"])
     metrics = {
         "val_accuracy": run["best_acc"],
+        "val_loss": run["best_loss"],
+        "best_epoch": run["best_epoch"],  # 1-based, over all phases
         "epochs_run": run["done"],
         "train_seconds": round(time.monotonic() - started, 1),
         "parameters": models.parameter_count(model),
