@@ -284,6 +284,36 @@ def m0006_embeddings(db: sqlite3.Connection) -> None:
     )
 
 
+def m0007_annotation_economics(db: sqlite3.Connection) -> None:
+    """What each pulled annotation cost and what it kept of the boxes it started from
+    (`wb report`): one row per submitted Label Studio annotation, written by `wb pull`."""
+    _run_script(
+        db,
+        """
+        CREATE TABLE ls_annotation_economics (
+            annotation_id INTEGER PRIMARY KEY,
+            project_id    INTEGER NOT NULL,
+            task_id       INTEGER NOT NULL,
+            image_id      INTEGER REFERENCES images(id) ON DELETE SET NULL,
+            annotator     TEXT,
+            updated_at    TEXT,               -- the annotation's, to see it change
+            pulled_at     TEXT NOT NULL,
+            lead_time     REAL,               -- seconds Label Studio recorded; NULL: none
+            prediction_id INTEGER,            -- the prediction it started from; NULL: none
+            model_version TEXT,               -- that prediction's model version
+            predrawn      INTEGER NOT NULL,   -- boxes pre-drawn (that prediction's)
+            final_boxes   INTEGER NOT NULL,   -- boxes submitted
+            kept          INTEGER NOT NULL,   -- pre-drawn, submitted as drawn
+            moved         INTEGER NOT NULL,   -- pre-drawn, moved or resized, same label
+            relabelled    INTEGER NOT NULL,   -- pre-drawn, given another label
+            deleted       INTEGER NOT NULL,   -- pre-drawn, not submitted
+            new           INTEGER NOT NULL    -- submitted, matching no pre-drawn box
+        );
+        CREATE INDEX ls_annotation_economics_task ON ls_annotation_economics(project_id, task_id);
+        """,
+    )
+
+
 MIGRATIONS = [
     m0001_initial,
     m0002_ls_review_tasks,
@@ -291,4 +321,5 @@ MIGRATIONS = [
     m0004_field,
     m0005_classify,
     m0006_embeddings,
+    m0007_annotation_economics,
 ]

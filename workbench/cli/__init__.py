@@ -27,6 +27,7 @@ AREAS = (
     "review",
     "explain",
     "classify",
+    "report",
     "demo",
 )
 
