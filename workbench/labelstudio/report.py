@@ -69,7 +69,9 @@ def seconds_per_box(rows: Iterable[AnnotationEconomics], given: float | None = N
     }
 
 
-def _group(name: str, rows: list[AnnotationEconomics], per_box: float) -> dict:
+def group_summary(name: str, rows: list[AnnotationEconomics], per_box: float) -> dict:
+    """One row of the report: ``rows``' tasks, box outcomes, seconds per task with and
+    without pre-drawn boxes, and the hours saved at ``per_box`` seconds per box."""
     with_boxes = [r for r in rows if r.predrawn > 0]
     timed_with = [r for r in with_boxes if r.lead_time is not None]
     timed_without = [r for r in rows if r.predrawn == 0 and r.lead_time is not None]
@@ -100,7 +102,7 @@ def _groups(rows: list[AnnotationEconomics], key, per_box: float) -> list[dict]:
     by: dict[str, list[AnnotationEconomics]] = {}
     for r in rows:  # rows come in annotation order: groups in order of first work
         by.setdefault(key(r), []).append(r)
-    return [_group(name, members, per_box) for name, members in by.items()]
+    return [group_summary(name, members, per_box) for name, members in by.items()]
 
 
 def labels_saved_by_order(path: Path) -> dict:
@@ -165,7 +167,7 @@ def economics_report(
         "seconds_per_box": per_box,
         "rounds": _groups(rows, lambda r: r.model_version or NO_ROUND, value),
         "annotators": _groups(rows, lambda r: r.annotator or "unknown", value),
-        "total": _group("all", rows, value),
+        "total": group_summary("all", rows, value),
         "labels_saved_by_order": (
             labels_saved_by_order(al_results) if al_results is not None else None
         ),
