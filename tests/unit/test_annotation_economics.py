@@ -322,3 +322,34 @@ def test_wb_report_on_a_workspace_that_never_pulled_says_what_to_do(workspace_fa
     run = CliRunner().invoke(cli, ["--workspace", str(ws.root), "report"])
     assert run.exit_code == 0
     assert "no pulled annotations yet" in run.output and "wb pull" in run.output
+
+
+# ---- the demo -------------------------------------------------------------------------------
+
+
+def test_the_demos_annotators_report_times_from_their_model_of_the_work():
+    from workbench.demo import SIMULATED_SECONDS, simulated_lead_time
+
+    scratch = simulated_lead_time({"new": 3}, task_id=5)
+    base = SIMULATED_SECONDS["task"] + 3 * SIMULATED_SECONDS["new"]
+    assert 0.8 * base <= scratch <= 1.2 * base
+    assert simulated_lead_time({"new": 3}, task_id=5) == scratch  # the same task, same time
+    corrected = simulated_lead_time({"kept": 2, "moved": 1}, task_id=5)
+    assert corrected < scratch
+
+
+def test_the_demos_round_two_line_comes_from_what_pull_recorded_and_says_simulated(
+    workspace_factory,
+):
+    from workbench.demo import _economics
+
+    ws = workspace_factory(classes=["cat", "dog"])
+    catalog = ws.open_catalog()
+    catalog.replace_task_economics(1, 1, [row(1, None, 0, 2, 20.0, new=2)])  # round 1
+    catalog.replace_task_economics(1, 3, [row(3, "v1", 3, 3, 6.0, kept=3)])  # round 2
+    out = _economics(catalog, 1, {3})
+    assert out["tasks"] == 1 and out["kept"] == 3
+    assert out["hours_saved"] == pytest.approx((3 * 10 - 6) / 3600)
+    assert "measured from 1 annotations drawn from scratch" in out["line"]
+    assert "simulated by its annotators" in out["line"] and "not measured on people" in out["line"]
+    catalog.close()

@@ -316,7 +316,7 @@ def pull(
             task.id,
             image_id,
             task.annotations or [],
-            task.predictions or [],
+            getattr(task, "predictions", None) or [],
             size=(image.width, image.height) if image is not None else (None, None),
             annotators={a.annotation_id: a.annotator for a in anns},
             recorded=economics,
