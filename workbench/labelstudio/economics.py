@@ -179,19 +179,21 @@ def record_task_economics(
     size: tuple[int | None, int | None],
     annotators: dict[int, str | None],
     recorded: dict[int, list[AnnotationEconomics]],
+    pulled_at: str | None = None,
 ) -> bool:
     """Record the economics of a task's submitted annotations when they changed since
     ``recorded`` (task id -> rows as last recorded); ``annotations`` and ``predictions``
     as the SDK lists them with ``fields="all"`` (``[]``: none left, and the rows go).
     ``annotators``: annotation id -> the annotator name `wb pull` gave it. ``size``: the
-    image's (width, height) in pixels. True when something was written."""
+    image's (width, height) in pixels. ``pulled_at``: the pull's time (UTC ISO; None:
+    now). True when something was written."""
     submitted = [a for a in map(_as_dict, annotations) if not a.get("was_cancelled")]
     stamps = sorted((int(a["id"]), _stamp(a)) for a in submitted)
     before = sorted((r.annotation_id, r.updated_at or "") for r in recorded.get(task_id, []))
     if stamps == before:
         return False
     preds = [_as_dict(p) for p in predictions]
-    pulled_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    pulled_at = pulled_at or time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     rows = [
         annotation_economics(
             a,

@@ -254,6 +254,7 @@ def pull(
     images = {im.id: im for im in catalog.images()}
     stored = catalog.ls_annotations(project_id)
     economics = recorded_economics(catalog, project_id)  # what each annotation kept, and cost
+    pulled_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     result = PullResult(project_id=project_id)
     mapping = project.mapping  # project labels <-> catalog classes, as push and serve map
     unmapped: dict[str, str] = {}  # project label -> why it maps to no class
@@ -320,6 +321,7 @@ def pull(
             size=(image.width, image.height) if image is not None else (None, None),
             annotators={a.annotation_id: a.annotator for a in anns},
             recorded=economics,
+            pulled_at=pulled_at,
         )
         fault_point("pull.applied")
         if on_progress and done % page_size == 0:

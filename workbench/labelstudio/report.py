@@ -167,6 +167,7 @@ def economics_report(
         "seconds_per_box": per_box,
         "rounds": _groups(rows, lambda r: r.model_version or NO_ROUND, value),
         "annotators": _groups(rows, lambda r: r.annotator or "unknown", value),
+        "pulls": _groups(rows, lambda r: r.pulled_at, value),
         "total": group_summary("all", rows, value),
         "labels_saved_by_order": (
             labels_saved_by_order(al_results) if al_results is not None else None
