@@ -8,11 +8,9 @@ import json
 
 import pytest
 from click.testing import CliRunner
-from labelstudio_data import MODEL_VERSION, add_promoted_model
+from labelstudio_data import MODEL_VERSION, add_images, add_promoted_model, draw_images
 
 from workbench.cli import cli
-from workbench.demo_data import generate_demo_data
-from workbench.ingest import ingest
 from workbench.labelstudio import connect, open_project, pull, push
 from workbench.labelstudio.tasks import IMAGE_ID_FIELD, percent_rect
 from workbench.taxonomy import Taxonomy
@@ -43,10 +41,7 @@ def test_pull_records_box_outcomes_and_lead_time_and_wb_report_sums_them(label_s
     ws = Workspace.create(tmp_path / "ws", Taxonomy.default())
     label_studio.attach(ws)
     catalog = ws.open_catalog()
-    demo = label_studio.images_dir("economics") / "demo"
-    generate_demo_data(demo, seed=3, n_images=4)
-    ingest(ws, catalog, demo / "images", "folders")
-    ids = [im.id for im in catalog.images()][:3]
+    ids = add_images(catalog, draw_images(label_studio.images_dir("economics"), 3, rotated=()))
     # image ids[0]: one pre-drawn elephant; ids[1]: an elephant and a tiger
     predictions = add_promoted_model(catalog, ids)
     client, conn = connect(ws)

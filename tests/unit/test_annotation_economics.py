@@ -293,7 +293,7 @@ def test_wb_report_prints_the_table_json_and_writes_the_chart(workspace_factory)
     assert run.exit_code == 0, run.output
     assert "per round" in run.output and "v1" in run.output
     assert "hours saved by pre-drawn boxes: 0.007 h" in run.output  # (30 - 6) / 3600
-    assert "measured from 1 annotations drawn from scratch" in run.output
+    assert "measured on the 1 timed annotations drawn without pre-drawn boxes" in run.output
     assert "labels saved by the annotation order: n/a" in run.output
     assert (ws.reports_dir / "economics.png").stat().st_size > 1000
     run = runner.invoke(cli, ["--workspace", str(ws.root), "report", "--json"])
@@ -350,6 +350,6 @@ def test_the_demos_round_two_line_comes_from_what_pull_recorded_and_says_simulat
     out = _economics(catalog, 1, {3})
     assert out["tasks"] == 1 and out["kept"] == 3
     assert out["hours_saved"] == pytest.approx((3 * 10 - 6) / 3600)
-    assert "measured from 1 annotations drawn from scratch" in out["line"]
+    assert "measured on the 1 timed annotations drawn without pre-drawn boxes" in out["line"]
     assert "simulated by its annotators" in out["line"] and "not measured on people" in out["line"]
     catalog.close()

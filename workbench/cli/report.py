@@ -93,22 +93,22 @@ def report_cmd(app, seconds_per_box, al_results, png, as_json):
             ("per round (model whose boxes were pre-drawn)", report["rounds"]),
             ("per annotator", report["annotators"]),
         ):
-            t = Table(title=title, box=box.SIMPLE_HEAD)
+            t = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
             cols = (
                 "",
                 "tasks",
-                "pre-drawn",
+                "pre-\ndrawn",
                 "kept",
                 "moved",
-                "relabelled",
+                "re-\nlabelled",
                 "deleted",
                 "new",
-                "s/task with",
-                "s/task without",
-                "hours saved",
+                "s/task\nwith",
+                "s/task\nwithout",
+                "hours\nsaved",
             )
             for i, col in enumerate(cols):
-                t.add_column(col, justify="left" if i == 0 else "right")
+                t.add_column(col, justify="left" if i == 0 else "right", no_wrap=i == 0)
             for g in [*groups, report["total"]]:
                 t.add_row(
                     g["name"],

@@ -89,8 +89,10 @@ def group_summary(name: str, rows: list[AnnotationEconomics], per_box: float) ->
         "final_boxes": sum(r.final_boxes for r in rows),
         **{k: sum(getattr(r, k) for r in rows) for k in OUTCOMES},
         "timed": sum(1 for r in rows if r.lead_time is not None),
+        "timed_with_predrawn": len(timed_with),
         "seconds_per_task_with_predrawn": _mean([r.lead_time for r in timed_with]),
         "seconds_per_task_without_predrawn": _mean([r.lead_time for r in timed_without]),
+        "boxes_timed_with_predrawn": sum(r.final_boxes for r in timed_with),
         "hours_spent_with_predrawn": (
             sum(r.lead_time for r in timed_with) / 3600 if timed_with else None
         ),
@@ -181,16 +183,18 @@ def hours_saved_line(group: dict, per_box: dict) -> str:
         why = "no pre-drawn boxes" if not group["with_predrawn"] else "no lead_time recorded"
         return f"hours saved by pre-drawn boxes: n/a ({why})"
     source = {
-        "measured": f"measured from {per_box['measured_from_annotations']} annotations "
-        "drawn from scratch",
+        "measured": f"measured on the {per_box['measured_from_annotations']} timed annotations "
+        "drawn without pre-drawn boxes",
         "assumed": "assumed, nothing measured: --seconds-per-box",
         "given": "given with --seconds-per-box",
     }[per_box["source"]]
+    saved = group["hours_saved"]
+    spent = group["hours_spent_with_predrawn"] * 3600
     return (
-        f"hours saved by pre-drawn boxes: {group['hours_saved']:.3f} h "
-        f"({group['final_boxes']} boxes x {per_box['value']:.1f} s per box ({source}) "
-        f"against {group['hours_spent_with_predrawn'] * 3600:.0f} s spent on "
-        f"{group['with_predrawn']} annotations that started from them)"
+        f"hours saved by pre-drawn boxes: {saved:.3f} h ({saved * 3600:.0f} s): drawing "
+        f"their {group['boxes_timed_with_predrawn']} boxes from scratch at "
+        f"{per_box['value']:.1f} s per box ({source}), against the {spent:.0f} s the "
+        f"{group['timed_with_predrawn']} timed annotations that started from them took"
     )
 
 
