@@ -83,6 +83,22 @@ def _free_port(preferred: int | None, fallback_start: int) -> int:
     return fallback_start if port_is_free(fallback_start) else free_port()
 
 
+# The demo's annotators are programs: the seconds they report to Label Studio as each
+# annotation's lead_time come from this model of a person's work, not from a person.
+# Per task, then per box by what was done to it; each task's total varied by up to 20%.
+SIMULATED_SECONDS = {"task": 3.0, "new": 7.0, "moved": 3.0, "kept": 1.0, "deleted": 1.0}
+
+
+def simulated_lead_time(counts: dict[str, int], task_id: int) -> float:
+    """The seconds a simulated annotator reports for one task: ``SIMULATED_SECONDS`` per
+    task and per box outcome (``counts``: kept, moved, new, deleted), varied by up to
+    20% with a generator seeded by the task (the same task takes the same time)."""
+    base = SIMULATED_SECONDS["task"] + sum(
+        SIMULATED_SECONDS[k] * n for k, n in counts.items() if k in SIMULATED_SECONDS
+    )
+    return round(base * random.Random(task_id).uniform(0.8, 1.2), 2)
+
+
 class Annotators:
     """Simulated annotators: they know the demo data's true boxes and submit them through
     Label Studio's API, starting from the model's pre-drawn boxes when a task has them."""
@@ -126,7 +142,8 @@ class Annotators:
             (self.ws.taxonomy.to_level(lab, self.level), x1, y1, x2, y2)
             for lab, x1, y1, x2, y2 in truth
         ]
-        predicted = self._predicted(task_id, image)
+        predicted, prediction_id = self._predicted(task_id, image)
+        counts = {"kept": 0, "moved": 0, "new": 0}
         classes = self.ws.taxonomy.classes(self.level)
         used: set[int] = set()
         result = []
@@ -145,30 +162,43 @@ class Annotators:
             if best is not None:
                 used.add(best)
                 rid = predicted[best][2] or rid
-                self.stats["kept" if best_iou > 0.95 else "moved"] += 1
+                outcome = "kept" if best_iou > 0.95 else "moved"
+                self.stats[outcome] += 1
+                counts[outcome] += 1
             else:
                 self.stats["added"] += 1
+                counts["new"] += 1
             box = {"label": label, "x1": x1, "y1": y1, "x2": x2, "y2": y2}
             item = rect_item(image, box, rid, classes, self.level, self.ws.taxonomy, "annotated")
             if item is not None:
                 result.append(item)
         self.stats["deleted"] += len(predicted) - len(used)
-        self.client.create_annotation(task_id, result, lead_time=1.0)
+        counts["deleted"] = len(predicted) - len(used)
+        fields = {"lead_time": simulated_lead_time(counts, task_id)}
+        if prediction_id is not None:
+            fields["parent_prediction"] = prediction_id  # as the labelling page sets it
+        self.client.create_annotation(task_id, result, **fields)
         self.stats["annotated"] += 1
         self.stats["negatives"] += not result
         return True
 
-    def _predicted(self, task_id: int, image) -> list[tuple[str, tuple, str | None]]:
+    def _predicted(
+        self, task_id: int, image
+    ) -> tuple[list[tuple[str, tuple, str | None]], int | None]:
         """The task's pre-drawn boxes: (label, pixel xyxy, result id), rotated ones by
-        their bounding box."""
+        their bounding box, from its latest prediction (the one the labelling page
+        shows), and that prediction's id (None: no prediction)."""
         from .labelstudio.tasks import result_boxes
 
+        predictions = list(self.client.list_task_predictions(task_id))
+        if not predictions:
+            return [], None
+        latest = max(predictions, key=lambda p: (str(p.created_at or ""), p.id or 0))
         out = []
-        for p in self.client.list_task_predictions(task_id):
-            for r in p.result or []:
-                for b in result_boxes([r], image.width, image.height):
-                    out.append((b.label, b.xyxy, r.get("id")))
-        return out
+        for r in latest.result or []:
+            for b in result_boxes([r], image.width, image.height):
+                out.append((b.label, b.xyxy, r.get("id")))
+        return out, latest.id
 
 
 class BackendProcess:
@@ -448,6 +478,21 @@ def _corrections(stats: dict, before: dict) -> dict:
     return d
 
 
+def _economics(catalog, project_id: int, task_ids: set[int]) -> dict:
+    """What `wb report` says of one round's tasks (the seconds per box measured on every
+    pulled annotation drawn from scratch: round 1's), with its hours-saved line."""
+    from .labelstudio.report import group_summary, hours_saved_line, seconds_per_box
+
+    rows = catalog.annotation_economics(project_id)
+    per_box = seconds_per_box(rows)
+    group = group_summary("round", [r for r in rows if r.task_id in task_ids], per_box["value"])
+    line = hours_saved_line(group, per_box) + (
+        "; the demo's times are simulated by its annotators (demo.SIMULATED_SECONDS), not "
+        "measured on people"
+    )
+    return {**group, "seconds_per_box": per_box, "line": line}
+
+
 def _round_one(ws, catalog, project, annotators, options, summary, echo, pf):
     pid = project.id
     echo(f"[4/8] annotators label a seed batch of {options.seed_batch} images in Label Studio")
@@ -547,6 +592,9 @@ def _round_two(ws, catalog, project, annotators, options, summary, echo, pf):
     )
     res = _pull(project, catalog, pf)
     echo(f"      wb pull: {res.updated_images} images, {res.boxes} boxes")
+    task_of = catalog.ls_task_map(pid)
+    economics = _economics(catalog, pid, {task_of[i] for i in order if i in task_of})
+    echo(f"      {economics['line']}")
     promoted = catalog.promoted_model()
     t0 = time.monotonic()
     version, now_promoted, metrics = _retrain(
@@ -567,6 +615,7 @@ def _round_two(ws, catalog, project, annotators, options, summary, echo, pf):
             "train_minutes": round((time.monotonic() - t0) / 60, 2),
             "metrics": metrics,
             "corrections": stats,
+            "economics": economics,
         }
     )
 

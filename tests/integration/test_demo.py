@@ -84,6 +84,12 @@ def test_demo_runs_the_loop_and_stops_what_it_started(tmp_path):
         assert k["boxes"] > 0 and k["kept"] + k["moved"] + k["added"] == k["boxes"]
         assert k["from_predrawn"] == k["kept"] + k["moved"] and r["epochs"] == 1
     assert s["rounds"][0]["corrections"]["from_predrawn"] == 0  # no model before round 1
+    # round 2's hours saved, from what `wb pull` recorded of the annotators' work
+    e = s["rounds"][1]["economics"]
+    assert e["tasks"] == s["prioritize"]["handed_out"] and e["with_predrawn"] > 0
+    assert e["kept"] + e["moved"] + e["relabelled"] + e["new"] == e["final_boxes"]
+    assert e["seconds_per_box"]["source"] == "measured"  # on round 1, drawn from scratch
+    assert e["hours_saved"] is not None and "simulated by its annotators" in e["line"]
     assert set(s["review"]["evaluations"]) == set(versions)
     assert s["review"]["samples"] > 0 and "missed-ground-truth" in s["review"]["views"]
     # the final model explained on test photos, its heatmaps in the review

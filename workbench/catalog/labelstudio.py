@@ -1,16 +1,18 @@
-"""Tables ``ls_tasks``, ``ls_annotations`` and ``ls_adjudication_tasks`` (see schema.py):
-what was pushed to Label Studio and what came back. ``ls_adjudication_tasks`` holds
-`wb dedup adjudicate`'s tasks, one per duplicate group (a group spans several images, so
-``ls_tasks``, keyed by image, does not fit).
+"""Tables ``ls_tasks``, ``ls_annotations``, ``ls_annotation_economics`` and
+``ls_adjudication_tasks`` (see schema.py): what was pushed to Label Studio and what came
+back (and, per annotation, what it kept of the pre-drawn boxes and how long it took).
+``ls_adjudication_tasks`` holds `wb dedup adjudicate`'s tasks, one per duplicate group
+(a group spans several images, so ``ls_tasks``, keyed by image, does not fit).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from dataclasses import fields
 
 from .core import now_iso
-from .records import AdjudicationTask, Box, LsAnnotation
+from .records import AdjudicationTask, AnnotationEconomics, Box, LsAnnotation
 
 
 class LabelStudioMixin:
@@ -164,6 +166,42 @@ class LabelStudioMixin:
                     (image_id, "labelstudio"),
                 ).fetchone()[0]
                 self.replace_boxes(image_id, [], source="labelstudio", annotated=others > 0)
+
+    # ---- annotation economics ---------------------------------------------------
+    _ECONOMICS_COLUMNS = tuple(f.name for f in fields(AnnotationEconomics))
+
+    def annotation_economics(self, project_id: int | None = None) -> list[AnnotationEconomics]:
+        """The recorded economics of pulled annotations (one project's, or all), in
+        annotation order."""
+        where, args = (
+            ("WHERE project_id = ?", (project_id,)) if project_id is not None else ("", ())
+        )
+        rows = self.db.execute(
+            # the seconds live once, with the annotation (ls_annotations.lead_time)
+            f"SELECT e.*, a.lead_time FROM ls_annotation_economics e "
+            f"LEFT JOIN ls_annotations a ON a.annotation_id = e.annotation_id "
+            f"{where.replace('project_id', 'e.project_id')} ORDER BY e.annotation_id",
+            args,
+        )
+        return [AnnotationEconomics(**{c: r[c] for c in self._ECONOMICS_COLUMNS}) for r in rows]
+
+    def replace_task_economics(
+        self, project_id: int, task_id: int, rows: Iterable[AnnotationEconomics]
+    ) -> None:
+        """A task's annotation economics become ``rows`` (those of annotations no longer
+        there go), in one transaction."""
+        rows = list(rows)
+        cols = tuple(c for c in self._ECONOMICS_COLUMNS if c != "lead_time")  # see above
+        with self.atomic() as db:
+            db.execute(
+                "DELETE FROM ls_annotation_economics WHERE project_id = ? AND task_id = ?",
+                (project_id, task_id),
+            )
+            db.executemany(
+                f"INSERT OR REPLACE INTO ls_annotation_economics ({', '.join(cols)}) "
+                f"VALUES ({', '.join('?' for _ in cols)})",
+                [tuple(getattr(r, c) for c in cols) for r in rows],
+            )
 
     # ---- adjudication tasks (Label Studio) ----------------------------------
     def adjudication_tasks(self, project_id: int) -> dict[int, AdjudicationTask]:

@@ -161,6 +161,30 @@ class LsAnnotation:
 
 
 @dataclass(frozen=True)
+class AnnotationEconomics:
+    """One submitted Label Studio annotation against the boxes it started from (`wb pull`
+    records it, `wb report` sums it): the box outcomes, and the seconds it took."""
+
+    annotation_id: int
+    project_id: int
+    task_id: int
+    image_id: int | None
+    annotator: str | None
+    updated_at: str | None
+    pulled_at: str
+    lead_time: float | None  # seconds Label Studio recorded; None: it holds none
+    prediction_id: int | None  # the prediction it started from; None: none
+    model_version: str | None  # that prediction's model version
+    predrawn: int  # boxes pre-drawn (0: drawn from scratch)
+    final_boxes: int
+    kept: int
+    moved: int
+    relabelled: int
+    deleted: int
+    new: int
+
+
+@dataclass(frozen=True)
 class AdjudicationTask:
     """A group's task in the Label Studio adjudication project (``wb dedup adjudicate``)."""
 

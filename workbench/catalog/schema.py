@@ -316,6 +316,36 @@ def m0008_annotation_lead_time(db: sqlite3.Connection) -> None:
     )
 
 
+def m0009_annotation_economics(db: sqlite3.Connection) -> None:
+    """What each pulled annotation cost and what it kept of the boxes it started from
+    (`wb report`): one row per submitted Label Studio annotation, written by `wb pull`.
+    Its seconds are ``ls_annotations.lead_time`` (migration 8), kept there once."""
+    _run_script(
+        db,
+        """
+        CREATE TABLE ls_annotation_economics (
+            annotation_id INTEGER PRIMARY KEY,
+            project_id    INTEGER NOT NULL,
+            task_id       INTEGER NOT NULL,
+            image_id      INTEGER REFERENCES images(id) ON DELETE SET NULL,
+            annotator     TEXT,
+            updated_at    TEXT,               -- the annotation's, to see it change
+            pulled_at     TEXT NOT NULL,
+            prediction_id INTEGER,            -- the prediction it started from; NULL: none
+            model_version TEXT,               -- that prediction's model version
+            predrawn      INTEGER NOT NULL,   -- boxes pre-drawn (that prediction's)
+            final_boxes   INTEGER NOT NULL,   -- boxes submitted
+            kept          INTEGER NOT NULL,   -- pre-drawn, submitted as drawn
+            moved         INTEGER NOT NULL,   -- pre-drawn, moved or resized, same label
+            relabelled    INTEGER NOT NULL,   -- pre-drawn, given another label
+            deleted       INTEGER NOT NULL,   -- pre-drawn, not submitted
+            new           INTEGER NOT NULL    -- submitted, matching no pre-drawn box
+        );
+        CREATE INDEX ls_annotation_economics_task ON ls_annotation_economics(project_id, task_id);
+        """,
+    )
+
+
 MIGRATIONS = [
     m0001_initial,
     m0002_ls_review_tasks,
@@ -325,4 +355,5 @@ MIGRATIONS = [
     m0006_embeddings,
     m0007_classifications,
     m0008_annotation_lead_time,
+    m0009_annotation_economics,
 ]

@@ -29,6 +29,7 @@ AREAS = (
     "explain",
     "classify",
     "study",
+    "report",
     "demo",
 )
 

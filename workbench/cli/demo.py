@@ -108,6 +108,9 @@ def _print_summary(s: dict) -> None:
             str(k.get("deleted", "-")),
         )
     c.print(b)
+    for r in s["rounds"]:
+        if (r.get("economics") or {}).get("line"):
+            c.print(f"round {r['round']}: {r['economics']['line']}", soft_wrap=True)
     rv = s.get("review") or {}
     if rv:
         c.print(

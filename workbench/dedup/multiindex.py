@@ -56,8 +56,7 @@ class Layout:
         mask, a walk over all bucket pairs plus the candidates they hold."""
         return float(
             sum(
-                sum(comb(w, k) for k in range(self.radius + 1))
-                * (2**w * VISIT_COST + n * n / 2**w)
+                sum(comb(w, k) for k in range(self.radius + 1)) * (2**w * VISIT_COST + n * n / 2**w)
                 for w in self.widths
             )
         )

@@ -18,6 +18,10 @@ lists them case by case); ``apply_outcome`` is the one place that writes what it
 - write: the winner's boxes become the image's ground truth, or, when no submitted
   annotation remains of one that was the truth (deleted, or only skips left), the image's
   Label Studio boxes are cleared.
+
+Beside the truth, each task's submitted annotations are compared with the boxes they
+started from and their ``lead_time`` recorded (``economics.record_task_economics``, its
+own transaction, written only when they changed; `wb report` sums them).
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from ..errors import WorkbenchError
 from ..faults import fault_point
 from .client import LabelStudioRequestError
 from .config import LABEL_MAP_SETTING
+from .economics import record_task_economics, recorded_economics
 from .project import Project
 from .tasks import IMAGE_ID_FIELD, boxes_agree, result_boxes, same_boxes
 
@@ -252,6 +257,8 @@ def pull(
     image_of_task = {t: i for i, t in catalog.ls_task_map(project_id).items()}
     images = {im.id: im for im in catalog.images()}
     stored = catalog.ls_annotations(project_id)
+    economics = recorded_economics(catalog, project_id)  # what each annotation kept, and cost
+    pulled_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     result = PullResult(project_id=project_id)
     mapping = project.mapping  # project labels <-> catalog classes, as push and serve map
     unmapped: dict[str, str] = {}  # project label -> why it maps to no class
@@ -307,12 +314,37 @@ def pull(
             image_id = int(data_id) if data_id is not None and int(data_id) in images else None
         anns = [annotation_from_sdk(a, task.id, image_id, users) for a in (task.annotations or [])]
         apply(task.id, image_id, anns)
+        image = images.get(image_id)
+        record_task_economics(
+            catalog,
+            project_id,
+            task.id,
+            image_id,
+            task.annotations or [],
+            getattr(task, "predictions", None) or [],
+            size=(image.width, image.height) if image is not None else (None, None),
+            annotators={a.annotation_id: a.annotator for a in anns},
+            recorded=economics,
+            pulled_at=pulled_at,
+        )
         fault_point("pull.applied")
         if on_progress and done % page_size == 0:
             on_progress(done, total)
     for task_id in set(stored) - seen:  # annotations (or the task) deleted there
         prev = stored[task_id]
         apply(task_id, prev[0].image_id if prev else None, [])
+    for task_id in set(economics) - seen:
+        record_task_economics(
+            catalog,
+            project_id,
+            task_id,
+            None,
+            [],
+            [],
+            size=(None, None),
+            annotators={},
+            recorded=economics,
+        )
     if on_progress:
         on_progress(total, total)
     if record:
