@@ -34,6 +34,7 @@ def _listening(url: str) -> bool:
         return s.connect_ex((host, int(port.strip("/")))) == 0
 
 
+@pytest.mark.timeout(1500)  # the demo's own subprocess limit, above pytest's default 900 s
 def test_demo_runs_the_loop_and_stops_what_it_started(tmp_path):
     from workbench.labelstudio import server
 
@@ -92,6 +93,7 @@ def test_demo_runs_the_loop_and_stops_what_it_started(tmp_path):
     assert e["hours_saved"] is not None and "simulated by its annotators" in e["line"]
     assert set(s["review"]["evaluations"]) == set(versions)
     assert s["review"]["samples"] > 0 and "missed-ground-truth" in s["review"]["views"]
+    assert "likely-label-errors" in s["review"]["views"]  # wb review errors' view
     # the final model explained on test photos, its heatmaps in the review
     assert s["explain"]["version"] == versions[-1] and s["explain"]["detections"] > 0
     assert Path(s["explain"]["sheet"]).is_file()

@@ -20,8 +20,9 @@ BLOCK_ELEMENTS = 1 << 24
 MAX_BITS = 64
 # The multi-index search (``multiindex.py``, compiled with numba) is used from this many
 # hashes up, at most this distance, and where its cost model expects it to beat the scan;
-# see docs/dedup.md for the measured crossover.
-INDEX_MIN_HASHES = 20_000
+# the compiled kernels take ~3 s to load in a fresh process (measured under load), the
+# exact scan 1.3 s at 20k hashes and ~4x that at twice as many (docs/dedup.md).
+INDEX_MIN_HASHES = 30_000
 INDEX_MAX_DISTANCE = 16
 
 
