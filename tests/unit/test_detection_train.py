@@ -115,6 +115,62 @@ def test_resume_without_a_checkpoint_says_what_to_do(samples, tmp_path):
         fit(tiny_config(), CLASSES, samples, [], tmp_path / "none", resume=True)
 
 
+def test_a_matching_resume_ends_with_the_weights_of_an_uninterrupted_run(samples, tmp_path):
+    # augmentations draw from Python's and torch's random: the checkpoint keeps both
+    config = tiny_config(hflip=0.5, scale_jitter=(0.75, 1.25), weights="none")
+    train, val = samples[:8], samples[8:]
+    fit(config, CLASSES, train, val, tmp_path / "whole", resume="matching")
+
+    def interrupt_at_epoch_1(e):
+        if e["event"] == "epoch_start" and e["epoch"] == 1:
+            raise KeyboardInterrupt
+
+    run = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        fit(config, CLASSES, train, val, run, resume="matching", on_event=interrupt_at_epoch_1)
+    started = []
+    fit(
+        config,
+        CLASSES,
+        train,
+        val,
+        run,
+        resume="matching",
+        on_event=lambda e: e["event"] == "epoch_start" and started.append(e["epoch"]),
+    )
+    assert started == [1]
+    a, b = (
+        torch.load(r / CHECKPOINT, weights_only=False)["model"] for r in (tmp_path / "whole", run)
+    )
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_matching_resume_refuses_a_checkpoint_of_other_settings_or_data(samples, tmp_path):
+    from workbench.errors import WorkbenchError
+
+    run = tmp_path / "run"
+    train, val = samples[:8], samples[8:]
+    fit(tiny_config(max_epochs=1, weights="none"), CLASSES, train, val, run)
+    with pytest.raises(WorkbenchError, match=f"another detector run.*remove {run}"):
+        fit(
+            tiny_config(max_epochs=1, weights="none", lr=0.01),
+            CLASSES,
+            train,
+            val,
+            run,
+            resume="matching",
+        )
+    with pytest.raises(WorkbenchError, match="images or annotations changed"):
+        fit(
+            tiny_config(max_epochs=1, weights="none"),
+            CLASSES,
+            train[:7],
+            val,
+            run,
+            resume="matching",
+        )
+
+
 # ---- choices made before training, and the learning-rate cycle ------------------------------
 def _lite0_here() -> bool:
     from workbench.detection.backbones import get_backbone

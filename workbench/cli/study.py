@@ -53,7 +53,8 @@ def run_cmd(app, grid_file, test_sets, as_json):
     """Run every cell of the grid not done yet: one registered model per cell (never
     promoted: `wb models promote VERSION`), scored on every test set; then the table
     and chart in reports/studies/NAME/. Run it again after an interruption: finished
-    cells are kept, an interrupted classifier resumes after its last epoch.
+    cells are kept, an interrupted cell resumes after its last finished epoch (a
+    per-species detection cell: the species registered are kept, the rest resume).
 
     Example:
 

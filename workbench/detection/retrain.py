@@ -59,7 +59,13 @@ Hook = Callable[[Any, Any], str]
 class RetrainOptions:
     train: TrainConfig = field(default_factory=TrainConfig)
     per_species: bool = False
-    resume: bool = False
+    # True: continue `models/.training*` with its checkpoint's settings (`--resume`);
+    # "matching": continue a checkpoint in the run folder only when it is of these very
+    # settings and data (refused when of others), else start afresh (a study's cell)
+    resume: bool | str = False
+    run_root: Path | None = None  # the run folders' parent (default: models/.training*)
+    skip_species: frozenset[str] = frozenset()  # per-species models already registered
+    extra_metrics: dict[str, Any] = field(default_factory=dict)  # joined at registration
     split_fractions: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_FRACTIONS))
     split_seed: int = 0
     promote: str = "if_better"  # if_better | always | never
@@ -76,6 +82,8 @@ class RetrainOptions:
                 f"unknown steps to skip: {sorted(unknown)}; steps are: {', '.join(STEPS)}"
             )
         check_choice("promotion policy", self.promote, PROMOTE_POLICIES)
+        if self.resume not in (False, True, "matching"):
+            raise WorkbenchError(f"resume must be True, False or 'matching', not {self.resume!r}")
 
 
 @dataclass
@@ -104,8 +112,8 @@ def headline(metrics: dict[str, Any]) -> dict[str, Any]:
     return {k: metrics[k] for k in HEADLINE if k in metrics}
 
 
-def _targets(ws, options: RetrainOptions) -> list[tuple[str | None, list[str]]]:
-    """(species or None, classes) for each model to train."""
+def training_targets(ws, options: RetrainOptions) -> list[tuple[str | None, list[str]]]:
+    """(species or None, classes) for each model to train (``skip_species`` included)."""
     tax, level = ws.taxonomy, options.train.level
     classes = tax.classes(level)
     if not options.per_species:
@@ -122,7 +130,9 @@ def _targets(ws, options: RetrainOptions) -> list[tuple[str | None, list[str]]]:
     return out
 
 
-def run_dir_for(ws, species: str | None) -> Path:
+def run_dir_for(ws, species: str | None, root: Path | None = None) -> Path:
+    if root is not None:
+        return Path(root) / (species or "all")
     return ws.models_dir / (".training" if species is None else f".training-{species}")
 
 
@@ -197,7 +207,7 @@ def retrain(
         return s
 
     plan: list[str] = []
-    if "train" not in options.skip and not options.resume:
+    if "train" not in options.skip and options.resume is not True:
         import dataclasses
 
         config, plan = plan_training(options.train)
@@ -221,7 +231,9 @@ def retrain(
         step("train", "skipped", "skipped (--skip-train)")
     else:
         splits = ensure_splits(catalog, ws.taxonomy, options.split_fractions, options.split_seed)
-        for species, classes in _targets(ws, options):
+        for species, classes in training_targets(ws, options):
+            if species is not None and species in options.skip_species:
+                continue
             result = _train_one(
                 ws, catalog, registry, options, species, classes, splits, emit, step, plan
             )
@@ -305,14 +317,14 @@ def _train_one(
             by_split[sp].append(s)
     if not config.negatives:
         by_split["train"] = [s for s in by_split["train"] if not s.is_negative]
-    run_dir = run_dir_for(ws, species)
+    run_dir = run_dir_for(ws, species, options.run_root)
     resume = options.resume
-    if resume and not (run_dir / CHECKPOINT).is_file():
+    if resume is True and not (run_dir / CHECKPOINT).is_file():
         raise WorkbenchError(
             f"nothing to resume{tag}: no interrupted run in {run_dir}. "
             "Run `wb retrain` without --resume."
         )
-    if not resume and (run_dir / CHECKPOINT).is_file():
+    if resume is False and (run_dir / CHECKPOINT).is_file():
         logger.warning(
             "an interrupted run%s is in %s; starting afresh (use --resume to continue it)",
             tag,
@@ -331,7 +343,7 @@ def _train_one(
             "data) before `wb retrain`"
         )
     init_state = None
-    if config.init_from and not resume:
+    if config.init_from and resume is not True:
         parent = registry.resolve(None if config.init_from == "promoted" else config.init_from)
         # the parent's layout (frozen BatchNorm or not) and backbone, then its weights
         parent_train = parent.config.get("train", {})
@@ -357,7 +369,7 @@ def _train_one(
             "patience": config.patience,
             "max_minutes": config.max_minutes,
             "lr_cycles": config.lr_cycles,
-            "resume": resume,
+            "resume": resume is True or (run_dir / CHECKPOINT).is_file(),
         }
     )
     result = fit(
@@ -404,6 +416,7 @@ def _register(ws, registry, options, species, result: TrainResult, step) -> Mode
         "stopped": result.stopped,
         "train_seconds": round(result.seconds, 1),
         "train_images_per_second": round(result.images_per_second, 3),
+        **options.extra_metrics,
     }
     if "register" in options.skip:
         step(

@@ -357,21 +357,28 @@ def fit(
     train: list[Sample],
     val: list[Sample],
     run_dir: Path,
-    resume: bool = False,
+    resume: bool | str = False,
     init_state: dict | None = None,
     on_event: Callable[[dict], None] | None = None,
     test: list[Sample] | None = None,
 ) -> TrainResult:
     """Train until early stopping or a limit; rank 0 writes ``run_dir``: checkpoint.pt
     (every epoch, atomically), best.pt (the best epoch's weights), metrics.csv and
-    curves.png. With ``resume`` the checkpoint's config, classes and data are used."""
+    curves.png. With ``resume=True`` the checkpoint's config, classes and data are used
+    (`wb retrain --resume`). With ``resume="matching"`` (a study's cell) a checkpoint in
+    ``run_dir`` is resumed when it is of this very config, classes and data, refused
+    when of others, and without one the run starts afresh. A resumed run restores the
+    random states too, so it ends with the weights an uninterrupted run gives (CPU, one
+    process)."""
     emit = on_event or (lambda e: None)
     d = init_distributed()
     device = pick_device(d)
     run_dir = Path(run_dir)
     ckpt_path = run_dir / CHECKPOINT
     state = None
-    if resume:
+    if resume == "matching":
+        state = _matching_checkpoint(ckpt_path, config, classes, train, val, test)
+    elif resume:
         if not ckpt_path.is_file():
             raise WorkbenchError(
                 f"nothing to resume: no checkpoint at {ckpt_path}. "
@@ -398,6 +405,8 @@ def fit(
         )
     if state is None:
         config, _ = config.resolved()
+    elif resume == "matching":
+        config = TrainConfig.from_dict(state["config"])
     snapshot = (
         state["data"] if state else data_snapshot({"train": train, "val": val, "test": test or []})
     )
@@ -439,6 +448,9 @@ def fit(
         best_epoch, best_map = state["best_epoch"], state["best_val_mAP50"]
         bad_epochs, history = state["bad_epochs"], state["history"]
         cycle = state.get("cycle", 0)
+        if state.get("rng") and not d.enabled:  # exact resume (DDP ranks draw anew)
+            torch.set_rng_state(state["rng"]["torch"])
+            random.setstate(state["rng"]["python"])
 
     augment = AugmentConfig(config.hflip, config.scale_jitter, config.color_jitter)
     train_ds = DetectionDataset(train, classes, make_transforms(config.image_size, True, augment))
@@ -540,6 +552,7 @@ def fit(
                     "bad_epochs": bad_epochs,
                     "cycle": cycle,
                     "history": history,
+                    "rng": {"torch": torch.get_rng_state(), "python": random.getstate()},
                 },
                 ckpt_path,
             )
@@ -584,6 +597,37 @@ def fit(
         images_per_second=images / seconds if seconds else 0.0,
         is_main=d.is_main,
     )
+
+
+def _matching_checkpoint(
+    ckpt_path: Path,
+    config: TrainConfig,
+    classes: list[str],
+    train: list[Sample],
+    val: list[Sample],
+    test: list[Sample] | None,
+) -> dict | None:
+    """The checkpoint at ``ckpt_path`` when it is of this very run (resolved config,
+    classes, data), None when there is none; one of another run is refused (resuming it
+    would mix two runs)."""
+    if not ckpt_path.is_file():
+        return None
+    remove_leftover_temps(ckpt_path.parent)
+    state = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+    resolved, _ = config.resolved()
+    if state["config"] != resolved.to_dict() or state["classes"] != list(classes):
+        raise WorkbenchError(
+            f"{ckpt_path} is of another detector run (other settings); "
+            f"remove {ckpt_path.parent} to start this one afresh"
+        )
+    now = data_snapshot({"train": train, "val": val, "test": test or []})
+    if state["data"] != now:
+        raise WorkbenchError(
+            f"cannot resume {ckpt_path.parent}: the catalog's images or annotations changed "
+            f"since it was interrupted; remove {ckpt_path.parent} to start afresh"
+        )
+    logger.info("resuming %s after epoch %d", ckpt_path.parent, state["epoch"])
+    return state
 
 
 def _restore_best(model, best_path: Path, d: Dist) -> None:

@@ -7,12 +7,16 @@ The study folder is ``<workspace>/reports/studies/<name>/``:
 - ``state.json``: per cell key its task, values, settings, status (``trained``: its
   versions are registered, scores pending; ``done``) and versions with their scores,
   written whole after every change;
-- ``runs/<key>/``: a classifier cell's per-epoch checkpoint while it trains;
+- ``runs/<key>/``: a classifier cell's per-epoch checkpoint while it trains; a detection
+  cell's ``runs/<key>/<species or "all">/`` (`wb retrain`'s run folder, checkpoint
+  included), removed once the cell's versions are registered;
 - ``table.csv``, ``table.md``, ``chart.png`` (``report.py``).
 
-Each version a cell registers carries ``study_cell = "<name>/<key>"`` in its metrics, so a
-run killed after registering and before writing ``state.json`` adopts the version on the
-next run instead of training it again. Cells never promote their models:
+Each version a cell registers carries ``study_cell = "<name>/<key>"`` in its metrics from
+the moment it is registered, so a run killed after registering and before writing
+``state.json`` adopts the version on the next run instead of training it again (a
+per-species cell: the species registered are adopted, the others train or resume). Cells
+never promote their models:
 `wb models promote VERSION` does.
 """
 
@@ -100,8 +104,9 @@ def run_study(ws, catalog, grid: Grid, on_event: Event | None = None) -> dict[st
                 "versions": [],
             }
             state["cells"][cell.key] = record
-        if record["status"] == "pending":
+        if record["status"] == "pending" and cell.task == "classify":
             # killed after registering, before state.json said so: the version is ours
+            # (a detection cell adopts its own, per species: `_train_detector`)
             adopted = _tagged_versions(registry, tag)
             if adopted:
                 record["versions"] = [{"version": v, "scores": []} for v in adopted]
@@ -111,7 +116,7 @@ def run_study(ws, catalog, grid: Grid, on_event: Event | None = None) -> dict[st
             emit(
                 {
                     "event": "cell",
-                    "status": "resume" if (run_dir / "checkpoint.pt").is_file() else "start",
+                    "status": "resume" if _interrupted(run_dir, registry, tag) else "start",
                     "n": n,
                     "of": len(cells),
                     "cell": cell.label,
@@ -122,6 +127,7 @@ def run_study(ws, catalog, grid: Grid, on_event: Event | None = None) -> dict[st
             record["versions"] = [{"version": v, "scores": []} for v in versions]
             record["status"] = "trained"
             _save_state(folder, state)
+            shutil.rmtree(run_dir, ignore_errors=True)  # a killed register's leftovers
             fault_point("study.trained")
         score = _score_classifier if cell.task == "classify" else _score_detector
         for entry in record["versions"]:
@@ -142,6 +148,14 @@ def run_study(ws, catalog, grid: Grid, on_event: Event | None = None) -> dict[st
         )
     _save_state(folder, state)
     return state
+
+
+def _interrupted(run_dir: Path, registry, tag: str) -> bool:
+    """Whether a cell has work of an earlier run to continue: a checkpoint, or (a
+    per-species detection cell) versions registered before it was killed."""
+    if run_dir.is_dir() and any(run_dir.rglob("checkpoint.pt")):
+        return True
+    return bool(_tagged_versions(registry, tag))
 
 
 # ---- classify ------------------------------------------------------------------------
@@ -196,9 +210,14 @@ def _score_classifier(ws, catalog, version: str, grid: Grid) -> list[dict]:
 
 
 # ---- detect --------------------------------------------------------------------------
-def detect_options(ws, cell: Cell):
+def detect_options(
+    ws, cell: Cell, run_root: Path | None = None, tag: str | None = None, done=frozenset()
+):
     """The `wb retrain` options of a detection cell: train and register; no pull,
-    promotion, prediction or Label Studio refresh (the study evaluates each version)."""
+    promotion, prediction or Label Studio refresh (the study evaluates each version).
+    With ``run_root`` the cell's runs checkpoint there and an interrupted one of the same
+    settings and data resumes; ``tag`` goes into each version's metrics as it is
+    registered; ``done``: the species whose models the cell registered already."""
     from ..detection.retrain import RetrainOptions
     from ..detection.train import TrainConfig
 
@@ -211,15 +230,31 @@ def detect_options(ws, cell: Cell):
         per_species=per_species,
         promote="never",
         skip={"pull", "evaluate", "predict", "refresh"},  # the study scores each version
+        resume="matching" if run_root is not None else False,
+        run_root=run_root,
+        skip_species=frozenset(done),
+        extra_metrics={"study_cell": tag} if tag else {},
     )
 
 
 def _train_detector(ws, catalog, cell: Cell, tag: str, run_dir: Path, emit: Event) -> list[str]:
-    """A detection cell restarts when interrupted (`wb retrain` discards the killed run's
-    checkpoint); the versions it had registered are adopted through their tag only once
-    tagged, so a per-species cell killed mid-way may leave untagged versions behind."""
+    """Train a detection cell through `wb retrain`'s path, resumably: each model
+    checkpoints into ``run_dir/<species or "all">/`` after every epoch and an interrupted
+    one resumes after its last finished epoch; a version is tagged with the cell as it is
+    registered, so the versions of an earlier, killed run are adopted (per species) and
+    only the rest are trained. Returns the cell's versions, in training order."""
     from ..detection.registry import Registry
-    from ..detection.retrain import retrain
+    from ..detection.retrain import retrain, training_targets
+
+    registry = Registry.of(ws, catalog)
+    adopted: dict[str | None, str] = {}
+    for version in _tagged_versions(registry, tag):
+        species = registry.get(version).config.get("train", {}).get("species")
+        adopted.setdefault(species, version)  # the first registered, were there two
+    options = detect_options(ws, cell, run_dir, tag, {s for s in adopted if s is not None})
+    targets = [species for species, _ in training_targets(ws, options)]
+    if all(species in adopted for species in targets):
+        return [adopted[s] for s in targets]
 
     epochs = {"max": None}
 
@@ -231,16 +266,14 @@ def _train_detector(ws, catalog, cell: Cell, tag: str, run_dir: Path, emit: Even
         elif e.get("event") == "step":
             emit({"event": "step", "message": e.get("message")})
 
-    report = retrain(ws, catalog, detect_options(ws, cell), on_event=on_event)
+    report = retrain(ws, catalog, options, on_event=on_event)
     failed = [s for s in report.steps if s.status == "failed"]
     if failed:
         raise WorkbenchError(f"cell {cell.label}: {failed[0].step} failed: {failed[0].message}")
     if not report.versions:
         raise WorkbenchError(f"cell {cell.label}: training registered no model")
-    registry = Registry.of(ws, catalog)
-    for version in report.versions:
-        registry.update_metrics(version, {"study_cell": tag})
-    return list(report.versions)
+    new = iter(report.versions)
+    return [adopted[s] if s in adopted else next(new) for s in targets]
 
 
 def _score_detector(ws, catalog, version: str, grid: Grid) -> list[dict]:
