@@ -261,8 +261,10 @@ def send(app, view: str | None, tag: str | None, ls_url: str | None, as_json: bo
         )
         raise click.ClickException(f"nothing to send: {what} holds no images.{hint}")
     ids = [s["image_id"] for s in selected["samples"]]
-    notes = (
-        _label_error_notes(app, ids, selected.get("model")) if view == LIKELY_LABEL_ERRORS else None
+    notes, markers = (
+        _label_error_notes(app, ids, selected.get("model"))
+        if view == LIKELY_LABEL_ERRORS
+        else (None, None)
     )
     with progress(transient=True) as bar:
         task = bar.add_task("sending to Label Studio", total=len(ids))
@@ -274,6 +276,7 @@ def send(app, view: str | None, tag: str | None, ls_url: str | None, as_json: bo
             ids,
             on_progress=lambda d, t: bar.update(task, completed=d, total=t),
             notes=notes,
+            markers=markers,
         )
     paths = {s["image_id"]: s["filepath"] for s in selected["samples"]}
     if as_json:
@@ -294,6 +297,11 @@ def send(app, view: str | None, tag: str | None, ls_url: str | None, as_json: bo
     )
     if result.noted:
         click.echo(f"  {result.noted} tasks show their suspect boxes in the header above the image")
+    if result.marked:
+        click.echo(
+            f"  {result.marked_boxes} suspect boxes marked on {result.marked} tasks (the "
+            "pre-drawn boxes; each says why in the region's meta text)"
+        )
     for image_id, reason in result.left_out.items():
         click.echo(f"  left out image {image_id} ({paths.get(image_id)}): {reason}")
     for warning in result.warnings:
@@ -451,10 +459,12 @@ def _relative(path: str, root: str | None) -> str:
     return path[len(root) + 1 :] if root and path.startswith(root + "/") else path
 
 
-def _label_error_notes(app, image_ids: list[int], model: str | None) -> dict[int, str]:
-    """image id -> the suspects the annotator should check (`wb review errors`' defaults,
-    ``model``: the one the review dataset's views are about, else the promoted one)."""
-    from ..review.label_errors import catalog_label_errors, suspect_note
+def _label_error_notes(app, image_ids: list[int], model: str | None):
+    """(image id -> the suspects' header line, image id -> the suspect boxes to mark) at
+    `wb review errors`' defaults (``model``: the one the review dataset's views are
+    about, else the promoted one)."""
+    from ..labelstudio.tasks import SUSPECT_TEXT_PREFIX, SuspectMarker
+    from ..review.label_errors import catalog_label_errors, suspect_line, suspect_note
 
     report = catalog_label_errors(app.catalog, app.ws.taxonomy, model, level=app.ws.model_level())
     wanted = set(image_ids)
@@ -462,7 +472,21 @@ def _label_error_notes(app, image_ids: list[int], model: str | None) -> dict[int
     for s in report.suspects:
         if s.image_id in wanted:
             by_image.setdefault(s.image_id, []).append(s)
-    return {i: suspect_note(report.model_version, ss) for i, ss in by_image.items()}
+    notes = {i: suspect_note(report.model_version, ss) for i, ss in by_image.items()}
+    markers = {
+        i: [
+            SuspectMarker(
+                s.kind,
+                s.score,
+                s.label,
+                s.box,
+                f"{SUSPECT_TEXT_PREFIX}{suspect_line(s)} (model {report.model_version})",
+            )
+            for s in ss
+        ]
+        for i, ss in by_image.items()
+    }
+    return notes, markers
 
 
 def register(group: click.Group) -> None:
