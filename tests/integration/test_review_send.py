@@ -218,7 +218,6 @@ def test_send_likely_label_errors_draws_the_suspects_into_the_prediction_annotat
     (Label Studio 1.23, TaskWithAnnotationsAndPredictionsAndDraftsSerializer): the
     suspects are drawn there, each with its text as the region's meta text; accepting
     them adds no class, and `wb report` does not count them as the model's boxes."""
-    from workbench.labelstudio import open_project, pull
     from workbench.labelstudio.tasks import SUSPECT_ID_PREFIX, is_suspect_marker
 
     ws, ids = case
@@ -276,8 +275,8 @@ def test_send_likely_label_errors_draws_the_suspects_into_the_prediction_annotat
         lead_time=12.0,
         parent_prediction=pred["id"],
     )
-    client, conn = connect(ws)
-    pull(open_project(ws, client, conn), catalog)
+    pulled = _wb(ws, "pull")
+    assert pulled.exit_code == 0, pulled.output
     labels = {b.label for b in catalog.boxes_by_image([ids["two"]])[ids["two"]]}
     assert labels <= {"ivory", "resin"}
     row = next(r for r in catalog.annotation_economics() if r.task_id == tasks[ids["two"]])
