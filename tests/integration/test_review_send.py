@@ -282,3 +282,44 @@ def test_send_likely_label_errors_draws_the_suspects_into_the_prediction_annotat
     row = next(r for r in catalog.annotation_economics() if r.task_id == tasks[ids["two"]])
     assert (row.model_version, row.predrawn, row.kept, row.new) == (version, 2, 2, len(two))
     catalog.close()
+
+
+# the marked prediction's regions as Label Studio's labelling page holds them
+PREDICTED_REGIONS_JS = """(() => {
+  const ls = window.Htx || window.LabelStudio?.instances?.values?.().next?.().value;
+  const store = ls?.annotationStore || window.Htx?.annotationStore;
+  if (!store || !store.predictions.length) return null;
+  const regions = store.predictions.flatMap(p => p.regionStore ? p.regionStore.regions : []);
+  if (!regions.length) return null;
+  return regions.map(r => ({
+    labels: (r.labeling?.selectedLabels || r.labels?.selectedLabels || []).map(l => l.value),
+    meta: r.meta?.text ?? null, x: r.x}));
+})()"""
+
+
+@pytest.mark.browser
+def test_the_labelling_page_holds_the_suspect_boxes_with_their_text(case, label_studio, tmp_path):
+    from cdp import CHROMIUM, Browser
+
+    if CHROMIUM is None:
+        pytest.skip("Debian chromium is not installed (apt-get install -y chromium)")
+    from test_labelstudio_pages import ARTIFACTS, _login
+
+    from workbench.labelstudio import server as ls_server
+
+    ws, ids = case
+    result = _wb(ws, "review", "send", "likely-label-errors", "--json")
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    task = next(s["task_id"] for s in out["sent"] if s["image_id"] == ids["one"])
+    creds = json.loads((label_studio.workspace.services_dir / ls_server.AUTH_NAME).read_text())
+    with Browser(tmp_path) as page:
+        _login(page, label_studio.url, creds["username"], creds["password"])
+        page.goto(f"{label_studio.url}/projects/{out['project_id']}/data?task={task}")
+        try:
+            regions = page.wait_for(PREDICTED_REGIONS_JS, timeout=120)
+        finally:
+            page.screenshot(ARTIFACTS / "labelstudio-label-error-markers.png")
+    marked = [r for r in regions if r["meta"]]
+    assert [r["labels"] for r in marked] == [["resin"]]
+    assert marked[0]["meta"].startswith("Suspect missing 0.95: a resin the model sees here")
