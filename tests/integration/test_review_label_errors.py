@@ -3,10 +3,14 @@ model disputes, most likely first, with the suspect boxes on the sample."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
+from click.testing import CliRunner
 from review_cases import IVORY_BOX, RESIN_BOX, H, W, build_case
 
 from workbench.catalog import Box
+from workbench.cli import cli
 from workbench.review import build_review, describe_review
 from workbench.review.selection import select_review
 from workbench.taxonomy import Taxonomy
@@ -25,7 +29,11 @@ def test_view_orders_images_by_label_error_score_and_marks_the_suspect_boxes(tmp
     ids = build_case(ws, tmp_path / "images")
     summary = build_review(ws, model="v1")
     assert "likely-label-errors" in summary["views"]
-    assert summary["label_errors"] == {"images": 3, "suspects": 4}
+    assert summary["label_errors"] == {
+        "images": 3,
+        "suspects": 4,
+        "thresholds": {"match_iou": 0.5, "band_low": 0.1, "min_confidence": 0.5, "min_score": 0.3},
+    }
     # v1 on the case (review_cases.py): "two" has its resin box unseen (extra, 1.0) and its
     # ivory box called resin (wrong_class 0.85 - 0.15); "one" a confident resin box over
     # no label (missing 0.95); "three" (no boxes) an ivory at 0.5 (missing)
@@ -59,3 +67,23 @@ def test_view_orders_images_by_label_error_score_and_marks_the_suspect_boxes(tmp
     again = build_review(ws, model="v1")
     assert again["sync"]["updated"] == 1
     assert describe_review(ws)["views"]["likely-label-errors"] == sorted([ids["one"], ids["three"]])
+
+
+def test_wb_review_takes_the_errors_thresholds_for_the_view_and_send(tmp_path):
+    ws = Workspace.create(tmp_path / "ws", Taxonomy.flat(["ivory", "resin"]))
+    ids = build_case(ws, tmp_path / "images")
+    base = ["-w", str(ws.root), "review", "--no-launch", "--no-progress", "--model", "v1"]
+    run = CliRunner().invoke(cli, [*base, "--min-score", "0.96", "--json"])
+    assert run.exit_code == 0, run.output
+    errors = json.loads(run.stdout)["label_errors"]
+    # only "two"'s extra resin box (1.0) scores >= 0.96 (see the test above)
+    assert (errors["images"], errors["suspects"]) == (1, 1)
+    assert errors["thresholds"]["min_score"] == 0.96
+    selected = select_review(ws, view="likely-label-errors")
+    assert [s["image_id"] for s in selected["samples"]] == [ids["two"]]
+    # what `wb review send likely-label-errors` marks with
+    assert selected["label_error_thresholds"]["min_score"] == 0.96
+
+    bad = CliRunner().invoke(cli, [*base, "--band-low", "0.6", "--match-iou", "0.5"])
+    assert bad.exit_code == 1
+    assert "need 0 < band_low (0.6) < match_iou (0.5) <= 1" in bad.output

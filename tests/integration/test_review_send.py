@@ -205,3 +205,121 @@ def test_send_likely_label_errors_marks_the_suspect_boxes_in_the_task_header(cas
         in (hints[ids["one"]])
     )
     assert not hints.get(ids["four"], "").startswith("Possible label errors")  # not sent
+
+
+def _dict(x):
+    return x if isinstance(x, dict) else x.model_dump()
+
+
+def test_send_likely_label_errors_draws_the_suspects_into_the_prediction_annotators_see(
+    case, label_studio
+):
+    """The labelling page shows only predictions of the project's model version
+    (Label Studio 1.23, TaskWithAnnotationsAndPredictionsAndDraftsSerializer): the
+    suspects are drawn there, each with its text as the region's meta text; accepting
+    them adds no class, and `wb report` does not count them as the model's boxes."""
+    from workbench.labelstudio.tasks import SUSPECT_ID_PREFIX, is_suspect_marker
+
+    ws, ids = case
+    result = _wb(ws, "review", "send", "likely-label-errors", "--json")
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    pid, version = out["project_id"], out["model_version"]
+    assert version == "v2" and out["marked"] == 3
+    tasks = {s["image_id"]: s["task_id"] for s in out["sent"]}
+
+    def seen(image_id):  # what the labelling page loads for the task
+        r = httpx.get(
+            f"{label_studio.url}/api/tasks/{tasks[image_id]}",
+            params={"project": pid},
+            headers={"Authorization": f"Token {label_studio.token}"},
+        )
+        r.raise_for_status()
+        preds = r.json()["predictions"]
+        assert [p["model_version"] for p in preds] == [version]
+        return preds[0]
+
+    catalog = ws.open_catalog()
+    one = catalog.get_image(ids["one"])
+    # "one": v1 saw a resin at 100,10-150,60 that has no box; v2 did not predict it, so
+    # it is drawn as a marker next to v2's own ivory box
+    regions = seen(ids["one"])["result"]
+    markers = [r for r in regions if is_suspect_marker(r)]
+    assert len(markers) == 1 and len(regions) == 2
+    m = markers[0]
+    assert m["id"].startswith(SUSPECT_ID_PREFIX)
+    assert m["value"]["rectanglelabels"] == ["resin"]
+    assert m["value"]["x"] == pytest.approx(100 / one.width * 100)
+    assert m["value"]["width"] == pytest.approx(50 / one.width * 100)
+    assert m["meta"]["text"].startswith("Suspect missing 0.95: a resin the model sees here")
+    # "two": its ivory box (extra for v1, and a resin's place) marked with both lines
+    two = [r for r in seen(ids["two"])["result"] if is_suspect_marker(r)]
+    assert {r["value"]["rectanglelabels"][0] for r in two} <= {"ivory", "resin"}
+    assert any(
+        "wrong_class 0.70: this ivory box looks like a resin" in r["meta"]["text"] for r in two
+    )
+    assert len(two) == sum(1 for r in seen(ids["two"])["result"] if "meta" in r)
+
+    # sending again replaces the markers, never doubles them
+    again = _wb(ws, "review", "send", "likely-label-errors")
+    assert again.exit_code == 0, again.output
+    assert "suspect boxes marked on 3 tasks" in again.output
+    assert len([r for r in seen(ids["one"])["result"] if is_suspect_marker(r)]) == 1
+
+    # the annotator accepts "two"'s marked prediction as it is: pull keeps real classes
+    # only, and the economics count v2's two boxes as pre-drawn, the markers as new
+    pred = seen(ids["two"])
+    label_studio.client.annotations.create(
+        id=tasks[ids["two"]],
+        result=[{k: v for k, v in r.items() if k != "score"} for r in pred["result"]],
+        lead_time=12.0,
+        parent_prediction=pred["id"],
+    )
+    pulled = _wb(ws, "pull")
+    assert pulled.exit_code == 0, pulled.output
+    labels = {b.label for b in catalog.boxes_by_image([ids["two"]])[ids["two"]]}
+    assert labels <= {"ivory", "resin"}
+    row = next(r for r in catalog.annotation_economics() if r.task_id == tasks[ids["two"]])
+    assert (row.model_version, row.predrawn, row.kept, row.new) == (version, 2, 2, len(two))
+    catalog.close()
+
+
+# the marked prediction's regions as Label Studio's labelling page holds them
+PREDICTED_REGIONS_JS = """(() => {
+  const ls = window.Htx || window.LabelStudio?.instances?.values?.().next?.().value;
+  const store = ls?.annotationStore || window.Htx?.annotationStore;
+  if (!store || !store.predictions.length) return null;
+  const regions = store.predictions.flatMap(p => p.regionStore ? p.regionStore.regions : []);
+  if (!regions.length) return null;
+  return regions.map(r => ({
+    labels: (r.labeling?.selectedLabels || r.labels?.selectedLabels || []).map(l => l.value),
+    meta: r.meta?.text ?? null, x: r.x}));
+})()"""
+
+
+@pytest.mark.browser
+def test_the_labelling_page_holds_the_suspect_boxes_with_their_text(case, label_studio, tmp_path):
+    from cdp import CHROMIUM, Browser
+
+    if CHROMIUM is None:
+        pytest.skip("Debian chromium is not installed (apt-get install -y chromium)")
+    from test_labelstudio_pages import ARTIFACTS, _login
+
+    from workbench.labelstudio import server as ls_server
+
+    ws, ids = case
+    result = _wb(ws, "review", "send", "likely-label-errors", "--json")
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    task = next(s["task_id"] for s in out["sent"] if s["image_id"] == ids["one"])
+    creds = json.loads((label_studio.workspace.services_dir / ls_server.AUTH_NAME).read_text())
+    with Browser(tmp_path) as page:
+        _login(page, label_studio.url, creds["username"], creds["password"])
+        page.goto(f"{label_studio.url}/projects/{out['project_id']}/data?task={task}")
+        try:
+            regions = page.wait_for(PREDICTED_REGIONS_JS, timeout=120)
+        finally:
+            page.screenshot(ARTIFACTS / "labelstudio-label-error-markers.png")
+    marked = [r for r in regions if r["meta"]]
+    assert [r["labels"] for r in marked] == [["resin"]]
+    assert marked[0]["meta"].startswith("Suspect missing 0.95: a resin the model sees here")

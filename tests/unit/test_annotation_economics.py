@@ -374,3 +374,35 @@ def test_the_demos_round_two_line_comes_from_what_pull_recorded_and_says_simulat
     assert "measured on the 1 timed annotations drawn without pre-drawn boxes" in out["line"]
     assert "simulated by its annotators" in out["line"] and "not measured on people" in out["line"]
     catalog.close()
+
+
+def test_suspect_markers_in_the_prediction_are_not_pre_drawn_model_boxes():
+    from workbench.labelstudio.economics import annotation_economics
+    from workbench.labelstudio.tasks import SUSPECT_ID_PREFIX
+
+    def rect(item_id, label, x, meta=None):
+        r = {
+            "id": item_id,
+            "type": "rectanglelabels",
+            "from_name": "label",
+            "to_name": "image",
+            "value": {"x": x, "y": 10, "width": 20, "height": 20, "rectanglelabels": [label]},
+        }
+        return r | ({"meta": {"text": meta}} if meta else {})
+
+    model = rect("wb1p0", "tiger", 10, "Suspect missing 0.9: a tiger")
+    marker = rect(f"{SUSPECT_ID_PREFIX}1x0", "elephant", 50, "Suspect extra 0.8: ...")
+    pred = {"id": 5, "model_version": "v2", "result": [model, marker]}
+    # accepted as shown: the model's tiger kept, the marker kept (so drawn new)
+    ann = {"id": 9, "result": [model, marker], "parent_prediction": 5, "lead_time": 3.0}
+    row = annotation_economics(
+        ann,
+        [pred],
+        project_id=1,
+        task_id=2,
+        image_id=3,
+        annotator="a",
+        size=(100, 100),
+        pulled_at="now",
+    )
+    assert (row.predrawn, row.kept, row.new, row.deleted) == (1, 1, 1, 0)

@@ -10,12 +10,18 @@ from workbench.catalog.records import Box, ImageRecord
 from workbench.errors import WorkbenchError
 from workbench.labelstudio.config import config_labels, detection_config
 from workbench.labelstudio.tasks import (
+    SUSPECT_ID_PREFIX,
     ImageOutsideRoot,
     ModelPrediction,
+    SuspectMarker,
     boxes_agree,
     build_task,
     image_url,
+    is_suspect_marker,
+    mark_suspects,
+    model_regions,
     percent_rect,
+    prediction_for,
     result_boxes,
     same_boxes,
     task_score,
@@ -203,3 +209,58 @@ def test_boxes_agree_pairs_boxes_by_label_and_overlap():
     assert not boxes_agree(a, [Box("x", 0, 0, 10, 10)])
     assert not boxes_agree(a, [Box("x", 0, 0, 10, 10), Box("x", 20, 20, 30, 30)])
     assert boxes_agree([], [])
+
+
+def _marked_case(tmp_path):
+    image = ImageRecord(id=7, path=str(tmp_path / "a.jpg"), width=200, height=100)
+    pred = ModelPrediction(
+        "v3",
+        [
+            {"label": "elephant", "x1": 20, "y1": 10, "x2": 120, "y2": 60, "score": 0.8},
+            {"label": "tiger", "x1": 150, "y1": 50, "x2": 190, "y2": 90, "score": 0.9},
+        ],
+    )
+    result = prediction_for(image, pred, TAX.classes("species"), "species", TAX)["result"]
+    markers = [
+        # the model's tiger over no box: its own region gets the text
+        SuspectMarker("missing", 0.9, "tiger", (150, 50, 190, 90), "Suspect missing 0.90: a"),
+        # a ground-truth box no prediction supports: drawn, with the project's label
+        SuspectMarker("extra", 0.8, "elephant_ivory", (0, 0, 50, 20), "Suspect extra 0.80: b"),
+        # a label with no place in the project: left out, never a new class
+        SuspectMarker("extra", 0.7, "no-such-class", (0, 0, 10, 10), "Suspect extra 0.70: c"),
+    ]
+    return image, result, markers
+
+
+def test_mark_suspects_notes_the_model_box_and_draws_the_other_suspects(tmp_path):
+    image, result, markers = _marked_case(tmp_path)
+    out = mark_suspects(image, result, markers, TAX.classes("species"), "species", TAX)
+    assert len(out) == 3
+    elephant, tiger, extra = out
+    assert "meta" not in elephant and elephant["id"] == result[0]["id"]
+    assert tiger["id"] == result[1]["id"] and tiger["meta"] == {"text": "Suspect missing 0.90: a"}
+    assert is_suspect_marker(extra) and extra["id"].startswith(SUSPECT_ID_PREFIX)
+    assert extra["meta"] == {"text": "Suspect extra 0.80: b"}
+    assert extra["value"]["rectanglelabels"] == ["elephant"]  # the project's label
+    assert extra["value"]["x"] == 0 and extra["value"]["width"] == 25.0
+    assert extra["value"]["height"] == 20.0
+    assert "score" not in extra  # not a model confidence
+    assert model_regions(out) == [elephant, tiger]
+    assert result[1].get("meta") is None  # the input is not changed
+
+
+def test_mark_suspects_again_replaces_the_markers_of_the_last_send(tmp_path):
+    image, result, markers = _marked_case(tmp_path)
+    classes = TAX.classes("species")
+    once = mark_suspects(image, result, markers, classes, "species", TAX)
+    assert mark_suspects(image, once, markers, classes, "species", TAX) == once
+    # nothing suspect any more: the model's regions as they were
+    assert mark_suspects(image, once, [], classes, "species", TAX) == result
+
+
+def test_a_missing_suspect_the_prediction_lacks_is_drawn(tmp_path):
+    image, result, _ = _marked_case(tmp_path)
+    m = SuspectMarker("missing", 0.95, "tiger", (10, 60, 40, 90), "Suspect missing 0.95: d")
+    out = mark_suspects(image, result, [m], TAX.classes("species"), "species", TAX)
+    assert [is_suspect_marker(r) for r in out] == [False, False, True]
+    assert out[2]["value"]["rectanglelabels"] == ["tiger"]

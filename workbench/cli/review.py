@@ -35,6 +35,47 @@ from .common import (
 from .labelstudio import ls_url_option
 
 
+def label_error_options(f):
+    """The label-error thresholds, one definition for `wb review` (its likely-label-errors
+    view) and `wb review errors`."""
+    for option in reversed(_THRESHOLD_OPTIONS):
+        f = option(f)
+    return f
+
+
+_THRESHOLD_OPTIONS = [
+    click.option(
+        "--min-score",
+        type=click.FloatRange(0, 1),
+        default=MIN_SCORE,
+        show_default=True,
+        help="Suspects scoring below this are not listed.",
+    ),
+    click.option(
+        "--min-confidence",
+        type=click.FloatRange(0, 1),
+        default=MIN_CONFIDENCE,
+        show_default=True,
+        help="A prediction this confident over no box makes a 'missing' suspect.",
+    ),
+    click.option(
+        "--match-iou",
+        type=click.FloatRange(0, 1, min_open=True),
+        default=MATCH_IOU,
+        show_default=True,
+        help="IoU at which a prediction confirms a box (below it, down to --band-low, the "
+        "box is a 'localisation' suspect).",
+    ),
+    click.option(
+        "--band-low",
+        type=click.FloatRange(0, 1, min_open=True),
+        default=BAND_LOW,
+        show_default=True,
+        help="IoU below which a prediction and a box have nothing to do with each other.",
+    ),
+]
+
+
 def stage_line(stage: str, info: dict) -> str | None:
     """What `wb review` says as a build step starts (why it takes the time it does)."""
     if stage == "sync":
@@ -137,6 +178,7 @@ def _interrupt(*_) -> None:
 )
 @click.option("--no-launch", is_flag=True, help="Only build/update the dataset; no App.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
+@label_error_options
 @json_option
 @pass_app
 @click.pass_context
@@ -148,6 +190,10 @@ def review(
     port: int,
     no_launch: bool,
     no_progress: bool,
+    min_score: float,
+    min_confidence: float,
+    match_iou: float,
+    band_low: float,
     as_json: bool,
 ) -> None:
     """Build/update the FiftyOne review dataset and open the App on 127.0.0.1.
@@ -162,10 +208,20 @@ def review(
         wb review --model v001 --port 5151        (then open the printed URL)
 
         wb review --no-launch --json
+
+        wb review --no-launch --min-score 0.5 --match-iou 0.6
+
+    The threshold options are `wb review errors`' and shape the likely-label-errors
+    view (and what `wb review send likely-label-errors` marks).
     """
     if ctx.invoked_subcommand is not None:
         return
     from ..review import ReviewApp, build_review
+    from ..review.label_errors import Thresholds
+
+    thresholds = Thresholds(
+        match_iou=match_iou, band_low=band_low, min_confidence=min_confidence, min_score=min_score
+    )
     from ..review.predictions import ensure_predictions
 
     ws = app.ws
@@ -178,10 +234,12 @@ def review(
     if no_launch:
         with ExitStack() as stack:
             on_progress, on_stage = _progress(stack, not (no_progress or as_json), not as_json)
-            summary = build_review(ws, model=model, on_progress=on_progress, on_stage=on_stage)
+            summary = build_review(
+                ws, model=model, on_progress=on_progress, on_stage=on_stage, thresholds=thresholds
+            )
         echo_json(summary) if as_json else _print_summary(summary, None)
         return
-    review_app = ReviewApp(ws, model=model, port=port)
+    review_app = ReviewApp(ws, model=model, port=port, thresholds=thresholds)
     try:
         with ExitStack() as stack:
             on_progress, on_stage = _progress(stack, not (no_progress or as_json), not as_json)
@@ -261,8 +319,10 @@ def send(app, view: str | None, tag: str | None, ls_url: str | None, as_json: bo
         )
         raise click.ClickException(f"nothing to send: {what} holds no images.{hint}")
     ids = [s["image_id"] for s in selected["samples"]]
-    notes = (
-        _label_error_notes(app, ids, selected.get("model")) if view == LIKELY_LABEL_ERRORS else None
+    notes, markers = (
+        _label_error_notes(app, ids, selected.get("model"), selected.get("label_error_thresholds"))
+        if view == LIKELY_LABEL_ERRORS
+        else (None, None)
     )
     with progress(transient=True) as bar:
         task = bar.add_task("sending to Label Studio", total=len(ids))
@@ -274,6 +334,7 @@ def send(app, view: str | None, tag: str | None, ls_url: str | None, as_json: bo
             ids,
             on_progress=lambda d, t: bar.update(task, completed=d, total=t),
             notes=notes,
+            markers=markers,
         )
     paths = {s["image_id"]: s["filepath"] for s in selected["samples"]}
     if as_json:
@@ -294,6 +355,11 @@ def send(app, view: str | None, tag: str | None, ls_url: str | None, as_json: bo
     )
     if result.noted:
         click.echo(f"  {result.noted} tasks show their suspect boxes in the header above the image")
+    if result.marked:
+        click.echo(
+            f"  {result.marked_boxes} suspect boxes marked on {result.marked} tasks (the "
+            "pre-drawn boxes; each says why in the region's meta text)"
+        )
     for image_id, reason in result.left_out.items():
         click.echo(f"  left out image {image_id} ({paths.get(image_id)}): {reason}")
     for warning in result.warnings:
@@ -322,35 +388,7 @@ def send(app, view: str | None, tag: str | None, ls_url: str | None, as_json: bo
     show_default=True,
     help="Rows shown, most likely first (0: all).",
 )
-@click.option(
-    "--min-score",
-    type=click.FloatRange(0, 1),
-    default=MIN_SCORE,
-    show_default=True,
-    help="Suspects scoring below this are not listed.",
-)
-@click.option(
-    "--min-confidence",
-    type=click.FloatRange(0, 1),
-    default=MIN_CONFIDENCE,
-    show_default=True,
-    help="A prediction this confident over no box makes a 'missing' suspect.",
-)
-@click.option(
-    "--match-iou",
-    type=click.FloatRange(0, 1, min_open=True),
-    default=MATCH_IOU,
-    show_default=True,
-    help="IoU at which a prediction confirms a box (below it, down to --band-low, the "
-    "box is a 'localisation' suspect).",
-)
-@click.option(
-    "--band-low",
-    type=click.FloatRange(0, 1, min_open=True),
-    default=BAND_LOW,
-    show_default=True,
-    help="IoU below which a prediction and a box have nothing to do with each other.",
-)
+@label_error_options
 @json_option
 @pass_app
 @domain_errors
@@ -451,18 +489,42 @@ def _relative(path: str, root: str | None) -> str:
     return path[len(root) + 1 :] if root and path.startswith(root + "/") else path
 
 
-def _label_error_notes(app, image_ids: list[int], model: str | None) -> dict[int, str]:
-    """image id -> the suspects the annotator should check (`wb review errors`' defaults,
-    ``model``: the one the review dataset's views are about, else the promoted one)."""
-    from ..review.label_errors import catalog_label_errors, suspect_note
+def _label_error_notes(app, image_ids: list[int], model: str | None, thresholds: dict | None):
+    """(image id -> the suspects' header line, image id -> the suspect boxes to mark) at
+    the thresholds the view was built with (``thresholds``, else `wb review errors`'
+    defaults; ``model``: the one the views are about, else the promoted one)."""
+    from ..labelstudio.tasks import SUSPECT_TEXT_PREFIX, SuspectMarker
+    from ..review.label_errors import (
+        Thresholds,
+        catalog_label_errors,
+        suspect_line,
+        suspect_note,
+    )
 
-    report = catalog_label_errors(app.catalog, app.ws.taxonomy, model, level=app.ws.model_level())
+    t = Thresholds(**thresholds) if thresholds else None
+    report = catalog_label_errors(
+        app.catalog, app.ws.taxonomy, model, t, level=app.ws.model_level()
+    )
     wanted = set(image_ids)
     by_image: dict[int, list] = {}
     for s in report.suspects:
         if s.image_id in wanted:
             by_image.setdefault(s.image_id, []).append(s)
-    return {i: suspect_note(report.model_version, ss) for i, ss in by_image.items()}
+    notes = {i: suspect_note(report.model_version, ss) for i, ss in by_image.items()}
+    markers = {
+        i: [
+            SuspectMarker(
+                s.kind,
+                s.score,
+                s.label,
+                s.box,
+                f"{SUSPECT_TEXT_PREFIX}{suspect_line(s)} (model {report.model_version})",
+            )
+            for s in ss
+        ]
+        for i, ss in by_image.items()
+    }
+    return notes, markers
 
 
 def register(group: click.Group) -> None:

@@ -18,6 +18,8 @@ its label.
 The prediction an annotation started from is the one Label Studio names as its
 ``parent_prediction`` (the labelling page sets it when an annotator starts from a
 prediction); without it, the task's latest prediction made before the annotation was.
+Its suspect markers (boxes `wb review send likely-label-errors` added, ``tasks.model_regions``)
+are not pre-drawn model boxes: a marker the annotator keeps counts as drawn new.
 Label Studio's ``lead_time`` (seconds the annotator had the task open) is recorded as it
 is; None where Label Studio holds none. Skipped annotations and drafts are not counted.
 
@@ -34,7 +36,7 @@ from typing import Any
 
 from ..catalog.records import AnnotationEconomics, Box
 from ..geometry import match_boxes
-from .tasks import result_boxes
+from .tasks import model_regions, result_boxes
 
 KEPT_IOU = 0.95  # at or above: submitted as drawn (a nudge of a pixel or two)
 MATCH_IOU = 0.3  # at or above: the same box, moved; below: deleted, and one drawn new
@@ -145,7 +147,8 @@ def annotation_economics(
     """One submitted annotation (as the SDK or REST API gives it) against the task's
     predictions -> its record."""
     start = started_from(annotation, predictions)
-    predrawn = result_boxes((start or {}).get("result") or [], *size)
+    # the boxes `wb review send` adds to mark suspect labels are not the model's
+    predrawn = result_boxes(model_regions((start or {}).get("result")), *size)
     final = result_boxes(annotation.get("result") or [], *size)
     outcomes = classify_boxes(predrawn, final)
     lead = annotation.get("lead_time")

@@ -43,6 +43,7 @@ from .ordering import (
 )
 from .project import Project
 from .push import push
+from .tasks import SuspectMarker, is_suspect_text, mark_suspects
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +73,8 @@ class SendResult:
     scores_updated: int = 0
     unscored_lifted: int = 0  # other tasks' unscored predictions set to UNSCORED
     noted: int = 0  # sent tasks whose header now carries a note
+    marked: int = 0  # sent tasks whose prediction now marks suspect boxes
+    marked_boxes: int = 0  # suspect boxes marked, over those tasks
     left_out: dict[int, str] = field(default_factory=dict)  # image id -> why
     already_annotated: list[int] = field(default_factory=list)  # image ids
     warnings: list[str] = field(default_factory=list)
@@ -92,6 +95,8 @@ class SendResult:
             "scores_updated": self.scores_updated,
             "unscored_lifted": self.unscored_lifted,
             "noted": self.noted,
+            "marked": self.marked,
+            "marked_boxes": self.marked_boxes,
             "left_out": [{"image_id": i, "reason": r} for i, r in self.left_out.items()],
             "already_annotated": self.already_annotated,
             "warnings": self.warnings,
@@ -106,10 +111,14 @@ def send_to_front(
     image_ids: list[int],
     on_progress: Callable[[int, int], None] | None = None,
     notes: dict[int, str] | None = None,
+    markers: dict[int, list[SuspectMarker]] | None = None,
 ) -> SendResult:
     """Put ``image_ids`` (in this order) at the front of the workspace project's queue.
     ``notes``: image id -> a line the annotator reads above the image (the task's
-    ``model_hint`` header), e.g. which boxes `wb review errors` suspects."""
+    ``model_hint`` header), e.g. which boxes `wb review errors` suspects. ``markers``:
+    image id -> suspect boxes drawn into the task's prediction of the project's model
+    version (``mark_suspects``): the labelling page shows only predictions of
+    ``project.model_version``, so that prediction is where the annotator sees them."""
     order = list(dict.fromkeys(int(i) for i in image_ids))
     records = {im.id: im for im in catalog.images(ids=order)}
     left_out = {}
@@ -176,6 +185,9 @@ def send_to_front(
         if notes and notes.get(i):
             client.update_task_data(tasks[i], {NOTE_FIELD: notes[i]})
             result.noted += 1
+    if markers:
+        todo = {tasks[i]: (i, markers[i]) for i in order if markers.get(i)}
+        _mark(project, catalog, version, todo, result)
 
     for task_id, preds in ours.items():
         if task_id in sent_tasks:
@@ -211,3 +223,32 @@ def send_to_front(
         version,
     )
     return result
+
+
+def _mark(project: Project, catalog, version: str, todo: dict, result: SendResult) -> None:
+    """Draw each task's suspect boxes into its prediction of ``version`` (task id ->
+    (image id, markers)); a re-send replaces the markers of the last one."""
+    preds = version_predictions(project, version)
+    images = {im.id: im for im in catalog.images(ids=[i for i, _ in todo.values()])}
+    for task_id, (image_id, marks) in todo.items():
+        if not preds.get(task_id):  # write_scores gives every sent active task one
+            result.warnings.append(f"task {task_id} has no prediction of {version} to mark")
+            continue
+        pred = preds[task_id][0]
+        before = [
+            r if isinstance(r, dict) else r.model_dump()
+            for r in (getattr(pred, "result", None) or [])
+        ]
+        after = mark_suspects(
+            images[image_id],
+            before,
+            marks,
+            project.classes,
+            project.level,
+            project.taxonomy,
+            project.mapping,
+        )
+        if after != before:
+            project.client.update_prediction(int(pred.id), result=after)
+        result.marked += 1
+        result.marked_boxes += sum(1 for r in after if is_suspect_text(r))

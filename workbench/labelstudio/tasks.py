@@ -15,7 +15,7 @@ from urllib.parse import quote
 
 from ..catalog.records import Box, ImageRecord
 from ..errors import WorkbenchError
-from ..geometry import match_boxes
+from ..geometry import iou_xyxy, match_boxes
 from ..taxonomy import Taxonomy
 from .config import FROM_NAME as FROM_NAME  # re-exported: our config's names
 from .config import TO_NAME as TO_NAME
@@ -192,6 +192,99 @@ def prediction_for(
     score = task_score(pred.boxes, pred.uncertainty)
     if score is not None:
         out["score"] = score
+    return out
+
+
+# Region ids of the boxes `wb review send likely-label-errors` adds to a task's prediction
+# to mark a suspect label (``mark_suspects``): never counted as the model's pre-drawn boxes.
+SUSPECT_ID_PREFIX = "wbsuspect"
+SUSPECT_TEXT_PREFIX = "Suspect "  # a region's meta text written by ``mark_suspects``
+MISSING_SAME_IOU = 0.9  # a 'missing' suspect and the model's box it came from
+
+
+@dataclass(frozen=True)
+class SuspectMarker:
+    """One box to mark for the annotator: pixel xyxy ``box``, its label (catalog name),
+    and the line Label Studio shows in the region's panel (``text``)."""
+
+    kind: str
+    score: float
+    label: str
+    box: tuple[float, float, float, float]
+    text: str
+
+
+def is_suspect_marker(item: dict) -> bool:
+    """Whether a result item is a box ``mark_suspects`` added (not a model box)."""
+    return str(item.get("id") or "").startswith(SUSPECT_ID_PREFIX)
+
+
+def is_suspect_text(item: dict) -> bool:
+    """Whether a result item carries a suspect's text (a marker, or a model box noted)."""
+    return str((item.get("meta") or {}).get("text", "")).startswith(SUSPECT_TEXT_PREFIX)
+
+
+def model_regions(result: list[dict] | None) -> list[dict]:
+    """A prediction's result without the suspect markers: the boxes the model pre-drew."""
+    return [r for r in result or [] if not is_suspect_marker(r)]
+
+
+def _note_model_box(regions: list[dict], m: SuspectMarker, label, image: ImageRecord) -> bool:
+    """Put ``m``'s text on the model region it came from (a 'missing' suspect is a model
+    box); False when no region is that box."""
+    for r in regions:
+        drawn = result_boxes([r], image.width, image.height)
+        if (
+            drawn
+            and "meta" not in r
+            and drawn[0].label == label
+            and iou_xyxy(drawn[0].xyxy, m.box) >= MISSING_SAME_IOU
+        ):
+            r["meta"] = {"text": m.text}
+            return True
+    return False
+
+
+def mark_suspects(
+    image: ImageRecord,
+    result: list[dict] | None,
+    markers: list[SuspectMarker],
+    classes: list[str],
+    level: str,
+    taxonomy: Taxonomy,
+    mapping: ControlMapping | None = None,
+) -> list[dict]:
+    """A prediction result with ``markers`` shown: the model's regions as they are (the
+    markers of an earlier send dropped, so re-sending never doubles them), a 'missing'
+    suspect as the meta text of the model box it came from (same label, IoU >=
+    ``MISSING_SAME_IOU``), every other suspect (a ground-truth box) as an added
+    rectangle with the project's label for it, id ``SUSPECT_ID_PREFIX...``, and the
+    marker's text as the region's ``meta`` text (Label Studio shows it in the region's
+    panel). The labels are the project's own: accepting a marker never adds a class."""
+    mapping = project_mapping(classes, level, taxonomy, mapping)
+    out = []
+    for r in model_regions(result):
+        r = dict(r)
+        if is_suspect_text(r):
+            r.pop("meta")
+        out.append(r)
+    for k, m in enumerate(markers):
+        box = {"label": m.label, "x1": m.box[0], "y1": m.box[1], "x2": m.box[2], "y2": m.box[3]}
+        if m.kind == "missing" and _note_model_box(out, m, mapping.label_for(m.label), image):
+            continue
+        item = rect_item(
+            image,
+            box,
+            f"{SUSPECT_ID_PREFIX}{image.id}x{k}",
+            classes,
+            level,
+            taxonomy,
+            "suspect",
+            mapping,
+        )
+        if item is not None:
+            item["meta"] = {"text": m.text}
+            out.append(item)
     return out
 
 

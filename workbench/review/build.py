@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 from ..catalog import Catalog
 from ..errors import WorkbenchError
@@ -16,7 +16,13 @@ from ..explain.store import read_explanations
 from .dataset import open_dataset, sync_dataset
 from .environment import dataset_name
 from .evaluation import evaluate_versions, prune_evaluations
-from .label_errors import NoGroundTruth, NoPredictions, NoPromotedModel, catalog_label_errors
+from .label_errors import (
+    NoGroundTruth,
+    NoPredictions,
+    NoPromotedModel,
+    Thresholds,
+    catalog_label_errors,
+)
 from .samples import (
     LABEL_ERRORS_FIELD,
     heatmap_field,
@@ -24,7 +30,7 @@ from .samples import (
     read_review_samples,
     sample_counts,
 )
-from .views import review_views, save_review_views
+from .views import THRESHOLDS_KEY, review_views, save_review_views
 
 log = logging.getLogger(__name__)
 
@@ -94,14 +100,16 @@ def previous_model(infos: list[ModelVersionInfo], model: str | None) -> str | No
     return versions[idx - 1] if idx > 0 else None
 
 
-def review_label_errors(catalog, taxonomy, model: str | None, level: str):
-    """`wb review errors`' report (default thresholds) for the version the views are
+def review_label_errors(
+    catalog, taxonomy, model: str | None, level: str, thresholds: Thresholds | None = None
+):
+    """`wb review errors`' report (``thresholds``, default: its defaults) for the version the views are
     about, or None when it cannot be made (no such detector, no ground truth, no
     predictions on the annotated images): the view is then empty, not an error."""
     if model is None:
         return None
     try:
-        return catalog_label_errors(catalog, taxonomy, model, level=level)
+        return catalog_label_errors(catalog, taxonomy, model, thresholds, level=level)
     except (NoPromotedModel, NoGroundTruth, NoPredictions) as exc:
         log.info("no label-error scores for %s: %s", model, exc)
         return None
@@ -115,6 +123,7 @@ def build_review_dataset(
     model: str | None = None,
     on_progress: Callable[[int, int], None] | None = None,
     on_stage: StageFn | None = None,
+    thresholds: Thresholds | None = None,
 ) -> dict:
     """Bring the workspace's review dataset up to date; returns the summary
     ``wb review --json`` prints. ``on_stage(name, info)`` is called as each step starts:
@@ -134,7 +143,8 @@ def build_review_dataset(
         )
         # what `wb explain` wrote for the chosen model (files only: no CAM is computed here)
         explained = (selected, read_explanations(ws.reports_dir, selected)) if selected else None
-        errors = review_label_errors(catalog, ws.taxonomy, selected, level)
+        thresholds = thresholds or Thresholds()
+        errors = review_label_errors(catalog, ws.taxonomy, selected, level, thresholds)
         samples, unc_version = read_review_samples(
             catalog,
             ws.taxonomy,
@@ -166,6 +176,8 @@ def build_review_dataset(
     timings["evaluate"] = time.monotonic() - started - sum(timings.values())
     stage("views", {})
     view_samples = save_review_views(ds, review_views(ds, selected, previous), selected)
+    ds.info[THRESHOLDS_KEY] = asdict(thresholds)  # what `wb review send` marks with
+    ds.save()
     timings["views"] = time.monotonic() - started - sum(timings.values())
     return {
         "dataset": name,
@@ -182,7 +194,11 @@ def build_review_dataset(
         "label_errors": (
             None
             if errors is None
-            else {"images": len(errors.image_scores), "suspects": len(errors.suspects)}
+            else {
+                "images": len(errors.image_scores),
+                "suspects": len(errors.suspects),
+                "thresholds": asdict(thresholds),
+            }
         ),
         "seconds": round(time.monotonic() - started, 2),
         "timings": {k: round(v, 2) for k, v in timings.items()},

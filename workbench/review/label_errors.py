@@ -243,13 +243,15 @@ KIND_WORDS = {
 }
 
 
+def suspect_line(s: Suspect) -> str:
+    """What to check about one suspect, with its box in pixels (x1,y1-x2,y2)."""
+    what = KIND_WORDS[s.kind].format(label=s.label, predicted=s.predicted)
+    x1, y1, x2, y2 = (round(v) for v in s.box)
+    return f"{s.kind} {s.score:.2f}: {what} at {x1},{y1}-{x2},{y2}"
+
+
 def suspect_note(model_version: str, suspects: list[Suspect], most: int = 5) -> str:
-    """The line an annotator reads above the image: what to check, best first, with the
-    box in pixels (x1,y1-x2,y2)."""
-    parts = []
-    for s in suspects[:most]:
-        what = KIND_WORDS[s.kind].format(label=s.label, predicted=s.predicted)
-        x1, y1, x2, y2 = (round(v) for v in s.box)
-        parts.append(f"{s.kind} {s.score:.2f}: {what} at {x1},{y1}-{x2},{y2}")
+    """The line an annotator reads above the image: what to check, best first."""
+    parts = [suspect_line(s) for s in suspects[:most]]
     more = f"; +{len(suspects) - most} more" if len(suspects) > most else ""
     return f"Possible label errors (model {model_version}): " + "; ".join(parts) + more

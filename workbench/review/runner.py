@@ -11,6 +11,7 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Self
 
@@ -141,14 +142,21 @@ def build_review(
     on_progress: ProgressFn | None = None,
     verbose: int = 0,
     on_stage: StageFn | None = None,
+    thresholds=None,
 ) -> dict:
-    """Build or update the review dataset, its evaluations and saved views.
+    """Build or update the review dataset, its evaluations and saved views
+    (``thresholds``: the label-error ones of likely-label-errors, default its defaults).
 
     Returns ``{"dataset", "samples", "views", "evaluations", ...}`` (see
     ``build.build_review_dataset``)."""
-    return run_worker(ws, "build", "built", on_progress, on_stage, model=model, verbose=verbose)[
-        "summary"
-    ]
+    args = _threshold_args(thresholds)
+    return run_worker(
+        ws, "build", "built", on_progress, on_stage, model=model, verbose=verbose, args=args
+    )["summary"]
+
+
+def _threshold_args(thresholds) -> list[str]:
+    return ["--thresholds", json.dumps(asdict(thresholds))] if thresholds is not None else []
 
 
 def describe_review(ws) -> dict:
@@ -163,9 +171,15 @@ class ReviewApp:
     """
 
     def __init__(
-        self, ws, model: str | None = None, port: int = DEFAULT_APP_PORT, verbose: int = 0
+        self,
+        ws,
+        model: str | None = None,
+        port: int = DEFAULT_APP_PORT,
+        verbose: int = 0,
+        thresholds=None,
     ):
         self.ws, self.model, self.port, self.verbose = ws, model, port, verbose
+        self.thresholds = thresholds
         self.worker: WorkerProcess | None = None
         self.summary: dict | None = None
         self.url: str | None = None
@@ -179,7 +193,12 @@ class ReviewApp:
     ) -> dict:
         """Blocks until the App answers; returns the build summary."""
         self.worker = WorkerProcess(
-            self.ws, "serve", model=self.model, port=self.port, verbose=self.verbose
+            self.ws,
+            "serve",
+            model=self.model,
+            port=self.port,
+            verbose=self.verbose,
+            args=_threshold_args(self.thresholds),
         )
         try:
             self.summary = self.worker.until("built", on_progress, on_stage)["summary"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from ..errors import WorkbenchError
 from .environment import dataset_name
-from .views import MODEL_KEY
+from .views import MODEL_KEY, THRESHOLDS_KEY
 
 
 class UnknownReviewView(WorkbenchError):
@@ -71,6 +71,7 @@ def select_samples(ws, view: str | None = None, tag: str | None = None) -> dict:
         "views": views,
         "tags": tags,
         "model": ds.info.get(MODEL_KEY),
+        "label_error_thresholds": ds.info.get(THRESHOLDS_KEY),
     }
 
 

@@ -13,6 +13,7 @@ from .evaluation import EvalKeys, evaluated_view
 
 INFO_KEY = "wb_views"
 MODEL_KEY = "wb_views_model"  # the version the views are about
+THRESHOLDS_KEY = "wb_label_error_thresholds"  # the thresholds of likely-label-errors
 HIGH_CONFIDENCE = 0.8
 TOP_N = 100
 RIGHT_CLASS_WRONG_EVIDENCE = "right-class-wrong-evidence"

@@ -110,9 +110,13 @@ def run(args: argparse.Namespace, out: Protocol) -> int:
 
         out.send("selected", **select_samples(ws, view=args.view, tag=args.tag))
         return 0
+    from .label_errors import Thresholds
+
+    thresholds = Thresholds(**json.loads(args.thresholds)) if args.thresholds else None
     summary = build_review_dataset(
         ws,
         model=args.model,
+        thresholds=thresholds,
         on_progress=lambda done, total: out.send("progress", done=done, total=total),
         on_stage=lambda stage, info: out.send("stage", stage=stage, info=info),
     )
@@ -154,6 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-v", "--verbose", action="count", default=0)
     parser.add_argument("--view", default=None, help="select: a saved view's name")
     parser.add_argument("--tag", default=None, help="select: only samples/labels tagged so")
+    parser.add_argument("--thresholds", default=None, help="build/serve: label-error ones, JSON")
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=max(logging.WARNING - 10 * args.verbose, logging.DEBUG),
