@@ -24,6 +24,7 @@ from ray_cluster import RayCluster, can_hide_folders  # noqa: E402
 
 from workbench.cli import cli  # noqa: E402
 from workbench.dedup.embeddings import MODEL_KEY, weights_available  # noqa: E402
+from workbench.dedup.hashing import cache_keys  # noqa: E402
 from workbench.dedup.run import DedupOptions, find_duplicates  # noqa: E402
 from workbench.engine import EngineSpec, open_engine  # noqa: E402
 from workbench.ingest import ingest  # noqa: E402
@@ -82,7 +83,7 @@ def outcome(ws) -> dict:
         return {
             "hashes": {
                 key: {name[i]: h for i, h in catalog.image_hashes(key).items()}
-                for key in ("phash", "phash:centre")
+                for key in cache_keys("phash")
             },
             "embeddings": {name[i]: b for i, b in catalog.image_embeddings(MODEL_KEY).items()},
             "status": {
