@@ -74,9 +74,7 @@ def decode_image_bytes(data: bytes, name: str = "upload") -> Image.Image:
     return _decode(io.BytesIO(data), name)
 
 
-def _decode(
-    source, path: str | Path, draft: tuple[str | None, int] | None = None
-) -> Image.Image:
+def _decode(source, path: str | Path, draft: tuple[str | None, int] | None = None) -> Image.Image:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)

@@ -79,7 +79,7 @@ def test_big_jpeg_is_decoded_reduced_and_hashes_like_the_full_decode(tmp_path):
     small = open_grey_reduced(p, need)
     assert small.mode == "L" and min(small.size) >= need and small.size == (400, 300)  # 1/8
     full = hash_image(open_image(p))
-    (_, reduced, reason), = hash_chunk(("phash", [str(p)]))
+    ((_, reduced, reason),) = hash_chunk(("phash", [str(p)]))
     assert reason is None
     for a, b in zip(vars(full).values(), vars(reduced).values()):
         assert _distance(a, b) <= 4
@@ -92,9 +92,10 @@ def test_reduced_decode_keeps_exif_orientation(tmp_path):
     exif = Image.Exif()
     exif[0x0112] = 6  # stored on its side: displayed after a 90 degree turn
     upright.transpose(Image.Transpose.ROTATE_90).save(tmp_path / "rot6.jpg", quality=92, exif=exif)
-    assert open_grey_reduced(tmp_path / "rot6.jpg", 64).size[0] > open_grey_reduced(
-        tmp_path / "rot6.jpg", 64
-    ).size[1]
+    assert (
+        open_grey_reduced(tmp_path / "rot6.jpg", 64).size[0]
+        > open_grey_reduced(tmp_path / "rot6.jpg", 64).size[1]
+    )
     r = encode([tmp_path / "upright.jpg", tmp_path / "rot6.jpg"], workers=1)
     a, b = (r.get(str(tmp_path / n)) for n in ("upright.jpg", "rot6.jpg"))
     assert _distance(a.hash, b.hash) <= 2 and _distance(a.centre_hash, b.centre_hash) <= 2

@@ -157,7 +157,7 @@ def hash_grey(view: Image.Image, method: str = DEFAULT_METHOD) -> str:
     hashed, as imagededup's ``encode_image(image_array=...)`` does."""
     size, bits = _HASHES[check_method(method)]
     a = np.asarray(view.resize(size, Image.LANCZOS), dtype=np.uint8)
-    return "".join("%0.2x" % x for x in np.packbits(bits(a)))
+    return "".join(f"{x:02x}" for x in np.packbits(bits(a)))
 
 
 def centre_view(img: Image.Image, keep: float = CENTRE_KEEP) -> Image.Image:
