@@ -134,12 +134,12 @@ def test_odd_modes_hash_in_grey(tmp_path):
 
 def test_cache_keys_carry_the_pipeline_version(monkeypatch):
     assert cache_keys("phash") == (
-        f"phash@v{hashing.PIPELINE_VERSION}",
-        f"phash@v{hashing.PIPELINE_VERSION}:centre",
+        f"phash:pipeline{hashing.PIPELINE_VERSION}",
+        f"phash:pipeline{hashing.PIPELINE_VERSION}:centre",
     )
     assert "phash" not in cache_keys("phash") and "phash:centre" not in cache_keys("phash")
     monkeypatch.setattr(hashing, "PIPELINE_VERSION", hashing.PIPELINE_VERSION + 1)
-    assert cache_keys("phash")[0].endswith(f"@v{hashing.PIPELINE_VERSION}")
+    assert cache_keys("phash")[0].endswith(f":pipeline{hashing.PIPELINE_VERSION}")
 
 
 def test_hashes_of_an_older_pipeline_are_not_read_and_are_rehashed(

@@ -3,9 +3,9 @@ schema.py): images, their ground-truth boxes, and the cached perceptual hashes a
 embeddings per image.
 
 A hash view other than the whole image is stored as its own ``method`` row
-(``dedup.hashing.cache_keys``: ``phash@v2`` for the whole image, ``phash@v2:centre``
-for the centre view; the version is the hashing pipeline's, so hashes of an older
-pipeline are not read).
+(``dedup.hashing.cache_keys``: ``phash:pipeline2`` for the whole image,
+``phash:pipeline2:centre`` for the centre view; the number is the hashing pipeline's
+version, so hashes of an older pipeline are not read).
 """
 
 from __future__ import annotations

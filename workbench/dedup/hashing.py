@@ -141,7 +141,7 @@ def cache_keys(method: str) -> tuple[str, str]:
     ``method`` hashed by this pipeline version (version 1 wrote ``phash`` and
     ``phash:centre``; those rows are no longer read)."""
     check_method(method)
-    full = f"{method}@v{PIPELINE_VERSION}"
+    full = f"{method}:pipeline{PIPELINE_VERSION}"
     return full, f"{full}:centre"
 
 
