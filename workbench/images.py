@@ -54,7 +54,7 @@ def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-def _open_checked(path: str | Path) -> Image.Image:
+def _open_checked(path: str | Path, draft: tuple[str | None, int] | None = None) -> Image.Image:
     path = Path(path)
     try:
         size = path.stat().st_size
@@ -62,7 +62,7 @@ def _open_checked(path: str | Path) -> Image.Image:
         raise UnreadableImage(path, f"{CANNOT_READ}: {exc.strerror or exc}") from None
     if size == 0:
         raise UnreadableImage(path, "empty file (0 bytes)")
-    return _decode(path, path)
+    return _decode(path, path, draft)
 
 
 def decode_image_bytes(data: bytes, name: str = "upload") -> Image.Image:
@@ -74,7 +74,7 @@ def decode_image_bytes(data: bytes, name: str = "upload") -> Image.Image:
     return _decode(io.BytesIO(data), name)
 
 
-def _decode(source, path: str | Path) -> Image.Image:
+def _decode(source, path: str | Path, draft: tuple[str | None, int] | None = None) -> Image.Image:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -86,6 +86,12 @@ def _decode(source, path: str | Path) -> Image.Image:
                     f"decompression bomb refused: {w}x{h} pixels is over "
                     f"Pillow's limit of {MAX_PIXELS}",
                 )
+            if draft is not None:
+                # JPEG only (others ignore it): the decoder scales the DCT by 1/2..1/8,
+                # keeping both sides >= min_side; it still reads every byte, so
+                # truncated and corrupt data are still caught by load().
+                mode, min_side = draft
+                img.draft(mode, (min_side, min_side))
             img.load()  # decode fully: catches truncated and corrupt data
     except UnreadableImage:
         raise
@@ -148,6 +154,24 @@ def to_rgb(img: Image.Image) -> Image.Image:
         bg = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return Image.alpha_composite(bg, rgba).convert("RGB")
     return img.convert("RGB")
+
+
+def to_grey(img: Image.Image) -> Image.Image:
+    """Any mode to 8-bit grey ("L"), by way of ``to_rgb`` for the odd modes."""
+    return img if img.mode == "L" else to_rgb(img).convert("L")
+
+
+def open_grey_reduced(path: str | Path, min_side: int) -> Image.Image:
+    """Open as 8-bit grey, upright, with the same checks as ``open_image``, decoding a
+    JPEG at a reduced size (both sides still >= ``min_side`` where the file is that big,
+    through the decoder's DCT scaling and its grey output): several times faster than
+    a full decode when only a small grey picture is needed (perceptual hashes)."""
+    img = _open_checked(path, draft=("L", min_side))
+    try:
+        img = ImageOps.exif_transpose(img)
+    except Exception:
+        pass
+    return to_grey(img)
 
 
 def open_image(path: str | Path) -> Image.Image:

@@ -24,6 +24,7 @@ from ray_cluster import RayCluster, can_hide_folders  # noqa: E402
 
 from workbench.cli import cli  # noqa: E402
 from workbench.dedup.embeddings import MODEL_KEY, weights_available  # noqa: E402
+from workbench.dedup.hashing import cache_keys  # noqa: E402
 from workbench.dedup.run import DedupOptions, find_duplicates  # noqa: E402
 from workbench.engine import EngineSpec, open_engine  # noqa: E402
 from workbench.ingest import ingest  # noqa: E402
@@ -82,7 +83,7 @@ def outcome(ws) -> dict:
         return {
             "hashes": {
                 key: {name[i]: h for i, h in catalog.image_hashes(key).items()}
-                for key in ("phash", "phash:centre")
+                for key in cache_keys("phash")
             },
             "embeddings": {name[i]: b for i, b in catalog.image_embeddings(MODEL_KEY).items()},
             "status": {
@@ -124,7 +125,7 @@ def test_dedup_on_ray_gives_the_local_results(cluster, tmp_path, workspace_facto
     report = json.loads(res.stdout)
     assert report["summary"]["hashed_now"] == 13  # 14 files, one broken
     want, got = outcome(local), outcome(remote)
-    assert len(want["hashes"]["phash"]) == 13
+    assert len(want["hashes"][cache_keys("phash")[0]]) == 13
     assert got["hashes"] == want["hashes"]
     assert got["status"] == want["status"]
     assert got["status"]["broken.jpg"][0] == "unreadable"

@@ -17,6 +17,7 @@ from workbench.dedup.embeddings import (
     weights_available,
 )
 from workbench.dedup.groups import Edge, connected_components
+from workbench.dedup.hashing import cache_keys
 from workbench.dedup.run import (
     DedupOptions,
     UnknownDedupMethod,
@@ -179,4 +180,4 @@ def test_cli_cnn_without_weights_says_so_before_any_work(cnn_ws, monkeypatch):
     res = wb(ws, "dedup", "--no-progress", "--method", "cnn")
     assert res.exit_code == 1
     assert "--method cnn needs the EfficientNet-Lite0 ImageNet weights: package not" in res.output
-    assert catalog.image_hashes("phash") == {}  # nothing was hashed or embedded
+    assert catalog.image_hashes(cache_keys("phash")[0]) == {}  # nothing was hashed or embedded

@@ -2,8 +2,10 @@
 schema.py): images, their ground-truth boxes, and the cached perceptual hashes and CNN
 embeddings per image.
 
-A hash view other than the whole image is stored as its own ``method`` row (``phash``
-for the whole image, ``phash:centre`` for the centre view).
+A hash view other than the whole image is stored as its own ``method`` row
+(``dedup.hashing.cache_keys``: ``phash:pipeline2`` for the whole image,
+``phash:pipeline2:centre`` for the centre view; the number is the hashing pipeline's
+version, so hashes of an older pipeline are not read).
 """
 
 from __future__ import annotations

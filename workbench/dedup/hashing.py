@@ -1,14 +1,24 @@
 """Perceptual hashes of images, computed in worker processes.
 
-Hashing uses imagededup's hash classes (``PHash`` by default) but images are opened
-through ``workbench.images.open_image`` (EXIF orientation, odd modes, corrupt files)
-and handed over as arrays. Each image gives four 64-bit hashes:
+Each image gives four 64-bit hashes:
 
 - ``full``: the whole image, and the same of its horizontal mirror;
 - ``centre``: the central part of the image (``CENTRE_KEEP`` of each side), and its
   mirror. Copies with a banner pasted along an edge or cropped by a few percent land
   far from the original on the full-image hash but close on the centre hash
   (measured in docs/dedup.md).
+
+All four come from one small grey picture: ``workbench.images.open_grey_reduced``
+decodes a JPEG at 1/2..1/8 of its size straight to grey (EXIF orientation, odd modes
+and corrupt files handled as everywhere else), keeping each side at least
+``decode_min_side(method)``; then each view is resized to the hash's input size with
+Lanczos, as imagededup does, and hashed by the same arithmetic as imagededup's hash
+classes (``_HASHES``; checked bit for bit against imagededup in
+tests/unit/test_dedup_hashing.py). The hex strings are imagededup's format.
+
+Hashes are cached in the catalog under ``cache_keys(method)``, which carry
+``PIPELINE_VERSION``: a change that alters any hash value bumps it, so hashes made
+by an older pipeline are never compared with new ones (they are simply not read).
 
 Unreadable files are returned in ``EncodeResult.unreadable`` with the reason, never
 dropped silently.
@@ -17,6 +27,7 @@ dropped silently.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
@@ -24,7 +35,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from ..errors import WorkbenchError
-from ..images import UnreadableImage, open_image
+from ..images import UnreadableImage, open_grey_reduced, to_grey
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +46,17 @@ VIEWS = ("full", "centre")
 # height and makes a crop of a few percent a smaller relative shift.
 CENTRE_KEEP = 0.70
 # Images are shrunk to this longest side before hashing: hashes look at 8x8..256x256
-# pixels, so this changes nothing they see and makes big photos cheap to hash.
+# pixels, so this changes nothing they see and makes big photos (PNGs, which cannot be
+# decoded at a reduced size) cheap to hash.
 WORK_SIZE = 512
+# Version of the pipeline from file to hash, part of the catalog's cache key.
+# 1: full RGB decode, imagededup's encode_image per view (RGB resize, then grey).
+# 2: reduced-size grey JPEG decode, one grey picture for all four views.
+PIPELINE_VERSION = 2
+# Each view is resized to the hash's input with Lanczos from a picture at least this
+# many times the input size, so the resize still averages several pixels per input
+# pixel even on the centre view.
+OVERSAMPLE = 2
 
 ProgressFn = Callable[[int, int], None]
 
@@ -78,19 +98,66 @@ class EncodeResult:
         )
 
 
-def _hasher(method: str):
-    from imagededup.methods import AHash, DHash, PHash, WHash
+# ---- the hashes: imagededup's arithmetic on a grey array of the input size --------
+def _phash_bits(a: np.ndarray) -> np.ndarray:
+    from scipy.fftpack import dct  # what imagededup uses: same floats, same bits
 
-    classes = {"phash": PHash, "dhash": DHash, "whash": WHash, "ahash": AHash}
-    if method not in classes:
-        raise UnknownHashMethod(method)
-    return classes[method](verbose=False)
+    coef = dct(dct(a, axis=0), axis=1)[:8, :8]
+    return coef >= np.median(coef.flatten()[1:])  # median without the DC term
+
+
+def _ahash_bits(a: np.ndarray) -> np.ndarray:
+    return a >= np.mean(a)
+
+
+def _dhash_bits(a: np.ndarray) -> np.ndarray:
+    return a[:, 1:] > a[:, :-1]
+
+
+def _whash_bits(a: np.ndarray) -> np.ndarray:
+    import pywt
+
+    low = pywt.wavedec2(data=a / 255, wavelet="haar", level=5)[0]
+    return low >= np.median(low.flatten())
+
+
+# method -> (input size as PIL's (width, height), bits of a grey uint8 array that size)
+_HASHES: dict[str, tuple[tuple[int, int], Callable[[np.ndarray], np.ndarray]]] = {
+    "phash": ((32, 32), _phash_bits),
+    "dhash": ((9, 8), _dhash_bits),
+    "whash": ((256, 256), _whash_bits),
+    "ahash": ((8, 8), _ahash_bits),
+}
 
 
 def check_method(method: str) -> str:
     if method not in METHODS:
         raise UnknownHashMethod(method)
     return method
+
+
+def cache_keys(method: str) -> tuple[str, str]:
+    """The catalog's ``image_hashes.method`` values for the full and centre views of
+    ``method`` hashed by this pipeline version (version 1 wrote ``phash`` and
+    ``phash:centre``; those rows are no longer read)."""
+    check_method(method)
+    full = f"{method}:pipeline{PIPELINE_VERSION}"
+    return full, f"{full}:centre"
+
+
+def decode_min_side(method: str) -> int:
+    """Smallest side the decoded picture keeps: the centre view still holds
+    ``OVERSAMPLE`` pixels per hash input pixel."""
+    side = max(_HASHES[check_method(method)][0])
+    return math.ceil(OVERSAMPLE * side / CENTRE_KEEP)
+
+
+def hash_grey(view: Image.Image, method: str = DEFAULT_METHOD) -> str:
+    """One hash of a grey ("L") picture: resized with Lanczos to the hash's input size,
+    hashed, as imagededup's ``encode_image(image_array=...)`` does."""
+    size, bits = _HASHES[check_method(method)]
+    a = np.asarray(view.resize(size, Image.LANCZOS), dtype=np.uint8)
+    return "".join(f"{x:02x}" for x in np.packbits(bits(a)))
 
 
 def centre_view(img: Image.Image, keep: float = CENTRE_KEEP) -> Image.Image:
@@ -109,22 +176,19 @@ def _shrink(img: Image.Image) -> Image.Image:
     return img
 
 
-def hash_image(img: Image.Image, method: str = DEFAULT_METHOD, hasher=None) -> ImageHashes:
-    """The four hashes of an RGB image."""
-    hasher = hasher or _hasher(method)
-    img = _shrink(img)
-    centre = centre_view(img)
-
-    def h(view: Image.Image) -> str:
-        return hasher.encode_image(image_array=np.asarray(view))
-
-    return ImageHashes(h(img), h(ImageOps.mirror(img)), h(centre), h(ImageOps.mirror(centre)))
+def hash_image(img: Image.Image, method: str = DEFAULT_METHOD) -> ImageHashes:
+    """The four hashes of an image (any mode; hashed in grey)."""
+    grey = _shrink(to_grey(img))
+    centre = centre_view(grey)
+    return ImageHashes(
+        hash_grey(grey, method),
+        hash_grey(ImageOps.mirror(grey), method),
+        hash_grey(centre, method),
+        hash_grey(ImageOps.mirror(centre), method),
+    )
 
 
 # ---- worker side ----------------------------------------------------------
-_worker_hashers: dict = {}  # one hasher per method per worker process
-
-
 def _limit_threads() -> None:
     try:  # hashing is pure CPU: keep BLAS/OpenMP from oversubscribing the cores
         import threadpoolctl
@@ -134,13 +198,13 @@ def _limit_threads() -> None:
         pass
 
 
-def _hash_path(path: str, hasher) -> tuple[str, ImageHashes | None, str | None]:
+def _hash_path(path: str, method: str) -> tuple[str, ImageHashes | None, str | None]:
     try:
-        img = open_image(path)
+        img = open_grey_reduced(path, decode_min_side(method))
     except UnreadableImage as exc:
         return path, None, exc.reason
     try:
-        return path, hash_image(img, hasher=hasher), None
+        return path, hash_image(img, method), None
     except Exception as exc:  # a hash that fails on a readable image is a reason too
         return path, None, f"cannot hash: {type(exc).__name__}: {exc}"
     finally:
@@ -151,9 +215,8 @@ def hash_chunk(job: tuple[str, list[str]]) -> list[tuple[str, ImageHashes | None
     """``(method, paths)`` -> ``(path, hashes or None, reason)`` per path: one task of
     any engine (a pure function of the files)."""
     method, paths = job
-    if method not in _worker_hashers:
-        _worker_hashers[method] = _hasher(method)
-    return [_hash_path(p, _worker_hashers[method]) for p in paths]
+    check_method(method)
+    return [_hash_path(p, method) for p in paths]
 
 
 def default_workers() -> int:

@@ -41,7 +41,14 @@ from .embeddings import (
     weights_available,
 )
 from .groups import Edge, connected_components, group_key, group_kind, keeper, member_distances
-from .hashing import DEFAULT_METHOD, METHODS, check_method, hex_to_uint64, iter_hashes
+from .hashing import (
+    DEFAULT_METHOD,
+    METHODS,
+    cache_keys,
+    check_method,
+    hex_to_uint64,
+    iter_hashes,
+)
 from .search import check_max_distance, distances, find_pairs
 from .verify import DEFAULT_MIN_CORRELATION, verify_pairs
 
@@ -153,7 +160,7 @@ def _ensure_hashes(
 ):
     """Hash the images without cached hashes on ``engine``; results are stored as they
     arrive, every ``SAVE_EVERY`` images, so an interrupted run keeps them."""
-    full_key, centre_key = options.hash_method, f"{options.hash_method}:centre"
+    full_key, centre_key = cache_keys(options.hash_method)  # versioned: old hashes unread
     full, centre = catalog.image_hashes(full_key), catalog.image_hashes(centre_key)
     todo = [im for im in images if im.id not in full or im.id not in centre]
     run.hashed_cached = len(images) - len(todo)
