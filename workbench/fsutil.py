@@ -59,6 +59,17 @@ def atomic_write_json(path: Path | str, obj, indent: int | None = 2) -> None:
 
 
 # ---- free space --------------------------------------------------------------------
+def write_private(path: Path | str, text: str) -> None:
+    """Write ``text`` to a file only its owner may read (mode 0600, also when it existed
+    with wider permissions): credentials, tokens, database URLs."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+    os.chmod(path, 0o600)
+
+
 def free_bytes(folder: Path | str) -> int:
     """Bytes free for an unprivileged writer on the disk holding ``folder`` (or its
     nearest existing parent)."""

@@ -31,6 +31,20 @@ TASKS = ("detect", "classify")
 
 class ModelsMixin:
     # ---- model versions -------------------------------------------------------
+
+    def _version_rows(self, sql: str, version: str, image_ids=None) -> list:
+        """The rows of ``sql`` (a query on one model version, ``?`` its version) by image
+        id; with ``image_ids``, only those images' rows, asked for in chunks."""
+        if image_ids is None:
+            return self.db.execute(sql + " ORDER BY image_id", (version,)).fetchall()
+        rows = []
+        for chunk in chunks(sorted(set(image_ids))):
+            marks = ",".join("?" * len(chunk))
+            rows += self.db.execute(
+                f"{sql} AND image_id IN ({marks}) ORDER BY image_id", (version, *chunk)
+            ).fetchall()
+        return rows
+
     def add_model(
         self,
         version: str,
@@ -117,16 +131,11 @@ class ModelsMixin:
     ) -> dict[int, list[dict]]:
         """image id -> the model's detections (``{"label","x1",...,"score","probs"}``),
         by image id; with ``image_ids``, only those images that have some."""
-        sql = "SELECT image_id, boxes_json FROM predictions WHERE model_version = ?"
-        if image_ids is None:
-            rows = self.db.execute(sql + " ORDER BY image_id", (version,)).fetchall()
-        else:
-            rows = []
-            for chunk in chunks(sorted(set(image_ids))):
-                marks = ",".join("?" * len(chunk))
-                rows += self.db.execute(
-                    f"{sql} AND image_id IN ({marks}) ORDER BY image_id", (version, *chunk)
-                ).fetchall()
+        rows = self._version_rows(
+            "SELECT image_id, boxes_json FROM predictions WHERE model_version = ?",
+            version,
+            image_ids,
+        )
         return {r["image_id"]: json.loads(r["boxes_json"]) for r in rows}
 
     # ---- classifications (a classifier's answer per image) -------------------------
@@ -155,16 +164,9 @@ class ModelsMixin:
     ) -> dict[int, Classification]:
         """image id -> the classifier's answer; with ``image_ids``, only those images
         that have one."""
-        sql = "SELECT * FROM classifications WHERE model_version = ?"
-        if image_ids is None:
-            rows = self.db.execute(sql + " ORDER BY image_id", (version,)).fetchall()
-        else:
-            rows = []
-            for chunk in chunks(sorted(set(image_ids))):
-                marks = ",".join("?" * len(chunk))
-                rows += self.db.execute(
-                    f"{sql} AND image_id IN ({marks}) ORDER BY image_id", (version, *chunk)
-                ).fetchall()
+        rows = self._version_rows(
+            "SELECT * FROM classifications WHERE model_version = ?", version, image_ids
+        )
         return {
             r["image_id"]: Classification(
                 image_id=r["image_id"],

@@ -42,6 +42,7 @@ from pathlib import Path
 from urllib.parse import quote, unquote, urlsplit
 
 from ..errors import ServiceError, WorkbenchError
+from ..fsutil import write_private
 from ..services import (
     LOCALHOST,
     as_user,
@@ -179,7 +180,7 @@ def remember(ws, database: str, db: DatabaseUrl | None) -> None:
         path.unlink(missing_ok=True)
         ws.set("labelstudio", "database", SQLITE if db is None else LOCAL)
         return
-    _write_private(path, json.dumps({"url": db.url()}) + "\n")
+    write_private(path, json.dumps({"url": db.url()}) + "\n")
     ws.set("labelstudio", "database", db.redacted)
 
 
@@ -188,14 +189,6 @@ def _stored_url(services_dir: Path) -> DatabaseUrl | None:
         return DatabaseUrl.parse(json.loads((Path(services_dir) / URL_NAME).read_text())["url"])
     except (OSError, ValueError, KeyError, TypeError, DatabaseUrlError):
         return None
-
-
-def _write_private(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
-    os.chmod(path, 0o600)
 
 
 # ---- the check before Label Studio starts ----------------------------------------------
@@ -359,7 +352,7 @@ def password(services_dir: Path) -> str:
     if path.exists():
         return json.loads(path.read_text())["password"]
     pw = secrets.token_urlsafe(18)
-    _write_private(path, json.dumps({"user": SUPERUSER, "password": pw}) + "\n")
+    write_private(path, json.dumps({"user": SUPERUSER, "password": pw}) + "\n")
     return pw
 
 
@@ -416,7 +409,7 @@ def _init_cluster(bin_dir: Path, data_dir: Path, pw: str, uid: int | None) -> No
     data_dir.mkdir(parents=True, exist_ok=True)
     os.chmod(data_dir, 0o700)
     pwfile = data_dir.parent / f".{data_dir.name}.pw"
-    _write_private(pwfile, pw + "\n")
+    write_private(pwfile, pw + "\n")
     if uid is not None:
         os.chown(data_dir, uid, -1)
         os.chown(pwfile, uid, -1)

@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ..errors import ServiceError, WorkbenchError
+from ..fsutil import write_private
 from ..services import (
     ManagedProcess,
     port_is_free,
@@ -127,19 +128,11 @@ def credentials(services_dir: Path) -> Credentials:
         creds = Credentials(data["username"], data["password"], data["token"])
     else:
         creds = Credentials(DEFAULT_USERNAME, secrets.token_urlsafe(12), secrets.token_hex(20))
-        _write_private(path, json.dumps(asdict(creds), indent=2) + "\n")
+        write_private(path, json.dumps(asdict(creds), indent=2) + "\n")
     env_token = os.environ.get("WB_LS_TOKEN")
     if env_token:
         creds = Credentials(creds.username, creds.password, env_token.strip())
     return creds
-
-
-def _write_private(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
-    os.chmod(path, 0o600)
 
 
 # ---- the served folder ----------------------------------------------------------------
