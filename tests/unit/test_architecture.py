@@ -97,3 +97,16 @@ def test_the_catalog_imports_only_errors_and_nothing_imports_the_cli():
     actual = actual_edges()
     assert actual["catalog"] <= {"errors"}
     assert [p for p, deps in actual.items() if "cli" in deps and p != "__main__"] == []
+
+
+def test_test_files_have_unique_names():
+    """pytest imports test modules by basename (tests/ has no packages): two files of one
+    name in different tiers stop the whole run at collection ("import file mismatch")."""
+    tests = Path(__file__).resolve().parents[1]
+    seen: dict[str, Path] = {}
+    clashes = []
+    for path in sorted(tests.rglob("test_*.py")):
+        if path.name in seen:
+            clashes.append(f"{seen[path.name].relative_to(tests)} and {path.relative_to(tests)}")
+        seen.setdefault(path.name, path)
+    assert clashes == [], "rename one of each: " + "; ".join(clashes)
