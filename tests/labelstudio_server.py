@@ -48,12 +48,13 @@ class LabelStudioServer:
 
     def attach(self, ws) -> None:
         """Point a workspace at this server: URL, document root and the admin token."""
+        from workbench.fsutil import write_private
         from workbench.labelstudio import server
 
         ws.set("labelstudio", "url", self.url)
         ws.set("labelstudio", "document_root", str(self.files_root))
         creds = json.loads((self.workspace.services_dir / server.AUTH_NAME).read_text())
-        server._write_private(ws.services_dir / server.AUTH_NAME, json.dumps(creds))
+        write_private(ws.services_dir / server.AUTH_NAME, json.dumps(creds))
 
 
 def _serve(tmp_path_factory, name: str, database=None):
