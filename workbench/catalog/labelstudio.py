@@ -174,13 +174,13 @@ class LabelStudioMixin:
         """The recorded economics of pulled annotations (one project's, or all), in
         annotation order."""
         where, args = (
-            ("WHERE project_id = ?", (project_id,)) if project_id is not None else ("", ())
+            ("WHERE e.project_id = ?", (project_id,)) if project_id is not None else ("", ())
         )
         rows = self.db.execute(
             # the seconds live once, with the annotation (ls_annotations.lead_time)
             f"SELECT e.*, a.lead_time FROM ls_annotation_economics e "
             f"LEFT JOIN ls_annotations a ON a.annotation_id = e.annotation_id "
-            f"{where.replace('project_id', 'e.project_id')} ORDER BY e.annotation_id",
+            f"{where} ORDER BY e.annotation_id",
             args,
         )
         return [AnnotationEconomics(**{c: r[c] for c in self._ECONOMICS_COLUMNS}) for r in rows]
