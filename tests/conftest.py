@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -47,6 +48,33 @@ def kangaroo_dir(shared_dir) -> Path:
     if not (d / "images").is_dir() or not (d / "annots").is_dir():
         pytest.skip(f"kangaroo VOC data set not found under {d}")
     return d
+
+
+class ModuleTmp:
+    """``tmp_path_factory`` for one test module: what it makes is removed when the module
+    ends, unless a test failed meanwhile (then it stays, to be looked at). pytest itself
+    keeps every factory folder until the session ends, and a whole suite of registered
+    models and workspaces filled a CI disk."""
+
+    def __init__(self, factory):
+        self._factory = factory
+        self.made: list[Path] = []
+
+    def mktemp(self, name: str, numbered: bool = True) -> Path:
+        path = self._factory.mktemp(name, numbered=numbered)
+        self.made.append(path)
+        return path
+
+
+@pytest.fixture(scope="module")
+def module_tmp(tmp_path_factory, request):
+    """Folders shared by one module's tests, removed when the module passes."""
+    tmp = ModuleTmp(tmp_path_factory)
+    failed_before = request.session.testsfailed
+    yield tmp
+    if request.session.testsfailed == failed_before:
+        for path in tmp.made:
+            shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -15,8 +15,8 @@ def _ingested(small_demo, ws):
 
 
 @pytest.fixture(scope="module")
-def clean(small_demo, tmp_path_factory):
-    ws = _ingested(small_demo, tmp_path_factory.mktemp("clean-dedup") / "ws")
+def clean(small_demo, module_tmp):
+    ws = _ingested(small_demo, module_tmp.mktemp("clean-dedup") / "ws")
     report = wb_json(ws, *DEDUP)
     groups = report["summary"]["duplicate_groups"] + report["summary"]["conflict_groups"]
     assert groups >= 3, "the demo data plants duplicates and conflicts"

@@ -18,11 +18,11 @@ SOURCES = {
 
 
 @pytest.fixture(scope="module")
-def clean(demo_data, tmp_path_factory):
+def clean(demo_data, module_tmp):
     """Each source ingested once without a fault: what every faulted run must equal."""
     out = {}
     for name, args in SOURCES.items():
-        ws = tmp_path_factory.mktemp(f"clean-{name}") / "ws"
+        ws = module_tmp.mktemp(f"clean-{name}") / "ws"
         wb_ok(ws, "init")
         summary = wb_json(ws, *args(demo_data))
         out[name] = (catalog_state(ws), summary)

@@ -57,8 +57,8 @@ def _by_path(ws, tasks) -> Counter:
 
 
 @pytest.fixture(scope="module")
-def clean_push(label_studio, ls_demo, tmp_path_factory):
-    ws = _workspace(label_studio, tmp_path_factory.mktemp("clean-push"), ls_demo, "coco")
+def clean_push(label_studio, ls_demo, module_tmp):
+    ws = _workspace(label_studio, module_tmp.mktemp("clean-push"), ls_demo, "coco")
     result = wb_json(ws, *PUSH)
     assert result["created"] == 120 and result["with_annotations"] == 120
     tasks = assert_one_task_per_image(label_studio.client, ws)
@@ -115,10 +115,10 @@ def _rect(label, w, h, k):
 
 
 @pytest.fixture(scope="module")
-def annotated(label_studio, ls_demo, tmp_path_factory):
+def annotated(label_studio, ls_demo, module_tmp):
     """A pushed workspace whose project got 30 annotations in Label Studio (boxes,
     negatives, skips), copied for each run; and the clean pull's catalog."""
-    root = tmp_path_factory.mktemp("pull")
+    root = module_tmp.mktemp("pull")
     ws = _workspace(label_studio, root, ls_demo, "folders")
     wb_ok(ws, "push")
     species = Taxonomy.default().classes("species")

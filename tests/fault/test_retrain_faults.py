@@ -56,8 +56,8 @@ def _trained(ws: Path) -> dict:
 
 
 @pytest.fixture(scope="module")
-def clean(tmp_path_factory):
-    ws = _workspace(tmp_path_factory.mktemp("clean-retrain"))
+def clean(module_tmp):
+    ws = _workspace(module_tmp.mktemp("clean-retrain"))
     out = wb_ok(ws, *RETRAIN).stdout
     [steps] = re.findall(r"training: epoch 0, (\d+) batches", out)
     assert_registry_consistent(ws)

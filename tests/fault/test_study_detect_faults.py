@@ -56,8 +56,8 @@ def _weights(ws: Path, version: str) -> dict:
 
 
 @pytest.fixture(scope="module")
-def clean(tmp_path_factory, small_demo):
-    ws, grid = _workspace(tmp_path_factory.mktemp("clean-detect-study"), small_demo)
+def clean(module_tmp, small_demo):
+    ws, grid = _workspace(module_tmp.mktemp("clean-detect-study"), small_demo)
     wb_ok(ws, "study", "run", str(grid))
     return ws
 

@@ -37,11 +37,11 @@ def snapshot(root: Path) -> dict:
 
 
 @pytest.fixture(scope="module")
-def planted_run(kangaroo_dir, tmp_path_factory):
+def planted_run(kangaroo_dir, module_tmp):
     from workbench.taxonomy import Taxonomy
     from workbench.workspace import Workspace
 
-    tmp = tmp_path_factory.mktemp("dedup-kangaroo")
+    tmp = module_tmp.mktemp("dedup-kangaroo")
     srcs = [kangaroo_dir / "images" / f"{s}.jpg" for s in SOURCES]
     planted = plant_copies(
         [s for s in srcs if s.exists()], tmp / "photos", copies_per_source=1, conflict_every=3

@@ -34,7 +34,7 @@ def make_image(path, rng, label):
 
 
 @pytest.fixture(scope="module")
-def trained_ws(tmp_path_factory):
+def trained_ws(module_tmp):
     """A workspace with 20 annotated images in sticky splits and one promoted model."""
     from workbench.detection.dataset import collect_samples
     from workbench.detection.registry import Registry
@@ -44,7 +44,7 @@ def trained_ws(tmp_path_factory):
     from workbench.workspace import Workspace
 
     torch.set_num_threads(1)
-    root = tmp_path_factory.mktemp("evaluate-e2e")
+    root = module_tmp.mktemp("evaluate-e2e")
     ws = Workspace.create(root / "ws", Taxonomy.flat(CLASSES))
     rng = random.Random(0)
     (root / "photos").mkdir()

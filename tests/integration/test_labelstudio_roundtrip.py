@@ -26,10 +26,10 @@ UNCERTAIN_EVERY = 3
 
 
 @pytest.fixture(scope="module")
-def pushed(label_studio_any, tmp_path_factory):
+def pushed(label_studio_any, module_tmp):
     """The demo data set (24 images) ingested, 4 excluded, a promoted model's predictions
     for the 20 active ones, pushed once in batches of 7."""
-    ws = Workspace.create(tmp_path_factory.mktemp("ls-roundtrip") / "ws", Taxonomy.default())
+    ws = Workspace.create(module_tmp.mktemp("ls-roundtrip") / "ws", Taxonomy.default())
     label_studio_any.attach(ws)
     catalog = ws.open_catalog()
     demo = label_studio_any.images_dir("roundtrip") / "demo"
@@ -210,9 +210,9 @@ def test_pull_brings_back_exactly_the_annotators_boxes(pushed, label_studio_any)
 
 
 def test_push_interrupted_after_import_finishes_without_duplicates(
-    label_studio_any, tmp_path_factory, monkeypatch
+    label_studio_any, module_tmp, monkeypatch
 ):
-    ws = Workspace.create(tmp_path_factory.mktemp("ls-interrupt") / "ws", Taxonomy.default())
+    ws = Workspace.create(module_tmp.mktemp("ls-interrupt") / "ws", Taxonomy.default())
     label_studio_any.attach(ws)
     catalog = ws.open_catalog()
     add_images(catalog, draw_images(label_studio_any.images_dir("interrupt"), 6, rotated=()))

@@ -48,8 +48,8 @@ def _next_task(label_studio, project_id: int) -> dict:
     return r.json()
 
 
-def _workspace(label_studio, tmp_path_factory, name: str):
-    ws = Workspace.create(tmp_path_factory.mktemp(name) / "ws", Taxonomy.default())
+def _workspace(label_studio, module_tmp, name: str):
+    ws = Workspace.create(module_tmp.mktemp(name) / "ws", Taxonomy.default())
     label_studio.attach(ws)
     catalog = ws.open_catalog()
     folder = label_studio.images_dir(name)
@@ -61,8 +61,8 @@ def _workspace(label_studio, tmp_path_factory, name: str):
     return ws, catalog, ids
 
 
-def test_next_task_is_the_most_uncertain_image(label_studio, tmp_path_factory):
-    ws, catalog, ids = _workspace(label_studio, tmp_path_factory, "prio-next")
+def test_next_task_is_the_most_uncertain_image(label_studio, module_tmp):
+    ws, catalog, ids = _workspace(label_studio, module_tmp, "prio-next")
     try:
         model = BrightnessModel()
         # the model's boxes are pushed first, as `wb retrain` leaves them: scores = box scores
@@ -97,9 +97,9 @@ def test_next_task_is_the_most_uncertain_image(label_studio, tmp_path_factory):
 
 
 def test_tasks_pushed_without_predictions_get_the_model_boxes_and_the_order(
-    label_studio, tmp_path_factory
+    label_studio, module_tmp
 ):
-    ws, catalog, ids = _workspace(label_studio, tmp_path_factory, "prio-create")
+    ws, catalog, ids = _workspace(label_studio, module_tmp, "prio-create")
     try:
         client, conn = connect(ws)
         # pushed before any model was promoted: no predictions in Label Studio at all

@@ -29,9 +29,9 @@ def _new_case(root: Path):
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory):
+def built(module_tmp):
     """The case built once with the default model (v2, promoted) and described."""
-    ws, ids = _new_case(tmp_path_factory.mktemp("review"))
+    ws, ids = _new_case(module_tmp.mktemp("review"))
     home_before = _snapshot(Path.home() / ".fiftyone")
     summary = build_review(ws)
     described = describe_review(ws)

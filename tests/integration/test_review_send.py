@@ -61,9 +61,9 @@ def _wb(ws, *args):
 
 
 @pytest.fixture(scope="module")
-def case(label_studio, tmp_path_factory):
+def case(label_studio, module_tmp):
     ws = Workspace.create(
-        tmp_path_factory.mktemp("review-send") / "ws", Taxonomy.flat(["ivory", "resin"])
+        module_tmp.mktemp("review-send") / "ws", Taxonomy.flat(["ivory", "resin"])
     )
     label_studio.attach(ws)
     ids = build_case(ws, label_studio.images_dir("review-send"))

@@ -25,12 +25,12 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
 
 @pytest.fixture(scope="module")
-def shared_mongod(tmp_path_factory):
+def shared_mongod(module_tmp):
     try:
         mongod = mongod_executable()
     except ServiceError as exc:
         pytest.skip(f"FiftyOne's MongoDB is not installed here: {exc}")
-    root = tmp_path_factory.mktemp("shared-mongo")
+    root = module_tmp.mktemp("shared-mongo")
     (root / "db").mkdir()
     port = free_port()
     server = spawn(

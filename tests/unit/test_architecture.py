@@ -110,3 +110,16 @@ def test_test_files_have_unique_names():
             clashes.append(f"{seen[path.name].relative_to(tests)} and {path.relative_to(tests)}")
         seen.setdefault(path.name, path)
     assert clashes == [], "rename one of each: " + "; ".join(clashes)
+
+
+def test_test_modules_take_shared_folders_from_module_tmp():
+    """A module's shared folders come from ``module_tmp`` (removed when the module passes),
+    never from ``tmp_path_factory`` directly: pytest keeps those to the session's end, and
+    the suite's registered models filled a CI disk that way."""
+    tests = Path(__file__).resolve().parents[1]
+    offenders = [
+        str(path.relative_to(tests))
+        for path in sorted(tests.rglob("test_*.py"))
+        if path.name != "test_architecture.py" and "tmp_path_factory" in path.read_text()
+    ]
+    assert offenders == [], "use the module_tmp fixture in: " + ", ".join(offenders)

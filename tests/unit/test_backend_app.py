@@ -28,7 +28,7 @@ def url(rel: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory):
+def served(module_tmp):
     """A workspace with 3 images under a served root (one EXIF-rotated JPEG), an
     untrained promoted model and a second registered version."""
     from workbench.backend.tiny_models import register_untrained_model
@@ -37,7 +37,7 @@ def served(tmp_path_factory):
     from workbench.workspace import Workspace
 
     torch.set_num_threads(1)
-    root = tmp_path_factory.mktemp("backend")
+    root = module_tmp.mktemp("backend")
     ws = Workspace.create(root / "ws", Taxonomy.flat(CLASSES))
     files = root / "files"
     (files / "imgs").mkdir(parents=True)

@@ -16,14 +16,14 @@ MAX_EXAMPLES = 25
 
 
 @pytest.fixture(scope="module")
-def fuzz_schema(tmp_path_factory):
+def fuzz_schema(module_tmp):
     from workbench.backend import BackendSettings, ModelHolder, RetrainWorker, create_app
     from workbench.backend.tiny_models import register_untrained_model
     from workbench.taxonomy import Taxonomy
     from workbench.workspace import Workspace
 
     torch.set_num_threads(1)
-    root = tmp_path_factory.mktemp("fuzz")
+    root = module_tmp.mktemp("fuzz")
     ws = Workspace.create(root / "ws", Taxonomy.flat(["cat", "dog"]))
     (root / "files").mkdir()
     with ws.open_catalog() as catalog:

@@ -42,13 +42,13 @@ def threshold_config(value: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory):
+def served(module_tmp):
     from workbench.backend.tiny_models import register_untrained_model
     from workbench.taxonomy import Taxonomy
     from workbench.workspace import Workspace
 
     torch.set_num_threads(1)
-    root = tmp_path_factory.mktemp("mapping")
+    root = module_tmp.mktemp("mapping")
     ws = Workspace.create(root / "ws", Taxonomy.flat(CLASSES))
     files = root / "files"
     files.mkdir()

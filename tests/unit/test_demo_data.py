@@ -20,8 +20,8 @@ N_SMALL = 80
 
 
 @pytest.fixture(scope="module")
-def small(tmp_path_factory):
-    out = tmp_path_factory.mktemp("demo-small")
+def small(module_tmp):
+    out = module_tmp.mktemp("demo-small")
     progress: list[tuple[int, int]] = []
     summary = generate_demo_data(
         out, seed=7, n_images=N_SMALL, on_progress=lambda d, t: progress.append((d, t))

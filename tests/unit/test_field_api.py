@@ -18,14 +18,14 @@ ORIENTATION = 0x0112
 
 
 @pytest.fixture(scope="module")
-def field_ws(tmp_path_factory):
+def field_ws(module_tmp):
     from workbench.backend.tiny_models import register_untrained_model
     from workbench.field.tokens import add_device
     from workbench.taxonomy import Taxonomy
     from workbench.workspace import Workspace
 
     torch.set_num_threads(1)
-    ws = Workspace.create(tmp_path_factory.mktemp("field") / "ws", Taxonomy.flat(CLASSES))
+    ws = Workspace.create(module_tmp.mktemp("field") / "ws", Taxonomy.flat(CLASSES))
     with ws.open_catalog() as catalog:
         version = register_untrained_model(ws, catalog, CLASSES, promote=True)
         tokens = {name: add_device(catalog, name) for name in ("officer-1", "officer-2", "gone")}

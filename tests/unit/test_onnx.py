@@ -57,12 +57,12 @@ def photos() -> list[Image.Image]:
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory):
+def exported(module_tmp):
     """A workspace whose promoted v001 was exported by `wb models export`."""
     from workbench.taxonomy import Taxonomy
     from workbench.workspace import Workspace
 
-    ws = Workspace.create(tmp_path_factory.mktemp("onnx") / "ws", Taxonomy.flat(CLASSES))
+    ws = Workspace.create(module_tmp.mktemp("onnx") / "ws", Taxonomy.flat(CLASSES))
     version = _register(ws)
     result = wb(ws, "models", "export", version)
     return ws, version, result
