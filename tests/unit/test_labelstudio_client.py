@@ -78,7 +78,13 @@ def test_cli_ls_status_json_when_nothing_runs(workspace_factory):
         env={"WB_LS_URL": None, "WB_LS_TOKEN": None},
     )
     assert r.exit_code == 0, r.output
-    assert json.loads(r.stdout) == {"url": url, "running": False, "project_id": None, "tasks": None}
+    assert json.loads(r.stdout) == {
+        "url": url,
+        "running": False,
+        "project_id": None,
+        "tasks": None,
+        "database": "sqlite",
+    }
 
 
 def test_cli_push_with_the_server_down_exits_1_with_the_fix(workspace_factory):

@@ -127,3 +127,61 @@ def test_no_postgresql_programs_name_the_package(tmp_path, monkeypatch):
     monkeypatch.setenv("WB_PG_BIN", str(tmp_path))
     with pytest.raises(postgres.PostgresNotInstalled, match="apt-get install -y postgresql"):
         postgres.find_bin_dir()
+
+
+def test_switching_database_with_projects_is_refused_and_changes_nothing(workspace_factory):
+    from click.testing import CliRunner
+
+    from workbench.cli import cli
+
+    ws = workspace_factory()
+    ws.set_project(3, "species")
+    ws.set("labelstudio", "expert_review_project_id", 5)
+    before = (ws.root / "workbench.toml").read_text()
+    r = CliRunner().invoke(
+        cli,
+        ["-w", str(ws.root), "ls", "start", "--database", "postgresql://u:s3cret@h:7/d"],
+    )
+    assert r.exit_code == 1, r.output
+    assert "project_id 3, expert_review_project_id 5" in r.output
+    assert "live in sqlite" in r.output and "--new-projects" in r.output
+    assert "s3cret" not in r.output
+    assert (ws.root / "workbench.toml").read_text() == before
+    assert not (ws.services_dir / postgres.URL_NAME).exists()
+
+
+def test_new_projects_forgets_the_old_databases_projects_and_nothing_else(workspace_factory):
+    ws = workspace_factory()
+    ws.set_project(3, "species")
+    ws.set_adjudication_project(4)
+    ws.set("labelstudio", "url", "http://127.0.0.1:8080")
+    db = postgres.resolve(ws, "postgresql://u:p@h:7/d")
+    postgres.check_switch(ws, "postgresql://u:p@h:7/d", db, new_projects=True)
+    assert ws.project_id() is None and ws.adjudication_project_id() is None
+    assert ws.get("labelstudio", "project_level") is None
+    assert ws.get("labelstudio", "url") == "http://127.0.0.1:8080"
+
+
+@pytest.mark.parametrize(
+    ("setting", "database"),
+    [(None, None), (None, "sqlite"), ("sqlite", "SQLite"), ("postgresql://u@h:7/d", None)],
+)
+def test_the_same_database_or_none_named_is_no_switch(workspace_factory, setting, database):
+    ws = workspace_factory()
+    ws.set_project(3, "species")
+    if setting:
+        ws.set("labelstudio", "database", setting)
+    db = postgres.resolve(ws, database) if database else None
+    postgres.check_switch(ws, database, db, new_projects=False)  # no error
+    assert ws.project_id() == 3
+
+
+def test_a_switch_without_projects_needs_no_flag(workspace_factory):
+    ws = workspace_factory()
+    db = postgres.resolve(ws, "postgresql://u:p@h:7/d")
+    postgres.check_switch(ws, "postgresql://u:p@h:7/d", db, new_projects=False)
+    ws.set("labelstudio", "database", "postgresql://u@h:7/d")
+    ws.set_project(3, "species")
+    postgres.check_switch(ws, "postgresql://u:p@h:7/d", db, new_projects=False)
+    with pytest.raises(postgres.DatabaseSwitch, match="live in postgresql://u@h:7/d"):
+        postgres.check_switch(ws, "sqlite", None, new_projects=False)

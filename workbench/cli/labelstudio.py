@@ -60,9 +60,18 @@ def ls_group() -> None:
     "or `local` for this workspace's `wb ls db start` server; `sqlite` for SQLite "
     "again. Remembered in [labelstudio] database (without the password).",
 )
+@click.option(
+    "--new-projects",
+    is_flag=True,
+    default=False,
+    help="With --database naming another database than the workspace's projects live "
+    "in: forget those projects (the old database keeps them) so `wb push` makes new ones.",
+)
 @pass_app
 @domain_errors
-def ls_start(app, port: int, document_root: str | None, timeout: float, database) -> None:
+def ls_start(
+    app, port: int, document_root: str | None, timeout: float, database, new_projects: bool
+) -> None:
     """Start Label Studio for this workspace (data in services/labelstudio).
 
     Example:
@@ -82,6 +91,7 @@ def ls_start(app, port: int, document_root: str | None, timeout: float, database
             timeout=timeout,
             on_progress=lambda d, t: bar.update(task, completed=d),
             database=database,
+            new_projects=new_projects,
         )
     creds = server.credentials(app.ws.services_dir)
     verb = "started" if started else "already running"
@@ -139,6 +149,7 @@ def ls_status(app, ls_url: str | None, as_json: bool) -> None:
     local = local_server(app.ws)
     if local is not None:
         click.echo(f"  started by this workspace: pid {local.pid}, log {local.log}")
+    click.echo(f"  database: {info['database']}")
     if info["project_id"] is None:
         click.echo("  no project yet (run `wb push`)")
     else:

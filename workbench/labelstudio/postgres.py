@@ -78,6 +78,11 @@ class DatabaseUrlError(WorkbenchError):
     """A --database value that is not a PostgreSQL URL."""
 
 
+class DatabaseSwitch(WorkbenchError):
+    """Label Studio would start on another database than the one holding this
+    workspace's projects."""
+
+
 class PostgresNotInstalled(ServiceError):
     """No PostgreSQL server programs here."""
 
@@ -176,12 +181,69 @@ def remember(ws, database: str, db: DatabaseUrl | None) -> None:
     URL without its password (the full URL goes to a file only the owner may read),
     ``local`` or ``sqlite``."""
     path = Path(ws.services_dir) / URL_NAME
-    if db is None or database.strip().lower() == LOCAL:
+    setting = setting_of(database, db)
+    if setting in (SQLITE, LOCAL):
         path.unlink(missing_ok=True)
-        ws.set("labelstudio", "database", SQLITE if db is None else LOCAL)
+    else:
+        write_private(path, json.dumps({"url": db.url()}) + "\n")
+    ws.set("labelstudio", "database", setting)
+
+
+# the Label Studio projects a workspace records (workbench.toml [labelstudio]): all live
+# in the database Label Studio ran on when they were made
+PROJECT_KEYS = (
+    "project_id",
+    "adjudication_project_id",
+    "review_project_id",  # the adjudication project's key before 0.1.x
+    "expert_review_project_id",
+)
+
+
+def describe(db: DatabaseUrl | None) -> str:
+    """A database as messages name it: its URL without the password, or ``sqlite``."""
+    return SQLITE if db is None else db.redacted
+
+
+def setting_of(database: str, db: DatabaseUrl | None) -> str:
+    """What ``[labelstudio] database`` holds for the choice ``database`` (resolved to
+    ``db``): ``sqlite``, ``local`` or the URL without its password."""
+    if db is None:
+        return SQLITE
+    return LOCAL if database.strip().lower() == LOCAL else db.redacted
+
+
+def check_switch(ws, database: str | None, db: DatabaseUrl | None, new_projects: bool) -> None:
+    """Before `wb ls start --database`: Label Studio's projects do not move between
+    databases. When the workspace records projects and ``db`` is another database than
+    the one they were made on, refuse (nothing is changed: the old database keeps them),
+    unless ``new_projects``, which forgets those project ids so that `wb push` makes new
+    ones on ``db`` (the catalog keeps every annotation already pulled)."""
+    if database is None:  # the remembered setting: no switch
         return
-    write_private(path, json.dumps({"url": db.url()}) + "\n")
-    ws.set("labelstudio", "database", db.redacted)
+    old = str(ws.get("labelstudio", "database") or SQLITE)
+    if old == setting_of(database, db):
+        return
+    keys = [k for k in PROJECT_KEYS if ws.get("labelstudio", k) is not None]
+    if not keys:
+        return
+    if not new_projects:
+        ids = ", ".join(f"{k} {ws.get('labelstudio', k)}" for k in keys)
+        raise DatabaseSwitch(
+            f"this workspace's Label Studio projects ({ids}) live in {old}; "
+            f"Label Studio on {describe(db)} does not have them (projects do not move "
+            f"between databases). Run `wb pull` on the old database first, then `wb ls "
+            f"start --database {_redact_text(database)} --new-projects` to start afresh "
+            f"there (`wb push` makes a new project; the old database is left as it is), or "
+            f"start without --database to keep using {old}"
+        )
+    for k in (*keys, "project_level", "project_external"):
+        ws.set("labelstudio", k, None)  # None removes the key
+    log.warning(
+        "forgot this workspace's projects on %s (%s): `wb push` makes new ones on %s",
+        old,
+        ", ".join(keys),
+        describe(db),
+    )
 
 
 def _stored_url(services_dir: Path) -> DatabaseUrl | None:

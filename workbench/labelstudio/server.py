@@ -37,6 +37,7 @@ from ..services import (
 )
 from ..services import stop as stop_process
 from .postgres import DatabaseUrl, check_connection
+from .postgres import check_switch as check_database_switch
 from .postgres import remember as remember_database
 from .postgres import resolve as resolve_database
 
@@ -285,6 +286,7 @@ def start(
     timeout: float = 300.0,
     on_progress: Callable[[int, int], None] | None = None,
     database: str | None = None,
+    new_projects: bool = False,
 ) -> tuple[ServerState, bool]:
     """Start the workspace's Label Studio; returns (state, started_now).
 
@@ -292,13 +294,16 @@ def start(
     ``database``: a PostgreSQL URL, ``local`` (the workspace's `wb ls db start`
     server) or ``sqlite``; remembered in ``[labelstudio] database``. None: that setting
     (SQLite when unset). A server already running is returned as it is. Switching
-    database leaves the old one as it was: its projects stay there.
+    database leaves the old one as it was: its projects stay there, so a switch while
+    the workspace records projects is refused unless ``new_projects`` (see
+    ``postgres.check_switch``).
     """
     services = ws.services_dir
     running = read_state(services)
     if running is not None:
         return running, False
     db = resolve_database(ws, database)
+    check_database_switch(ws, database, db, new_projects)
     if document_root is None:
         with ws.open_catalog() as catalog:
             document_root = choose_document_root(r.path for r in catalog.images(status="active"))
