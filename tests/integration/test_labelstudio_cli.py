@@ -50,6 +50,7 @@ def test_push_pull_and_status_through_the_cli(small_ws, label_studio, tmp_path):
         "running": True,
         "project_id": _project_id(small_ws),
         "tasks": 3,
+        "database": "sqlite",
     }
 
     task = next(iter(label_studio.client.tasks.list(project=status["project_id"])))
