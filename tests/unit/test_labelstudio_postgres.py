@@ -156,7 +156,9 @@ def test_new_projects_forgets_the_old_databases_projects_and_nothing_else(worksp
     ws.set_adjudication_project(4)
     ws.set("labelstudio", "url", "http://127.0.0.1:8080")
     db = postgres.resolve(ws, "postgresql://u:p@h:7/d")
-    postgres.check_switch(ws, "postgresql://u:p@h:7/d", db, new_projects=True)
+    assert postgres.check_switch(ws, "postgresql://u:p@h:7/d", db, new_projects=True)
+    assert ws.project_id() == 3  # nothing forgotten before Label Studio runs there
+    postgres.forget_projects(ws)
     assert ws.project_id() is None and ws.adjudication_project_id() is None
     assert ws.get("labelstudio", "project_level") is None
     assert ws.get("labelstudio", "url") == "http://127.0.0.1:8080"

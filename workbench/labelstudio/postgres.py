@@ -189,14 +189,17 @@ def remember(ws, database: str, db: DatabaseUrl | None) -> None:
     ws.set("labelstudio", "database", setting)
 
 
-# the Label Studio projects a workspace records (workbench.toml [labelstudio]): all live
-# in the database Label Studio ran on when they were made
-PROJECT_KEYS = (
-    "project_id",
-    "adjudication_project_id",
-    "review_project_id",  # the adjudication project's key before 0.1.x
-    "expert_review_project_id",
-)
+def _recorded_projects(ws) -> dict[str, int]:
+    """The Label Studio projects the workspace records, by their setting's name: all live
+    in the database Label Studio ran on when they were made."""
+    from .expert_review import PROJECT_KEY as EXPERT_REVIEW_KEY
+
+    found = {
+        "project_id": ws.project_id(),
+        "adjudication_project_id": ws.adjudication_project_id(),
+        EXPERT_REVIEW_KEY: ws.get("labelstudio", EXPERT_REVIEW_KEY),
+    }
+    return {key: pid for key, pid in found.items() if pid is not None}
 
 
 def describe(db: DatabaseUrl | None) -> str:
@@ -212,22 +215,23 @@ def setting_of(database: str, db: DatabaseUrl | None) -> str:
     return LOCAL if database.strip().lower() == LOCAL else db.redacted
 
 
-def check_switch(ws, database: str | None, db: DatabaseUrl | None, new_projects: bool) -> None:
+def check_switch(ws, database: str | None, db: DatabaseUrl | None, new_projects: bool) -> bool:
     """Before `wb ls start --database`: Label Studio's projects do not move between
     databases. When the workspace records projects and ``db`` is another database than
     the one they were made on, refuse (nothing is changed: the old database keeps them),
-    unless ``new_projects``, which forgets those project ids so that `wb push` makes new
-    ones on ``db`` (the catalog keeps every annotation already pulled)."""
+    unless ``new_projects``: then True, and once Label Studio runs on ``db`` the caller
+    calls ``forget_projects`` so that `wb push` makes new ones there (the catalog keeps
+    every annotation already pulled). Changes nothing itself."""
     if database is None:  # the remembered setting: no switch
-        return
+        return False
     old = str(ws.get("labelstudio", "database") or SQLITE)
     if old == setting_of(database, db):
-        return
-    keys = [k for k in PROJECT_KEYS if ws.get("labelstudio", k) is not None]
-    if not keys:
-        return
+        return False
+    projects = _recorded_projects(ws)
+    if not projects:
+        return False
     if not new_projects:
-        ids = ", ".join(f"{k} {ws.get('labelstudio', k)}" for k in keys)
+        ids = ", ".join(f"{key} {pid}" for key, pid in projects.items())
         raise DatabaseSwitch(
             f"this workspace's Label Studio projects ({ids}) live in {old}; "
             f"Label Studio on {describe(db)} does not have them (projects do not move "
@@ -236,14 +240,19 @@ def check_switch(ws, database: str | None, db: DatabaseUrl | None, new_projects:
             f"there (`wb push` makes a new project; the old database is left as it is), or "
             f"start without --database to keep using {old}"
         )
-    for k in (*keys, "project_level", "project_external"):
-        ws.set("labelstudio", k, None)  # None removes the key
-    log.warning(
-        "forgot this workspace's projects on %s (%s): `wb push` makes new ones on %s",
-        old,
-        ", ".join(keys),
-        describe(db),
-    )
+    return True
+
+
+def forget_projects(ws) -> None:
+    """Forget the workspace's Label Studio projects (after a switch of database that
+    ``check_switch`` allowed): the old database keeps them, `wb push` makes new ones."""
+    from .expert_review import PROJECT_KEY as EXPERT_REVIEW_KEY
+
+    forgotten = ", ".join(_recorded_projects(ws))
+    ws.set_project(None)
+    ws.set_adjudication_project(None)
+    ws.set("labelstudio", EXPERT_REVIEW_KEY, None)  # None removes the key
+    log.warning("forgot this workspace's projects (%s): `wb push` makes new ones", forgotten)
 
 
 def _stored_url(services_dir: Path) -> DatabaseUrl | None:

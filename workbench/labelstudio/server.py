@@ -38,6 +38,7 @@ from ..services import (
 from ..services import stop as stop_process
 from .postgres import DatabaseUrl, check_connection
 from .postgres import check_switch as check_database_switch
+from .postgres import forget_projects as forget_database_projects
 from .postgres import remember as remember_database
 from .postgres import resolve as resolve_database
 
@@ -295,15 +296,15 @@ def start(
     server) or ``sqlite``; remembered in ``[labelstudio] database``. None: that setting
     (SQLite when unset). A server already running is returned as it is. Switching
     database leaves the old one as it was: its projects stay there, so a switch while
-    the workspace records projects is refused unless ``new_projects`` (see
-    ``postgres.check_switch``).
+    the workspace records projects is refused unless ``new_projects``, which forgets them
+    once the server answers on the new one (see ``postgres.check_switch``).
     """
     services = ws.services_dir
     running = read_state(services)
     if running is not None:
         return running, False
     db = resolve_database(ws, database)
-    check_database_switch(ws, database, db, new_projects)
+    switching = check_database_switch(ws, database, db, new_projects)
     if document_root is None:
         with ws.open_catalog() as catalog:
             document_root = choose_document_root(r.path for r in catalog.images(status="active"))
@@ -351,6 +352,8 @@ def start(
     ws.set("labelstudio", "url", url)
     if database is not None:
         remember_database(ws, database, db)
+    if switching:  # only now that Label Studio runs on the new database
+        forget_database_projects(ws)
     return state, True
 
 
