@@ -321,13 +321,15 @@ def _ensure_embeddings(
     return {i: from_bytes(b) for i, b in stored.items()}
 
 
-def cnn_edges(ids: list[int], vectors: np.ndarray, min_cosine: float) -> list[Edge]:
+def cnn_edges(
+    ids: list[int], vectors: np.ndarray, min_cosine: float, on_progress=None
+) -> list[Edge]:
     """Pairs of images whose embeddings are at least ``min_cosine`` alike. The distance
     is the cosine's loss in hundredths (0 for the same vector), so it orders like a
     hash distance."""
     if len(ids) < 2:
         return []
-    pairs = find_cosine_pairs(vectors, min_cosine)
+    pairs = find_cosine_pairs(vectors, min_cosine, on_progress=on_progress)
     return [
         Edge(
             ids[int(a)],
@@ -454,7 +456,9 @@ def find_duplicates(
         t0 = time.perf_counter()
         ids = [im.id for im in images]
         matrix = np.stack([vectors[i] for i in ids]) if ids else np.zeros((0, 1))
-        edges += cnn_edges(ids, matrix, options.min_cosine)
+        edges += cnn_edges(
+            ids, matrix, options.min_cosine, _progress(progress_for, "cosine search")
+        )
         run.seconds["cosine search"] = time.perf_counter() - t0
     ids_left = {im.id for im in images}
     edges = merge_edges([e for e in edges if e.a in ids_left and e.b in ids_left])

@@ -1,0 +1,139 @@
+"""CNN pair search at scale: the usearch HNSW index against the exact product.
+
+`wb dedup --method cnn` pairs images whose embeddings (1280 numbers, L2-normalised) have
+cosine >= --min-cosine. Below ``embeddings.INDEX_FROM`` vectors that is an exact blocked
+matrix product (n^2 x 1280 multiply-adds); from there up, a usearch HNSW index gives each
+vector's ``INDEX_K`` nearest neighbours and the exact cosine of each candidate decides.
+This script runs both on the same synthetic embeddings and prints, side by side, the
+time, the peak memory, and the index's recall and precision against the exact pairs.
+
+The embeddings are built to look like real ones rather than like noise: images come in
+"scenes" (a shared direction, so two photos of one scene have cosine ~0.5 and of two
+scenes ~0.25), 5 % of the images have planted copies at cosine 0.80-0.99 to their source,
+in families of 1 to 12 copies (the quality benchmark plants 10 kinds per photo). Each
+search runs in its own child process, so its peak memory is its own.
+
+    .venv/bin/python benchmarks/dedup_cosine_index.py                  # 20k, 100k
+    .venv/bin/python benchmarks/dedup_cosine_index.py --sizes 300000 --exact-max 0
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import resource
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+DIM = 1280
+
+
+def planted_embeddings(n: int, seed: int = 1, fraction: float = 0.05) -> np.ndarray:
+    """``n`` unit vectors: scenes of ~50 images, plus families of near copies."""
+    rng = np.random.default_rng(seed)
+    n_scenes = max(1, n // 50)
+    scenes = rng.standard_normal((n_scenes, DIM), dtype=np.float32)
+    scenes /= np.linalg.norm(scenes, axis=1, keepdims=True)
+    common = rng.standard_normal(DIM, dtype=np.float32)  # all photos share a little
+    common /= np.linalg.norm(common)
+    v = np.empty((n, DIM), np.float32)
+    step = 65_536
+    for s in range(0, n, step):
+        m = min(n, s + step) - s
+        noise = rng.standard_normal((m, DIM), dtype=np.float32)
+        noise /= np.linalg.norm(noise, axis=1, keepdims=True)
+        v[s : s + m] = 0.4 * common + 0.6 * scenes[rng.integers(0, n_scenes, m)] + 0.7 * noise
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    # families: a source and 1-12 copies, each at cosine 0.80-0.99 to the source
+    budget = int(n * fraction)
+    order = rng.permutation(n)
+    at = 0
+    while budget > 0 and at + 13 < n:
+        size = min(budget, int(rng.integers(1, 13)))
+        src, copies = order[at], order[at + 1 : at + 1 + size]
+        at += 1 + size
+        budget -= size
+        target = rng.uniform(0.80, 0.99, size).astype(np.float32)
+        noise = rng.standard_normal((size, DIM), dtype=np.float32)
+        noise -= (noise @ v[src])[:, None] * v[src]  # orthogonal to the source
+        noise /= np.linalg.norm(noise, axis=1, keepdims=True)
+        v[copies] = target[:, None] * v[src] + np.sqrt(1 - target**2)[:, None] * noise
+    return v
+
+
+def _run(method: str, n: int, min_cosine: float, out) -> None:
+    from workbench.dedup.embeddings import find_cosine_pairs
+
+    v = planted_embeddings(n)
+    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    t0 = time.perf_counter()
+    index_from = 2 if method == "index" else n + 1
+    p = find_cosine_pairs(v, min_cosine, index_from=index_from)
+    seconds = time.perf_counter() - t0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    pairs = set(zip(p.i.tolist(), p.j.tolist()))
+    out.put((seconds, pairs, peak / 1e6, (peak - base) / 1e6))
+
+
+def measure(method: str, n: int, min_cosine: float):
+    ctx = mp.get_context("spawn")
+    out = ctx.Queue()
+    proc = ctx.Process(target=_run, args=(method, n, min_cosine, out))
+    proc.start()
+    result = out.get()
+    proc.join()
+    return result
+
+
+def main() -> None:
+    from workbench.dedup.embeddings import DEFAULT_MIN_COSINE, INDEX_K
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--sizes", default="20000,100000")
+    ap.add_argument("--min-cosine", type=float, default=DEFAULT_MIN_COSINE)
+    ap.add_argument("--exact-max", type=int, default=100_000, help="largest exact product")
+    args = ap.parse_args()
+    rows = []
+    print(f"min cosine {args.min_cosine}; index k={INDEX_K}; each search in its own process")
+    for n in (int(s) for s in args.sizes.split(",")):
+        t_ix, p_ix, rss_ix, _ = measure("index", n, args.min_cosine)
+        row = {"n": n, "index": t_ix, "rss_index": rss_ix, "pairs_index": len(p_ix)}
+        print(f"  {n:>9,} HNSW index  {t_ix:8.2f} s  {len(p_ix):,} pairs  peak {rss_ix:.2f} GB")
+        if n <= args.exact_max:
+            t_ex, p_ex, rss_ex, _ = measure("exact", n, args.min_cosine)
+            recall = len(p_ix & p_ex) / max(1, len(p_ex))
+            precision = len(p_ix & p_ex) / max(1, len(p_ix))
+            row.update(exact=t_ex, rss_exact=rss_ex, pairs=len(p_ex), recall=recall)
+            row["precision"] = precision
+            print(
+                f"  {n:>9,} exact       {t_ex:8.2f} s  {len(p_ex):,} pairs  peak {rss_ex:.2f} GB"
+                f"  index recall {recall:.4f} precision {precision:.4f}",
+                flush=True,
+            )
+        rows.append(row)
+    print()
+    print(
+        "| embeddings | exact product | HNSW index | exact / index | exact pairs "
+        "| index recall | index precision | peak memory exact, index |"
+    )
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    for r in rows:
+        if "exact" in r:
+            ex, ratio = f"{r['exact']:.1f} s", f"{r['exact'] / r['index']:.1f}x"
+            pairs, rec, prec = f"{r['pairs']:,}", f"{r['recall']:.4f}", f"{r['precision']:.4f}"
+            mem = f"{r['rss_exact']:.2f}"
+        else:
+            ex = ratio = pairs = rec = prec = mem = "-"
+        print(
+            f"| {r['n']:,} | {ex} | {r['index']:.1f} s | {ratio} | {pairs} | {rec} | {prec} "
+            f"| {mem}, {r['rss_index']:.2f} GB |"
+        )
+
+
+if __name__ == "__main__":
+    main()
