@@ -10,6 +10,7 @@ from PIL import Image, ImageDraw
 
 from workbench.catalog import ImageRecord, now_iso
 from workbench.images import probe_image
+from workbench.labelstudio.tasks import percent_rect
 
 LABELS = ["elephant_ivory", "pangolin_raw_scale", "tiger_claw", "non_wildlife", "background"]
 MODEL_VERSION = "v-test-1"
@@ -102,6 +103,22 @@ def add_promoted_model(catalog, image_ids: list[int], uncertain: set[int] = froz
                     (image_id, MODEL_VERSION, 0.75, ts),
                 )
     return boxes_by_image
+
+
+def annotation_rect(label: str, x1, y1, x2, y2, w: int, h: int) -> dict:
+    """One rectangle of an annotation as Label Studio's editor saves it (pixels in,
+    percent of the original size out)."""
+    value = percent_rect({"x1": x1, "y1": y1, "x2": x2, "y2": y2}, w, h)
+    value["rectanglelabels"] = [label]
+    return {
+        "from_name": "label",
+        "to_name": "image",
+        "type": "rectanglelabels",
+        "original_width": w,
+        "original_height": h,
+        "image_rotation": 0,
+        "value": value,
+    }
 
 
 def imported_workspace(label_studio, root: Path, name: str, seed: int):

@@ -8,29 +8,21 @@ import json
 
 import pytest
 from click.testing import CliRunner
-from labelstudio_data import MODEL_VERSION, add_images, add_promoted_model, draw_images
+from labelstudio_data import (
+    MODEL_VERSION,
+    add_images,
+    add_promoted_model,
+    annotation_rect,
+    draw_images,
+)
 
 from workbench.cli import cli
 from workbench.labelstudio import connect, open_project, pull, push
-from workbench.labelstudio.tasks import IMAGE_ID_FIELD, percent_rect
+from workbench.labelstudio.tasks import IMAGE_ID_FIELD
 from workbench.taxonomy import Taxonomy
 from workbench.workspace import Workspace
 
 pytestmark = pytest.mark.integration
-
-
-def _rect(label, x1, y1, x2, y2, w, h):
-    value = percent_rect({"x1": x1, "y1": y1, "x2": x2, "y2": y2}, w, h)
-    value["rectanglelabels"] = [label]
-    return {
-        "from_name": "label",
-        "to_name": "image",
-        "type": "rectanglelabels",
-        "original_width": w,
-        "original_height": h,
-        "image_rotation": 0,
-        "value": value,
-    }
 
 
 def _as_dict(x):
@@ -69,8 +61,8 @@ def test_pull_records_box_outcomes_and_lead_time_and_wb_report_sums_them(label_s
     ls.annotations.create(
         id=edited_task.id,
         result=[
-            _rect("elephant", e["x1"] + 6, e["y1"], e["x2"] + 6, e["y2"] + 4, w, h),
-            _rect("pangolin", 2, h - 30, 25, h - 2, w, h),
+            annotation_rect("elephant", e["x1"] + 6, e["y1"], e["x2"] + 6, e["y2"] + 4, w, h),
+            annotation_rect("pangolin", 2, h - 30, 25, h - 2, w, h),
         ],
         lead_time=30.0,
         parent_prediction=_as_dict(edited_task.predictions[0])["id"],
@@ -83,7 +75,10 @@ def test_pull_records_box_outcomes_and_lead_time_and_wb_report_sums_them(label_s
     w, h = size[ids[2]]
     ls.annotations.create(
         id=scratch_task.id,
-        result=[_rect("tiger", 1, 1, 20, 20, w, h), _rect("tiger", 30, 30, 50, 50, w, h)],
+        result=[
+            annotation_rect("tiger", 1, 1, 20, 20, w, h),
+            annotation_rect("tiger", 30, 30, 50, 50, w, h),
+        ],
         lead_time=40.0,
     )
 

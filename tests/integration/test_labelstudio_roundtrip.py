@@ -9,6 +9,7 @@ from labelstudio_data import (
     MODEL_VERSION,
     add_images,
     add_promoted_model,
+    annotation_rect,
     draw_images,
     imported_workspace,
 )
@@ -117,20 +118,6 @@ def _copy_result(task):
     return [{k: v for k, v in r.items() if k != "score"} for r in pred["result"]]
 
 
-def _rect(label, x1, y1, x2, y2, w, h):
-    value = percent_rect({"x1": x1, "y1": y1, "x2": x2, "y2": y2}, w, h)
-    value["rectanglelabels"] = [label]
-    return {
-        "from_name": "label",
-        "to_name": "image",
-        "type": "rectanglelabels",
-        "original_width": w,
-        "original_height": h,
-        "image_rotation": 0,
-        "value": value,
-    }
-
-
 def _boxes(catalog, image_id):
     return [
         (b.label, b.x1, b.y1, b.x2, b.y2, b.source, b.annotation_id)
@@ -156,16 +143,21 @@ def test_pull_brings_back_exactly_the_annotators_boxes(pushed, label_studio_any)
 
     a_copied = ls.annotations.create(id=tasks[copied].id, result=_copy_result(tasks[copied]))
     edited_px = ("tiger", 3.3, 50.7, 61.2, 94.9)
-    ls.annotations.create(id=tasks[edited].id, result=[_rect(*edited_px, we, he)])
+    ls.annotations.create(id=tasks[edited].id, result=[annotation_rect(*edited_px, we, he)])
     ls.annotations.create(id=tasks[negative].id, result=[])
     gone = ls.annotations.create(id=tasks[deleted].id, result=_copy_result(tasks[deleted]))
     ls.annotations.delete(id=gone.id)
     ls.annotations.create(id=tasks[skipped].id, result=[], was_cancelled=True)
     w, h = catalog.get_image(twice).width, catalog.get_image(twice).height
-    ls.annotations.create(id=tasks[twice].id, result=[_rect("pangolin", 1, 1, 20, 20, w, h)])
+    ls.annotations.create(
+        id=tasks[twice].id, result=[annotation_rect("pangolin", 1, 1, 20, 20, w, h)]
+    )
     later = ls.annotations.create(
         id=tasks[twice].id,
-        result=[_rect("elephant", 10, 10, 40, 30, w, h), _rect("tiger", 50, 5, 90, 60, w, h)],
+        result=[
+            annotation_rect("elephant", 10, 10, 40, 30, w, h),
+            annotation_rect("tiger", 50, 5, 90, 60, w, h),
+        ],
     )
 
     result = pull(open_project(ws, pushed["client"], pushed["conn"]), catalog)
@@ -199,7 +191,7 @@ def test_pull_brings_back_exactly_the_annotators_boxes(pushed, label_studio_any)
     assert catalog.db.execute("SELECT id, created_at FROM boxes ORDER BY id").fetchall() == stamps
 
     # an update replaces, a deletion disappears
-    ls.annotations.update(id=later.id, result=[_rect("pangolin", 2, 3, 30, 33, w, h)])
+    ls.annotations.update(id=later.id, result=[annotation_rect("pangolin", 2, 3, 30, 33, w, h)])
     ls.annotations.delete(id=a_copied.id)
     third = pull(open_project(ws, pushed["client"], pushed["conn"]), catalog)
     assert (third.updated_images, third.cleared) == (1, 1)
@@ -313,7 +305,7 @@ def test_imported_boxes_arrive_drawn_and_a_pull_keeps_them_until_someone_edits(
     ann = tasks[edited].annotations[0]
     ann_id = ann["id"] if isinstance(ann, dict) else ann.id
     label_studio_any.client.annotations.update(
-        id=ann_id, result=[_rect("tiger", 1, 2, 30, 40, w, h)]
+        id=ann_id, result=[annotation_rect("tiger", 1, 2, 30, 40, w, h)]
     )
     # deleting an untouched imported annotation takes nothing away (a negative included)
     negative = next((i for i in images if not before[i]), None)
@@ -351,7 +343,7 @@ def test_tasks_of_set_aside_images_leave_the_queue_on_the_next_push(label_studio
     client.update_project(pid, model_version=MODEL_VERSION, sampling=UNCERTAINTY_SAMPLING)
     assert first.created == 6 and first.taken_out == 0
     w, h = 96, 64
-    client.create_annotation(tasks[ids[1]], [_rect("tiger", 10, 8, 50, 40, w, h)])
+    client.create_annotation(tasks[ids[1]], [annotation_rect("tiger", 10, 8, 50, 40, w, h)])
 
     catalog.set_status([ids[0]], "duplicate", "test")
     catalog.set_status([ids[1]], "conflict", "test")
