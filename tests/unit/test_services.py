@@ -185,6 +185,38 @@ def test_stop_can_use_another_first_signal(tmp_path):
     assert "KeyboardInterrupt" in log_path.read_text()  # it stopped as Ctrl-C stops it
 
 
+def test_a_child_stopped_by_sigint_stops_so_even_when_wb_ignores_sigint(tmp_path):
+    # a non-interactive shell's background job (`wb demo &` in a script) ignores SIGINT,
+    # and an ignored signal is inherited through exec: the child would wait for SIGKILL
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        log_path = tmp_path / "serve.log"
+        child = spawn(
+            "`wb serve`",
+            [PY, "-c", "print('ok', flush=True); import time; time.sleep(60)"],
+            log_path,
+            stop_signal=signal.SIGINT,
+            die_with_parent=True,
+        )
+        ignoring = spawn(  # stopped by SIGTERM: SIGINT's disposition is left as it was
+            "a worker",
+            [
+                PY,
+                "-c",
+                "import signal, time; print(signal.getsignal(2) == signal.SIG_IGN, flush=True); time.sleep(60)",
+            ],
+            tmp_path / "worker.log",
+        )
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    _wait_for_line(log_path, "ok")
+    assert child.stop(timeout=10) is True
+    assert child.returncode == -signal.SIGINT  # by SIGINT itself, not the SIGKILL after
+    assert "KeyboardInterrupt" in log_path.read_text()
+    assert _wait_for_line(tmp_path / "worker.log", "\n").strip() == "True"
+    ignoring.stop(timeout=10)
+
+
 def test_stop_reaches_the_childs_own_children_unless_told_not_to(tmp_path):
     code = textwrap.dedent("""
         import subprocess, sys, time
