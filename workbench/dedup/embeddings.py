@@ -34,10 +34,12 @@ MODEL_KEY = f"efficientnet-lite0@{IMAGE_SIZE}"  # the catalog key of stored vect
 # 13,203 pairs of different kangaroo photos; 0.75 lets seven through.
 DEFAULT_MIN_COSINE = 0.80
 SEARCH_BLOCK = 2048  # rows per block of the exact matrix product
-# From this many vectors up, cosine pairs come from a usearch HNSW index instead of the
-# exact product (n^2 x 1280 multiply-adds: ~1 min at 100k on 2 cores, hours at 1M).
-# Measured side by side in benchmarks/dedup_cosine_index.py and docs/dedup.md.
-INDEX_FROM = 100_000
+# From this many vectors up, cosine pairs would come from a usearch HNSW index instead of
+# the exact product (n^2 x 1280 multiply-adds: ~4 min at 100k on 2 cores, ~6 h at 1M).
+# None: never by default. Measured in benchmarks/dedup_cosine_index.py (docs/dedup.md):
+# at 100k the index took half the time with recall 0.998, but at 1M it paired only 66 %
+# of the planted copies with their source, so the exact product stays the default.
+INDEX_FROM: int | None = None
 INDEX_K = 32  # neighbours per image asked of the index (a copy family larger than this
 # is still joined through its members' own neighbours)
 INDEX_EXPANSION = 64  # HNSW search and insertion depth (ef)
@@ -166,20 +168,20 @@ def find_cosine_pairs(
     vectors: np.ndarray,
     min_cosine: float,
     block: int = SEARCH_BLOCK,
-    index_from: int = INDEX_FROM,
+    index_from: int | None = INDEX_FROM,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> CosinePairs:
     """Every pair of rows (L2-normalised) with cosine >= ``min_cosine``, best first.
 
-    Below ``index_from`` rows: exact, by blocked matrix products (memory ``block`` x n).
-    From ``index_from`` up: each row's INDEX_K nearest neighbours from a usearch HNSW
-    index, every candidate's cosine recomputed exactly in float32, so every pair given
-    is a true pair (approximate only in what it may miss: recall measured in
-    docs/dedup.md). ``on_progress(done, total)`` is called per block of rows."""
+    Below ``index_from`` rows (None: at any count): exact, by blocked matrix products
+    (memory ``block`` x n). From ``index_from`` up: each row's INDEX_K nearest neighbours
+    from a usearch HNSW index, every candidate's cosine recomputed exactly in float32,
+    so every pair given is a true pair (approximate in what it may miss: recall
+    measured in docs/dedup.md, too low at 1M for a default). ``on_progress(done, total)`` is called per block of rows."""
     check_min_cosine(min_cosine)
     v = np.ascontiguousarray(vectors, dtype=np.float32)
     n = len(v)
-    if n >= index_from and n > 1:
+    if index_from is not None and n >= index_from and n > 1:
         i, j, s = _index_pairs(v, min_cosine, on_progress)
     else:
         i, j, s = _exact_pairs(v, min_cosine, block, on_progress)
