@@ -10,10 +10,10 @@ import uuid
 
 import pytest
 from click.testing import CliRunner
-from labelstudio_data import add_images, add_promoted_model, draw_images
+from labelstudio_data import add_images, add_promoted_model, annotation_rect, draw_images
 
 from workbench.cli import cli
-from workbench.labelstudio.tasks import IMAGE_ID_FIELD, percent_rect
+from workbench.labelstudio.tasks import IMAGE_ID_FIELD
 from workbench.taxonomy import Taxonomy
 from workbench.workspace import Workspace
 
@@ -25,20 +25,6 @@ ADMIN = "admin@workbench.local"
 def wb(ws, *args):
     clean = {"WB_LS_TOKEN": None, "WB_LS_URL": None, "WB_LS_DOCUMENT_ROOT": None}
     return CliRunner().invoke(cli, ["--workspace", str(ws.root), *args], env=clean)
-
-
-def rect(label, x1, y1, x2, y2, w, h):
-    value = percent_rect({"x1": x1, "y1": y1, "x2": x2, "y2": y2}, w, h)
-    value["rectanglelabels"] = [label]
-    return {
-        "from_name": "label",
-        "to_name": "image",
-        "type": "rectanglelabels",
-        "original_width": w,
-        "original_height": h,
-        "image_rotation": 0,
-        "value": value,
-    }
 
 
 def second_annotator(ls) -> tuple[str, int]:
@@ -74,8 +60,8 @@ def test_two_annotators_disagree_an_expert_settles_it(overlap_ws, label_studio):
     tasks = {t.data[IMAGE_ID_FIELD]: t for t in ls.tasks.list(project=pid, fields="all")}
     catalog = ws.open_catalog()
     w, h = catalog.get_image(ids[0]).width, catalog.get_image(ids[0]).height
-    ivory = rect("elephant", 5, 6, 40, 30, w, h)
-    claw = rect("tiger", 50, 10, 90, 60, w, h)
+    ivory = annotation_rect("elephant", 5, 6, 40, 30, w, h)
+    claw = annotation_rect("tiger", 50, 10, 90, 60, w, h)
     bob, bob_id = second_annotator(ls)
     # image 0: bob misses the claw; image 1: they agree; image 2: the admin alone
     ls.annotations.create(id=tasks[ids[0]].id, result=[ivory, claw], lead_time=40.0)
@@ -116,7 +102,7 @@ def test_two_annotators_disagree_an_expert_settles_it(overlap_ws, label_studio):
 
     r = wb(ws, "agreement")
     assert "waiting (task" in r.output
-    expert_claw = rect("tiger", 52, 12, 88, 58, w, h)
+    expert_claw = annotation_rect("tiger", 52, 12, 88, 58, w, h)
     ls.annotations.create(id=review_task.id, result=[ivory, expert_claw])
     r = wb(ws, "agreement", "pull")
     assert r.exit_code == 0, r.output
