@@ -33,15 +33,23 @@ def free_port() -> int:
 
 def _node_ports() -> list[str]:
     lo = free_port()
-    # worker processes need a port range of their own; take one above a free port
+    # worker processes need a port range of their own; take one above a free port, and
+    # keep every other port out of it (Ray refuses a port used twice: seen in CI)
     base = 20000 + (lo % 20000)
+    workers = range(base, base + 201)
+
+    def outside() -> int:
+        while (port := free_port()) in workers:
+            pass
+        return port
+
     return [
-        f"--node-manager-port={free_port()}",
-        f"--object-manager-port={free_port()}",
-        f"--runtime-env-agent-port={free_port()}",
-        f"--dashboard-agent-grpc-port={free_port()}",
-        f"--dashboard-agent-listen-port={free_port()}",
-        f"--metrics-export-port={free_port()}",
+        f"--node-manager-port={outside()}",
+        f"--object-manager-port={outside()}",
+        f"--runtime-env-agent-port={outside()}",
+        f"--dashboard-agent-grpc-port={outside()}",
+        f"--dashboard-agent-listen-port={outside()}",
+        f"--metrics-export-port={outside()}",
         f"--min-worker-port={base}",
         f"--max-worker-port={base + 200}",
     ]
