@@ -237,26 +237,24 @@ def log_tail(path: Path, lines: int = 15) -> str:
         return "(no log)"
 
 
-def _die_with_parent() -> None:
-    """``preexec_fn``: the child gets SIGTERM when the thread that started it ends."""
-    if sys.platform.startswith("linux"):
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-
-
 def _preexec(die_with_parent: bool, stop_signal: int):
-    """The child's ``preexec_fn``, or None. A signal ignored in ``wb`` stays ignored in
-    what it starts (a script's background job ignores SIGINT): the signal that will stop
-    the child is put back to its default, so that stopping it works first time instead
-    of waiting for SIGKILL."""
-    inherited = signal.getsignal(stop_signal) == signal.SIG_IGN
-    if not die_with_parent and not inherited:
-        return None
+    """The child's ``preexec_fn``, or None.
 
-    def run() -> None:  # in the child, before exec: only libc calls, no Python locks
-        if inherited:
-            ctypes.CDLL(None, use_errno=True).signal(stop_signal, 0)  # SIG_DFL
-        if die_with_parent:
-            _die_with_parent()
+    ``die_with_parent``: the child gets SIGTERM when the thread that started it ends.
+    A signal ignored in ``wb`` stays ignored in what it starts (a script's background
+    job ignores SIGINT), so the signal that will stop the child is put back to its
+    default: stopping it then works first time instead of waiting for SIGKILL."""
+    reset = signal.getsignal(stop_signal) == signal.SIG_IGN
+    die = die_with_parent and sys.platform.startswith("linux")
+    if not (reset or die):
+        return None
+    libc = ctypes.CDLL(None, use_errno=True)  # loaded here: the child only calls into it
+
+    def run() -> None:  # in the child, before exec: libc calls only, no lock to hold
+        if reset:
+            libc.signal(stop_signal, 0)  # SIG_DFL
+        if die:
+            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
     return run
 

@@ -171,24 +171,13 @@ def test_stop_by_pid_stops_a_well_behaved_process_with_sigterm(caplog):
     assert _gone(proc.pid) and "SIGKILL" not in caplog.text
 
 
-def test_stop_can_use_another_first_signal(tmp_path):
-    log_path = tmp_path / "serve.log"
-    child = spawn(
-        "`wb serve`",
-        [PY, "-c", "print('ok', flush=True); import time; time.sleep(60)"],
-        log_path,
-        stop_signal=signal.SIGINT,
-    )
-    _wait_for_line(log_path, "ok")
-    assert child.stop(timeout=10) is True
-    assert child.returncode == -signal.SIGINT
-    assert "KeyboardInterrupt" in log_path.read_text()  # it stopped as Ctrl-C stops it
-
-
-def test_a_child_stopped_by_sigint_stops_so_even_when_wb_ignores_sigint(tmp_path):
+@pytest.mark.parametrize("wb_ignores_sigint", [False, True], ids=["", "sigint-ignored-in-wb"])
+def test_stop_can_use_another_first_signal(tmp_path, wb_ignores_sigint):
     # a non-interactive shell's background job (`wb demo &` in a script) ignores SIGINT,
     # and an ignored signal is inherited through exec: the child would wait for SIGKILL
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    previous = signal.getsignal(signal.SIGINT)
+    if wb_ignores_sigint:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         log_path = tmp_path / "serve.log"
         child = spawn(
@@ -196,25 +185,34 @@ def test_a_child_stopped_by_sigint_stops_so_even_when_wb_ignores_sigint(tmp_path
             [PY, "-c", "print('ok', flush=True); import time; time.sleep(60)"],
             log_path,
             stop_signal=signal.SIGINT,
-            die_with_parent=True,
-        )
-        ignoring = spawn(  # stopped by SIGTERM: SIGINT's disposition is left as it was
-            "a worker",
-            [
-                PY,
-                "-c",
-                "import signal, time; print(signal.getsignal(2) == signal.SIG_IGN, flush=True); time.sleep(60)",
-            ],
-            tmp_path / "worker.log",
+            die_with_parent=wb_ignores_sigint,  # both things done before exec
         )
     finally:
         signal.signal(signal.SIGINT, previous)
     _wait_for_line(log_path, "ok")
     assert child.stop(timeout=10) is True
     assert child.returncode == -signal.SIGINT  # by SIGINT itself, not the SIGKILL after
-    assert "KeyboardInterrupt" in log_path.read_text()
-    assert _wait_for_line(tmp_path / "worker.log", "\n").strip() == "True"
-    ignoring.stop(timeout=10)
+    assert "KeyboardInterrupt" in log_path.read_text()  # it stopped as Ctrl-C stops it
+
+
+def test_a_child_stopped_by_sigterm_keeps_an_ignored_sigint(tmp_path):
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        child = spawn(
+            "a worker",
+            [
+                PY,
+                "-c",
+                "import signal as s, time; print(s.getsignal(2) == s.SIG_IGN, flush=True); time.sleep(60)",
+            ],
+            tmp_path / "worker.log",
+        )
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    try:
+        assert _wait_for_line(tmp_path / "worker.log", "\n").strip() == "True"
+    finally:
+        child.stop(timeout=10)
 
 
 def test_stop_reaches_the_childs_own_children_unless_told_not_to(tmp_path):
