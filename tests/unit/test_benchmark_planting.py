@@ -1,5 +1,6 @@
-"""The pair-search benchmarks' planted data (benchmarks/dedup_cosine_index.py and
-benchmarks/dedup_index.py): what they claim to plant is what they plant. No timing here."""
+"""The pair-search benchmarks (benchmarks/dedup_cosine_index.py, benchmarks/dedup_index.py):
+what they claim to plant is what they plant, and the HNSW candidate search they measure
+returns only true pairs and finds the planted copies. No timing here."""
 
 from __future__ import annotations
 
@@ -57,3 +58,43 @@ def test_planted_hashes_plant_copies_within_eight_bits():
 
     pairs = find_pairs(h, 8).as_set()
     assert len(pairs) >= 0.05 * 20_000 * 0.9  # the planted copies (a few share a source)
+
+
+def planted_unit_vectors(n: int, dim: int = 64, seed: int = 3):
+    """Random unit vectors (cosine ~0 between them) and families of near copies at
+    cosine 0.80-0.99 to their source, with a family of 40 (more than INDEX_K)."""
+    rng = np.random.default_rng(seed)
+    v = rng.standard_normal((n, dim)).astype(np.float32)
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    order = rng.permutation(n)
+    families = [(order[0], order[1:41])] + [
+        (order[41 + 4 * f], order[42 + 4 * f : 45 + 4 * f]) for f in range(60)
+    ]
+    for src, copies in families:
+        t = rng.uniform(0.80, 0.99, len(copies)).astype(np.float32)
+        noise = rng.standard_normal((len(copies), dim)).astype(np.float32)
+        noise -= (noise @ v[src])[:, None] * v[src]
+        noise /= np.linalg.norm(noise, axis=1, keepdims=True)
+        v[copies] = t[:, None] * v[src] + np.sqrt(1 - t**2)[:, None] * noise
+    return v, families
+
+
+def test_the_hnsw_index_finds_the_planted_copies_and_only_true_pairs(cosine):
+    from workbench.dedup.embeddings import find_cosine_pairs
+
+    v, families = planted_unit_vectors(3000)
+    exact = find_cosine_pairs(v, 0.8)
+    index = cosine.hnsw_cosine_pairs(v, 0.8)
+    ex = set(zip(exact.i.tolist(), exact.j.tolist()))
+    ix = set(zip(index.i.tolist(), index.j.tolist()))
+    assert ix <= ex  # every candidate's cosine is rechecked exactly
+    assert len(ix) == len(index)  # each pair once, though found from both ends
+    assert len(ix & ex) / len(ex) >= 0.97
+    # every planted copy is paired with its source, the family larger than k included
+    for src, copies in families:
+        for c in copies.tolist():
+            assert (min(src, c), max(src, c)) in ix
+    assert np.all(np.diff(index.similarity) <= 0)  # best first, as the exact search
+    sims = {(a, b): s for a, b, s in zip(exact.i.tolist(), exact.j.tolist(), exact.similarity)}
+    for a, b, s in zip(index.i.tolist(), index.j.tolist(), index.similarity):
+        assert s == pytest.approx(sims[(a, b)], abs=1e-5)

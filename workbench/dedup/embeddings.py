@@ -34,21 +34,9 @@ MODEL_KEY = f"efficientnet-lite0@{IMAGE_SIZE}"  # the catalog key of stored vect
 # 13,203 pairs of different kangaroo photos; 0.75 lets seven through.
 DEFAULT_MIN_COSINE = 0.80
 SEARCH_BLOCK = 2048  # rows per block of the exact matrix product
-# From this many vectors up, cosine pairs would come from a usearch HNSW index instead of
-# the exact product (n^2 x 1280 multiply-adds: ~4 min at 100k on 2 cores, ~6 h at 1M).
-# None: never by default. Measured in benchmarks/dedup_cosine_index.py (docs/dedup.md):
-# at 100k the index took half the time with recall 0.998, but at 1M it paired only 66 %
-# of the planted copies with their source, so the exact product stays the default.
-INDEX_FROM: int | None = None
-INDEX_K = 32  # neighbours per image asked of the index (a copy family larger than this
-# is still joined through its members' own neighbours)
-INDEX_EXPANSION = 64  # HNSW search and insertion depth (ef)
-# The index holds the vectors as int8 (4x less memory, ~5x faster than float32 on this
-# machine); its distances only choose candidates, within this much of the threshold,
-# and each candidate's float32 cosine decides.
-INDEX_DTYPE = "i8"
-INDEX_SLACK = 0.05
-INDEX_QUERY_BATCH = 8192
+# No approximate index: a usearch HNSW index was measured against this exact product
+# (benchmarks/dedup_cosine_index.py, docs/dedup.md) and at 1M embeddings it paired only
+# 66 % of the planted copies with their source.
 
 
 class InvalidCosine(WorkbenchError):
@@ -168,30 +156,15 @@ def find_cosine_pairs(
     vectors: np.ndarray,
     min_cosine: float,
     block: int = SEARCH_BLOCK,
-    index_from: int | None = INDEX_FROM,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> CosinePairs:
-    """Every pair of rows (L2-normalised) with cosine >= ``min_cosine``, best first.
-
-    Below ``index_from`` rows (None: at any count): exact, by blocked matrix products
-    (memory ``block`` x n). From ``index_from`` up: each row's INDEX_K nearest neighbours
-    from a usearch HNSW index, every candidate's cosine recomputed exactly in float32,
-    so every pair given is a true pair (approximate in what it may miss: recall
-    measured in docs/dedup.md, too low at 1M for a default). ``on_progress(done, total)`` is called per block of rows."""
+    """Every pair of rows (L2-normalised) with cosine >= ``min_cosine``, best first:
+    exact, by blocked matrix products (memory ``block`` x n). ``on_progress(done,
+    total)`` is called after each block of rows."""
     check_min_cosine(min_cosine)
     v = np.ascontiguousarray(vectors, dtype=np.float32)
     n = len(v)
-    if index_from is not None and n >= index_from and n > 1:
-        i, j, s = _index_pairs(v, min_cosine, on_progress)
-    else:
-        i, j, s = _exact_pairs(v, min_cosine, block, on_progress)
-    order = np.lexsort((j, i, -s))  # best first; ties in a fixed order
-    return CosinePairs(i[order], j[order], s[order])
-
-
-def _exact_pairs(v: np.ndarray, min_cosine: float, block: int, on_progress):
-    n = len(v)
-    ii, jj, ss = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)], [np.zeros(0, np.float32)]
+    ii, jj, ss = [], [], []
     for start in range(0, n, block):
         sims = v[start : start + block] @ v.T
         rows, cols = np.nonzero(sims >= min_cosine - 1e-6)
@@ -202,50 +175,12 @@ def _exact_pairs(v: np.ndarray, min_cosine: float, block: int, on_progress):
         ss.append(sims[rows[keep] - start, cols[keep]])
         if on_progress:
             on_progress(min(n, start + block), n)
-    return np.concatenate(ii), np.concatenate(jj), np.concatenate(ss)
-
-
-def _index_pairs(v: np.ndarray, min_cosine: float, on_progress):
-    from usearch.index import Index
-
-    n, dim = v.shape
-    index = Index(
-        ndim=dim,
-        metric="cos",
-        dtype=INDEX_DTYPE,
-        connectivity=16,
-        expansion_add=INDEX_EXPANSION,
-        expansion_search=INDEX_EXPANSION,
-    )
-    # Building is about as long as querying: the two halves of the progress count.
-    step = INDEX_QUERY_BATCH
-    for start in range(0, n, step):
-        index.add(np.arange(start, min(n, start + step), dtype=np.uint64), v[start : start + step])
-        if on_progress:
-            on_progress(min(n, start + step) // 2, n)
-    k = min(n, INDEX_K + 1)  # the row itself comes back too
-    ii, jj, ss = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)], [np.zeros(0, np.float32)]
-    for start in range(0, n, step):
-        q = v[start : start + step]
-        found = index.search(q, k)
-        keys = found.keys.astype(np.int64)
-        rows = np.broadcast_to(np.arange(start, start + len(q))[:, None], keys.shape)
-        # the index's int8 distance (1 - cosine) only chooses candidates
-        ok = (keys >= 0) & (keys < n) & (keys != rows)
-        ok &= found.distances <= (1.0 - min_cosine) + INDEX_SLACK
-        a, b = rows[ok], keys[ok]
-        a, b = np.minimum(a, b), np.maximum(a, b)
-        sims = np.einsum("ij,ij->i", v[a], v[b])
-        keep = sims >= min_cosine - 1e-6
-        ii.append(a[keep])
-        jj.append(b[keep])
-        ss.append(sims[keep].astype(np.float32))
-        if on_progress:
-            on_progress((n + min(n, start + step)) // 2, n)
+    if not ii:
+        empty = np.zeros(0, np.int64)
+        return CosinePairs(empty, empty, np.zeros(0, np.float32))
     i, j, s = np.concatenate(ii), np.concatenate(jj), np.concatenate(ss)
-    # a pair is usually found from both of its ends: keep it once
-    _, first = np.unique(i * n + j, return_index=True)
-    return i[first], j[first], s[first]
+    order = np.argsort(-s, kind="stable")
+    return CosinePairs(i[order], j[order], s[order])
 
 
 def to_bytes(vector: np.ndarray) -> bytes:
