@@ -64,10 +64,15 @@ class RayCluster:
     """``with RayCluster(workers=1) as c: c.address``: a head plus ``workers`` worker
     nodes, each with ``cpus`` CPUs. ``hide``: a folder the worker nodes do not see (an
     empty tmpfs over it in their own mount namespace), as a node without the shared
-    file system would; needs ``can_hide_folders()``."""
+    file system would; needs ``can_hide_folders()``. ``worker_gpus``: GPUs each worker
+    node declares (Ray takes the count as given, so a node without one can stand in for
+    a GPU node: its actors get a GPU id and ``CUDA_VISIBLE_DEVICES``)."""
 
-    def __init__(self, workers: int = 1, cpus: int = 1, hide: Path | None = None):
+    def __init__(
+        self, workers: int = 1, cpus: int = 1, hide: Path | None = None, worker_gpus: int = 0
+    ):
         self.n_workers, self.cpus, self.hide = workers, cpus, hide
+        self.worker_gpus = worker_gpus
         self.port = free_port()
         self.address = f"127.0.0.1:{self.port}"
         self.temp_dir = tempfile.mkdtemp(prefix="wbray")  # short: unix socket paths
@@ -147,12 +152,15 @@ class RayCluster:
                 "--head",
                 f"--port={self.port}",
                 "--include-dashboard=false",
+                "--num-gpus=0",
                 f"--temp-dir={self.temp_dir}",
             ]
         )
         self._wait_for(1)
         for _ in range(self.n_workers):
-            self._start([f"--address={self.address}"], hide=self.hide)
+            self._start(
+                [f"--address={self.address}", f"--num-gpus={self.worker_gpus}"], hide=self.hide
+            )
         self._wait_for(1 + self.n_workers)
         return self
 

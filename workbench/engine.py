@@ -20,6 +20,7 @@ driver ships its own ``workbench`` package to the workers, so they run the same 
 from __future__ import annotations
 
 import logging
+import math
 import os
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -280,8 +281,15 @@ class RayEngine(Engine):
         from ray.util import ActorPool
 
         gpus = int(self.resources().get("GPU", 0))
-        per_actor = {"num_gpus": 1} if gpus else {"num_cpus": 1}
         n = min(workers or gpus or self.workers(), len(chunks))  # one per GPU, else CPU
+        if gpus:
+            # every actor on a GPU; asked for more actors than GPUs, they share them in
+            # equal parts. A whole GPU each, or Ray's default of a CPU held by each GPU
+            # actor, would leave the actors that do not fit, and the chunks given to
+            # them, waiting for ever (seen with two actors on a node of one GPU, one CPU)
+            per_actor = {"num_gpus": 1.0 / math.ceil(n / gpus), "num_cpus": 0}
+        else:
+            per_actor = {"num_cpus": 1}
         actor = ray.remote(
             max_restarts=2, max_task_retries=2, scheduling_strategy="SPREAD", **per_actor
         )(_ModelWorker)
