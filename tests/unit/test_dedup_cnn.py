@@ -63,6 +63,50 @@ def test_progress_is_reported_block_by_block_to_the_end():
     assert [d for d, _ in seen] == [128, 256, 384, 512, 600]
 
 
+def _copies(n: int = 2000, dim: int = 64, seed: int = 5) -> np.ndarray:
+    """Random unit vectors, every fifth a near copy (cosine ~0.95) of the one before."""
+    rng = np.random.default_rng(seed)
+    v = rng.standard_normal((n, dim)).astype(np.float32)
+    v[1::5] = 0.9 * v[0::5][: len(v[1::5])] + 0.3 * v[1::5]
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def test_the_clustered_index_takes_over_from_index_from_with_progress_to_the_end(monkeypatch):
+    from workbench.dedup import embeddings
+
+    v = _copies()
+    exact = find_cosine_pairs(v, 0.8)
+    assert len(exact) == 400
+    calls = []
+    real = embeddings.clustered_cosine_pairs
+    monkeypatch.setattr(
+        embeddings, "clustered_cosine_pairs", lambda *a, **k: calls.append(1) or real(*a, **k)
+    )
+    find_cosine_pairs(v, 0.8)
+    assert calls == []  # below INDEX_FROM: the exact product
+    monkeypatch.setattr(embeddings, "INDEX_FROM", 1000)
+    seen: list[tuple[int, int]] = []
+    got = find_cosine_pairs(v, 0.8, on_progress=lambda d, t: seen.append((d, t)))
+    assert calls == [1]
+    assert set(zip(got.i.tolist(), got.j.tolist())) == set(zip(exact.i.tolist(), exact.j.tolist()))
+    assert seen[-1] == (4000, 4000)  # lists chosen for every row, then every list scanned
+    assert [d for d, _ in seen] == sorted(d for d, _ in seen)
+    # the same embeddings give the same lists, so the same pairs, every run
+    again = find_cosine_pairs(v, 0.8, index=True)
+    assert np.array_equal(again.i, got.i) and np.array_equal(again.j, got.j)
+    assert len(find_cosine_pairs(v, 0.8, index=False)) == 400  # forced exact
+
+
+def test_the_clustered_index_without_faiss_says_how_to_install_it(monkeypatch):
+    import sys
+
+    from workbench.errors import WorkbenchError
+
+    monkeypatch.setitem(sys.modules, "faiss", None)  # import faiss raises ImportError
+    with pytest.raises(WorkbenchError, match="needs faiss: pip install faiss-cpu"):
+        find_cosine_pairs(_copies(), 0.8, index=True)
+
+
 def test_cnn_edges_become_groups_through_the_same_components():
     v = np.stack([unit(1, 0), unit(0.99, 0.14), unit(0, 1)])
     edges = cnn_edges([10, 11, 12], v, 0.95)

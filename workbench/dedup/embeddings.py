@@ -34,9 +34,17 @@ MODEL_KEY = f"efficientnet-lite0@{IMAGE_SIZE}"  # the catalog key of stored vect
 # 13,203 pairs of different kangaroo photos; 0.75 lets seven through.
 DEFAULT_MIN_COSINE = 0.80
 SEARCH_BLOCK = 2048  # rows per block of the exact matrix product
-# No approximate index: a usearch HNSW index was measured against this exact product
-# (benchmarks/dedup_cosine_index.py, docs/dedup.md) and at 1M embeddings it paired only
-# 66 % of the planted copies with their source.
+# From this many embeddings the search goes through a clustered index (an inverted file,
+# ``clustered_cosine_pairs``) instead of the exact product, whose n^2 x 1280 multiply-adds
+# take ~3.5 minutes at 100k and hours at 1M. Measured against the exact product and a
+# usearch HNSW index in benchmarks/dedup_cosine_index.py (docs/dedup.md).
+INDEX_FROM = 50_000
+INDEX_LISTS_PER_ROOT = 8  # lists: 8 sqrt(n) (~125 images each at 1M)
+INDEX_PROBES = 24  # each embedding is compared with the members of its 24 nearest lists
+INDEX_PCA_DIM = 256  # the lists are learnt and chosen in a 256-number projection
+INDEX_TRAIN_PER_LIST = 16  # k-means sample: 16 embeddings per list
+INDEX_ITERATIONS = 8
+INDEX_SEED = 1  # the same embeddings give the same lists, so the same pairs, every run
 
 
 class InvalidCosine(WorkbenchError):
@@ -157,13 +165,18 @@ def find_cosine_pairs(
     min_cosine: float,
     block: int = SEARCH_BLOCK,
     on_progress: Callable[[int, int], None] | None = None,
+    index: bool | None = None,
 ) -> CosinePairs:
-    """Every pair of rows (L2-normalised) with cosine >= ``min_cosine``, best first:
-    exact, by blocked matrix products (memory ``block`` x n). ``on_progress(done,
-    total)`` is called after each block of rows."""
+    """The pairs of rows (L2-normalised) with cosine >= ``min_cosine``, best first.
+    Below ``INDEX_FROM`` rows (or ``index=False``) every pair, by blocked matrix products
+    (memory ``block`` x n); from there (or ``index=True``) through the clustered index,
+    which only ever returns true pairs and may miss some (none in the measurements of
+    docs/dedup.md). ``on_progress(done, total)`` is called as the search goes."""
     check_min_cosine(min_cosine)
     v = np.ascontiguousarray(vectors, dtype=np.float32)
     n = len(v)
+    if index or (index is None and n >= INDEX_FROM):
+        return clustered_cosine_pairs(v, min_cosine, on_progress=on_progress)
     ii, jj, ss = [], [], []
     for start in range(0, n, block):
         sims = v[start : start + block] @ v.T
@@ -180,6 +193,97 @@ def find_cosine_pairs(
         return CosinePairs(empty, empty, np.zeros(0, np.float32))
     i, j, s = np.concatenate(ii), np.concatenate(jj), np.concatenate(ss)
     order = np.argsort(-s, kind="stable")
+    return CosinePairs(i[order], j[order], s[order])
+
+
+def _faiss():
+    try:
+        import faiss
+    except ImportError:
+        raise WorkbenchError(
+            "the cosine search over this many embeddings needs faiss: pip install faiss-cpu"
+        ) from None
+    return faiss
+
+
+def clustered_cosine_pairs(
+    v: np.ndarray,
+    min_cosine: float,
+    probes: int = INDEX_PROBES,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> CosinePairs:
+    """Pairs with cosine >= ``min_cosine`` through an inverted file: faiss's spherical
+    k-means (in a PCA projection) cuts the embeddings into ~8 sqrt(n) lists; each
+    embedding's home is its nearest list, and it is compared, by exact float32 matrix
+    products, with the members of its ``probes`` nearest lists. A pair is found when
+    either one's home is among the other's nearest lists; a true pair of two images whose
+    lists are far apart is missed (copies of one photo share their list). Every pair
+    returned has its exact cosine; best first, as ``find_cosine_pairs``."""
+    faiss = _faiss()
+    n, dim = v.shape
+    empty = CosinePairs(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32))
+    if n < 2:
+        return empty
+    lists = max(1, min(n // 4, int(round(INDEX_LISTS_PER_ROOT * np.sqrt(n)))))
+    probes = min(probes, lists)
+    rng = np.random.default_rng(INDEX_SEED)
+    sample = v[np.sort(rng.choice(n, min(n, INDEX_TRAIN_PER_LIST * lists), replace=False))]
+    pca = faiss.PCAMatrix(dim, min(dim, INDEX_PCA_DIM))
+    pca.train(sample)
+    kmeans = faiss.Kmeans(
+        pca.d_out,
+        lists,
+        niter=INDEX_ITERATIONS,
+        spherical=True,
+        seed=INDEX_SEED,
+        min_points_per_centroid=1,
+        max_points_per_centroid=INDEX_TRAIN_PER_LIST,
+    )
+    projected = pca.apply(sample)
+    faiss.normalize_L2(projected)
+    kmeans.train(projected)
+    del sample, projected
+    nearest = np.empty((n, probes), np.int64)  # each row's nearest lists, nearest first
+    step = 65_536
+    for start in range(0, n, step):
+        x = pca.apply(v[start : start + step])
+        faiss.normalize_L2(x)
+        _, nearest[start : start + len(x)] = kmeans.index.search(x, probes)
+        if on_progress:
+            on_progress(min(n, start + step), 2 * n)
+    home = nearest[:, 0]
+    members = np.argsort(home, kind="stable")
+    member_at = np.searchsorted(home[members], np.arange(lists + 1))
+    flat = nearest.ravel()
+    askers = np.argsort(flat, kind="stable")
+    asker_at = np.searchsorted(flat[askers], np.arange(lists + 1))
+    del nearest, flat
+    ii, jj, ss = [], [], []
+    done = 0
+    for k in range(lists):
+        mem = members[member_at[k] : member_at[k + 1]]
+        if len(mem) == 0:
+            continue
+        rows = askers[asker_at[k] : asker_at[k + 1]] // probes
+        m = v[mem]
+        for start in range(0, len(rows), SEARCH_BLOCK):
+            q = rows[start : start + SEARCH_BLOCK]
+            sims = v[q] @ m.T
+            r, c = np.nonzero(sims >= min_cosine - 1e-6)
+            a, b = q[r], mem[c]
+            keep = a != b
+            ii.append(np.minimum(a[keep], b[keep]))
+            jj.append(np.maximum(a[keep], b[keep]))
+            ss.append(sims[r[keep], c[keep]])
+        done += len(mem)
+        if on_progress:
+            on_progress(n + done, 2 * n)
+    if not ii:
+        return empty
+    i, j, s = np.concatenate(ii), np.concatenate(jj), np.concatenate(ss)
+    _, first = np.unique(i * n + j, return_index=True)  # found from both ends: once
+    i, j, s = i[first], j[first], s[first]
+    order = np.lexsort((j, i, -s))
     return CosinePairs(i[order], j[order], s[order])
 
 
