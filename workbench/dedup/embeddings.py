@@ -188,11 +188,20 @@ def find_cosine_pairs(
         ss.append(sims[rows[keep] - start, cols[keep]])
         if on_progress:
             on_progress(min(n, start + block), n)
+    return _best_first(ii, jj, ss)
+
+
+def _best_first(ii: list, jj: list, ss: list, n: int = 0) -> CosinePairs:
+    """The pairs ``i < j`` found block by block, each once (``n`` given: a pair may have
+    been found from both ends), highest cosine first, ties in (i, j) order."""
     if not ii:
         empty = np.zeros(0, np.int64)
         return CosinePairs(empty, empty, np.zeros(0, np.float32))
     i, j, s = np.concatenate(ii), np.concatenate(jj), np.concatenate(ss)
-    order = np.argsort(-s, kind="stable")
+    if n:
+        _, first = np.unique(i * n + j, return_index=True)
+        i, j, s = i[first], j[first], s[first]
+    order = np.lexsort((j, i, -s))
     return CosinePairs(i[order], j[order], s[order])
 
 
@@ -221,9 +230,8 @@ def clustered_cosine_pairs(
     returned has its exact cosine; best first, as ``find_cosine_pairs``."""
     faiss = _faiss()
     n, dim = v.shape
-    empty = CosinePairs(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32))
     if n < 2:
-        return empty
+        return _best_first([], [], [])
     lists = max(1, min(n // 4, int(round(INDEX_LISTS_PER_ROOT * np.sqrt(n)))))
     probes = min(probes, lists)
     rng = np.random.default_rng(INDEX_SEED)
@@ -278,13 +286,7 @@ def clustered_cosine_pairs(
         done += len(mem)
         if on_progress:
             on_progress(n + done, 2 * n)
-    if not ii:
-        return empty
-    i, j, s = np.concatenate(ii), np.concatenate(jj), np.concatenate(ss)
-    _, first = np.unique(i * n + j, return_index=True)  # found from both ends: once
-    i, j, s = i[first], j[first], s[first]
-    order = np.lexsort((j, i, -s))
-    return CosinePairs(i[order], j[order], s[order])
+    return _best_first(ii, jj, ss, n)  # a pair is often found from both of its ends
 
 
 def to_bytes(vector: np.ndarray) -> bytes:
